@@ -1,0 +1,102 @@
+"""The signal store: tables for runs, signals (one row per episode) and the outbox.
+
+The schema is owned by Alembic migrations in ``engine/migrations``; these table
+definitions are the models the code reads and writes, and a test checks that the
+migrations produce exactly these tables on SQLite and PostgreSQL.
+
+Signal episodes: a row is one period in which a rule fired for a case, from the as-of
+date it first fired (``opened_on``) to the as-of date it stopped (``closed_on``, NULL
+while open). A later episode for the same case and rule has ``reopened`` set. At most
+one open episode exists per (case_ref, rule_id).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False),
+    Column("trigger", String(20), nullable=False),  # manual | scheduler | demo
+    Column("status", String(20), nullable=False),  # running | succeeded | failed | refused
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("ruleset_version", String(64)),
+    Column("counts", JSON),
+    Column("durations", JSON),
+    Column("errors", JSON),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Index("ix_runs_as_of", "as_of"),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("regievoerder", String(64)),
+    Column("team", String(64)),
+    Column("opened_on", Date, nullable=False),
+    Column("last_seen_on", Date, nullable=False),
+    Column("closed_on", Date),
+    Column("close_reason", String(20)),  # resolved | case_closed | rule_removed
+    Column("reopened", Boolean, nullable=False, server_default=text("false")),
+    Column("escalated_on", Date),
+    Column("explained_until", Date),
+    Column("opened_run_id", Integer),
+    Column("closed_run_id", Integer),
+    Index("ix_signals_case_rule", "case_ref", "rule_id"),
+    Index("ix_signals_regievoerder", "regievoerder"),
+    Index(
+        "uq_signals_one_open",
+        "case_ref",
+        "rule_id",
+        unique=True,
+        sqlite_where=text("closed_on IS NULL"),
+        postgresql_where=text("closed_on IS NULL"),
+    ),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("kind", String(20), nullable=False),  # regievoerder | teamleider
+    Column("recipient_id", String(64), nullable=False),
+    Column("recipient_email", String(320), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("as_of", "kind", "recipient_id", name="uq_outbox_once_per_day"),
+    Index("ix_outbox_status", "status"),
+)
