@@ -1,0 +1,87 @@
+"""Compiling a checked rule directory for one as-of date.
+
+The result, a ``CompiledRuleSet``, holds per active rule its condition bound to the as-of
+date (for the Python evaluator and explanations) and in negation normal form (for
+durable-rules), and the list of fields the facts must carry. Facts stay lean: only the
+fields some rule reads go into them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.conditions import Node, bind, compile_predicate, fields_of, to_nnf
+from engine.rulefile import DerivedField, Rule, RuleDir
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    bound: Node  # structure as written, relative dates fixed
+    nnf: Node  # negation pushed to the leaves, constants folded
+    predicate: Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class CompiledDerived:
+    field: DerivedField
+    where: Callable[[Mapping[str, Any]], bool] | None
+
+
+@dataclass(frozen=True)
+class CompiledRuleSet:
+    as_of: dt.date
+    version: str
+    rules: tuple[CompiledRule, ...]
+    case_fields: tuple[str, ...]  # dotted case fields the facts carry
+    derived: tuple[CompiledDerived, ...]  # derived fields the facts carry
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.rule.id for r in self.rules)
+
+    def by_id(self, rule_id: str) -> CompiledRule:
+        for r in self.rules:
+            if r.rule.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+
+class RuleSetError(Exception):
+    """The rule set does not check; ``problems`` lists every problem."""
+
+    def __init__(self, problems: list[Any]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} probleem/problemen in de regels")
+
+
+def compile_rules(
+    ruledir: RuleDir, as_of: dt.date, only: set[str] | None = None
+) -> CompiledRuleSet:
+    """Compile the rules active on ``as_of``; refuses a rule set with problems."""
+    if not ruledir.ok:
+        raise RuleSetError(ruledir.problems)
+    derived_by_name = {d.name: d for d in ruledir.derived}
+    compiled = []
+    needed: set[str] = set()
+    for rule in ruledir.rules:
+        if only is not None and rule.id not in only:
+            continue
+        if not rule.active_on(as_of):
+            continue
+        bound = bind(rule.condition(), as_of)
+        compiled.append(CompiledRule(rule, bound, to_nnf(bound), compile_predicate(bound)))
+        needed |= fields_of(rule.condition())
+    derived = tuple(
+        CompiledDerived(
+            d,
+            compile_predicate(bind(d.where, as_of)) if d.where is not None else None,
+        )
+        for name, d in sorted(derived_by_name.items())
+        if name in needed
+    )
+    case_fields = tuple(sorted(n for n in needed if n not in derived_by_name))
+    return CompiledRuleSet(as_of, ruledir.version, tuple(compiled), case_fields, derived)

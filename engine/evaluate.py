@@ -1,0 +1,97 @@
+"""Evaluating cases: facts in, (case, rule) hits out, with durable-rules or plain Python.
+
+durable-rules is the product's evaluator; the plain-Python evaluator runs the same compiled
+conditions and serves as the oracle in tests, for ``explain`` and for rule-file tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.compiler import CompiledRuleSet, compile_rules
+from engine.conditions import Trace, explain
+from engine.facts import build_fact, explained_until
+from engine.rulefile import RuleDir
+
+Backend = Literal["durable", "python"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    case_ref: str
+    rule_id: str
+    regievoerder: str | None
+    team: str | None
+    explained_until: dt.date | None
+
+
+class Evaluator:
+    """Evaluate cases against one compiled rule set."""
+
+    def __init__(self, compiled: CompiledRuleSet, backend: Backend = "durable"):
+        self.compiled = compiled
+        self.backend = backend
+        self._durable: Any = None
+        if backend == "durable":
+            from engine.durable_backend import DurableEvaluator
+
+            self._durable = DurableEvaluator(compiled)
+
+    def fired_for_fact(self, fact: Mapping[str, Any]) -> list[str]:
+        if self._durable is not None:
+            return list(self._durable.fired(fact))
+        return sorted(cr.rule.id for cr in self.compiled.rules if cr.predicate(fact))
+
+    def fired(self, case: Mapping[str, Any]) -> list[str]:
+        return self.fired_for_fact(build_fact(case, self.compiled))
+
+    def hits(self, cases: Iterable[Mapping[str, Any]]) -> list[Hit]:
+        out = []
+        as_of = self.compiled.as_of
+        for case in cases:
+            if case.get("status", "open") != "open":
+                continue
+            for rule_id in self.fired(case):
+                out.append(
+                    Hit(
+                        case["case_ref"],
+                        rule_id,
+                        case.get("regievoerder"),
+                        case.get("team"),
+                        explained_until(case, rule_id, as_of),
+                    )
+                )
+        return out
+
+
+@dataclass(frozen=True)
+class RuleExplanation:
+    rule_id: str
+    title: str
+    fires: bool
+    trace: Trace
+    explained_until: dt.date | None
+
+
+def explain_case(
+    ruledir: RuleDir, case: Mapping[str, Any], as_of: dt.date
+) -> tuple[dict[str, Any], list[RuleExplanation]]:
+    """For every active rule: does it fire on ``case``, with each condition and its values."""
+    compiled = compile_rules(ruledir, as_of)
+    fact = build_fact(case, compiled)
+    out = []
+    for cr in compiled.rules:
+        trace = explain(cr.bound, fact)
+        out.append(
+            RuleExplanation(
+                cr.rule.id,
+                cr.rule.title,
+                trace.result,
+                trace,
+                explained_until(case, cr.rule.id, as_of),
+            )
+        )
+    return fact, out

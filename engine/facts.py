@@ -1,0 +1,96 @@
+"""From a case plan to one flat fact: its own fields plus the derived fields, as of one date.
+
+A fact carries only the fields the compiled rules read. Dates become day numbers
+(``date.toordinal()``), nested fields are flattened (``person.amv`` -> ``person__amv``),
+empty values are left out (that is what "missing" means), and list-valued derived fields are
+left out when empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from engine.compiler import CompiledDerived, CompiledRuleSet
+from engine.conditions import fact_key
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.toordinal()
+    return value
+
+
+def _get(case: Mapping[str, Any], dotted: str) -> Any:
+    head, _, rest = dotted.partition(".")
+    value = case.get(head)
+    if rest:
+        return value.get(rest) if isinstance(value, Mapping) else None
+    return value
+
+
+def flatten_record(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A list record in fact form, for ``where`` filters (``checked.medical`` -> key)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            out.update(flatten_record(value, f"{prefix}{key}__"))
+        elif value is not None:
+            out[prefix + key] = _plain_value(value)
+    return out
+
+
+def _records(case: Mapping[str, Any], group: str, spec: CompiledDerived) -> list[dict[str, Any]]:
+    records = case.get(group) or []
+    flat = [flatten_record(r) for r in records]
+    if spec.where is None:
+        return flat
+    return [r for r in flat if spec.where(r)]
+
+
+def derive(case: Mapping[str, Any], spec: CompiledDerived) -> Any:
+    """The value of one derived field for one case (None when there is none)."""
+    d = spec.field
+    if d.kind in ("count", "exists"):
+        group = d.sources[0][0]
+        n = len(_records(case, group, spec))
+        return n if d.kind == "count" else n > 0
+    values = []
+    for group, name in d.sources:
+        key = fact_key(name)
+        for rec in _records(case, group, spec):
+            v = rec.get(key)
+            if v is not None:
+                values.append(v)
+    if d.kind == "values":
+        return sorted(set(values))
+    if values:
+        return max(values) if d.kind == "latest" else min(values)
+    if d.otherwise:
+        return _plain_value(_get(case, d.otherwise))
+    return None
+
+
+def build_fact(case: Mapping[str, Any], compiled: CompiledRuleSet) -> dict[str, Any]:
+    fact: dict[str, Any] = {"t": "case", "sid": str(case["case_ref"])}
+    for name in compiled.case_fields:
+        value = _get(case, name)
+        if value is not None:
+            fact[fact_key(name)] = _plain_value(value)
+    for spec in compiled.derived:
+        value = derive(case, spec)
+        if value is None or value == []:
+            continue
+        fact[spec.field.name] = value
+    return fact
+
+
+def explained_until(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> dt.date | None:
+    """The latest end date of a case's explanations for ``rule_id`` still valid on as_of."""
+    ends = [
+        e["until"]
+        for e in case.get("explanations") or []
+        if e.get("rule") == rule_id and e.get("until") and e["until"] >= as_of
+    ]
+    return max(ends) if ends else None

@@ -1,0 +1,822 @@
+"""Reading rule files: YAML with line numbers, validated against the field catalogue.
+
+A rule directory holds one rule per ``*.yaml`` file, the derived fields in ``derived.yaml``,
+and optionally tests beside a rule in ``<name>.tests.yaml``. Nothing in a file can run code:
+the YAML is read as plain data (no tags), and conditions are a closed set of operators.
+
+Every problem is reported as ``path:line:column: message`` with a hint on what to do; the
+loader goes on through the whole directory so one check shows every problem at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from engine.casefile import CaseFileError, parse_case
+from engine.catalogue import (
+    TYPE_NAMES_NL,
+    Catalogue,
+    FieldInfo,
+    case_fields,
+    list_groups,
+    record_fields,
+    suggest,
+)
+from engine.conditions import All, Any_, Cond, Not, Pos, Test
+from engine.dates import Duration, parse_duration
+
+SEVERITIES = ("low", "medium", "high", "critical")
+DERIVED_FILE = "derived.yaml"
+TESTS_SUFFIX = ".tests.yaml"
+RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
+DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+LEAF_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "not_contains")
+DATE_OPS = ("older_than", "newer_than", "within_last", "within_next")
+ALL_OPS = (*LEAF_OPS, "missing", "present", *DATE_OPS, "if_missing")
+OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "str": ("eq", "ne", "in", "not_in"),
+    "enum": ("eq", "ne", "in", "not_in"),
+    "bool": ("eq", "ne"),
+    "int": ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"),
+    "date": ("eq", "ne", "lt", "le", "gt", "ge", *DATE_OPS),
+    "list": ("contains", "not_contains"),
+}
+LOGIC_KEYS = ("all", "any", "not")
+RULE_KEYS = {
+    "id": True,
+    "title": True,
+    "mail_title": True,
+    "severity": True,
+    "owner": True,
+    "description": False,
+    "enabled": False,
+    "effective": False,
+    "when": True,
+    "unless": False,
+    "expected_action": True,
+    "escalate_after": False,
+    "tests": False,
+}
+TEST_KEYS = {"name": False, "as_of": True, "case": True, "expect": True}
+EXPECT_VALUES = ("fires", "does_not_fire")
+DERIVED_KINDS = ("latest", "earliest", "count", "exists", "values")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    column: int
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        return f"{text}\n    tip: {self.hint}" if self.hint else text
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    name: str
+    as_of: dt.date
+    case: dict[str, Any]  # parsed with engine.casefile.parse_case
+    expect_fires: bool
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    mail_title: str
+    severity: str
+    owner: str
+    description: str
+    enabled: bool
+    effective_from: dt.date | None
+    effective_until: dt.date | None
+    when: Cond
+    unless: Cond | None
+    expected_action: str
+    escalate_after: Duration | None
+    path: str
+    line: int
+    tests: tuple[RuleTest, ...] = ()
+
+    def active_on(self, as_of: dt.date) -> bool:
+        if not self.enabled:
+            return False
+        if self.effective_from and as_of < self.effective_from:
+            return False
+        return not (self.effective_until and as_of > self.effective_until)
+
+    def condition(self) -> Cond:
+        """``when`` and not ``unless``: the whole condition of the rule."""
+        if self.unless is None:
+            return self.when
+        return All((self.when, Not(self.unless)))
+
+
+@dataclass(frozen=True)
+class DerivedField:
+    name: str
+    kind: str  # latest | earliest | count | exists | values
+    description: str
+    sources: tuple[tuple[str, str], ...]  # (list group, record field); field "" for count/exists
+    where: Cond | None
+    otherwise: str | None  # a case date field, for latest/earliest
+    path: str
+    line: int
+
+    @property
+    def type(self) -> str:
+        return {"latest": "date", "earliest": "date", "count": "int", "exists": "bool"}.get(
+            self.kind, "list"
+        )
+
+
+@dataclass
+class RuleDir:
+    """Everything read from one rule directory."""
+
+    root: Path
+    rules: list[Rule] = field(default_factory=list)
+    derived: list[DerivedField] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    version: str = ""
+    catalogue: Catalogue = field(default_factory=lambda: Catalogue({}))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class _Ctx:
+    def __init__(self, path: str, problems: list[Problem]):
+        self.path = path
+        self.problems = problems
+
+    def add(self, pos: Pos, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, pos.line, pos.column, message, hint))
+
+
+def _pos_of(node: Any, key: Any = None, value: bool = False) -> Pos:
+    """The 1-based position of a mapping key (or its value) or of a sequence item."""
+    try:
+        if key is None:
+            return Pos(node.lc.line + 1, node.lc.col + 1)
+        if isinstance(node, CommentedSeq):
+            line, col = node.lc.item(key)
+        elif value:
+            line, col = node.lc.value(key)
+        else:
+            line, col = node.lc.key(key)
+        return Pos(line + 1, col + 1)
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return Pos(1, 1)
+
+
+def _check_keys(node: CommentedMap, allowed: Mapping[str, bool], ctx: _Ctx, what: str) -> bool:
+    ok = True
+    for key in node:
+        if key not in allowed:
+            ok = False
+            ctx.add(
+                _pos_of(node, key),
+                f"onbekend veld '{key}' in {what}",
+                suggest(str(key), allowed) or f"toegestaan: {', '.join(allowed)}",
+            )
+    for key, required in allowed.items():
+        if required and key not in node:
+            ok = False
+            ctx.add(_pos_of(node), f"verplicht veld '{key}' ontbreekt in {what}")
+    return ok
+
+
+def _text(node: CommentedMap, key: str, ctx: _Ctx, default: str = "") -> str:
+    value = node.get(key, default)
+    if value is None or (key in node and not isinstance(value, str)):
+        ctx.add(_pos_of(node, key, value=True), f"'{key}' moet tekst zijn")
+        return default
+    if key in node and not value.strip():
+        ctx.add(_pos_of(node, key, value=True), f"'{key}' is leeg")
+    return str(value)
+
+
+def _date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+# ------------------------------------------------------------------ conditions
+
+
+class ConditionParser:
+    """Parses and type-checks one condition against a set of fields."""
+
+    def __init__(self, fields: Mapping[str, FieldInfo], ctx: _Ctx, where: str):
+        self.fields = fields
+        self.ctx = ctx
+        self.where = where  # for messages: "regel", "filter van afgeleid veld x"
+
+    def parse(self, node: Any, pos: Pos) -> Cond | None:
+        if isinstance(node, list):
+            if not node:
+                self.ctx.add(pos, "lege lijst van voorwaarden", "laat het blok weg of vul het")
+                return None
+            parsed = [self.parse(item, _pos_of(node, i)) for i, item in enumerate(node)]
+            if any(p is None for p in parsed):
+                return None
+            return All(tuple(p for p in parsed if p is not None), pos)
+        if not isinstance(node, Mapping) or not node:
+            self.ctx.add(
+                pos,
+                "hier hoort een voorwaarde: 'veld: waarde', 'all:', 'any:' of 'not:'",
+                "bijv. '- location_type: vbl' of 'opened_on: {older_than: 14d}'",
+            )
+            return None
+        logic = [k for k in node if k in LOGIC_KEYS]
+        if logic:
+            if len(node) != 1:
+                self.ctx.add(
+                    _pos_of(node, logic[0]),
+                    f"'{logic[0]}' moet alleen staan in zijn blok",
+                    "zet andere voorwaarden als regels in de lijst eronder",
+                )
+                return None
+            key = logic[0]
+            inner = node[key]
+            ipos = _pos_of(node, key)
+            if key == "not":
+                item = self.parse(inner, ipos)
+                return Not(item, ipos) if item is not None else None
+            if not isinstance(inner, list) or not inner:
+                self.ctx.add(ipos, f"'{key}' verwacht een lijst van voorwaarden (regels met '-')")
+                return None
+            items = [self.parse(item, _pos_of(inner, i)) for i, item in enumerate(inner)]
+            if any(i is None for i in items):
+                return None
+            conds = tuple(i for i in items if i is not None)
+            return All(conds, ipos) if key == "all" else Any_(conds, ipos)
+        tests: list[Cond] = []
+        failed = False
+        for key in node:
+            parsed = self._field_test(node, str(key))
+            if parsed is None:
+                failed = True
+            else:
+                tests.extend(parsed)
+        if failed:
+            return None
+        return tests[0] if len(tests) == 1 else All(tuple(tests), _pos_of(node))
+
+    def _field_test(self, node: CommentedMap, name: str) -> list[Cond] | None:
+        pos = _pos_of(node, name)
+        info = self.fields.get(name)
+        if info is None:
+            hint = suggest(name, self.fields)
+            if name in list_groups():
+                hint = (
+                    f"'{name}' is een lijst; gebruik een afgeleid veld "
+                    "(zie derived.yaml en 'regiesignaal rules fields')"
+                )
+            self.ctx.add(pos, f"onbekend veld '{name}' in {self.where}", hint)
+            return None
+        spec = node[name]
+        vpos = _pos_of(node, name, value=True)
+        if isinstance(spec, str) and spec in ("missing", "present"):
+            return self._presence(info, spec, pos)
+        if isinstance(spec, list):
+            return self._ops(info, {"in": spec}, pos, vpos)
+        if isinstance(spec, Mapping):
+            if not spec:
+                self.ctx.add(vpos, f"geen operator bij '{name}'", "bijv. {gt: 3}")
+                return None
+            return self._ops(info, spec, pos, vpos)
+        return self._ops(info, {"eq": spec}, pos, vpos)
+
+    def _presence(self, info: FieldInfo, op: str, pos: Pos) -> list[Cond] | None:
+        if info.never_missing:
+            self.ctx.add(
+                pos,
+                f"'{info.name}' ontbreekt nooit (een telling of ja/nee over een lijst)",
+                "gebruik bijv. {eq: 0} of {eq: false}",
+            )
+            return None
+        return [Test(info.name, op, None, None, info.type == "list", pos)]
+
+    def _ops(
+        self, info: FieldInfo, spec: Mapping[str, Any], pos: Pos, vpos: Pos
+    ) -> list[Cond] | None:
+        if_missing = spec.get("if_missing")
+        if "if_missing" in spec:
+            if not isinstance(if_missing, bool):
+                self.ctx.add(vpos, "'if_missing' moet true of false zijn")
+                return None
+            if info.type == "list" or info.never_missing:
+                self.ctx.add(vpos, f"'if_missing' past niet bij '{info.name}': dat ontbreekt nooit")
+                return None
+        out: list[Cond] = []
+        ok = True
+        for op, value in spec.items():
+            if op == "if_missing":
+                continue
+            if op in ("missing", "present"):
+                if not isinstance(value, bool):
+                    self.ctx.add(vpos, f"'{op}' verwacht true of false")
+                    ok = False
+                    continue
+                real = op if value else ("present" if op == "missing" else "missing")
+                got = self._presence(info, real, pos)
+                if got is None:
+                    ok = False
+                else:
+                    out.extend(got)
+                continue
+            test = self._op(info, str(op), value, pos, vpos, if_missing)
+            if test is None:
+                ok = False
+            else:
+                out.append(test)
+        if ok and not out:
+            self.ctx.add(vpos, f"geen operator bij '{info.name}'", "bijv. {gt: 3}")
+            return None
+        return out if ok else None
+
+    def _op(
+        self, info: FieldInfo, op: str, value: Any, pos: Pos, vpos: Pos, if_missing: Any
+    ) -> Test | None:
+        allowed = OPS_BY_TYPE[info.type]
+        if op not in ALL_OPS:
+            self.ctx.add(
+                vpos, f"onbekende operator '{op}'", suggest(op, ALL_OPS) or ", ".join(ALL_OPS)
+            )
+            return None
+        if op not in allowed:
+            self.ctx.add(
+                vpos,
+                f"operator '{op}' past niet bij '{info.name}' ({TYPE_NAMES_NL[info.type]})",
+                f"mogelijk: {', '.join((*allowed, 'missing', 'present'))}",
+            )
+            return None
+        is_list = info.type == "list"
+        if op in DATE_OPS:
+            try:
+                duration = parse_duration(value)
+            except ValueError as exc:
+                self.ctx.add(vpos, str(exc))
+                return None
+            return Test(info.name, op, duration, if_missing, False, pos)
+        if op in ("in", "not_in"):
+            if not isinstance(value, list):
+                self.ctx.add(vpos, f"'{op}' verwacht een lijst, bijv. [vbl, detentie]")
+                return None
+            items = [self._literal(info, v, vpos) for v in value]
+            if any(i is None for i in items):
+                return None
+            return Test(info.name, op, tuple(items), if_missing, is_list, pos)
+        if is_list:
+            if not isinstance(value, str):
+                self.ctx.add(vpos, f"'{op}' verwacht een tekst")
+                return None
+            return Test(info.name, op, value, None, True, pos)
+        literal = self._literal(info, value, vpos)
+        if literal is None:
+            return None
+        return Test(info.name, op, literal, if_missing, False, pos)
+
+    def _literal(self, info: FieldInfo, value: Any, vpos: Pos) -> Any:
+        kind = info.type
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "date":
+            d = _date(value)
+            if d is not None:
+                return d
+            self.ctx.add(
+                vpos,
+                f"{value!r} is geen datum voor '{info.name}'",
+                "schrijf JJJJ-MM-DD, of vergelijk relatief met older_than/within_last/...",
+            )
+            return None
+        if kind in ("str", "enum") and isinstance(value, str):
+            if kind == "enum" and value not in info.values:
+                self.ctx.add(
+                    vpos,
+                    f"'{value}' is geen waarde van '{info.name}'",
+                    suggest(value, info.values) or f"kies uit: {', '.join(info.values)}",
+                )
+                return None
+            return value
+        self.ctx.add(
+            vpos,
+            f"{value!r} past niet bij '{info.name}' ({TYPE_NAMES_NL[kind]})",
+            f"'{info.name}' is {TYPE_NAMES_NL[kind]}"
+            + (f": {', '.join(info.values)}" if info.values else ""),
+        )
+        return None
+
+
+# ------------------------------------------------------------------ files
+
+
+def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
+    yaml = YAML(typ="rt")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
+        return None
+    if "!!python" in text or re.search(r"^\s*[^#\n]*!![a-z]", text, re.M):
+        problems.append(
+            Problem(rel, 1, 1, "YAML-tags (!!...) zijn niet toegestaan", "haal de tag weg")
+        )
+        return None
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        col = mark.column + 1 if mark else 1
+        problem = (exc.problem or str(exc)).split("\n")[0]
+        hint = "controleer inspringing, dubbele punten en haakjes"
+        if "duplicate key" in problem:
+            hint = "elk veld mag maar één keer voorkomen"
+        problems.append(Problem(rel, line, col, f"ongeldige YAML: {problem}", hint))
+        return None
+
+
+def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTest, ...]:
+    if not isinstance(node, list):
+        ctx.add(pos, "'tests' verwacht een lijst van testgevallen")
+        return ()
+    out = []
+    for i, item in enumerate(node):
+        ipos = _pos_of(node, i)
+        if not isinstance(item, CommentedMap):
+            ctx.add(ipos, "een testgeval is een blok met as_of, case en expect")
+            continue
+        if not _check_keys(item, TEST_KEYS, ctx, "een testgeval"):
+            continue
+        as_of = _date(item["as_of"])
+        if as_of is None:
+            ctx.add(_pos_of(item, "as_of", value=True), "'as_of' moet een datum zijn (JJJJ-MM-DD)")
+            continue
+        expect = item["expect"]
+        if expect not in EXPECT_VALUES:
+            ctx.add(
+                _pos_of(item, "expect", value=True),
+                f"'expect' moet {' of '.join(EXPECT_VALUES)} zijn",
+                suggest(str(expect), EXPECT_VALUES),
+            )
+            continue
+        raw_case = item["case"]
+        if not isinstance(raw_case, Mapping):
+            ctx.add(_pos_of(item, "case", value=True), "'case' moet een blok met zaakvelden zijn")
+            continue
+        merged: dict[str, Any] = {"case_ref": "TEST-1", "status": "open", "opened_on": as_of}
+        merged.update(_plain(raw_case))
+        try:
+            case = parse_case(merged)
+        except CaseFileError as exc:
+            ctx.add(_pos_of(item, "case", value=True), f"ongeldige testzaak: {exc}")
+            continue
+        name = str(item.get("name") or f"{rule_name} test {i + 1}")
+        out.append(RuleTest(name, as_of, case, expect == "fires", ctx.path, ipos.line))
+    return tuple(out)
+
+
+def _plain(value: Any) -> Any:
+    """ruamel containers to plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_rule(
+    node: Any, rel: str, stem: str, catalogue: Catalogue, problems: list[Problem]
+) -> Rule | None:
+    ctx = _Ctx(rel, problems)
+    before = len(problems)
+    if not isinstance(node, CommentedMap):
+        ctx.add(Pos(1, 1), "een regelbestand is een blok met velden (id, title, when, ...)")
+        return None
+    _check_keys(node, RULE_KEYS, ctx, "de regel")
+    rule_id = node.get("id")
+    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
+        ctx.add(
+            _pos_of(node, "id", value=True) if "id" in node else Pos(1, 1),
+            f"ongeldig id {rule_id!r}",
+            "hoofdletters, cijfers en streepjes, bijv. MED-CHECK",
+        )
+        rule_id = None
+    elif rule_id.lower() != stem.lower():
+        ctx.add(
+            _pos_of(node, "id", value=True),
+            f"id '{rule_id}' past niet bij de bestandsnaam '{stem}.yaml'",
+            f"noem het bestand {rule_id.lower()}.yaml",
+        )
+    severity = node.get("severity")
+    if "severity" in node and severity not in SEVERITIES:
+        ctx.add(
+            _pos_of(node, "severity", value=True),
+            f"onbekende ernst {severity!r}",
+            suggest(str(severity), SEVERITIES) or f"kies uit {', '.join(SEVERITIES)}",
+        )
+    enabled = node.get("enabled", True)
+    if not isinstance(enabled, bool):
+        ctx.add(_pos_of(node, "enabled", value=True), "'enabled' moet true of false zijn")
+    eff_from = eff_until = None
+    eff = node.get("effective")
+    if eff is not None:
+        if not isinstance(eff, CommentedMap):
+            ctx.add(_pos_of(node, "effective", value=True), "verwacht {from: JJJJ-MM-DD}")
+        else:
+            _check_keys(eff, {"from": False, "until": False}, ctx, "'effective'")
+            for key in ("from", "until"):
+                if key in eff and eff[key] is not None and _date(eff[key]) is None:
+                    ctx.add(_pos_of(eff, key, value=True), f"'{key}' moet een datum zijn")
+            eff_from = _date(eff.get("from"))
+            eff_until = _date(eff.get("until"))
+            if eff_from and eff_until and eff_until < eff_from:
+                ctx.add(_pos_of(eff), "'until' ligt voor 'from'")
+    escalate = None
+    if node.get("escalate_after") is not None:
+        try:
+            escalate = parse_duration(node["escalate_after"])
+        except ValueError as exc:
+            ctx.add(_pos_of(node, "escalate_after", value=True), str(exc))
+    cparser = ConditionParser(catalogue.fields, ctx, "de regel")
+    when = cparser.parse(node["when"], _pos_of(node, "when")) if "when" in node else None
+    unless = None
+    if node.get("unless") is not None:
+        unless_node = node["unless"]
+        unless = cparser.parse(unless_node, _pos_of(node, "unless"))
+        if isinstance(unless_node, list) and isinstance(unless, All):
+            # a list under 'unless' means: any of these makes the rule not apply
+            unless = Any_(unless.items, unless.pos)
+    texts = {k: _text(node, k, ctx) for k in ("title", "mail_title", "owner", "expected_action")}
+    description = _text(node, "description", ctx) if "description" in node else ""
+    tests: tuple[RuleTest, ...] = ()
+    if "tests" in node:
+        tests = _parse_tests(node["tests"], _pos_of(node, "tests"), ctx, rule_id or stem)
+    if len(problems) > before or rule_id is None or when is None:
+        return None
+    return Rule(
+        id=rule_id,
+        title=texts["title"],
+        mail_title=texts["mail_title"],
+        severity=str(severity),
+        owner=texts["owner"],
+        description=description,
+        enabled=bool(enabled),
+        effective_from=eff_from,
+        effective_until=eff_until,
+        when=when,
+        unless=unless,
+        expected_action=texts["expected_action"],
+        escalate_after=escalate,
+        path=rel,
+        line=_pos_of(node).line,
+        tests=tests,
+    )
+
+
+def _source_ref(
+    text: Any, pos: Pos, ctx: _Ctx, need_field: bool, types: tuple[str, ...]
+) -> tuple[str, str] | None:
+    groups = list_groups()
+    if not isinstance(text, str):
+        ctx.add(pos, "verwacht 'lijst.veld', bijv. contacts.on")
+        return None
+    group, _, fname = text.partition(".")
+    if group not in groups:
+        ctx.add(pos, f"onbekende lijst '{group}'", suggest(group, groups) or ", ".join(groups))
+        return None
+    if not need_field:
+        if fname:
+            ctx.add(pos, f"hier alleen de lijst, zonder veld: '{group}'")
+            return None
+        return group, ""
+    fields = record_fields(group)
+    info = fields.get(fname)
+    if info is None:
+        ctx.add(
+            pos,
+            f"onbekend veld '{fname}' in '{group}'",
+            suggest(fname, fields) or ", ".join(fields),
+        )
+        return None
+    if info.type not in types:
+        ctx.add(pos, f"'{text}' is {TYPE_NAMES_NL[info.type]}; hier hoort een {types[0]}")
+        return None
+    return group, fname
+
+
+def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedField]:
+    ctx = _Ctx(rel, problems)
+    if node is None:
+        return []
+    if not isinstance(node, CommentedMap):
+        ctx.add(Pos(1, 1), "derived.yaml is een blok van 'naam: definitie'")
+        return []
+    known_case = case_fields()
+    out = []
+    for name, spec in node.items():
+        pos = _pos_of(node, name)
+        before = len(problems)
+        if not DERIVED_NAME.match(str(name)):
+            ctx.add(pos, f"ongeldige naam '{name}'", "kleine letters, cijfers en _")
+            continue
+        if name in known_case:
+            ctx.add(pos, f"'{name}' bestaat al als zaakveld", "kies een andere naam")
+            continue
+        if not isinstance(spec, CommentedMap):
+            ctx.add(pos, f"'{name}' verwacht een blok met description en bijv. latest:")
+            continue
+        allowed = {"description": True, "where": False, "otherwise": False}
+        allowed.update({k: False for k in DERIVED_KINDS})
+        _check_keys(spec, allowed, ctx, f"afgeleid veld '{name}'")
+        kinds = [k for k in DERIVED_KINDS if k in spec]
+        if len(kinds) != 1:
+            ctx.add(
+                _pos_of(spec),
+                f"'{name}' moet precies één van {', '.join(DERIVED_KINDS)} hebben",
+            )
+            continue
+        kind = kinds[0]
+        kpos = _pos_of(spec, kind, value=True)
+        refs = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
+        sources: list[tuple[str, str]] = []
+        for ref in refs:
+            if kind in ("latest", "earliest"):
+                got = _source_ref(ref, kpos, ctx, True, ("date",))
+            elif kind == "values":
+                got = _source_ref(ref, kpos, ctx, True, ("str", "enum"))
+            else:
+                got = _source_ref(ref, kpos, ctx, False, ())
+            if got:
+                sources.append(got)
+        if len(problems) > before:
+            continue
+        if len({g for g, _ in sources}) > 1 and "where" in spec:
+            ctx.add(_pos_of(spec, "where"), "'where' kan alleen bij één lijst")
+            continue
+        where = None
+        if "where" in spec:
+            group = sources[0][0]
+            parser = ConditionParser(
+                record_fields(group), ctx, f"het filter van '{name}' (velden van {group})"
+            )
+            where = parser.parse(spec["where"], _pos_of(spec, "where"))
+            if where is None:
+                continue
+        otherwise = spec.get("otherwise")
+        if otherwise is not None:
+            info = known_case.get(str(otherwise))
+            if kind not in ("latest", "earliest"):
+                ctx.add(_pos_of(spec, "otherwise"), "'otherwise' hoort alleen bij latest/earliest")
+                continue
+            if info is None or info.type != "date":
+                ctx.add(
+                    _pos_of(spec, "otherwise", value=True),
+                    f"'otherwise' moet een datumveld van de zaak zijn, niet {otherwise!r}",
+                    suggest(str(otherwise), known_case),
+                )
+                continue
+        description = _text(spec, "description", ctx)
+        out.append(
+            DerivedField(
+                str(name),
+                kind,
+                description,
+                tuple(sources),
+                where,
+                otherwise,
+                rel,
+                pos.line,
+            )
+        )
+    return out
+
+
+def build_catalogue(derived: Iterable[DerivedField]) -> Catalogue:
+    fields: dict[str, FieldInfo] = dict(case_fields())
+    for d in derived:
+        fields[d.name] = FieldInfo(
+            d.name,
+            d.type,  # type: ignore[arg-type]
+            d.description,
+            (),
+            "afgeleid",
+            never_missing=d.kind in ("count", "exists", "values"),
+        )
+    return Catalogue(fields)
+
+
+def load_rule_dir(root: Path) -> RuleDir:
+    """Read and check a whole rule directory. Never raises for bad content."""
+    root = Path(root)
+    result = RuleDir(root)
+    if not root.is_dir():
+        result.problems.append(
+            Problem(str(root), 0, 0, "map met regels niet gevonden", "geef de juiste map op")
+        )
+        return result
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    for p in files:
+        digest.update(p.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(p.read_bytes())
+        digest.update(b"\0")
+    result.version = digest.hexdigest()[:12]
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+
+    derived_path = root / DERIVED_FILE
+    if derived_path.exists():
+        node = _read_yaml(derived_path, rel(derived_path), result.problems)
+        result.derived = parse_derived(node, rel(derived_path), result.problems)
+    result.catalogue = build_catalogue(result.derived)
+    seen: dict[str, str] = {}
+    beside: list[tuple[Path, Any]] = []
+    for p in files:
+        if p == derived_path:
+            continue
+        if p.name.endswith(TESTS_SUFFIX):
+            beside.append((p, _read_yaml(p, rel(p), result.problems)))
+            continue
+        node = _read_yaml(p, rel(p), result.problems)
+        if node is None:
+            continue
+        rule = parse_rule(node, rel(p), p.stem, result.catalogue, result.problems)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            result.problems.append(
+                Problem(
+                    rule.path,
+                    rule.line,
+                    1,
+                    f"id '{rule.id}' staat ook in {seen[rule.id]}",
+                    "elke regel heeft een eigen id",
+                )
+            )
+            continue
+        seen[rule.id] = rule.path
+        result.rules.append(rule)
+    by_id = {r.id: i for i, r in enumerate(result.rules)}
+    for p, node in beside:
+        ctx = _Ctx(rel(p), result.problems)
+        if node is None:
+            continue
+        if not isinstance(node, CommentedMap) or not _check_keys(
+            node, {"rule": True, "tests": True}, ctx, "een testbestand"
+        ):
+            continue
+        rid = node["rule"]
+        if rid not in by_id:
+            ctx.add(
+                _pos_of(node, "rule", value=True),
+                f"onbekende regel {rid!r}",
+                suggest(str(rid), by_id),
+            )
+            continue
+        extra = _parse_tests(node["tests"], _pos_of(node, "tests"), ctx, str(rid))
+        i = by_id[rid]
+        old = result.rules[i]
+        result.rules[i] = Rule(**{**old.__dict__, "tests": old.tests + extra})
+    result.rules.sort(key=lambda r: r.id)
+    return result
