@@ -1,0 +1,154 @@
+"""The contract between the pipeline and the notification composer.
+
+These dataclasses hold everything an email may show, and nothing else: a message is
+rendered from these fields only, so no other part of a case can ever reach an email.
+There are deliberately no names anywhere: staff appear by staff id, cases by their
+pseudonymous case reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["low", "medium", "high", "critical"]
+Period = Literal["daily", "weekly"]
+
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+"""All severities, lowest first."""
+
+SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+"""Severity to rank: low=0 ... critical=3."""
+
+
+@dataclass(frozen=True)
+class SignalLine:
+    """One open signal on one case, as shown to the case manager."""
+
+    case_ref: str
+    rule_id: str
+    mail_title: str
+    severity: Severity
+    opened_on: dt.date
+    days_open: int
+    is_new: bool
+    reopened: bool
+    escalated: bool
+    escalates_on: dt.date | None
+    expected_action: str
+    link: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who receives a message. Deliberately no name: emails carry no names at all."""
+
+    staff_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ManagerSummary:
+    """One case manager's figures in a team digest, by staff id."""
+
+    staff_id: str
+    open_cases: int
+    open_by_severity: dict[str, int]
+    new: int
+    resolved: int
+    escalated: int
+
+    @property
+    def open_signals(self) -> int:
+        return sum(self.open_by_severity.values())
+
+    @property
+    def signals_per_10_cases(self) -> float | None:
+        """Open signals per 10 open cases, or None without open cases."""
+        if self.open_cases <= 0:
+            return None
+        return self.open_signals * 10 / self.open_cases
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    """Per rule: how many signals are open in the team and how many are new."""
+
+    rule_id: str
+    mail_title: str
+    open: int
+    new: int
+
+
+@dataclass(frozen=True)
+class EscalationLine:
+    """A signal open longer than its rule allows."""
+
+    case_ref: str
+    rule_id: str
+    mail_title: str
+    days_open: int
+    regievoerder: str  # staff id
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class TeamTotals:
+    """Team totals, summed over the case managers of a digest."""
+
+    open_cases: int
+    open_signals: int
+    open_by_severity: dict[str, int]
+    new: int
+    resolved: int
+    escalated: int
+
+    @property
+    def signals_per_10_cases(self) -> float | None:
+        if self.open_cases <= 0:
+            return None
+        return self.open_signals * 10 / self.open_cases
+
+
+@dataclass(frozen=True)
+class TeamDigest:
+    """What a team lead gets: per case manager figures, team totals, rules, escalations.
+
+    ``new`` and ``resolved`` count the digest's period (one day or one week).
+    ``previous_open_signals`` is the team's open signal count at the end of the
+    previous period, for the trend; None when unknown.
+    """
+
+    team: str
+    as_of: dt.date
+    period: Period
+    managers: list[ManagerSummary]
+    rules: list[RuleCount] = field(default_factory=list)
+    escalations: list[EscalationLine] = field(default_factory=list)
+    previous_open_signals: int | None = None
+
+    @property
+    def totals(self) -> TeamTotals:
+        by_severity: dict[str, int] = {name: 0 for name in SEVERITIES}
+        for m in self.managers:
+            for name, count in m.open_by_severity.items():
+                by_severity[name] = by_severity.get(name, 0) + count
+        return TeamTotals(
+            open_cases=sum(m.open_cases for m in self.managers),
+            open_signals=sum(by_severity.values()),
+            open_by_severity=by_severity,
+            new=sum(m.new for m in self.managers),
+            resolved=sum(m.resolved for m in self.managers),
+            escalated=sum(m.escalated for m in self.managers),
+        )
+
+
+@dataclass(frozen=True)
+class ComposedMessage:
+    """A rendered message: subject, plain text and HTML body."""
+
+    subject: str
+    text: str
+    html: str
