@@ -1,0 +1,519 @@
+"""Settings for regiesignaal: defaults, an optional TOML file, and environment overrides.
+
+Precedence, lowest to highest: built-in defaults, the TOML file, the environment.
+
+The TOML file is the ``path`` argument, else the file named by ``REGIESIGNAAL_CONFIG``,
+else ``./regiesignaal.toml`` when it exists; without any of these the defaults apply and
+no file is needed. Relative paths inside the file (``[rules] dir``, a relative SQLite
+database path) are relative to the file's own folder; relative paths in defaults and in
+the environment are relative to the current directory.
+
+The SMTP password comes only from ``REGIESIGNAAL_SMTP_PASSWORD``: a password in the file
+is refused. It never appears in ``repr``/``str`` of the settings nor in :func:`describe`;
+database URLs are shown with their password masked.
+
+Every problem raises :class:`ConfigError` with a Dutch message that names the file (or
+environment variable), the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from notifications.settings import SmtpSettings, TlsMode
+
+DigestMode = Literal["daily", "weekly"]
+
+CONFIG_ENV = "REGIESIGNAAL_CONFIG"
+PASSWORD_ENV = "REGIESIGNAAL_SMTP_PASSWORD"
+DEFAULT_CONFIG_FILE = "regiesignaal.toml"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+_DIGEST_ALIASES: dict[str, DigestMode] = {
+    "daily": "daily",
+    "dagelijks": "daily",
+    "weekly": "weekly",
+    "wekelijks": "weekly",
+}
+_TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
+_SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is a complete Dutch message for the operator."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.key = key
+        where = ", ".join(part for part in (source, f"sleutel '{key}'" if key else None) if part)
+        super().__init__(f"Configuratiefout in {where}: {message}" if where else message)
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """All settings of one run. Build with :func:`load_settings`; frozen."""
+
+    source_url: str = "sqlite:///var/source.sqlite"
+    store_url: str = "sqlite:///var/store.sqlite"
+    rules_dir: Path = DEFAULT_RULES_DIR
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    case_link_template: str = "https://zaaksysteem.dtv.example/zaken/{case_ref}"
+    timezone: str = "Europe/Amsterdam"
+    batch_size: int = 2000
+    workers: int = 2
+    digest: DigestMode = "daily"
+    digest_weekday: int = 0  # date.weekday(): 0 = Monday; used when digest == "weekly"
+    schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
+    mail_enabled: bool = True
+    config_path: Path | None = None  # the TOML file that was read, if any
+
+    @property
+    def schedule_time(self) -> dt.time:
+        hour, minute = self.schedule.split(":")
+        return dt.time(int(hour), int(minute))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def case_link(self, case_ref: str) -> str:
+        return self.case_link_template.format(case_ref=case_ref)
+
+    def is_digest_day(self, day: dt.date) -> bool:
+        """Whether team leads get their digest for as-of date ``day``."""
+        return self.digest == "daily" or day.weekday() == self.digest_weekday
+
+    def __repr__(self) -> str:
+        # Masks database passwords; SmtpSettings' repr already leaves out its password.
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("source_url", "store_url"):
+                value = mask_url(value)
+            parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(ongeldige URL)"
+
+
+def ensure_sqlite_dir(url: str) -> Path | None:
+    """Create the parent folder of a file-based SQLite database; return the file's path.
+
+    Does nothing (returns None) for other databases, in-memory SQLite and ``file:`` URIs.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def weekday_name(weekday: int) -> str:
+    return WEEKDAYS[weekday]
+
+
+def _suggest(word: str, options: list[str]) -> str | None:
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _find_line(text: str, section: str, key: str) -> int | None:
+    """Best effort: the line number of ``key`` inside ``[section]`` of a TOML text."""
+    current = ""  # "" = top level, before any [section]
+    key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1).strip("\"'")
+            if current == section and not key:
+                return number
+            continue
+        if current == section and key and key_re.match(line):
+            return number
+    return None
+
+
+# --------------------------------------------------------------------------- parsers
+# Each parser turns a raw value (from TOML, or a string from the environment) into the
+# typed value, or raises ValueError with a Dutch description of what is allowed.
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("verwacht een niet-lege tekst tussen aanhalingstekens")
+    return value.strip()
+
+
+def _parse_optional_str(value: Any) -> str | None:
+    if not isinstance(value, str):
+        raise ValueError("verwacht een tekst tussen aanhalingstekens")
+    return value.strip() or None
+
+
+def _parse_url(value: Any) -> str:
+    text = _parse_str(value)
+    try:
+        make_url(text)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(
+            "verwacht een database-URL zoals sqlite:///var/store.sqlite of "
+            "postgresql+psycopg://gebruiker@host/database"
+        ) from exc
+    return text
+
+
+def _int_parser(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                value = None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (minimum <= value <= maximum)
+        ):
+            raise ValueError(f"verwacht een geheel getal van {minimum} tot en met {maximum}")
+        return value
+
+    return parse
+
+
+def _parse_timeout(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= 3600):
+        raise ValueError("verwacht een aantal seconden groter dan 0 en hoogstens 3600")
+    return float(value)
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "ja", "yes"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "nee", "no"}:
+        return False
+    raise ValueError("verwacht true of false")
+
+
+def _parse_tls(value: Any) -> TlsMode:
+    text = value.strip().lower() if isinstance(value, str) else None
+    for mode in _TLS_MODES:
+        if text == mode:
+            return mode
+    raise ValueError(
+        "verwacht 'starttls' (standaard), 'tls' of 'none' (alleen voor een lokale testserver)"
+    )
+
+
+def _parse_digest(value: Any) -> DigestMode:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text in _DIGEST_ALIASES:
+        return _DIGEST_ALIASES[text]
+    raise ValueError("verwacht 'daily' (dagelijks) of 'weekly' (wekelijks)")
+
+
+def _parse_weekday(value: Any) -> int:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    for names in (WEEKDAYS, _WEEKDAYS_NL):
+        if text in names:
+            return names.index(text)
+    raise ValueError(f"verwacht een weekdag: {', '.join(WEEKDAYS)} (of de Nederlandse naam)")
+
+
+def _parse_schedule(value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    m = _SCHEDULE.match(text)
+    if not m:
+        raise ValueError('verwacht een tijdstip als "UU:MM" (24 uur), bijvoorbeeld "06:00"')
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def _parse_timezone(value: Any) -> str:
+    text = _parse_str(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError('verwacht een IANA-tijdzone, bijvoorbeeld "Europe/Amsterdam"') from exc
+    return text
+
+
+def _parse_link_template(value: Any) -> str:
+    text = _parse_str(value)
+    ok = text.startswith(("https://", "http://")) and "{case_ref}" in text
+    if ok:
+        try:
+            text.format(case_ref="x")
+        except (KeyError, IndexError, ValueError):
+            ok = False
+    if not ok:
+        raise ValueError(
+            "verwacht een http(s)-adres met precies de plaatshouder {case_ref}, bijvoorbeeld "
+            '"https://zaaksysteem.dtv.example/zaken/{case_ref}"'
+        )
+    return text
+
+
+def _parse_path(value: Any) -> Path:
+    return Path(_parse_str(value)).expanduser()
+
+
+# --------------------------------------------------------------------------- schema
+
+# (section, key) -> (settings field, parser). Fields named "smtp.<x>" go into SmtpSettings.
+_FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
+    ("database", "source_url"): ("source_url", _parse_url),
+    ("database", "store_url"): ("store_url", _parse_url),
+    ("rules", "dir"): ("rules_dir", _parse_path),
+    ("smtp", "host"): ("smtp.host", _parse_str),
+    ("smtp", "port"): ("smtp.port", _int_parser(1, 65535)),
+    ("smtp", "tls"): ("smtp.tls", _parse_tls),
+    ("smtp", "user"): ("smtp.user", _parse_optional_str),
+    ("smtp", "sender"): ("smtp.sender", _parse_str),
+    ("smtp", "timeout_seconds"): ("smtp.timeout_seconds", _parse_timeout),
+    ("smtp", "max_attempts"): ("smtp.max_attempts", _int_parser(1, 100)),
+    ("mail", "enabled"): ("mail_enabled", _parse_bool),
+    ("mail", "case_link_template"): ("case_link_template", _parse_link_template),
+    ("mail", "digest"): ("digest", _parse_digest),
+    ("mail", "digest_weekday"): ("digest_weekday", _parse_weekday),
+    ("run", "batch_size"): ("batch_size", _int_parser(1, 1_000_000)),
+    ("run", "workers"): ("workers", _int_parser(1, 256)),
+    ("run", "timezone"): ("timezone", _parse_timezone),
+    ("run", "schedule"): ("schedule", _parse_schedule),
+}
+
+ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "REGIESIGNAAL_SOURCE_URL": ("source_url", _parse_url),
+    "REGIESIGNAAL_STORE_URL": ("store_url", _parse_url),
+    "REGIESIGNAAL_RULES_DIR": ("rules_dir", _parse_path),
+    "REGIESIGNAAL_SMTP_HOST": ("smtp.host", _parse_str),
+    "REGIESIGNAAL_SMTP_PORT": ("smtp.port", _int_parser(1, 65535)),
+    "REGIESIGNAAL_SMTP_TLS": ("smtp.tls", _parse_tls),
+    "REGIESIGNAAL_SMTP_USER": ("smtp.user", _parse_optional_str),
+    PASSWORD_ENV: ("smtp.password", _parse_optional_str),
+    "REGIESIGNAAL_SMTP_SENDER": ("smtp.sender", _parse_str),
+    "REGIESIGNAAL_CASE_LINK": ("case_link_template", _parse_link_template),
+    "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
+    "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
+}
+
+_SECTIONS = sorted({section for section, _ in _FILE_KEYS})
+_FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
+
+
+def _relative_to(base: Path, field_name: str, value: Any) -> Any:
+    """Resolve a relative path (or relative SQLite file) from the config file's folder."""
+    if field_name == "rules_dir" and isinstance(value, Path) and not value.is_absolute():
+        return base / value
+    if field_name in ("source_url", "store_url"):
+        url: URL = make_url(value)
+        db = url.database
+        if (
+            url.get_backend_name() == "sqlite"
+            and db
+            and db != ":memory:"
+            and not db.startswith("file:")
+            and not Path(db).is_absolute()
+        ):
+            return url.set(database=str(base / db)).render_as_string(hide_password=False)
+    return value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _config_file(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        chosen, origin = Path(path), "het opgegeven configuratiebestand"
+    elif env.get(CONFIG_ENV):
+        chosen, origin = Path(env[CONFIG_ENV]), f"{CONFIG_ENV}"
+    else:
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default.resolve() if default.is_file() else None
+    if not chosen.is_file():
+        raise ConfigError(
+            f"bestand niet gevonden (genoemd door {origin}); controleer het pad",
+            source=str(chosen),
+        )
+    return chosen.resolve()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"bestand kan niet gelezen worden: {exc}", source=source) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"geen geldige TOML ({exc}); controleer aanhalingstekens en [secties]",
+            source=source,
+        ) from exc
+
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            hint = _suggest(section, _SECTIONS)
+            raise ConfigError(
+                f"'{section}' staat buiten een sectie; zet sleutels onder een van "
+                f"[{'], ['.join(_SECTIONS)}]" + (f" (bedoelde u [{hint}]?)" if hint else ""),
+                source=_where(source, text, "", section),
+                key=section,
+            )
+        if section not in _SECTIONS:
+            hint = _suggest(section, _SECTIONS)
+            raise ConfigError(
+                "onbekende sectie"
+                + (f"; bedoelde u [{hint}]?" if hint else "")
+                + f" Toegestaan: [{'], ['.join(_SECTIONS)}]",
+                source=_where(source, text, section, ""),
+                key=f"[{section}]",
+            )
+        for key, raw in table.items():
+            full = f"{section}.{key}"
+            where = _where(source, text, section, key)
+            if section == "smtp" and key == "password":
+                raise ConfigError(
+                    "een SMTP-wachtwoord hoort niet in een bestand. Haal het hier weg en zet "
+                    f"het in de omgevingsvariabele {PASSWORD_ENV}",
+                    source=where,
+                    key=full,
+                )
+            spec = _FILE_KEYS.get((section, key))
+            if spec is None:
+                raise ConfigError(_unknown_key_message(section, key), source=where, key=full)
+            field_name, parser = spec
+            try:
+                value = parser(raw)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"ongeldige waarde {_show(raw)}: {exc}", source=where, key=full
+                ) from exc
+            values[field_name] = _relative_to(path.parent, field_name, value)
+    return values
+
+
+def _where(source: str, text: str, section: str, key: str) -> str:
+    line = _find_line(text, section, key)
+    return f"{source}, regel {line}" if line else source
+
+
+def _show(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_key_message(section: str, key: str) -> str:
+    in_section = sorted(k for s, k in _FILE_KEYS if s == section)
+    hint = _suggest(key, in_section)
+    full_hint = f"{section}.{hint}" if hint else None
+    if full_hint is None:
+        elsewhere = [f"{s}.{k}" for s, k in _FILE_KEYS if k == key]
+        full_hint = elsewhere[0] if elsewhere else _suggest(f"{section}.{key}", _FULL_KEYS)
+    message = "onbekende sleutel"
+    if full_hint:
+        message += f"; bedoelde u '{full_hint}'?"
+    return message + f" Toegestaan in [{section}]: {', '.join(in_section)}"
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, (field_name, parser) in ENV_KEYS.items():
+        if name not in env:
+            continue
+        raw = env[name]
+        if name == PASSWORD_ENV:
+            values[field_name] = raw if raw else None  # kept verbatim, never echoed
+            continue
+        try:
+            values[field_name] = parser(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"ongeldige waarde {_show(raw)}: {exc}", source=f"omgevingsvariabele {name}"
+            ) from exc
+    return values
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:
+    """Defaults, overlaid by the TOML file (if any), overlaid by the environment."""
+    config_path = _config_file(path, env)
+    values: dict[str, Any] = {}
+    if config_path is not None:
+        values.update(_read_file(config_path))
+    values.update(_read_env(env))
+
+    smtp_values = {k.removeprefix("smtp."): v for k, v in values.items() if k.startswith("smtp.")}
+    top = {k: v for k, v in values.items() if not k.startswith("smtp.")}
+    return Settings(smtp=SmtpSettings(**smtp_values), config_path=config_path, **top)
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    """(key, shown value) pairs for ``config show``: no password, masked database URLs."""
+    smtp = settings.smtp
+
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    return [
+        (
+            "configbestand",
+            str(settings.config_path) if settings.config_path else "(geen; standaardwaarden)",
+        ),
+        ("database.source_url", mask_url(settings.source_url)),
+        ("database.store_url", mask_url(settings.store_url)),
+        ("rules.dir", str(settings.rules_dir)),
+        ("smtp.host", smtp.host),
+        ("smtp.port", str(smtp.port)),
+        ("smtp.tls", smtp.tls),
+        ("smtp.user", smtp.user or "(niet gezet)"),
+        ("smtp.password", "(gezet)" if smtp.password else "(niet gezet)"),
+        ("smtp.sender", smtp.sender),
+        ("smtp.timeout_seconds", f"{smtp.timeout_seconds:g}"),
+        ("smtp.max_attempts", str(smtp.max_attempts)),
+        ("mail.enabled", flag(settings.mail_enabled)),
+        ("mail.case_link_template", settings.case_link_template),
+        ("mail.digest", settings.digest),
+        ("mail.digest_weekday", weekday_name(settings.digest_weekday)),
+        ("run.batch_size", str(settings.batch_size)),
+        ("run.workers", str(settings.workers)),
+        ("run.timezone", settings.timezone),
+        ("run.schedule", settings.schedule),
+    ]
