@@ -10,7 +10,7 @@ field's ``where`` filter (``kind``, ``checked.medical``, ...).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,5 +78,5 @@ class Catalogue:
     def suggest(self, name: str) -> str:
         return suggest(name, self.fields)
 
-    def __iter__(self) -> Iterable[FieldInfo]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[FieldInfo]:
         return iter(sorted(self.fields.values(), key=lambda f: (f.origin != "zaak", f.name)))

@@ -32,12 +32,24 @@ class CompiledDerived:
 
 
 @dataclass(frozen=True)
+class CompiledFactor:
+    name: str
+    add: int
+    predicate: Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
 class CompiledRuleSet:
     as_of: dt.date
     version: str
     rules: tuple[CompiledRule, ...]
     case_fields: tuple[str, ...]  # dotted case fields the facts carry
     derived: tuple[CompiledDerived, ...]  # derived fields the facts carry
+    factors: tuple[CompiledFactor, ...] = ()
+
+    def case_bonus(self, fact: Mapping[str, Any]) -> int:
+        """The priority bonus of a case: the sum of the factors that hold for it."""
+        return sum(f.add for f in self.factors if f.predicate(fact))
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -75,6 +87,12 @@ def compile_rules(
         bound = bind(rule.condition(), as_of)
         compiled.append(CompiledRule(rule, bound, to_nnf(bound), compile_predicate(bound)))
         needed |= fields_of(rule.condition())
+    factors = []
+    for factor in ruledir.factors:
+        factors.append(
+            CompiledFactor(factor.name, factor.add, compile_predicate(bind(factor.when, as_of)))
+        )
+        needed |= fields_of(factor.when)
     derived = tuple(
         CompiledDerived(
             d,
@@ -84,4 +102,6 @@ def compile_rules(
         if name in needed
     )
     case_fields = tuple(sorted(n for n in needed if n not in derived_by_name))
-    return CompiledRuleSet(as_of, ruledir.version, tuple(compiled), case_fields, derived)
+    return CompiledRuleSet(
+        as_of, ruledir.version, tuple(compiled), case_fields, derived, tuple(factors)
+    )

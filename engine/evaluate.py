@@ -26,6 +26,7 @@ class Hit:
     regievoerder: str | None
     team: str | None
     explained_until: dt.date | None
+    bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
 
 
 class Evaluator:
@@ -54,7 +55,10 @@ class Evaluator:
         for case in cases:
             if case.get("status", "open") != "open":
                 continue
-            for rule_id in self.fired(case):
+            fact = build_fact(case, self.compiled)
+            fired = self.fired_for_fact(fact)
+            bonus = self.compiled.case_bonus(fact) if fired else 0
+            for rule_id in fired:
                 out.append(
                     Hit(
                         case["case_ref"],
@@ -62,6 +66,7 @@ class Evaluator:
                         case.get("regievoerder"),
                         case.get("team"),
                         explained_until(case, rule_id, as_of),
+                        bonus,
                     )
                 )
         return out

@@ -37,6 +37,7 @@ from engine.dates import Duration, parse_duration
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DERIVED_FILE = "derived.yaml"
+PRIORITY_FILE = "priority.yaml"
 TESTS_SUFFIX = ".tests.yaml"
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -147,6 +148,17 @@ class DerivedField:
         )
 
 
+@dataclass(frozen=True)
+class PriorityFactor:
+    """A case factor that raises the priority of every signal on a matching case."""
+
+    name: str
+    when: Cond
+    add: int
+    path: str
+    line: int
+
+
 @dataclass
 class RuleDir:
     """Everything read from one rule directory."""
@@ -154,6 +166,7 @@ class RuleDir:
     root: Path
     rules: list[Rule] = field(default_factory=list)
     derived: list[DerivedField] = field(default_factory=list)
+    factors: list[PriorityFactor] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     version: str = ""
     catalogue: Catalogue = field(default_factory=lambda: Catalogue({}))
@@ -247,10 +260,10 @@ class ConditionParser:
             if not node:
                 self.ctx.add(pos, "lege lijst van voorwaarden", "laat het blok weg of vul het")
                 return None
-            parsed = [self.parse(item, _pos_of(node, i)) for i, item in enumerate(node)]
-            if any(p is None for p in parsed):
+            items = [self.parse(item, _pos_of(node, i)) for i, item in enumerate(node)]
+            if any(p is None for p in items):
                 return None
-            return All(tuple(p for p in parsed if p is not None), pos)
+            return All(tuple(p for p in items if p is not None), pos)
         if not isinstance(node, Mapping) or not node:
             self.ctx.add(
                 pos,
@@ -276,24 +289,24 @@ class ConditionParser:
             if not isinstance(inner, list) or not inner:
                 self.ctx.add(ipos, f"'{key}' verwacht een lijst van voorwaarden (regels met '-')")
                 return None
-            items = [self.parse(item, _pos_of(inner, i)) for i, item in enumerate(inner)]
-            if any(i is None for i in items):
+            subs = [self.parse(item, _pos_of(inner, i)) for i, item in enumerate(inner)]
+            if any(i is None for i in subs):
                 return None
-            conds = tuple(i for i in items if i is not None)
+            conds = tuple(i for i in subs if i is not None)
             return All(conds, ipos) if key == "all" else Any_(conds, ipos)
         tests: list[Cond] = []
         failed = False
         for key in node:
-            parsed = self._field_test(node, str(key))
-            if parsed is None:
+            got = self._field_test(node, str(key))
+            if got is None:
                 failed = True
             else:
-                tests.extend(parsed)
+                tests.extend(got)
         if failed:
             return None
         return tests[0] if len(tests) == 1 else All(tuple(tests), _pos_of(node))
 
-    def _field_test(self, node: CommentedMap, name: str) -> list[Cond] | None:
+    def _field_test(self, node: Mapping[str, Any], name: str) -> list[Cond] | None:
         pos = _pos_of(node, name)
         info = self.fields.get(name)
         if info is None:
@@ -727,6 +740,39 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
     return out
 
 
+def parse_priority(
+    node: Any, rel: str, catalogue: Catalogue, problems: list[Problem]
+) -> list[PriorityFactor]:
+    ctx = _Ctx(rel, problems)
+    if node is None:
+        return []
+    if not isinstance(node, CommentedMap) or not _check_keys(
+        node, {"factors": True}, ctx, "priority.yaml"
+    ):
+        return []
+    items = node["factors"]
+    if not isinstance(items, list):
+        ctx.add(_pos_of(node, "factors"), "'factors' verwacht een lijst")
+        return []
+    out = []
+    parser = ConditionParser(catalogue.fields, ctx, "een prioriteitsfactor")
+    for i, item in enumerate(items):
+        ipos = _pos_of(items, i)
+        if not isinstance(item, CommentedMap):
+            ctx.add(ipos, "een factor is een blok met name, when en add")
+            continue
+        if not _check_keys(item, {"name": True, "when": True, "add": True}, ctx, "een factor"):
+            continue
+        add = item["add"]
+        if not isinstance(add, int) or isinstance(add, bool) or not 0 <= add <= 100:
+            ctx.add(_pos_of(item, "add", value=True), "'add' moet een getal van 0 tot 100 zijn")
+            continue
+        when = parser.parse(item["when"], _pos_of(item, "when"))
+        if when is not None:
+            out.append(PriorityFactor(str(item["name"]), when, add, rel, ipos.line))
+    return out
+
+
 def build_catalogue(derived: Iterable[DerivedField]) -> Catalogue:
     fields: dict[str, FieldInfo] = dict(case_fields())
     for d in derived:
@@ -770,10 +816,14 @@ def load_rule_dir(root: Path) -> RuleDir:
         node = _read_yaml(derived_path, rel(derived_path), result.problems)
         result.derived = parse_derived(node, rel(derived_path), result.problems)
     result.catalogue = build_catalogue(result.derived)
+    priority_path = root / PRIORITY_FILE
+    if priority_path.exists():
+        node = _read_yaml(priority_path, rel(priority_path), result.problems)
+        result.factors = parse_priority(node, rel(priority_path), result.catalogue, result.problems)
     seen: dict[str, str] = {}
     beside: list[tuple[Path, Any]] = []
     for p in files:
-        if p == derived_path:
+        if p in (derived_path, priority_path):
             continue
         if p.name.endswith(TESTS_SUFFIX):
             beside.append((p, _read_yaml(p, rel(p), result.problems)))

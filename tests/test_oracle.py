@@ -117,12 +117,12 @@ def make_rule(i: int, when: Cond, unless: Cond | None) -> Rule:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    rules=st.lists(
-        st.tuples(conditions, st.one_of(st.none(), conditions)), min_size=1, max_size=4
-    ),
+    rules=st.lists(st.tuples(conditions, st.one_of(st.none(), conditions)), min_size=1, max_size=4),
     cases=st.lists(facts(), min_size=1, max_size=12),
 )
-def test_durable_agrees_with_python(rules: list[tuple[Cond, Cond | None]], cases: list[dict]) -> None:
+def test_durable_agrees_with_python(
+    rules: list[tuple[Cond, Cond | None]], cases: list[dict]
+) -> None:
     ruledir = RuleDir(root=__import__("pathlib").Path("."), version="oracle")
     ruledir.rules = [make_rule(i, w, u) for i, (w, u) in enumerate(rules)]
     compiled = compile_rules(ruledir, AS_OF)

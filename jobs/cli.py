@@ -1,0 +1,486 @@
+"""The command line: `regiesignaal <command>`. Messages for users are Dutch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from engine.dates import today_amsterdam
+from engine.rulefile import RuleDir, load_rule_dir
+from jobs.config import ConfigError, Settings, describe, load_settings
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is geen datum; gebruik JJJJ-MM-DD") from None
+
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    callback=_parse_date,
+    help="Peildatum JJJJ-MM-DD (standaard: vandaag in Europe/Amsterdam).",
+)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        try:
+            obj["settings"] = load_settings(obj.get("config"))
+        except ConfigError as exc:
+            err.print(f"[red]{exc}[/red]")
+            sys.exit(2)
+    settings: Settings = obj["settings"]
+    return settings
+
+
+def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
+    return load_rule_dir(rules_dir or settings.rules_dir)
+
+
+def _fail_on_problems(ruledir: RuleDir) -> None:
+    if ruledir.problems:
+        for p in ruledir.problems:
+            err.print(str(p), markup=False)
+        err.print(
+            f"[red]{len(ruledir.problems)} probleem/problemen in {ruledir.root}; "
+            "herstel ze en probeer opnieuw.[/red]"
+        )
+        sys.exit(1)
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML-configuratiebestand (standaard: $REGIESIGNAAL_CONFIG of ./regiesignaal.toml).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Meer logregels (alleen ids en aantallen).")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """regiesignaal: kwaliteitssignalen op vertrekplannen van DT&V."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.ensure_object(dict)["config"] = config
+
+
+# ------------------------------------------------------------------ run
+
+
+@main.command()
+@as_of_option
+@click.option("--no-mail", is_flag=True, help="Berichten wel klaarzetten, niet versturen.")
+@click.option(
+    "--trigger", default="manual", hidden=True, type=click.Choice(["manual", "scheduler", "demo"])
+)
+@click.pass_context
+def run(ctx: click.Context, as_of: dt.date | None, no_mail: bool, trigger: str) -> None:
+    """Voer de hele nachtelijke run één keer uit."""
+    from jobs.pipeline import RunOptions, RunRefused
+    from jobs.pipeline import run as run_pipeline
+
+    settings = _settings(ctx)
+    day = as_of or today_amsterdam()
+    try:
+        summary = run_pipeline(settings, RunOptions(day, trigger, deliver=not no_mail))
+    except RunRefused as exc:
+        err.print(f"[red]Run niet gestart: {exc}[/red]")
+        for line in exc.details:
+            err.print(line, markup=False)
+        sys.exit(1)
+    print_summary(summary)
+    if summary.delivery and (summary.delivery.deferred or summary.delivery.failed):
+        sys.exit(3)
+
+
+def print_summary(summary: Any) -> None:
+    console.print(
+        f"Run {summary.run_id} peildatum {summary.as_of}: [bold]{summary.status}[/bold] "
+        f"(regels {summary.ruleset_version})"
+    )
+    console.print(f"Open zaken gelezen: {summary.cases}")
+    table = Table("regel", "signalen", title="Signalen per regel")
+    for rule_id, n in summary.signals_per_rule.items():
+        table.add_row(rule_id, str(n))
+    console.print(table)
+    r = summary.reconcile
+    console.print(
+        f"Nieuw: {r.get('new', 0)} (heropend {r.get('reopened', 0)}), "
+        f"nog open: {r.get('still_open', 0)}, opgelost: {r.get('resolved', 0)}, "
+        f"zaak gesloten: {r.get('closed_case', 0)}, geëscaleerd: {r.get('escalated_today', 0)}, "
+        f"met toelichting: {r.get('explained', 0)}"
+    )
+    m = summary.messages_enqueued
+    console.print(
+        f"Berichten klaargezet: {m.get('regievoerder', 0)} regievoerder, "
+        f"{m.get('teamleider', 0)} teamleider"
+    )
+    if summary.delivery is not None:
+        d = summary.delivery
+        console.print(f"Verstuurd: {d.sent}, uitgesteld: {d.deferred}, mislukt: {d.failed}")
+    for problem in summary.problems[:20]:
+        err.print(f"[yellow]let op:[/yellow] {problem}", markup=True)
+    if len(summary.problems) > 20:
+        err.print(f"... en {len(summary.problems) - 20} meer (zie 'regiesignaal runs')")
+
+
+# ------------------------------------------------------------------ preview / explain
+
+
+@main.command()
+@as_of_option
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--diff", is_flag=True, help="Vergelijk met de signalen die nu open staan.")
+@click.pass_context
+def preview(
+    ctx: click.Context, as_of: dt.date | None, rules_dir: Path | None, fmt: str, diff: bool
+) -> None:
+    """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
+    from jobs.pipeline import open_signal_keys
+    from jobs.pipeline import preview as run_preview
+
+    settings = _settings(ctx)
+    ruledir = _rules(settings, rules_dir)
+    _fail_on_problems(ruledir)
+    day = as_of or today_amsterdam()
+    compiled, hits, n_cases = run_preview(settings, ruledir, day)
+    severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
+    if diff:
+        now_open = open_signal_keys(settings)
+        would = {(h.case_ref, h.rule_id) for h in hits}
+        opened = would - now_open
+        closed = now_open - would
+        rules = sorted({r for _, r in opened | closed | would})
+        if fmt == "json":
+            for case_ref, rule_id in sorted(opened):
+                click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id}))
+            for case_ref, rule_id in sorted(closed):
+                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id}))
+            return
+        table = Table(
+            "regel",
+            "nu open",
+            "zou openen",
+            "zou sluiten",
+            "daarna open",
+            title=f"Effect van {ruledir.root} per {day} ({n_cases} open zaken)",
+        )
+        now_by = Counter(r for _, r in now_open)
+        open_by = Counter(r for _, r in opened)
+        close_by = Counter(r for _, r in closed)
+        after_by = Counter(r for _, r in would)
+        for r in rules:
+            table.add_row(r, str(now_by[r]), f"+{open_by[r]}", f"-{close_by[r]}", str(after_by[r]))
+        console.print(table)
+        console.print(f"Totaal: +{len(opened)} openen, -{len(closed)} sluiten.")
+        return
+    if fmt == "json":
+        for h in sorted(hits, key=lambda h: (h.case_ref, h.rule_id)):
+            click.echo(
+                json.dumps(
+                    {
+                        "case_ref": h.case_ref,
+                        "rule": h.rule_id,
+                        "severity": severity[h.rule_id],
+                        "regievoerder": h.regievoerder,
+                        "team": h.team,
+                        "explained_until": h.explained_until.isoformat()
+                        if h.explained_until
+                        else None,
+                    }
+                )
+            )
+        return
+    per_rule = Counter(h.rule_id for h in hits)
+    table = Table("regel", "ernst", "signalen", "% zaken", title=f"Voorbeeld per {day}")
+    for cr in compiled.rules:
+        n = per_rule[cr.rule.id]
+        pct = f"{100 * n / n_cases:.1f}" if n_cases else "-"
+        table.add_row(cr.rule.id, cr.rule.severity, str(n), pct)
+    console.print(table)
+    console.print(f"{len(hits)} signalen op {n_cases} open zaken.")
+
+
+@main.command()
+@click.argument("case_ref")
+@as_of_option
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def explain(
+    ctx: click.Context, case_ref: str, as_of: dt.date | None, rules_dir: Path | None
+) -> None:
+    """Per regel: gaat hij af voor deze zaak, met elke voorwaarde en de gevonden waarde."""
+    import sqlalchemy as sa
+
+    from engine.conditions import Trace
+    from engine.evaluate import explain_case
+    from engine.source import get_case
+
+    settings = _settings(ctx)
+    ruledir = _rules(settings, rules_dir)
+    _fail_on_problems(ruledir)
+    day = as_of or today_amsterdam()
+    source = sa.create_engine(settings.source_url)
+    try:
+        case = get_case(source, case_ref)
+    finally:
+        source.dispose()
+    if case is None:
+        err.print(f"[red]Zaak {case_ref} niet gevonden in de brondatabase.[/red]")
+        sys.exit(1)
+    if case.get("status") != "open":
+        console.print(
+            f"[yellow]Zaak {case_ref} is gesloten: de nachtelijke run slaat haar over.[/]"
+        )
+    _, results = explain_case(ruledir, case, day)
+
+    def show(trace: Trace, indent: int) -> None:
+        mark = "[green]waar[/green]" if trace.result else "[red]onwaar[/red]"
+        seen = "" if trace.seen is None and trace.children else f"  (gezien: {trace.seen!r})"
+        console.print(f"{'  ' * indent}- {trace.text}: {mark}{seen}", markup=True)
+        for child in trace.children:
+            show(child, indent + 1)
+
+    console.print(f"Zaak {case_ref} per {day}:")
+    for r in results:
+        verdict = "[bold red]GAAT AF[/]" if r.fires else "[green]gaat niet af[/]"
+        extra = f" (toelichting geldig t/m {r.explained_until})" if r.explained_until else ""
+        console.print(f"\n[bold]{r.rule_id}[/] {r.title}: {verdict}{extra}")
+        show(r.trace, 1)
+
+
+# ------------------------------------------------------------------ rules
+
+
+@main.group()
+def rules() -> None:
+    """Regels controleren, testen en bekijken."""
+
+
+@rules.command("check")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
+    """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
+    ruledir = _rules(_settings(ctx), rules_dir)
+    _fail_on_problems(ruledir)
+    console.print(
+        f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
+        f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {ruledir.version})."
+    )
+
+
+@rules.command("test")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--backend", type=click.Choice(["durable", "python"]), default="durable")
+@click.pass_context
+def rules_test(ctx: click.Context, rules_dir: Path | None, backend: str) -> None:
+    """Voer de tests in de regelbestanden uit."""
+    from engine.ruletests import format_result, run_rule_tests
+
+    ruledir = _rules(_settings(ctx), rules_dir)
+    _fail_on_problems(ruledir)
+    results = run_rule_tests(ruledir, backend=backend)  # type: ignore[arg-type]
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        err.print(format_result(r), markup=False)
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(1)
+
+
+@rules.command("fields")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
+    """De veldencatalogus: elk veld dat een regel kan gebruiken, met type en uitleg."""
+    from engine.catalogue import TYPE_NAMES_NL
+
+    ruledir = _rules(_settings(ctx), rules_dir)
+    fields = list(ruledir.catalogue)
+    if fmt == "json":
+        for f in fields:
+            click.echo(
+                json.dumps(
+                    {
+                        "field": f.name,
+                        "type": f.type,
+                        "values": list(f.values),
+                        "origin": f.origin,
+                        "description": f.description,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    table = Table("veld", "type", "herkomst", "omschrijving", title="Veldencatalogus")
+    for f in fields:
+        kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
+        table.add_row(f.name, kind, f.origin, f.description)
+    console.print(table)
+
+
+# ------------------------------------------------------------------ operations
+
+
+@main.group()
+def db() -> None:
+    """De opslag (store) van signalen, runs en outbox."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Breng het schema van de store naar de nieuwste versie (Alembic)."""
+    from jobs.pipeline import upgrade_store
+
+    settings = _settings(ctx)
+    upgrade_store(settings)
+    console.print("Store is bijgewerkt.")
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def runs(ctx: click.Context, limit: int) -> None:
+    """De geschiedenis van runs: status, aantallen, duur, fouten."""
+    import sqlalchemy as sa
+
+    from engine.store import runs as runs_table
+
+    settings = _settings(ctx)
+    store = sa.create_engine(settings.store_url)
+    try:
+        with store.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+            ).all()
+    finally:
+        store.dispose()
+    table = Table(
+        "id",
+        "peildatum",
+        "start",
+        "status",
+        "zaken",
+        "nieuw",
+        "opgelost",
+        "verstuurd",
+        "duur (s)",
+        "fouten",
+        title="Runs",
+    )
+    for r in rows:
+        counts = r.counts or {}
+        rec = counts.get("reconcile") or {}
+        delivery = counts.get("delivery") or {}
+        total = sum((r.durations or {}).values())
+        table.add_row(
+            str(r.id),
+            str(r.as_of),
+            f"{r.started_at:%Y-%m-%d %H:%M}",
+            r.status,
+            str(counts.get("cases", "")),
+            str(rec.get("new", "")),
+            str(rec.get("resolved", "")),
+            str(delivery.get("sent", "")),
+            f"{total:.1f}",
+            str(len(r.errors or [])),
+        )
+    console.print(table)
+
+
+@main.command()
+@click.pass_context
+def deliver(ctx: click.Context) -> None:
+    """Verstuur berichten die nog in de outbox staan (bijv. na een SMTP-storing)."""
+    import sqlalchemy as sa
+
+    from notifications.delivery import deliver_pending
+
+    settings = _settings(ctx)
+    store = sa.create_engine(settings.store_url)
+    try:
+        report = deliver_pending(store, settings.smtp)
+    finally:
+        store.dispose()
+    console.print(
+        f"Verstuurd: {report.sent}, uitgesteld: {report.deferred}, mislukt: {report.failed}"
+    )
+    for e in report.errors[:20]:
+        err.print(e, markup=False)
+    if report.deferred or report.failed:
+        sys.exit(3)
+
+
+@main.group("config")
+def config_group() -> None:
+    """De configuratie."""
+
+
+@config_group.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Toon de instellingen (wachtwoorden gemaskeerd)."""
+    table = Table("instelling", "waarde")
+    for key, value in describe(_settings(ctx)):
+        table.add_row(key, value)
+    console.print(table)
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/mail"))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=1025, show_default=True)
+def mailcatcher(directory: Path, host: str, port: int) -> None:
+    """Een lokale SMTP-server die elk bericht als .eml-bestand bewaart (voor tests en demo)."""
+    from notifications.mailserver import serve
+
+    directory.mkdir(parents=True, exist_ok=True)
+    console.print(f"Luistert op {host}:{port}, bewaart in {directory}; stop met Ctrl-C.")
+    n = serve(directory, host, port)
+    console.print(f"{n} berichten ontvangen.")
+
+
+@main.command()
+@click.option("--cases", default=2000, show_default=True, help="Aantal synthetische zaken.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
+def demo(cases: int, seed: int, directory: Path) -> None:
+    """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
+    from jobs.demo import run_demo
+
+    run_demo(directory, cases=cases, seed=seed, console=console)
+
+
+def _register_fixtures() -> None:
+    from jobs.cli_fixtures import fixtures_group
+
+    main.add_command(fixtures_group, "fixtures")
+
+
+_register_fixtures()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""The nightly run: extract -> facts -> evaluate -> reconcile -> prioritise -> compose ->
+deliver -> record (DESIGN section 4).
+
+One run evaluates everything as of one date. Running the same as-of date again gives the
+same signals and sends nothing twice: reconcile is idempotent per date and the outbox holds
+at most one message per (date, kind, recipient).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import migrate, reconcile
+from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules
+from engine.dates import is_working_day
+from engine.evaluate import Evaluator, Hit
+from engine.rulefile import RuleDir, load_rule_dir
+from engine.source import iter_case_batches, load_staff
+from engine.store import runs
+from jobs.config import Settings, ensure_sqlite_dir
+from notifications import outbox
+from notifications.compose import compose_case_manager, compose_team_digest
+from notifications.delivery import DeliveryReport, deliver_pending
+from notifications.digests import RuleMeta, case_manager_lines, team_digests
+from notifications.model import Recipient
+
+log = logging.getLogger("regiesignaal.run")
+
+
+class RunRefused(Exception):
+    """The run did not start; the message says why and what to do."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
+@dataclass
+class RunOptions:
+    as_of: dt.date
+    trigger: str = "manual"  # manual | scheduler | demo
+    deliver: bool = True
+    # case managers get mail on working days only, unless this says otherwise
+    case_manager_mail_any_day: bool = False
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    as_of: dt.date
+    status: str
+    ruleset_version: str
+    cases: int = 0
+    signals_per_rule: dict[str, int] = field(default_factory=dict)
+    reconcile: dict[str, int] = field(default_factory=dict)
+    messages_enqueued: dict[str, int] = field(default_factory=dict)
+    delivery: DeliveryReport | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+_worker_evaluator: Evaluator | None = None
+
+
+def _worker_init(rules_dir: str, as_of: dt.date, version: str) -> None:
+    global _worker_evaluator
+    ruledir = load_rule_dir(Path(rules_dir))
+    if ruledir.version != version:
+        raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
+    _worker_evaluator = Evaluator(compile_rules(ruledir, as_of), "durable")
+
+
+def _worker_eval(cases: list[dict[str, Any]]) -> list[Hit]:
+    assert _worker_evaluator is not None
+    return _worker_evaluator.hits(cases)
+
+
+@dataclass
+class Extracted:
+    hits: list[Hit] = field(default_factory=list)
+    open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+def evaluate_source(
+    source: sa.Engine,
+    ruledir: RuleDir,
+    compiled: CompiledRuleSet,
+    batch_size: int,
+    workers: int,
+) -> Extracted:
+    """Extract the open cases in batches and evaluate them, in worker processes if > 1."""
+    out = Extracted()
+
+    def note(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for case in batch:
+            out.open_cases[case["case_ref"]] = (case.get("regievoerder"), case.get("team"))
+        return batch
+
+    batches: Iterator[list[dict[str, Any]]] = (
+        note(b) for b in iter_case_batches(source, batch_size, status="open")
+    )
+    if workers <= 1:
+        evaluator = Evaluator(compiled, "durable")
+        for batch in batches:
+            out.hits.extend(evaluator.hits(batch))
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(
+        workers,
+        initializer=_worker_init,
+        initargs=(str(ruledir.root), compiled.as_of, compiled.version),
+    ) as pool:
+        for hits in pool.imap(_worker_eval, batches):
+            out.hits.extend(hits)
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _engine(url: str) -> sa.Engine:
+    ensure_sqlite_dir(url)
+    return sa.create_engine(url)
+
+
+def load_checked_rules(settings: Settings) -> RuleDir:
+    ruledir = load_rule_dir(settings.rules_dir)
+    if not ruledir.ok:
+        raise RunRefused(
+            f"de regels in {settings.rules_dir} bevatten fouten; er is niets verstuurd. "
+            "Herstel ze (zie 'regiesignaal rules check') en start de run opnieuw.",
+            [str(p) for p in ruledir.problems],
+        )
+    return ruledir
+
+
+@contextmanager
+def _timed(durations: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        durations[stage] = round(time.perf_counter() - start, 3)
+
+
+def _record_refusal(store: sa.Engine, options: RunOptions, exc: RunRefused) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with store.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                as_of=options.as_of,
+                trigger=options.trigger,
+                status="refused",
+                started_at=now,
+                finished_at=now,
+                errors=[str(exc), *exc.details[:200]],
+                host=socket.gethostname(),
+                pid=os.getpid(),
+            )
+        )
+
+
+def run(settings: Settings, options: RunOptions) -> RunSummary:
+    """One whole run. Raises RunRefused when it cannot start (nothing is sent then)."""
+    store = _engine(settings.store_url)
+    source = _engine(settings.source_url)
+    try:
+        return _run(settings, options, store, source)
+    finally:
+        store.dispose()
+        source.dispose()
+
+
+def _run(
+    settings: Settings, options: RunOptions, store: sa.Engine, source: sa.Engine
+) -> RunSummary:
+    as_of = options.as_of
+    if not migrate.is_up_to_date(settings.store_url):
+        raise RunRefused(
+            "de opslag (store) heeft niet het juiste schema; voer eerst "
+            "'regiesignaal db upgrade' uit"
+        )
+    try:
+        ruledir = load_checked_rules(settings)
+        with store.connect() as conn:
+            reconcile.check_forward(conn, as_of)
+    except reconcile.ReconcileError as exc:
+        refused = RunRefused(str(exc))
+        _record_refusal(store, options, refused)
+        raise refused from exc
+    except RunRefused as exc:
+        _record_refusal(store, options, exc)
+        raise
+
+    compiled = compile_rules(ruledir, as_of)
+    started = dt.datetime.now(dt.UTC)
+    with store.begin() as conn:
+        run_id = int(
+            conn.execute(  # type: ignore[index]
+                runs.insert().values(
+                    as_of=as_of,
+                    trigger=options.trigger,
+                    status="running",
+                    started_at=started,
+                    ruleset_version=ruledir.version,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            ).inserted_primary_key[0]
+        )
+    summary = RunSummary(run_id, as_of, "running", ruledir.version)
+    log.info("run %d started: as_of=%s rules=%s", run_id, as_of, ruledir.version)
+    try:
+        _stages(settings, options, store, source, ruledir, compiled, summary)
+        summary.status = "succeeded"
+    except Exception as exc:
+        summary.status = "failed"
+        summary.problems.append(f"{type(exc).__name__}: {exc}")
+        log.error("run %d failed: %s", run_id, type(exc).__name__)
+        raise
+    finally:
+        with store.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status=summary.status,
+                    finished_at=dt.datetime.now(dt.UTC),
+                    counts={
+                        "cases": summary.cases,
+                        "signals_per_rule": summary.signals_per_rule,
+                        "reconcile": summary.reconcile,
+                        "messages_enqueued": summary.messages_enqueued,
+                        "delivery": _delivery_counts(summary.delivery),
+                    },
+                    durations=summary.durations,
+                    errors=summary.problems[:200],
+                )
+            )
+        log.info("run %d %s", run_id, summary.status)
+    return summary
+
+
+def _delivery_counts(report: DeliveryReport | None) -> dict[str, int] | None:
+    if report is None:
+        return None
+    return {"sent": report.sent, "deferred": report.deferred, "failed": report.failed}
+
+
+def _stages(
+    settings: Settings,
+    options: RunOptions,
+    store: sa.Engine,
+    source: sa.Engine,
+    ruledir: RuleDir,
+    compiled: CompiledRuleSet,
+    summary: RunSummary,
+) -> None:
+    as_of = options.as_of
+    d = summary.durations
+    with _timed(d, "extract_evaluate"):
+        staff = load_staff(source)
+        extracted = evaluate_source(
+            source, ruledir, compiled, settings.batch_size, settings.workers
+        )
+    summary.cases = len(extracted.open_cases)
+    per_rule = Counter(h.rule_id for h in extracted.hits)
+    summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
+
+    rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
+    with _timed(d, "reconcile"):
+        fired = {
+            (h.case_ref, h.rule_id): reconcile.Fired(
+                rules_by_id[h.rule_id].severity, h.regievoerder, h.team, h.explained_until
+            )
+            for h in extracted.hits
+        }
+        active = {
+            rid: reconcile.RuleInfo(r.severity, r.escalate_after) for rid, r in rules_by_id.items()
+        }
+        with store.begin() as conn:
+            counts = reconcile.reconcile(
+                conn, fired, set(extracted.open_cases), active, as_of, summary.run_id
+            )
+        summary.reconcile = counts.as_dict()
+
+    meta = {
+        rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after)
+        for rid, r in rules_by_id.items()
+    }
+    bonus = {h.case_ref: h.bonus for h in extracted.hits if h.bonus}
+    open_cases_per_manager = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
+    enqueued: Counter[str] = Counter()
+    sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
+    with _timed(d, "compose"), store.begin() as conn:
+        if options.case_manager_mail_any_day or is_working_day(as_of):
+            recipients = case_manager_lines(conn, as_of, meta, settings.case_link, bonus)
+            summary.problems.extend(recipients.problems)
+            for staff_id, lines in sorted(recipients.lines.items()):
+                email = _email_of(staff, staff_id, summary.problems, len(lines))
+                if email is None:
+                    continue
+                message = compose_case_manager(Recipient(staff_id, email), as_of, lines)
+                if outbox.enqueue(
+                    conn,
+                    run_id=summary.run_id,
+                    as_of=as_of,
+                    kind="regievoerder",
+                    recipient_id=staff_id,
+                    recipient_email=email,
+                    message=message,
+                    sender_domain=sender_domain,
+                ):
+                    enqueued["regievoerder"] += 1
+        if settings.is_digest_day(as_of):
+            period = settings.digest
+            digests = team_digests(
+                conn, as_of, period, staff, open_cases_per_manager, meta, settings.case_link
+            )
+            leads = {
+                s["team"]: sid
+                for sid, s in sorted(staff.items())
+                if s.get("role") == "teamleider" and s.get("team")
+            }
+            for team, digest in digests.items():
+                lead = leads[team]
+                email = _email_of(staff, lead, summary.problems, 1)
+                if email is None:
+                    continue
+                message = compose_team_digest(Recipient(lead, email), digest)
+                if outbox.enqueue(
+                    conn,
+                    run_id=summary.run_id,
+                    as_of=as_of,
+                    kind="teamleider",
+                    recipient_id=lead,
+                    recipient_email=email,
+                    message=message,
+                    sender_domain=sender_domain,
+                ):
+                    enqueued["teamleider"] += 1
+    summary.messages_enqueued = dict(enqueued)
+
+    if options.deliver and settings.mail_enabled:
+        with _timed(d, "deliver"):
+            summary.delivery = deliver_pending(store, settings.smtp)
+        summary.problems.extend(summary.delivery.errors[:50])
+
+
+def _email_of(
+    staff: Mapping[str, Mapping[str, Any]], staff_id: str, problems: list[str], n: int
+) -> str | None:
+    member = staff.get(staff_id)
+    if member is None:
+        problems.append(
+            f"medewerker {staff_id} staat niet in het medewerkersbestand: "
+            f"bericht ({n} regels) niet verstuurd; vul het medewerkersbestand aan"
+        )
+        return None
+    email = str(member.get("email") or "").strip()
+    if not email:
+        problems.append(
+            f"medewerker {staff_id} heeft geen e-mailadres: bericht niet verstuurd; "
+            "vul het e-mailadres aan in het medewerkersbestand"
+        )
+        return None
+    return email
+
+
+def upgrade_store(settings: Settings) -> None:
+    ensure_sqlite_dir(settings.store_url)
+    migrate.upgrade(settings.store_url)
+
+
+def preview(
+    settings: Settings, ruledir: RuleDir, as_of: dt.date
+) -> tuple[CompiledRuleSet, list[Hit], int]:
+    """The signals ``ruledir`` gives for the source data as of ``as_of``; writes nothing."""
+    source = _engine(settings.source_url)
+    try:
+        compiled = compile_rules(ruledir, as_of)
+        extracted = evaluate_source(source, ruledir, compiled, settings.batch_size, 1)
+        return compiled, extracted.hits, len(extracted.open_cases)
+    finally:
+        source.dispose()
+
+
+def open_signal_keys(settings: Settings) -> set[tuple[str, str]]:
+    """The (case_ref, rule_id) of every open signal in the store, for ``preview --diff``."""
+    from engine.store import signals
+
+    store = _engine(settings.store_url)
+    try:
+        with store.connect() as conn:
+            return {
+                (r.case_ref, r.rule_id)
+                for r in conn.execute(
+                    sa.select(signals.c.case_ref, signals.c.rule_id).where(
+                        signals.c.closed_on.is_(None)
+                    )
+                )
+            }
+    finally:
+        store.dispose()
+
+
+__all__ = ["RuleSetError", "RunOptions", "RunRefused", "RunSummary", "preview", "run"]

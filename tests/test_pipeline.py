@@ -1,0 +1,274 @@
+"""The nightly run end to end: real databases, a real SMTP server, real rule evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email
+import json
+import re
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from engine.compiler import compile_rules
+from engine.evaluate import Evaluator
+from engine.rulefile import load_rule_dir
+from engine.source import iter_case_batches
+from engine.store import outbox, runs, signals
+from fixtures.generator import generate
+from fixtures.loader import load_cases, load_staff_file
+from jobs.cli import main
+from jobs.config import Settings, load_settings
+from jobs.demo import run_demo
+from jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
+from notifications.mailserver import MailCatcher
+from notifications.settings import SmtpSettings
+
+AS_OF = dt.date(2026, 3, 2)  # a Monday
+RULES = Path(__file__).resolve().parents[1] / "rules"
+
+
+def read_mail(directory: Path) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        for p in sorted(directory.glob("*.eml"))
+    ]
+
+
+def staff_of(path: Path) -> dict[str, dict[str, Any]]:
+    return {s["id"]: s for s in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, Path]:
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(600, 7, AS_OF, cases, staff)
+    return cases, staff
+
+
+def make_settings(source_url: str, store_url: str, port: int) -> Settings:
+    return dataclasses.replace(
+        load_settings(env={}),
+        source_url=source_url,
+        store_url=store_url,
+        rules_dir=RULES,
+        workers=1,
+        smtp=SmtpSettings(host="127.0.0.1", port=port, tls="none", timeout_seconds=10),
+    )
+
+
+def load_source(url: str, cases: Path, staff: Path) -> None:
+    engine = sa.create_engine(url)
+    try:
+        assert load_staff_file(engine, staff).rejected == 0
+        assert load_cases(engine, cases).rejected == 0
+    finally:
+        engine.dispose()
+
+
+def snapshot(url: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            cols = [c for c in signals.c if c.name not in ("id", "opened_run_id", "closed_run_id")]
+            return sorted(tuple(r) for r in conn.execute(sa.select(*cols)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    """What `make demo` does: messages arrive at the local SMTP server, once, well formed."""
+    summary = run_demo(tmp_path / "demo", cases=400, seed=3)
+    mail_dir = tmp_path / "demo" / "mail"
+    messages = read_mail(mail_dir)
+    staff = staff_of(tmp_path / "demo" / "staff.jsonl")
+    by_email = {s["email"]: s for s in staff.values() if s.get("email")}
+    enqueued = summary.messages_enqueued
+    assert summary.status == "succeeded"
+    assert enqueued.get("regievoerder", 0) > 5 and enqueued.get("teamleider", 0) >= 1
+    assert summary.delivery is not None and summary.delivery.sent == sum(enqueued.values())
+    assert len(messages) == sum(enqueued.values())
+    recipients = [m["To"] for m in messages]
+    assert len(set(recipients)) == len(recipients), "one message per recipient"
+    roles = {by_email[r]["role"] for r in recipients}
+    assert roles == {"regievoerder", "teamleider"}
+    assert sum(by_email[r]["role"] == "teamleider" for r in recipients) == enqueued["teamleider"]
+    for m in messages:
+        assert m.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in m.iter_parts()] == ["text/plain", "text/html"]
+        assert m["Subject"].startswith("Regiesignaal")
+        assert m["Message-ID"]
+
+
+@pytest.mark.slow
+def test_messages_hold_no_personal_data(tmp_path: Path) -> None:
+    """Render every message of a realistic run and scan it for data that must not be there."""
+    run_demo(tmp_path / "demo", cases=400, seed=11)
+    staff = staff_of(tmp_path / "demo" / "staff.jsonl")
+    cases = [json.loads(line) for line in (tmp_path / "demo" / "cases.jsonl").open()]
+    names = {s["name"] for s in staff.values()}
+    name_parts = {part for n in names for part in n.split() if len(part) > 3}
+    destinations = {
+        w["destination"]
+        for c in cases
+        for w in c.get("departure_wishes", [])
+        if w.get("destination")
+    }
+    outcomes = {"geen_bijzonderheden", "aandachtspunt", "bma_nodig"}
+    v_number = re.compile(r"\bV\s?-?\d{6,}\b")
+    birth_date = re.compile(r"\b(19|20)\d\d-\d\d-\d\d\b")
+    messages = read_mail(tmp_path / "demo" / "mail")
+    assert messages
+    for m in messages:
+        for part in m.iter_parts():
+            body = part.get_content()  # type: ignore[attr-defined]
+            text = f"{m['Subject']}\n{body}"
+            for word in name_parts | outcomes:
+                assert not re.search(rf"\b{re.escape(word)}\b", text), (m["To"], word)
+            for dest in destinations:
+                assert not re.search(rf"(?<![\w/-]){re.escape(dest)}(?![\w-])", body), dest
+            assert not v_number.search(text)
+            assert not birth_date.search(text)
+
+
+def _run_once(settings: Settings, as_of: dt.date) -> Any:
+    upgrade_store(settings)
+    return run(settings, RunOptions(as_of))
+
+
+@pytest.mark.slow
+def test_rerun_same_date_changes_nothing_and_sends_nothing(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = make_settings(source_url, store_url, catcher.port)
+        first = _run_once(settings, AS_OF)
+        after_first = snapshot(store_url)
+        received = catcher.messages
+        second = _run_once(settings, AS_OF)
+        assert catcher.messages == received, "a rerun sends nothing twice"
+    assert received == sum(first.messages_enqueued.values()) > 0
+    assert second.messages_enqueued == {}
+    assert snapshot(store_url) == after_first
+    assert second.reconcile["new"] == 0 and second.reconcile["resolved"] == 0
+    assert second.reconcile["still_open"] == first.reconcile["new"]
+    assert second.signals_per_rule == first.signals_per_rule
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        statuses = [r.status for r in conn.execute(sa.select(runs).order_by(runs.c.id))]
+        assert statuses == ["succeeded", "succeeded"]
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == received
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_next_day_resolves_and_a_run_cannot_go_back(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = make_settings(source_url, store_url, catcher.port)
+        _run_once(settings, AS_OF)
+        # the case managers record a medical check on every case that lacked one
+        engine = sa.create_engine(source_url)
+        with engine.begin() as conn:
+            refs = [r[0] for r in conn.execute(sa.text("SELECT case_ref FROM cases"))]
+            conn.execute(
+                sa.text(
+                    'INSERT INTO medical_checks (case_ref, position, "on", outcome) '
+                    "VALUES (:r, 999, :d, 'geen_bijzonderheden')"
+                ),
+                [{"r": r, "d": AS_OF} for r in refs],
+            )
+        engine.dispose()
+        nxt = _run_once(settings, AS_OF + dt.timedelta(days=1))
+        assert nxt.signals_per_rule["MED-CHECK"] == 0
+        assert nxt.reconcile["resolved"] >= 1
+        with pytest.raises(RunRefused):
+            run(settings, RunOptions(AS_OF))
+
+
+def test_broken_rules_refuse_the_run_and_send_nothing(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for p in RULES.glob("*.yaml"):
+        (rules / p.name).write_text(p.read_text())
+    (rules / "med-check.yaml").write_text(
+        (rules / "med-check.yaml").read_text().replace("opened_on:", "openend_on:", 1)
+    )
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = dataclasses.replace(
+            make_settings(source_url, store_url, catcher.port), rules_dir=rules
+        )
+        upgrade_store(settings)
+        with pytest.raises(RunRefused) as info:
+            run(settings, RunOptions(AS_OF))
+        assert catcher.messages == 0
+    assert any("med-check.yaml:" in d and "openend_on" in d for d in info.value.details)
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(runs)).one()
+        assert row.status == "refused"
+        assert conn.execute(sa.select(sa.func.count()).select_from(signals)).scalar() == 0
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_run_gives_the_same_signals_as_sqlite(
+    tmp_path: Path, dataset: tuple[Path, Path], pg_url: str
+) -> None:
+    sqlite_src = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    sqlite_store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(sqlite_src, *dataset)
+    load_source(pg_url, *dataset)
+    with MailCatcher(tmp_path / "mail-sqlite") as a, MailCatcher(tmp_path / "mail-pg") as b:
+        lite = _run_once(make_settings(sqlite_src, sqlite_store, a.port), AS_OF)
+        pg_settings = dataclasses.replace(make_settings(pg_url, pg_url, b.port), workers=2)
+        pg = _run_once(pg_settings, AS_OF)
+        again = _run_once(pg_settings, AS_OF)
+        assert a.messages == b.messages > 0
+    assert lite.signals_per_rule == pg.signals_per_rule
+    assert lite.cases == pg.cases
+    assert snapshot(sqlite_store) == snapshot(pg_url)
+    assert again.messages_enqueued == {} and again.reconcile["new"] == 0
+
+
+@pytest.mark.slow
+def test_preview_json_matches_the_python_oracle(
+    tmp_path: Path, dataset: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On realistic data, durable-rules (via the CLI) and the Python evaluator agree."""
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    load_source(source_url, *dataset)
+    monkeypatch.setenv("REGIESIGNAAL_SOURCE_URL", source_url)
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(RULES))
+    result = CliRunner().invoke(main, ["preview", "--as-of", str(AS_OF), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in result.output.splitlines()]
+    assert all({"case_ref", "rule", "severity"} <= set(g) for g in got)
+    ruledir = load_rule_dir(RULES)
+    oracle = Evaluator(compile_rules(ruledir, AS_OF), "python")
+    engine = sa.create_engine(source_url)
+    expected = sorted(
+        (h.case_ref, h.rule_id) for b in iter_case_batches(engine, 100) for h in oracle.hits(b)
+    )
+    engine.dispose()
+    assert sorted((g["case_ref"], g["rule"]) for g in got) == expected
+    assert len({g["rule"] for g in got}) == len(ruledir.rules), "every shipped rule fires"
