@@ -458,6 +458,40 @@ class ConditionParser:
 # ------------------------------------------------------------------ files
 
 
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{t}"
+    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
+}
+
+
+def _first_tag(node: Any) -> tuple[int, int] | None:
+    """The position of the first node with an explicit, non-plain tag (``!!python/...``)."""
+    if node is None:
+        return None
+    if str(node.tag) not in _PLAIN_TAGS:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+    children = node.value if isinstance(node.value, list) else []
+    for child in children:
+        for sub in child if isinstance(child, tuple) else (child,):
+            found = _first_tag(sub)
+            if found:
+                return found
+    return None
+
+_DATE_LIKE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b")
+
+
+def _bad_date_position(text: str) -> tuple[int, int]:
+    """Where the first date-like value that is not a real date stands (1-based)."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        for m in _DATE_LIKE.finditer(line.split("#", 1)[0]):
+            try:
+                dt.date.fromisoformat(m.group(0))
+            except ValueError:
+                return n, m.start() + 1
+    return 1, 1
+
+
 def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     yaml = YAML(typ="rt")
     try:
@@ -465,12 +499,20 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
         return None
-    if "!!python" in text or re.search(r"^\s*[^#\n]*!![a-z]", text, re.M):
-        problems.append(
-            Problem(rel, 1, 1, "YAML-tags (!!...) zijn niet toegestaan", "haal de tag weg")
-        )
-        return None
     try:
+        tagged = _first_tag(yaml.compose(text))
+        if tagged is not None:
+            line, col = tagged
+            problems.append(
+                Problem(
+                    rel,
+                    line,
+                    col,
+                    "YAML-tags (!!...) zijn niet toegestaan",
+                    "haal de tag weg: een regelbestand bevat alleen gewone waarden",
+                )
+            )
+            return None
         return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -481,6 +523,18 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         if "duplicate key" in problem:
             hint = "elk veld mag maar één keer voorkomen"
         problems.append(Problem(rel, line, col, f"ongeldige YAML: {problem}", hint))
+        return None
+    except ValueError as exc:  # e.g. an impossible date such as 2026-02-30
+        line, col = _bad_date_position(text)
+        problems.append(
+            Problem(
+                rel,
+                line,
+                col,
+                f"ongeldige waarde: {exc}",
+                "controleer de datums: bestaat die dag (JJJJ-MM-DD)?",
+            )
+        )
         return None
 
 

@@ -1,0 +1,501 @@
+"""The default rule pack (DESIGN section 8): every test in rules/ passes on both evaluators."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.casefile import parse_case
+from engine.compiler import compile_rules
+from engine.evaluate import Backend, Evaluator
+from engine.rulefile import Rule, RuleDir, RuleTest, load_rule_dir
+from engine.ruletests import (
+    TestResult,
+    explain_test,
+    format_result,
+    format_summary,
+    run_rule_tests,
+)
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+
+DESIGN_IDS = {
+    "VG-FIRST", "VG-MIN3", "CONTACT-30D", "BO-UNTESTED", "MED-CHECK", "MED-FOLLOWUP",
+    "MED-CONDITIONS", "DEPART-MED", "ART64-END", "WISH-UNEXPLORED", "STRATEGY-STALE",
+    "PLAN-INCOMPLETE", "AMV-RECEPTION", "SPECIALIST", "TERM-ENDING", "VBL-10W",
+    "DETENTION-PACE", "REMOVABILITY", "LKO-CHALLENGE", "INTERPRETER",
+}  # fmt: skip
+
+# Words that must never reach an email through a rule's mail_title: identifying data,
+# medical detail, and sensitive circumstances that would reveal something about the person.
+FORBIDDEN_IN_MAIL = (
+    "naam", "v-nummer", "vnummer", "nationaliteit", "geboortedatum", "geboren", "bsn",
+    "diagnose", "ziekte", "ziek ", "psych", "medicatie", "medicijn", "zwanger", "hiv", "tbc",
+    "kanker", "suïcid", "suicid", "trauma", "handicap", "beperking", "bma", "art. 64",
+    "art.64", "art64", "artikel 64", "mensenhandel", "slachtoffer", "schrijnend",
+    "minderjarig", "amv", "kind ", "bewaring", "detentie", "gedwongen", "gevangen",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ruledir() -> RuleDir:
+    rd = load_rule_dir(RULES)
+    assert rd.problems == [], "\n".join(str(p) for p in rd.problems)
+    return rd
+
+
+def _all_tests() -> list[tuple[Rule, RuleTest]]:
+    rd = load_rule_dir(RULES)
+    return [(rule, test) for rule in rd.rules for test in rule.tests]
+
+
+ALL_TESTS = _all_tests()
+
+
+@pytest.fixture(scope="module", params=["durable", "python"])
+def results(
+    request: pytest.FixtureRequest, ruledir: RuleDir
+) -> dict[tuple[str, str, int], TestResult]:
+    """All rule tests, run once per backend by the runner under test."""
+    backend: Backend = request.param
+    return {(r.rule_id, r.path, r.line): r for r in run_rule_tests(ruledir, backend=backend)}
+
+
+@pytest.mark.parametrize(
+    ("rule", "test"),
+    ALL_TESTS,
+    ids=[f"{rule.id}:{test.line}:{test.name}" for rule, test in ALL_TESTS],
+)
+def test_rule_test_passes(
+    rule: Rule, test: RuleTest, results: dict[tuple[str, str, int], TestResult]
+) -> None:
+    result = results[(rule.id, test.path, test.line)]
+    assert result.expected is test.expect_fires
+    assert result.passed, format_result(result)
+
+
+@pytest.mark.parametrize("backend", ["durable", "python"])
+def test_runner_agrees_with_a_direct_evaluation(ruledir: RuleDir, backend: Backend) -> None:
+    """The runner's 'got' is what an Evaluator on the whole rule set says for that rule."""
+    for rule, test in ALL_TESTS[::7]:
+        compiled = compile_rules(ruledir, test.as_of)
+        fired = Evaluator(compiled, "python").fired(test.case)
+        [result] = [
+            r
+            for r in run_rule_tests(ruledir, backend=backend, only={rule.id})
+            if r.line == test.line and r.path == test.path
+        ]
+        assert result.got is (rule.id in fired), (rule.id, test.name)
+
+
+def test_all_design_rules_are_present(ruledir: RuleDir) -> None:
+    ids = {r.id for r in ruledir.rules}
+    assert ids >= DESIGN_IDS, f"ontbreekt: {sorted(DESIGN_IDS - ids)}"
+    assert len(DESIGN_IDS) == 20
+
+
+def test_every_rule_has_tests_that_fire_and_that_do_not(ruledir: RuleDir) -> None:
+    for rule in ruledir.rules:
+        outcomes = {t.expect_fires for t in rule.tests}
+        assert outcomes == {True, False}, f"{rule.id}: tests die afgaan en niet afgaan nodig"
+        assert len(rule.tests) >= 3, f"{rule.id}: te weinig tests"
+
+
+def test_every_rule_is_documented_for_policy_owners(ruledir: RuleDir) -> None:
+    for rule in ruledir.rules:
+        assert rule.description.strip(), rule.id
+        assert re.search(r"\b[FR][1-4]\b", rule.description), (
+            f"{rule.id}: de beschrijving noemt geen bevinding of aanbeveling (F1-F4, R1-R4)"
+        )
+        assert rule.expected_action.strip(), rule.id
+        assert rule.escalate_after is not None, rule.id
+        assert Path(rule.path).name == f"{rule.id.lower()}.yaml"
+
+
+@pytest.mark.parametrize("word", FORBIDDEN_IN_MAIL)
+def test_mail_titles_hold_no_personal_or_medical_detail(ruledir: RuleDir, word: str) -> None:
+    for rule in ruledir.rules:
+        title = f" {rule.mail_title.lower()} "
+        assert word not in title, f"{rule.id}: mail_title bevat '{word.strip()}'"
+
+
+def test_mail_titles_are_short_and_distinct(ruledir: RuleDir) -> None:
+    titles = [r.mail_title for r in ruledir.rules]
+    assert len(set(titles)) == len(titles)
+    assert all(len(t) <= 60 for t in titles), [t for t in titles if len(t) > 60]
+
+
+def test_forbidden_word_check_can_fail() -> None:
+    """The scan above is not vacuous: a title with medical detail is caught."""
+    title = " Diagnose psychische klachten niet vastgelegd ".lower()
+    assert any(word in title for word in FORBIDDEN_IN_MAIL)
+
+
+def test_a_wrong_expectation_fails_with_a_dutch_trace(tmp_path: Path) -> None:
+    for path in RULES.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "vg-first.tests.yaml").write_text(
+        "rule: VG-FIRST\n"
+        "tests:\n"
+        "  - name: verkeerd verwacht\n"
+        "    as_of: 2026-03-16\n"
+        "    case: {opened_on: 2026-03-01}\n"
+        "    expect: does_not_fire\n",
+        encoding="utf-8",
+    )
+    results = run_rule_tests(tmp_path, backend="durable", only={"VG-FIRST"})
+    [failed] = [r for r in results if not r.passed]
+    assert failed.name == "verkeerd verwacht"
+    assert failed.path.endswith("vg-first.tests.yaml") and failed.line == 3
+    assert failed.expected is False and failed.got is True
+    text = format_result(failed)
+    assert text.startswith("FOUT VG-FIRST: verkeerd verwacht")
+    assert "verwacht 'gaat niet af', uitkomst 'gaat af'" in text
+    # each condition with its outcome, the value seen and the date it was compared with
+    assert "ja   opened_on: {older_than: 14d}  (datum vóór 2026-03-02; gezien: 2026-03-01)" in text
+    assert "ja   vertrekgesprek_count: {eq: 0}  (gezien: 0)" in text
+    assert "1 mislukt" in format_summary(results)
+
+
+def test_a_rule_not_active_on_the_test_date_never_fires(tmp_path: Path) -> None:
+    (tmp_path / "late-rule.yaml").write_text(
+        "id: LATE-RULE\n"
+        "title: Later van kracht\n"
+        "mail_title: Later van kracht\n"
+        "severity: low\n"
+        "owner: team-kwaliteit\n"
+        "effective: {from: 2026-06-01}\n"
+        "when:\n"
+        "  opened_on: {older_than: 1d}\n"
+        "expected_action: Niets.\n"
+        "tests:\n"
+        "  - name: voor de ingangsdatum\n"
+        "    as_of: 2026-05-31\n"
+        "    case: {opened_on: 2026-01-01}\n"
+        "    expect: fires\n"
+        "  - name: op de ingangsdatum\n"
+        "    as_of: 2026-06-01\n"
+        "    case: {opened_on: 2026-01-01}\n"
+        "    expect: fires\n",
+        encoding="utf-8",
+    )
+    before, on = run_rule_tests(tmp_path, backend="durable")
+    assert (before.got, before.passed) == (False, False)
+    assert "niet actief op 2026-05-31" in before.explanation
+    assert "2026-06-01" in before.explanation
+    assert (on.got, on.passed) == (True, True)
+    assert on.explanation == ""
+
+
+def test_missing_field_is_explained(tmp_path: Path) -> None:
+    for path in RULES.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "specialist.tests.yaml").write_text(
+        "rule: SPECIALIST\n"
+        "tests:\n"
+        "  - name: specialist niet ingevuld\n"
+        "    as_of: 2026-03-02\n"
+        "    case: {person: {amv: true}}\n"
+        "    expect: does_not_fire\n",
+        encoding="utf-8",
+    )
+    [failed] = [r for r in run_rule_tests(tmp_path, "python", {"SPECIALIST"}) if not r.passed]
+    assert (
+        "ja   specialist: {ne: true, if_missing: true}  (gezien: ontbreekt; "
+        "een ontbrekend veld telt als waar (if_missing: true))" in failed.explanation
+    )
+    assert "medical.signal_on: present  (gezien: ontbreekt)" in failed.explanation
+
+
+def test_a_closed_case_never_fires(tmp_path: Path) -> None:
+    for path in RULES.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "vg-first.tests.yaml").write_text(
+        "rule: VG-FIRST\n"
+        "tests:\n"
+        "  - as_of: 2026-03-16\n"
+        "    case: {opened_on: 2026-03-01, status: closed}\n"
+        "    expect: fires\n",
+        encoding="utf-8",
+    )
+    [failed] = [r for r in run_rule_tests(tmp_path, "durable", {"VG-FIRST"}) if not r.passed]
+    assert failed.name == "VG-FIRST test 1"
+    assert "status 'closed'" in failed.explanation
+
+
+def test_broken_rule_dir_is_refused(tmp_path: Path) -> None:
+    from engine.compiler import RuleSetError
+
+    (tmp_path / "x.yaml").write_text("id: X\n", encoding="utf-8")
+    with pytest.raises(RuleSetError) as info:
+        run_rule_tests(tmp_path)
+    assert info.value.problems
+
+
+def test_boundary_dates_in_the_pack_are_real_boundaries(ruledir: RuleDir) -> None:
+    """For each threshold test named 'precies ...', moving as_of one day later flips it."""
+    flipped = 0
+    for rule, test in ALL_TESTS:
+        if "precies" not in test.name:
+            continue
+        later = test.as_of + dt.timedelta(days=1)
+        if "over precies" in test.name:  # future thresholds flip when as_of moves earlier
+            later = test.as_of - dt.timedelta(days=1)
+        compiled = compile_rules(ruledir, later, only={rule.id})
+        fires_later = rule.id in Evaluator(compiled, "python").fired(test.case)
+        assert fires_later is not test.expect_fires, (rule.id, test.name)
+        flipped += 1
+    assert flipped >= 15
+
+
+# ---------------------------------------------------------------- the pack against its spec
+#
+# Reference predicates written straight from the semantics the pack implements (the brief of
+# the default rule pack), compared with the compiled rules on generated cases. Recorded
+# events (interviews, contacts, checks, meetings, measures) lie on or before the as-of date,
+# planned dates (departure, term end, art. 64 end) around it, all close to the thresholds.
+
+Case = dict[str, Any]
+VG = "vertrekgesprek"
+
+
+def _ago(as_of: dt.date, day: dt.date) -> int:
+    return (as_of - day).days
+
+
+def _recent(as_of: dt.date, days: list[dt.date], limit: int) -> bool:
+    return any(0 <= _ago(as_of, d) <= limit for d in days)
+
+
+def _reference(c: Case, a: dt.date) -> set[str]:
+    iv, med, book, plan = c["interviews"], c["medical"], c["booking"], c["vertrekplan"]
+    person = c["person"]
+    vg = [i for i in iv if i.get("kind") == VG]
+    activity = [x["on"] for x in c["contacts"]] + [x["on"] for x in iv]
+    lko_days = [x["on"] for x in c["lko"]]
+    age = _ago(a, c["opened_on"])
+    dep = book.get("departure_on")
+    end = c.get("departure_term_ends_on")
+    until = med.get("art64_until")
+    reassessed = med.get("art64_reassessed_on")
+    updated = plan.get("strategy_updated_on")
+    removability = book.get("removability_checked_on")
+    vbl_from = [m["from"] for m in c["measures"] if m["kind"] == "vbl"]
+    keys = ("medical", "hardship", "trafficking")
+    out = {
+        "VG-FIRST": age > 14 and not vg,
+        "VG-MIN3": age > 84 and len(vg) < 3,
+        "CONTACT-30D": _ago(a, max(activity, default=c["opened_on"])) > 30,
+        "BO-UNTESTED": any(not all(i.get("checked", {}).get(k) is True for k in keys) for i in vg),
+        "MED-CHECK": not c["medical_checks"] and age > 14,
+        "MED-FOLLOWUP": "signal_on" in med
+        and _ago(a, med["signal_on"]) > 14
+        and "bma_requested_on" not in med
+        and "no_action_recorded_on" not in med,
+        "MED-CONDITIONS": med.get("travel_conditions") is True
+        and med.get("conditions_in_plan") is not True,
+        "DEPART-MED": dep is not None
+        and dep >= a
+        and not _recent(a, [x["on"] for x in c["medical_checks"]], 30),
+        "ART64-END": until is not None
+        and 0 <= (until - a).days <= 30
+        and not (reassessed is not None and _ago(a, reassessed) <= 60),
+        "WISH-UNEXPLORED": any(
+            "explored_on" not in w and _ago(a, w["recorded_on"]) > 21 for w in c["departure_wishes"]
+        ),
+        "STRATEGY-STALE": plan.get("strategy") in (None, "onbekend")
+        or updated is None
+        or _ago(a, updated) > 90,
+        "PLAN-INCOMPLETE": any(
+            plan.get(k) is None for k in ("strategy", "documents_status", "support")
+        ),
+        "AMV-RECEPTION": person.get("amv") is True
+        and dep is not None
+        and "reception_checked_on" not in book,
+        "SPECIALIST": (person.get("amv") is True or "signal_on" in med)
+        and c.get("specialist") is not True,
+        "TERM-ENDING": end is not None
+        and 0 <= (end - a).days <= 7
+        and not _recent(a, lko_days, 28),
+        "VBL-10W": c.get("location_type") == "vbl"
+        and bool(vbl_from)
+        and _ago(a, max(vbl_from)) > 70
+        and not _recent(a, lko_days, 70),
+        "DETENTION-PACE": c.get("location_type") == "detentie" and not _recent(a, activity, 14),
+        "REMOVABILITY": dep is not None
+        and 0 <= (dep - a).days <= 7
+        and not (removability is not None and _ago(a, removability) <= 7),
+        "LKO-CHALLENGE": any(
+            x.get("decision") in ("gedwongen", "bewaring")
+            and x.get("challenge_recorded") is not True
+            for x in c["lko"]
+        ),
+        "INTERPRETER": any(not i.get("language") for i in iv)
+        or (
+            person.get("interpreter_needed") is True
+            and any(i.get("interpreter") is not True for i in iv)
+        ),
+    }
+    assert set(out) == DESIGN_IDS
+    return {rule for rule, fires in out.items() if fires}
+
+
+def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+@st.composite
+def cases(draw: st.DrawFn, as_of: dt.date) -> Case:
+    def past(most: int) -> st.SearchStrategy[dt.date]:
+        return st.sampled_from(range(most + 1)).map(lambda n: as_of - dt.timedelta(days=n))
+
+    def around(span: int) -> st.SearchStrategy[dt.date]:
+        return st.sampled_from(range(-span, span + 1)).map(lambda n: as_of + dt.timedelta(days=n))
+
+    flag = _opt(st.booleans())
+    enum = lambda *values: st.sampled_from((None, *values))  # noqa: E731
+    raw: Case = {
+        "case_ref": "Z-1",
+        "status": "open",
+        "opened_on": draw(past(120)),
+        "location_type": draw(enum("vbl", "detentie", "azc", "gezinslocatie", "geen")),
+        "specialist": draw(flag),
+        "departure_term_ends_on": draw(_opt(around(12))),
+        "person": {"amv": draw(flag), "interpreter_needed": draw(flag)},
+        "vertrekplan": {
+            "strategy": draw(enum("zelfstandig", "iom", "gedwongen", "onbekend")),
+            "strategy_updated_on": draw(_opt(past(120))),
+            "documents_status": draw(enum("aanwezig", "ontbreekt", "onbekend")),
+            "support": draw(enum("geen", "iom", "reintegratie")),
+        },
+        "interviews": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "on": past(100),
+                        "kind": enum(VG, "intake", "overig"),
+                        "language": _opt(st.sampled_from(["", "ar", "ti"])),
+                        "interpreter": flag,
+                        "checked": st.fixed_dictionaries(
+                            {"medical": flag, "hardship": flag, "trafficking": flag}
+                        ),
+                    }
+                ),
+                max_size=4,
+            )
+        ),
+        "contacts": draw(st.lists(st.fixed_dictionaries({"on": past(60)}), max_size=3)),
+        "medical_checks": draw(st.lists(st.fixed_dictionaries({"on": past(60)}), max_size=2)),
+        "medical": {
+            "signal_on": draw(_opt(past(30))),
+            "bma_requested_on": draw(_opt(past(30))),
+            "no_action_recorded_on": draw(_opt(past(30))),
+            "travel_conditions": draw(flag),
+            "conditions_in_plan": draw(flag),
+            "art64_until": draw(_opt(around(40))),
+            "art64_reassessed_on": draw(_opt(past(90))),
+        },
+        "departure_wishes": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"recorded_on": past(40)}, optional={"explored_on": past(10)}
+                ),
+                max_size=2,
+            )
+        ),
+        "measures": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "kind": st.sampled_from(["vbl", "vbl", "detentie", "meldplicht"]),
+                        "from": past(120),
+                    }
+                ),
+                max_size=2,
+            )
+        ),
+        "lko": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "on": past(120),
+                        "decision": enum("zelfstandig", "gedwongen", "bewaring", "aanhouden"),
+                        "challenge_recorded": flag,
+                    }
+                ),
+                max_size=2,
+            )
+        ),
+        "booking": {
+            "departure_on": draw(_opt(around(12))),
+            "removability_checked_on": draw(_opt(past(12))),
+            "reception_checked_on": draw(_opt(past(12))),
+        },
+    }
+    if raw["location_type"] == "vbl" and draw(st.booleans()):  # a stay near 10 weeks
+        start = as_of - dt.timedelta(days=draw(st.sampled_from(range(64, 78))))
+        raw["measures"].append({"kind": "vbl", "from": start})
+    return parse_case(_drop_none(raw))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+@given(
+    data=st.data(),
+    as_of=st.dates(min_value=dt.date(2026, 1, 1), max_value=dt.date(2027, 12, 31)),
+)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_pack_matches_its_specification_python(data: st.DataObject, as_of: dt.date) -> None:
+    rd = _PACK
+    case = data.draw(cases(as_of))
+    fired = set(Evaluator(compile_rules(rd, as_of), "python").fired(case))
+    assert fired & DESIGN_IDS == _reference(case, as_of)
+
+
+_PACK = load_rule_dir(RULES)
+_DURABLE_AS_OF = dt.date(2026, 3, 2)
+_DURABLE: list[Evaluator] = []
+
+
+@given(data=st.data())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_pack_matches_its_specification_durable(data: st.DataObject) -> None:
+    if not _DURABLE:  # one durable-rules ruleset for all examples
+        _DURABLE.append(Evaluator(compile_rules(_PACK, _DURABLE_AS_OF), "durable"))
+    case = data.draw(cases(_DURABLE_AS_OF))
+    fired = set(_DURABLE[0].fired(case))
+    assert fired & DESIGN_IDS == _reference(case, _DURABLE_AS_OF)
+
+
+def test_explain_test_traces_a_passing_test_too(ruledir: RuleDir) -> None:
+    rule = next(r for r in ruledir.rules if r.id == "TERM-ENDING")
+    test = next(t for t in rule.tests if t.name == "LKO precies 28 dagen geleden gaat niet af")
+    text = explain_test(ruledir, rule, test)
+    assert "verwacht 'gaat niet af', uitkomst 'gaat niet af'" in text
+    assert (
+        "departure_term_ends_on: {within_next: 7d}  "
+        "(datum van 2026-03-02 t/m 2026-03-09; gezien: 2026-03-05)" in text
+    )
+    assert "tenzij (unless): waar" in text
+    assert "latest_lko_on: {within_last: 28d}  (datum van 2026-02-02 t/m 2026-03-02" in text
+
+
+def test_summary_counts_in_dutch() -> None:
+    one = TestResult("A", "t", "p", 1, dt.date(2026, 1, 1), True, True, True)
+    bad = TestResult("B", "t", "p", 2, dt.date(2026, 1, 1), True, False, False, "x")
+    assert format_summary([one]) == "1 test van 1 regel: 1 geslaagd, 0 mislukt"
+    assert format_summary([one, bad]) == "2 tests van 2 regels: 1 geslaagd, 1 mislukt"
+    assert format_result(one) == "OK   A: t (p:1)"
+    assert format_result(bad) == "FOUT B: t (p:2)\n     x"
