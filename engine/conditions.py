@@ -267,18 +267,40 @@ def evaluate(node: Node, fact: Mapping[str, Any]) -> bool:
     return any(evaluate(c, fact) for c in node.items)
 
 
+def _leaf_predicate(leaf: Leaf) -> Callable[[Mapping[str, Any]], bool]:
+    """A closure for one leaf, specialised for the common operators (same as leaf_holds)."""
+    key, target, mr, op = leaf.field, leaf.value, leaf.missing_result, leaf.op
+    if op == "eq":
+        return lambda f: mr if (v := f.get(key)) is None else v == target
+    if op == "lt":
+        return lambda f: mr if (v := f.get(key)) is None else v < target
+    if op == "ge":
+        return lambda f: mr if (v := f.get(key)) is None else v >= target
+    if op == "gt":
+        return lambda f: mr if (v := f.get(key)) is None else v > target
+    if op == "le":
+        return lambda f: mr if (v := f.get(key)) is None else v <= target
+    if op == "ne":
+        return lambda f: mr if (v := f.get(key)) is None else v != target
+    return lambda fact: leaf_holds(leaf, fact)
+
+
 def compile_predicate(node: Node) -> Callable[[Mapping[str, Any]], bool]:
     """A closure evaluating ``node`` (faster than walking the tree for every record)."""
     if isinstance(node, Const):
         v = node.value
         return lambda fact: v
     if isinstance(node, Leaf):
-        leaf = node
-        return lambda fact: leaf_holds(leaf, fact)
+        return _leaf_predicate(node)
     if isinstance(node, Neg):
         inner = compile_predicate(node.item)
         return lambda fact: not inner(fact)
     parts = [compile_predicate(c) for c in node.items]
+    if len(parts) == 2:
+        a, b = parts
+        if isinstance(node, And):
+            return lambda fact: a(fact) and b(fact)
+        return lambda fact: a(fact) or b(fact)
     if isinstance(node, And):
         return lambda fact: all(p(fact) for p in parts)
     return lambda fact: any(p(fact) for p in parts)

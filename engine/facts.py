@@ -41,25 +41,39 @@ def flatten_record(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def _records(case: Mapping[str, Any], group: str, spec: CompiledDerived) -> list[dict[str, Any]]:
-    records = case.get(group) or []
-    flat = [flatten_record(r) for r in records]
+def _records(
+    case: Mapping[str, Any],
+    group: str,
+    spec: CompiledDerived,
+    cache: dict[str, list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    flat = cache.get(group)
+    if flat is None:
+        flat = cache[group] = [flatten_record(r) for r in case.get(group) or ()]
     if spec.where is None:
         return flat
     return [r for r in flat if spec.where(r)]
 
 
-def derive(case: Mapping[str, Any], spec: CompiledDerived) -> Any:
-    """The value of one derived field for one case (None when there is none)."""
+def derive(
+    case: Mapping[str, Any],
+    spec: CompiledDerived,
+    cache: dict[str, list[dict[str, Any]]] | None = None,
+) -> Any:
+    """The value of one derived field for one case (None when there is none).
+
+    ``cache`` keeps the flattened records of a case between its derived fields.
+    """
+    cache = {} if cache is None else cache
     d = spec.field
     if d.kind in ("count", "exists"):
         group = d.sources[0][0]
-        n = len(_records(case, group, spec))
+        n = len(_records(case, group, spec, cache))
         return n if d.kind == "count" else n > 0
     values = []
     for group, name in d.sources:
         key = fact_key(name)
-        for rec in _records(case, group, spec):
+        for rec in _records(case, group, spec, cache):
             v = rec.get(key)
             if v is not None:
                 values.append(v)
@@ -78,8 +92,9 @@ def build_fact(case: Mapping[str, Any], compiled: CompiledRuleSet) -> dict[str, 
         value = _get(case, name)
         if value is not None:
             fact[fact_key(name)] = _plain_value(value)
+    cache: dict[str, list[dict[str, Any]]] = {}
     for spec in compiled.derived:
-        value = derive(case, spec)
+        value = derive(case, spec, cache)
         if value is None or value == []:
             continue
         fact[spec.field.name] = value

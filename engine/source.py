@@ -332,3 +332,35 @@ def child_values(child: ChildTable, case: Mapping[str, Any]) -> list[list[Any]]:
 def staff_values(member: Mapping[str, Any]) -> list[Any]:
     """The ``staff`` column values for a parsed staff member, in table column order."""
     return STAFF_SHAPE.to_values(member)
+
+
+def case_index(engine: Engine, status: str | None = "open") -> list[tuple[str, Any, Any]]:
+    """(case_ref, regievoerder, team) of every case with ``status``, ordered by case_ref.
+
+    Small rows only: the pipeline uses it to split the work into case_ref ranges that
+    worker processes read themselves, and to know which cases are open.
+    """
+    stmt = select(cases.c.case_ref, cases.c.regievoerder, cases.c.team).order_by(cases.c.case_ref)
+    if status is not None:
+        stmt = stmt.where(cases.c.status == status)
+    with engine.connect() as conn:
+        return [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+
+
+def fetch_case_range(
+    engine: Engine, first: str, last: str, status: str | None = "open"
+) -> list[dict[str, Any]]:
+    """The cases with ``first <= case_ref <= last`` (and ``status``), complete with lists."""
+    stmt = (
+        _case_select()
+        .where(cases.c.case_ref >= first, cases.c.case_ref <= last)
+        .order_by(cases.c.case_ref)
+    )
+    if status is not None:
+        stmt = stmt.where(cases.c.status == status)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+        batch = {row[0]: _case_from_row(row) for row in rows}
+        if batch:
+            _attach_children(conn, batch)
+    return list(batch.values())

@@ -28,7 +28,7 @@ from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
-from engine.source import iter_case_batches, load_staff
+from engine.source import case_index, fetch_case_range, iter_case_batches, load_staff
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
@@ -75,20 +75,21 @@ class RunSummary:
 # ---------------------------------------------------------------- evaluation
 
 
-_worker_evaluator: Evaluator | None = None
+_worker: dict[str, Any] = {}
 
 
-def _worker_init(rules_dir: str, as_of: dt.date, version: str) -> None:
-    global _worker_evaluator
+def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) -> None:
     ruledir = load_rule_dir(Path(rules_dir))
     if ruledir.version != version:
         raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
-    _worker_evaluator = Evaluator(compile_rules(ruledir, as_of), "durable")
+    _worker["evaluator"] = Evaluator(compile_rules(ruledir, as_of), "durable")
+    _worker["source"] = sa.create_engine(source_url)
 
 
-def _worker_eval(cases: list[dict[str, Any]]) -> list[Hit]:
-    assert _worker_evaluator is not None
-    return _worker_evaluator.hits(cases)
+def _worker_eval(key_range: tuple[str, str]) -> list[Hit]:
+    """In a worker process: read one case_ref range from the source and evaluate it."""
+    evaluator: Evaluator = _worker["evaluator"]
+    return evaluator.hits(fetch_case_range(_worker["source"], *key_range))
 
 
 @dataclass
@@ -104,29 +105,37 @@ def evaluate_source(
     batch_size: int,
     workers: int,
 ) -> Extracted:
-    """Extract the open cases in batches and evaluate them, in worker processes if > 1."""
+    """Extract the open cases in batches and evaluate them, in worker processes if > 1.
+
+    With workers, the main process only reads the small case index, splits it into
+    case_ref ranges of ``batch_size`` cases and each worker reads and evaluates its
+    ranges itself; memory per worker is bounded by the batch size.
+    """
     out = Extracted()
-
-    def note(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for case in batch:
-            out.open_cases[case["case_ref"]] = (case.get("regievoerder"), case.get("team"))
-        return batch
-
-    batches: Iterator[list[dict[str, Any]]] = (
-        note(b) for b in iter_case_batches(source, batch_size, status="open")
-    )
     if workers <= 1:
         evaluator = Evaluator(compiled, "durable")
-        for batch in batches:
+        for batch in iter_case_batches(source, batch_size, status="open"):
+            for case in batch:
+                out.open_cases[case["case_ref"]] = (case.get("regievoerder"), case.get("team"))
             out.hits.extend(evaluator.hits(batch))
         return out
+    index = case_index(source, status="open")
+    for case_ref, regievoerder, team in index:
+        out.open_cases[case_ref] = (regievoerder, team)
+    ranges = [
+        (index[i][0], index[min(i + batch_size, len(index)) - 1][0])
+        for i in range(0, len(index), batch_size)
+    ]
+    if not ranges:
+        return out
     ctx = multiprocessing.get_context("spawn")
+    source_url = source.url.render_as_string(hide_password=False)
     with ctx.Pool(
-        workers,
+        min(workers, len(ranges)),
         initializer=_worker_init,
-        initargs=(str(ruledir.root), compiled.as_of, compiled.version),
+        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url),
     ) as pool:
-        for hits in pool.imap(_worker_eval, batches):
+        for hits in pool.imap(_worker_eval, ranges):
             out.hits.extend(hits)
     return out
 
