@@ -298,7 +298,9 @@ def _parse_scalar(spec: Field, value: Any, path: str) -> Any:
     if not isinstance(value, str):
         raise CaseFileError(path, f"{value!r} is geen tekst")
     if spec.type == "enum" and value not in spec.values:
-        raise CaseFileError(path, f"onbekende waarde {value!r}", f"kies uit {', '.join(spec.values)}")
+        raise CaseFileError(
+            path, f"onbekende waarde {value!r}", f"kies uit {', '.join(spec.values)}"
+        )
     return value
 
 

@@ -449,7 +449,9 @@ class ConditionParser:
         self.ctx.add(
             vpos,
             f"{value!r} past niet bij '{info.name}' ({TYPE_NAMES_NL[kind]})",
-            f"'{info.name}' is {TYPE_NAMES_NL[kind]}"
+            "schrijf true of false"
+            if kind == "bool"
+            else f"'{info.name}' is {TYPE_NAMES_NL[kind]}"
             + (f": {', '.join(info.values)}" if info.values else ""),
         )
         return None
@@ -477,6 +479,7 @@ def _first_tag(node: Any) -> tuple[int, int] | None:
             if found:
                 return found
     return None
+
 
 _DATE_LIKE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b")
 
@@ -741,6 +744,9 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
         kind = kinds[0]
         kpos = _pos_of(spec, kind, value=True)
         refs = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
+        if kind in ("count", "exists", "values") and len(refs) != 1:
+            ctx.add(kpos, f"'{kind}' werkt op precies één lijst", "maak per lijst een eigen veld")
+            continue
         sources: list[tuple[str, str]] = []
         for ref in refs:
             if kind in ("latest", "earliest"):
@@ -875,6 +881,7 @@ def load_rule_dir(root: Path) -> RuleDir:
         node = _read_yaml(priority_path, rel(priority_path), result.problems)
         result.factors = parse_priority(node, rel(priority_path), result.catalogue, result.problems)
     seen: dict[str, str] = {}
+    declared: set[str] = set()  # ids named in rule files, also those with problems
     beside: list[tuple[Path, Any]] = []
     for p in files:
         if p in (derived_path, priority_path):
@@ -884,7 +891,10 @@ def load_rule_dir(root: Path) -> RuleDir:
             continue
         node = _read_yaml(p, rel(p), result.problems)
         if node is None:
+            declared.add(p.stem.upper())
             continue
+        if isinstance(node, Mapping) and isinstance(node.get("id"), str):
+            declared.add(node["id"])
         rule = parse_rule(node, rel(p), p.stem, result.catalogue, result.problems)
         if rule is None:
             continue
@@ -912,6 +922,8 @@ def load_rule_dir(root: Path) -> RuleDir:
             continue
         rid = node["rule"]
         if rid not in by_id:
+            if rid in declared:
+                continue  # the rule itself has problems, reported in its own file
             ctx.add(
                 _pos_of(node, "rule", value=True),
                 f"onbekende regel {rid!r}",

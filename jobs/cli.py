@@ -18,8 +18,8 @@ from engine.dates import today_amsterdam
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
@@ -58,7 +58,7 @@ def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
 def _fail_on_problems(ruledir: RuleDir) -> None:
     if ruledir.problems:
         for p in ruledir.problems:
-            err.print(str(p), markup=False)
+            click.echo(str(p), err=True)  # unwrapped: editors jump to path:line:column
         err.print(
             f"[red]{len(ruledir.problems)} probleem/problemen in {ruledir.root}; "
             "herstel ze en probeer opnieuw.[/red]"
@@ -105,7 +105,7 @@ def run(ctx: click.Context, as_of: dt.date | None, no_mail: bool, trigger: str) 
     except RunRefused as exc:
         err.print(f"[red]Run niet gestart: {exc}[/red]")
         for line in exc.details:
-            err.print(line, markup=False)
+            click.echo(line, err=True)
         sys.exit(1)
     print_summary(summary)
     if summary.delivery and (summary.delivery.deferred or summary.delivery.failed):
@@ -293,20 +293,39 @@ def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
 @rules.command("test")
 @click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--backend", type=click.Choice(["durable", "python"]), default="durable")
+@click.option("--rule", "only", multiple=True, help="Alleen deze regel(s) testen.")
+@click.option("-v", "--verbose", is_flag=True, help="Toon ook de geslaagde tests.")
 @click.pass_context
-def rules_test(ctx: click.Context, rules_dir: Path | None, backend: str) -> None:
-    """Voer de tests in de regelbestanden uit."""
-    from engine.ruletests import format_result, run_rule_tests
+def rules_test(
+    ctx: click.Context, rules_dir: Path | None, backend: str, only: tuple[str, ...], verbose: bool
+) -> None:
+    """Voer de tests in de regelbestanden uit (gaat af / gaat niet af)."""
+    from engine.ruletests import format_result, format_summary, run_rule_tests
 
     ruledir = _rules(_settings(ctx), rules_dir)
     _fail_on_problems(ruledir)
-    results = run_rule_tests(ruledir, backend=backend)  # type: ignore[arg-type]
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        err.print(format_result(r), markup=False)
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+    results = run_rule_tests(
+        ruledir,
+        backend=backend,  # type: ignore[arg-type]
+        only=set(only) or None,
+    )
+    for r in results:
+        if not r.passed:
+            click.echo(format_result(r), err=True)
+        elif verbose:
+            click.echo(format_result(r))
+    click.echo(format_summary(results))
+    if any(not r.passed for r in results) or not results:
         sys.exit(1)
+
+
+@rules.command("schema")
+@click.option("--check", is_flag=True, help="Alleen controleren of schema/ actueel is.")
+def rules_schema(check: bool) -> None:
+    """Schrijf de JSON Schema's voor editors opnieuw (schema/*.schema.json)."""
+    from engine.schema import main as schema_main
+
+    sys.exit(schema_main(["--check"] if check else []))
 
 
 @rules.command("fields")
@@ -362,8 +381,9 @@ def db_upgrade(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--limit", default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
-def runs(ctx: click.Context, limit: int) -> None:
+def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     """De geschiedenis van runs: status, aantallen, duur, fouten."""
     import sqlalchemy as sa
 
@@ -378,16 +398,20 @@ def runs(ctx: click.Context, limit: int) -> None:
             ).all()
     finally:
         store.dispose()
+    if fmt == "json":
+        for r in rows:
+            record = {k: v for k, v in r._mapping.items()}
+            click.echo(json.dumps(record, default=str, ensure_ascii=False))
+        return
     table = Table(
         "id",
         "peildatum",
-        "start",
         "status",
         "zaken",
         "nieuw",
         "opgelost",
         "verstuurd",
-        "duur (s)",
+        "duur",
         "fouten",
         title="Runs",
     )
@@ -399,13 +423,12 @@ def runs(ctx: click.Context, limit: int) -> None:
         table.add_row(
             str(r.id),
             str(r.as_of),
-            f"{r.started_at:%Y-%m-%d %H:%M}",
             r.status,
             str(counts.get("cases", "")),
             str(rec.get("new", "")),
             str(rec.get("resolved", "")),
             str(delivery.get("sent", "")),
-            f"{total:.1f}",
+            f"{total:.0f}s",
             str(len(r.errors or [])),
         )
     console.print(table)

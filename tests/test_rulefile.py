@@ -59,7 +59,7 @@ BROKEN: dict[str, tuple[str, list[Expected]]] = {
     ),
     "wrong-type.yaml": (
         rule("WRONG-TYPE", "  person.amv: ja\n"),
-        [Expected(7, 15, "'ja' past niet bij 'person.amv' (ja/nee)", "'person.amv' is ja/nee")],
+        [Expected(7, 15, "'ja' past niet bij 'person.amv' (ja/nee)", "schrijf true of false")],
     ),
     "wrong-type-int.yaml": (
         rule("WRONG-TYPE-INT", "  medical_check_count: {gt: drie}\n"),
