@@ -70,6 +70,34 @@ class RuleSetError(Exception):
         super().__init__(f"{len(problems)} probleem/problemen in de regels")
 
 
+def engine_limit_problems(ruledir: RuleDir, as_of: dt.date | None = None) -> list[Any]:
+    """Problems of rules that check but that durable-rules itself refuses (too complex).
+
+    Each rule is compiled on its own and handed to durable-rules; a refusal becomes a
+    Problem at the rule's line with advice. Runs after the file checks.
+    """
+    from engine.durable_backend import engine_problem
+    from engine.rulefile import Problem
+
+    day = as_of or dt.date.today()
+    out = []
+    for rule in ruledir.rules:
+        nnf = to_nnf(bind(rule.condition(), day))
+        error = engine_problem(nnf)
+        if error:
+            out.append(
+                Problem(
+                    rule.path,
+                    rule.line,
+                    1,
+                    f"regel {rule.id} is te ingewikkeld voor de rule engine ({error})",
+                    "splits de regel in twee regels, of vat een deel samen in een afgeleid "
+                    "veld (derived.yaml); 'any' bovenaan de regel kost het minst",
+                )
+            )
+    return out
+
+
 def compile_rules(
     ruledir: RuleDir, as_of: dt.date, only: set[str] | None = None
 ) -> CompiledRuleSet:

@@ -206,12 +206,16 @@ def to_nnf(node: Node, negate: bool = False) -> Node:
     conj = isinstance(node, And) != negate
     absorbing, neutral = (False, True) if conj else (True, False)
     kept: list[Node] = []
+    same = And if conj else Or
     for c in children:
         if isinstance(c, Const):
             if c.value == absorbing:
                 return Const(absorbing)
             continue
-        kept.append(c)
+        # (a and b) and c == a and b and c: flatter for durable-rules; duplicates dropped
+        for item in c.items if isinstance(c, same) else (c,):
+            if item not in kept:
+                kept.append(item)
     if not kept:
         return Const(neutral)
     if len(kept) == 1:

@@ -8,10 +8,14 @@ Follows the measured behaviour in shared/durable-rules-notes.md:
 - every pattern ANDs the type discriminator ``{"t": "case"}`` (a lone ``$nex`` loops);
 - "missing" and "not equal" are compiled explicitly; lists use ``$iany``/``$iall`` with an
   explicit guard because ``$iall`` on an empty list is false;
-- one Host per process; ruleset names are unique per process (they cannot be unregistered);
+- one Host per process, without its dispatcher threads (see ``QuietHost``); ruleset
+  names are unique per process (they cannot be unregistered);
 - measured here: when the first fact a ruleset ever sees matches nothing, the following
   ``delete_state`` crashes the process (exit 139); every ruleset gets a no-op "prime" rule
   that is fired once right after registration, after which unmatched facts are safe;
+- measured here: a pattern holding ``$or`` keeps its expressions in a sequence of at most
+  31 entries (error 113 beyond); top-level alternatives become separate rules with the
+  same action, groups are flattened, and ``rules check`` asks the engine per rule;
 - an exception inside an action is swallowed by durable_rules into the session state, so the
   state is checked after each case and a failure is raised loudly.
 """
@@ -44,7 +48,20 @@ def _get_host() -> Any:
         if _host is None:
             from durable.engine import Host
 
-            _host = Host()
+            class QuietHost(Host):
+                """A Host without its two dispatcher threads.
+
+                durable-rules' Host polls every ruleset from timer threads and runs pending
+                actions there, concurrently with ``assert_fact`` on the caller's thread.
+                Measured here on 100,000 cases: now and then an action ran on the timer
+                thread (error 307, node deleted) and its result was lost. We use no timers,
+                so the threads are never started and every action runs inside assert_fact.
+                """
+
+                def _run(self) -> None:
+                    pass
+
+            _host = QuietHost()
         return _host
 
 
@@ -65,7 +82,8 @@ def emit_leaf(leaf: Leaf) -> dict[str, Any]:
     if op == "eq":
         core = {f: v}
     elif op == "ne":
-        core = {"$and": [exists, {"$neq": {f: v}}]}
+        # with missing_result the $nex alternative below covers "absent" already
+        core = {"$neq": {f: v}} if leaf.missing_result else {"$and": [exists, {"$neq": {f: v}}]}
     elif op in ("lt", "le", "gt", "ge"):
         core = {f"${'lte' if op == 'le' else 'gte' if op == 'ge' else op}": {f: v}}
     elif op == "in":
@@ -82,11 +100,35 @@ def emit_leaf(leaf: Leaf) -> dict[str, Any]:
 def emit(node: Node) -> dict[str, Any]:
     if isinstance(node, Leaf):
         return emit_leaf(node)
-    if isinstance(node, And):
-        return {"$and": [emit(c) for c in node.items]}
-    if isinstance(node, Or):
-        return {"$or": [emit(c) for c in node.items]}
+    if isinstance(node, (And, Or)):
+        key = "$and" if isinstance(node, And) else "$or"
+        parts: list[dict[str, Any]] = []
+        for child in node.items:
+            out = emit(child)
+            # a leaf may emit a group of the same kind ($or of "absent" and the test): splice
+            for part in out[key] if list(out) == [key] else [out]:
+                if part not in parts:
+                    parts.append(part)
+        return parts[0] if len(parts) == 1 else {key: parts}
     raise DurableError(f"cannot emit {type(node).__name__}: to_nnf first")
+
+
+def rule_patterns(node: Node) -> list[dict[str, Any]]:
+    """The durable-rules patterns of one rule: one per top-level alternative.
+
+    durable-rules keeps the expressions of a pattern that holds ``$or`` in a sequence of at
+    most 31 entries; splitting a top-level ``or`` into separate rules with the same action
+    keeps each pattern small. An empty list means the rule can never fire.
+    """
+    if isinstance(node, Const):
+        return [{"t": "case"}] if node.value else []
+    alternatives = node.items if isinstance(node, Or) else (node,)
+    patterns = []
+    for alt in alternatives:
+        body = emit(alt)
+        parts = body["$and"] if list(body) == ["$and"] else [body]
+        patterns.append({"$and": [{"t": "case"}, *parts]})
+    return patterns
 
 
 def ruleset_definition(
@@ -94,15 +136,28 @@ def ruleset_definition(
 ) -> dict[str, Any]:
     definition: dict[str, Any] = {}
     for i, cr in enumerate(compiled.rules):
-        node = cr.nnf
-        if isinstance(node, Const):
-            if not node.value:
-                continue  # can never fire
-            pattern: dict[str, Any] = {"t": "case"}
-        else:
-            pattern = {"$and": [{"t": "case"}, emit(node)]}
-        definition[f"r{i}"] = {"all": [{"m": pattern}], "run": action(cr.rule.id)}
+        for j, pattern in enumerate(rule_patterns(cr.nnf)):
+            definition[f"r{i}_{j}"] = {"all": [{"m": pattern}], "run": action(cr.rule.id)}
     return definition
+
+
+def engine_problem(node: Node) -> str | None:
+    """Why durable-rules refuses this (bound, NNF) rule condition, or None when it accepts it.
+
+    Registers a throwaway ruleset in this process: durable-rules has limits (such as the
+    31 entries of an expression sequence) that are cheapest to ask the engine itself.
+    """
+    patterns = rule_patterns(node)
+    if not patterns:
+        return None
+    definition = {
+        f"r{j}": {"all": [{"m": p}], "run": lambda c: None} for j, p in enumerate(patterns)
+    }
+    try:
+        _get_host().set_rulesets({f"regiesignaal_check_{next(_names)}": definition})
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
 class DurableEvaluator:

@@ -29,12 +29,25 @@ class Hit:
     bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
 
 
-class Evaluator:
-    """Evaluate cases against one compiled rule set."""
+class EvaluationMismatch(RuntimeError):
+    """durable-rules and the Python evaluator disagree on a case: a bug, never ignored."""
 
-    def __init__(self, compiled: CompiledRuleSet, backend: Backend = "durable"):
+
+class Evaluator:
+    """Evaluate cases against one compiled rule set.
+
+    With ``verify`` (the default for durable-rules) every case is also evaluated by the
+    plain-Python evaluator and a disagreement raises ``EvaluationMismatch``: durable-rules
+    swallows errors inside actions, so a lost signal must not pass silently. It costs
+    about a tenth of the durable-rules time.
+    """
+
+    def __init__(
+        self, compiled: CompiledRuleSet, backend: Backend = "durable", verify: bool = True
+    ):
         self.compiled = compiled
         self.backend = backend
+        self.verify = verify and backend == "durable"
         self._durable: Any = None
         if backend == "durable":
             from engine.durable_backend import DurableEvaluator
@@ -42,8 +55,17 @@ class Evaluator:
             self._durable = DurableEvaluator(compiled)
 
     def fired_for_fact(self, fact: Mapping[str, Any]) -> list[str]:
-        if self._durable is not None:
-            return list(self._durable.fired(fact))
+        if self._durable is None:
+            return self._python(fact)
+        durable = list(self._durable.fired(fact))
+        if self.verify and durable != (python := self._python(fact)):
+            raise EvaluationMismatch(
+                f"case {fact.get('sid')}: durable-rules gave {durable}, the Python evaluator "
+                f"{python}; the run stops rather than lose or invent a signal"
+            )
+        return durable
+
+    def _python(self, fact: Mapping[str, Any]) -> list[str]:
         return sorted(cr.rule.id for cr in self.compiled.rules if cr.predicate(fact))
 
     def fired(self, case: Mapping[str, Any]) -> list[str]:

@@ -282,7 +282,11 @@ def rules() -> None:
 @click.pass_context
 def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
     """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
+    from engine.compiler import engine_limit_problems
+
     ruledir = _rules(_settings(ctx), rules_dir)
+    if ruledir.ok:
+        ruledir.problems.extend(engine_limit_problems(ruledir))
     _fail_on_problems(ruledir)
     console.print(
         f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "

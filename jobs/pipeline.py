@@ -18,13 +18,14 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
-from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules
+from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules, engine_limit_problems
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
@@ -35,7 +36,7 @@ from notifications import outbox
 from notifications.compose import compose_case_manager, compose_team_digest
 from notifications.delivery import DeliveryReport, deliver_pending
 from notifications.digests import RuleMeta, case_manager_lines, team_digests
-from notifications.model import Recipient
+from notifications.model import ComposedMessage, Recipient, SignalLine
 
 log = logging.getLogger("regiesignaal.run")
 
@@ -53,7 +54,7 @@ class RunOptions:
     as_of: dt.date
     trigger: str = "manual"  # manual | scheduler | demo
     deliver: bool = True
-    # case managers get mail on working days only, unless this says otherwise
+    # case managers (and daily digests) get mail on working days only, unless this says so
     case_manager_mail_any_day: bool = False
 
 
@@ -98,21 +99,44 @@ class Extracted:
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
+def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
+    """In a worker process: render one case manager's message."""
+    staff_id, email, as_of, lines = task
+    return compose_case_manager(Recipient(staff_id, email), as_of, lines)
+
+
+def start_pool(
+    workers: int, ruledir: RuleDir, compiled: CompiledRuleSet, source: sa.Engine
+) -> Pool | None:
+    """Worker processes for evaluation and composition (None for ``workers <= 1``).
+
+    Spawned, not forked: durable-rules runs timer threads that must not be forked.
+    """
+    if workers <= 1:
+        return None
+    ctx = multiprocessing.get_context("spawn")
+    source_url = source.url.render_as_string(hide_password=False)
+    return ctx.Pool(
+        workers,
+        initializer=_worker_init,
+        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url),
+    )
+
+
 def evaluate_source(
     source: sa.Engine,
-    ruledir: RuleDir,
     compiled: CompiledRuleSet,
     batch_size: int,
-    workers: int,
+    pool: Pool | None = None,
 ) -> Extracted:
-    """Extract the open cases in batches and evaluate them, in worker processes if > 1.
+    """Extract the open cases in batches and evaluate them, in the worker pool if given.
 
-    With workers, the main process only reads the small case index, splits it into
+    With a pool, the main process only reads the small case index, splits it into
     case_ref ranges of ``batch_size`` cases and each worker reads and evaluates its
     ranges itself; memory per worker is bounded by the batch size.
     """
     out = Extracted()
-    if workers <= 1:
+    if pool is None:
         evaluator = Evaluator(compiled, "durable")
         for batch in iter_case_batches(source, batch_size, status="open"):
             for case in batch:
@@ -126,17 +150,8 @@ def evaluate_source(
         (index[i][0], index[min(i + batch_size, len(index)) - 1][0])
         for i in range(0, len(index), batch_size)
     ]
-    if not ranges:
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    source_url = source.url.render_as_string(hide_password=False)
-    with ctx.Pool(
-        min(workers, len(ranges)),
-        initializer=_worker_init,
-        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url),
-    ) as pool:
-        for hits in pool.imap(_worker_eval, ranges):
-            out.hits.extend(hits)
+    for hits in pool.imap(_worker_eval, ranges):
+        out.hits.extend(hits)
     return out
 
 
@@ -150,6 +165,8 @@ def _engine(url: str) -> sa.Engine:
 
 def load_checked_rules(settings: Settings) -> RuleDir:
     ruledir = load_rule_dir(settings.rules_dir)
+    if ruledir.ok:
+        ruledir.problems.extend(engine_limit_problems(ruledir))
     if not ruledir.ok:
         raise RunRefused(
             f"de regels in {settings.rules_dir} bevatten fouten; er is niets verstuurd. "
@@ -281,13 +298,31 @@ def _stages(
     compiled: CompiledRuleSet,
     summary: RunSummary,
 ) -> None:
+    pool = start_pool(settings.workers, ruledir, compiled, source)
+    try:
+        _pipeline(settings, options, store, source, compiled, summary, pool)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def _pipeline(
+    settings: Settings,
+    options: RunOptions,
+    store: sa.Engine,
+    source: sa.Engine,
+    compiled: CompiledRuleSet,
+    summary: RunSummary,
+    pool: Pool | None,
+) -> None:
     as_of = options.as_of
     d = summary.durations
     with _timed(d, "extract_evaluate"):
         staff = load_staff(source)
-        extracted = evaluate_source(
-            source, ruledir, compiled, settings.batch_size, settings.workers
-        )
+        extracted = evaluate_source(source, compiled, settings.batch_size, pool)
     summary.cases = len(extracted.open_cases)
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
@@ -318,14 +353,24 @@ def _stages(
     enqueued: Counter[str] = Counter()
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
     with _timed(d, "compose"), store.begin() as conn:
-        if options.case_manager_mail_any_day or is_working_day(as_of):
+        queued = outbox.queued_recipients(conn, as_of)
+        working_day = options.case_manager_mail_any_day or is_working_day(as_of)
+        if working_day:
             recipients = case_manager_lines(conn, as_of, meta, settings.case_link, bonus)
             summary.problems.extend(recipients.problems)
+            tasks = []
             for staff_id, lines in sorted(recipients.lines.items()):
-                email = _email_of(staff, staff_id, summary.problems, len(lines))
-                if email is None:
+                if ("regievoerder", staff_id) in queued:
                     continue
-                message = compose_case_manager(Recipient(staff_id, email), as_of, lines)
+                email = _email_of(staff, staff_id, summary.problems, len(lines))
+                if email is not None:
+                    tasks.append((staff_id, email, as_of, lines))
+            messages = (
+                pool.imap(_worker_compose, tasks, chunksize=4)
+                if pool is not None
+                else map(_worker_compose, tasks)
+            )
+            for (staff_id, email, _, _), message in zip(tasks, messages, strict=True):
                 if outbox.enqueue(
                     conn,
                     run_id=summary.run_id,
@@ -337,7 +382,8 @@ def _stages(
                     sender_domain=sender_domain,
                 ):
                     enqueued["regievoerder"] += 1
-        if settings.is_digest_day(as_of):
+        # weekly digests go out on their weekday whatever it is; daily ones on working days
+        if settings.is_digest_day(as_of) and (settings.digest == "weekly" or working_day):
             period = settings.digest
             digests = team_digests(
                 conn, as_of, period, staff, open_cases_per_manager, meta, settings.case_link
@@ -349,6 +395,8 @@ def _stages(
             }
             for team, digest in digests.items():
                 lead = leads[team]
+                if ("teamleider", lead) in queued:
+                    continue
                 email = _email_of(staff, lead, summary.problems, 1)
                 if email is None:
                     continue
@@ -404,7 +452,7 @@ def preview(
     source = _engine(settings.source_url)
     try:
         compiled = compile_rules(ruledir, as_of)
-        extracted = evaluate_source(source, ruledir, compiled, settings.batch_size, 1)
+        extracted = evaluate_source(source, compiled, settings.batch_size)
         return compiled, extracted.hits, len(extracted.open_cases)
     finally:
         source.dispose()

@@ -186,6 +186,15 @@ def counts(conn: sa.Connection, as_of: dt.date | None = None) -> dict[str, int]:
     return result
 
 
+def queued_recipients(conn: sa.Connection, as_of: dt.date) -> set[tuple[str, str]]:
+    """(kind, recipient_id) of every message already in the outbox for ``as_of``.
+
+    A re-run of a date skips composing these; ``enqueue`` would refuse them anyway.
+    """
+    stmt = sa.select(outbox.c.kind, outbox.c.recipient_id).where(outbox.c.as_of == as_of)
+    return {(str(kind), str(rid)) for kind, rid in conn.execute(stmt)}
+
+
 def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
     """Operator action: put failed rows back to pending with a fresh attempt count.
 
