@@ -272,3 +272,26 @@ def test_preview_json_matches_the_python_oracle(
     engine.dispose()
     assert sorted((g["case_ref"], g["rule"]) for g in got) == expected
     assert len({g["rule"] for g in got}) == len(ruledir.rules), "every shipped rule fires"
+
+
+@pytest.mark.slow
+def test_no_case_manager_mail_on_a_weekend_and_weekly_digests_on_their_day(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    saturday, monday = AS_OF + dt.timedelta(days=5), AS_OF + dt.timedelta(days=7)
+    with MailCatcher(tmp_path / "mail") as catcher:
+        weekly = dataclasses.replace(
+            make_settings(source_url, store_url, catcher.port), digest="weekly", digest_weekday=0
+        )
+        upgrade_store(weekly)
+        sat = run(weekly, RunOptions(saturday))
+        assert sum(sat.signals_per_rule.values()) > 0, "signals are still kept on weekends"
+        assert sat.messages_enqueued == {} and catcher.messages == 0
+        mon = run(weekly, RunOptions(monday))
+        assert mon.messages_enqueued["regievoerder"] > 0
+        assert mon.messages_enqueued["teamleider"] >= 1
+        digests = [m for m in read_mail(tmp_path / "mail") if "weekoverzicht" in m["Subject"]]
+        assert len(digests) == mon.messages_enqueued["teamleider"]
