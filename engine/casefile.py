@@ -267,7 +267,8 @@ class CaseFileError(ValueError):
         return f"{where}{self.message}{hint}"
 
 
-def parse_date(value: Any, path: str) -> dt.date:
+def to_date(value: Any) -> dt.date | None:
+    """A date from a date, a datetime or an ISO string (``2026-03-01``); None otherwise."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -276,7 +277,14 @@ def parse_date(value: Any, path: str) -> dt.date:
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
-            pass
+            return None
+    return None
+
+
+def parse_date(value: Any, path: str) -> dt.date:
+    day = to_date(value)
+    if day is not None:
+        return day
     raise CaseFileError(path, f"{value!r} is geen datum", "gebruik JJJJ-MM-DD, bijv. 2026-03-01")
 
 

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine.casefile import CaseFileError, parse_case
+from engine.casefile import CaseFileError, parse_case, to_date
 from engine.catalogue import (
     TYPE_NAMES_NL,
     Catalogue,
@@ -231,17 +231,7 @@ def _text(node: CommentedMap, key: str, ctx: _Ctx, default: str = "") -> str:
     return str(value)
 
 
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+_date = to_date
 
 
 # ------------------------------------------------------------------ conditions

@@ -353,6 +353,20 @@ def _pipeline(
     enqueued: Counter[str] = Counter()
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
     with _timed(d, "compose"), store.begin() as conn:
+
+        def queue(kind: str, recipient: str, email: str, message: ComposedMessage) -> None:
+            if outbox.enqueue(
+                conn,
+                run_id=summary.run_id,
+                as_of=as_of,
+                kind=kind,
+                recipient_id=recipient,
+                recipient_email=email,
+                message=message,
+                sender_domain=sender_domain,
+            ):
+                enqueued[kind] += 1
+
         queued = outbox.queued_recipients(conn, as_of)
         working_day = options.case_manager_mail_any_day or is_working_day(as_of)
         if working_day:
@@ -371,47 +385,32 @@ def _pipeline(
                 else map(_worker_compose, tasks)
             )
             for (staff_id, email, _, _), message in zip(tasks, messages, strict=True):
-                if outbox.enqueue(
-                    conn,
-                    run_id=summary.run_id,
-                    as_of=as_of,
-                    kind="regievoerder",
-                    recipient_id=staff_id,
-                    recipient_email=email,
-                    message=message,
-                    sender_domain=sender_domain,
-                ):
-                    enqueued["regievoerder"] += 1
+                queue("regievoerder", staff_id, email, message)
         # weekly digests go out on their weekday whatever it is; daily ones on working days
         if settings.is_digest_day(as_of) and (settings.digest == "weekly" or working_day):
-            period = settings.digest
             digests = team_digests(
-                conn, as_of, period, staff, open_cases_per_manager, meta, settings.case_link
+                conn,
+                as_of,
+                settings.digest,
+                staff,
+                open_cases_per_manager,
+                meta,
+                settings.case_link,
             )
-            leads = {
-                s["team"]: sid
-                for sid, s in sorted(staff.items())
-                if s.get("role") == "teamleider" and s.get("team")
-            }
-            for team, digest in digests.items():
-                lead = leads[team]
+            for lead, member in sorted(staff.items()):
+                digest = digests.get(member.get("team") or "")
+                if member.get("role") != "teamleider" or digest is None:
+                    continue
                 if ("teamleider", lead) in queued:
                     continue
                 email = _email_of(staff, lead, summary.problems, 1)
-                if email is None:
-                    continue
-                message = compose_team_digest(Recipient(lead, email), digest)
-                if outbox.enqueue(
-                    conn,
-                    run_id=summary.run_id,
-                    as_of=as_of,
-                    kind="teamleider",
-                    recipient_id=lead,
-                    recipient_email=email,
-                    message=message,
-                    sender_domain=sender_domain,
-                ):
-                    enqueued["teamleider"] += 1
+                if email is not None:
+                    queue(
+                        "teamleider",
+                        lead,
+                        email,
+                        compose_team_digest(Recipient(lead, email), digest),
+                    )
     summary.messages_enqueued = dict(enqueued)
 
     if options.deliver and settings.mail_enabled:
