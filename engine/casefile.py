@@ -248,6 +248,18 @@ STAFF_SPEC: tuple[Field, ...] = (
     _f("team", "str", "team-id"),
 )
 
+# The date that places a record in time. Records dated after the as-of date (planned
+# interviews, future measures) do not count in derived fields: everything is evaluated
+# as it stood on the as-of date.
+RECORD_DATE: dict[str, str] = {
+    "interviews": "on",
+    "contacts": "on",
+    "medical_checks": "on",
+    "departure_wishes": "recorded_on",
+    "measures": "from",
+    "lko": "on",
+}
+
 OBJECT_GROUPS = tuple(g.name for g in CASE_SPEC if isinstance(g, Group) and not g.is_list)
 LIST_GROUPS = tuple(g.name for g in CASE_SPEC if isinstance(g, Group) and g.is_list)
 
@@ -349,6 +361,33 @@ def _parse_object(
                 raise CaseFileError(path, "verwacht een object")
             out[spec.name] = _parse_object(spec.fields, value, f"{path}.")
     return out
+
+
+def _unknown(
+    specs: tuple[Field | Group, ...], raw: Mapping[str, Any], prefix: str
+) -> list[tuple[str, list[str]]]:
+    names = [s.name for s in specs]
+    out: list[tuple[str, list[str]]] = []
+    for key, value in raw.items():
+        spec = next((s for s in specs if s.name == key), None)
+        if spec is None:
+            out.append((f"{prefix}{key}", names))
+        elif isinstance(spec, Group) and spec.is_list and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    out.extend(_unknown(spec.fields, item, f"{prefix}{key}[{i}]."))
+        elif isinstance(spec, Group) and isinstance(value, Mapping):
+            out.extend(_unknown(spec.fields, value, f"{prefix}{key}."))
+    return out
+
+
+def unknown_fields(raw: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """Fields outside the contract, with the names known at that place.
+
+    The import keeps extra fields (the contract allows additions); a rule-file test case
+    must not have them, because no rule can read them and a typo would pass unnoticed.
+    """
+    return _unknown(CASE_SPEC, raw, "")
 
 
 def parse_case(raw: Any) -> dict[str, Any]:

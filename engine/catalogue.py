@@ -69,8 +69,9 @@ def suggest(name: str, known: Iterable[str]) -> str:
 class Catalogue:
     """Case fields plus derived fields: what rule conditions are checked against."""
 
-    def __init__(self, fields: Mapping[str, FieldInfo]):
+    def __init__(self, fields: Mapping[str, FieldInfo], broken: Iterable[str] = ()):
         self.fields = dict(fields)
+        self.broken = frozenset(broken)  # derived fields declared with problems
 
     def get(self, name: str) -> FieldInfo | None:
         return self.fields.get(name)

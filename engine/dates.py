@@ -1,7 +1,10 @@
 """Date arithmetic relative to the as-of date: calendar days, weeks and working days.
 
-Working days are Monday to Friday minus Dutch public holidays (the `holidays` package,
-NL calendar). All functions are pure and deterministic.
+Working days are Monday to Friday minus the days the Algemene termijnenwet (the Dutch
+General Time Limits Act) treats as public holidays: New Year's Day, Good Friday, Easter
+Monday, King's Day, Liberation Day (5 May, every year), Ascension Day, Whit Monday and
+Christmas: the `holidays` package's NL calendar plus Good Friday and 5 May in every year
+(that package counts 5 May only in lustrum years). All functions are pure and deterministic.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import holidays
+from dateutil.easter import easter
 
 Unit = Literal["d", "w", "wd"]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+MAX_DURATION = {"d": 3660, "w": 522, "wd": 2600}  # about ten years
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|w|wd)\s*$")
 
 
@@ -37,7 +42,11 @@ def parse_duration(text: str) -> Duration:
             f"{text!r} is geen geldige duur: gebruik een getal met d (dagen), "
             "w (weken) of wd (werkdagen), bijv. 14d, 12w of 10wd"
         )
-    return Duration(int(m.group(1)), m.group(2))  # type: ignore[arg-type]
+    amount, unit = int(m.group(1)), m.group(2)
+    limit = MAX_DURATION[unit]
+    if amount > limit:
+        raise ValueError(f"{text!r} is te lang: hooguit {limit}{unit} (tien jaar)")
+    return Duration(amount, unit)  # type: ignore[arg-type]
 
 
 def today_amsterdam(now: dt.datetime | None = None) -> dt.date:
@@ -47,7 +56,10 @@ def today_amsterdam(now: dt.datetime | None = None) -> dt.date:
 
 @lru_cache(maxsize=64)
 def _nl_holidays(year: int) -> frozenset[dt.date]:
-    return frozenset(holidays.country_holidays("NL", years=year).keys())
+    days = set(holidays.country_holidays("NL", years=year).keys())
+    days.add(easter(year) - dt.timedelta(days=2))  # Goede Vrijdag
+    days.add(dt.date(year, 5, 5))  # Bevrijdingsdag, every year under the Algemene termijnenwet
+    return frozenset(days)
 
 
 def is_working_day(day: dt.date) -> bool:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from engine.casefile import RECORD_DATE
 from engine.compiler import CompiledDerived, CompiledRuleSet
 from engine.conditions import fact_key
 
@@ -46,10 +47,15 @@ def _records(
     group: str,
     spec: CompiledDerived,
     cache: dict[str, list[dict[str, Any]]],
+    as_of: dt.date | None,
 ) -> list[dict[str, Any]]:
     flat = cache.get(group)
     if flat is None:
-        flat = cache[group] = [flatten_record(r) for r in case.get(group) or ()]
+        records = case.get(group) or ()
+        date_field = RECORD_DATE.get(group)
+        if as_of is not None and date_field:
+            records = [r for r in records if not (r.get(date_field) and r[date_field] > as_of)]
+        flat = cache[group] = [flatten_record(r) for r in records]
     if spec.where is None:
         return flat
     return [r for r in flat if spec.where(r)]
@@ -59,21 +65,24 @@ def derive(
     case: Mapping[str, Any],
     spec: CompiledDerived,
     cache: dict[str, list[dict[str, Any]]] | None = None,
+    as_of: dt.date | None = None,
 ) -> Any:
     """The value of one derived field for one case (None when there is none).
 
-    ``cache`` keeps the flattened records of a case between its derived fields.
+    With ``as_of``, records dated after it (``RECORD_DATE``) do not count: a planned
+    interview is not an interview yet. ``cache`` keeps the flattened records of a case
+    between its derived fields (for one as-of date).
     """
     cache = {} if cache is None else cache
     d = spec.field
     if d.kind in ("count", "exists"):
         group = d.sources[0][0]
-        n = len(_records(case, group, spec, cache))
+        n = len(_records(case, group, spec, cache, as_of))
         return n if d.kind == "count" else n > 0
     values = []
     for group, name in d.sources:
         key = fact_key(name)
-        for rec in _records(case, group, spec, cache):
+        for rec in _records(case, group, spec, cache, as_of):
             v = rec.get(key)
             if v is not None:
                 values.append(v)
@@ -94,7 +103,7 @@ def build_fact(case: Mapping[str, Any], compiled: CompiledRuleSet) -> dict[str, 
             fact[fact_key(name)] = _plain_value(value)
     cache: dict[str, list[dict[str, Any]]] = {}
     for spec in compiled.derived:
-        value = derive(case, spec, cache)
+        value = derive(case, spec, cache, compiled.as_of)
         if value is None or value == []:
             continue
         fact[spec.field.name] = value

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine.casefile import CaseFileError, parse_case, to_date
+from engine.casefile import CaseFileError, parse_case, to_date, unknown_fields
 from engine.catalogue import (
     TYPE_NAMES_NL,
     Catalogue,
@@ -41,6 +41,17 @@ PRIORITY_FILE = "priority.yaml"
 TESTS_SUFFIX = ".tests.yaml"
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# Words that must never reach an email through a rule's mail_title or expected_action:
+# identifying data, medical detail, and circumstances that reveal something about the person.
+MAIL_FORBIDDEN = (
+    "naam", "v-nummer", "vnummer", "nationaliteit", "geboortedatum", "geboren", "bsn",
+    "diagnose", "ziekte", "ziek ", "psych", "medicatie", "medicijn", "zwanger", "hiv", "tbc",
+    "kanker", "suïcid", "suicid", "trauma", "handicap", "beperking", "bma", "art. 64",
+    "art.64", "art64", "artikel 64", "mensenhandel", "slachtoffer", "schrijnend",
+    "minderjarig", "amv", "kind ", "bewaring", "detentie", "gedwongen", "gevangen",
+)  # fmt: skip
+MAIL_TITLE_MAX = 60
 
 LEAF_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "not_contains")
 DATE_OPS = ("older_than", "newer_than", "within_last", "within_next")
@@ -240,8 +251,15 @@ _date = to_date
 class ConditionParser:
     """Parses and type-checks one condition against a set of fields."""
 
-    def __init__(self, fields: Mapping[str, FieldInfo], ctx: _Ctx, where: str):
+    def __init__(
+        self,
+        fields: Mapping[str, FieldInfo],
+        ctx: _Ctx,
+        where: str,
+        broken: frozenset[str] = frozenset(),
+    ):
         self.fields = fields
+        self.broken = broken  # derived fields declared with problems
         self.ctx = ctx
         self.where = where  # for messages: "regel", "filter van afgeleid veld x"
 
@@ -299,6 +317,13 @@ class ConditionParser:
     def _field_test(self, node: Mapping[str, Any], name: str) -> list[Cond] | None:
         pos = _pos_of(node, name)
         info = self.fields.get(name)
+        if info is None and name in self.broken:
+            self.ctx.add(
+                pos,
+                f"afgeleid veld '{name}' heeft zelf een fout in derived.yaml",
+                "herstel eerst derived.yaml; deze regel volgt vanzelf",
+            )
+            return None
         if info is None:
             hint = suggest(name, self.fields)
             if name in list_groups():
@@ -379,10 +404,13 @@ class ConditionParser:
             )
             return None
         if op not in allowed:
+            possible = allowed
+            if info.type != "list" and not info.never_missing:
+                possible = (*allowed, "missing", "present")
             self.ctx.add(
                 vpos,
                 f"operator '{op}' past niet bij '{info.name}' ({TYPE_NAMES_NL[info.type]})",
-                f"mogelijk: {', '.join((*allowed, 'missing', 'present'))}",
+                f"mogelijk: {', '.join(possible)}",
             )
             return None
         is_list = info.type == "list"
@@ -394,8 +422,8 @@ class ConditionParser:
                 return None
             return Test(info.name, op, duration, if_missing, False, pos)
         if op in ("in", "not_in"):
-            if not isinstance(value, list):
-                self.ctx.add(vpos, f"'{op}' verwacht een lijst, bijv. [vbl, detentie]")
+            if not isinstance(value, list) or not value:
+                self.ctx.add(vpos, f"'{op}' verwacht een lijst met waarden, bijv. [vbl, detentie]")
                 return None
             items = [self._literal(info, v, vpos) for v in value]
             if any(i is None for i in items):
@@ -404,6 +432,13 @@ class ConditionParser:
         if is_list:
             if not isinstance(value, str):
                 self.ctx.add(vpos, f"'{op}' verwacht een tekst")
+                return None
+            if info.values and value not in info.values:
+                self.ctx.add(
+                    vpos,
+                    f"'{value}' komt nooit voor in '{info.name}'",
+                    suggest(value, info.values) or f"kies uit: {', '.join(info.values)}",
+                )
                 return None
             return Test(info.name, op, value, None, True, pos)
         literal = self._literal(info, value, vpos)
@@ -456,16 +491,27 @@ _PLAIN_TAGS = {
 }
 
 
-def _first_tag(node: Any) -> tuple[int, int] | None:
-    """The position of the first node with an explicit, non-plain tag (``!!python/...``)."""
+def _first_forbidden(node: Any, seen: set[int] | None = None) -> tuple[int, int, str] | None:
+    """The position of the first explicit tag (``!!python/...``) or alias (``*name``).
+
+    Aliases are refused too: they make recursive or exponentially large documents
+    ("billion laughs") possible, and a rule file never needs them.
+    """
+    seen = set() if seen is None else seen
     if node is None:
         return None
+    if id(node) in seen:
+        return node.start_mark.line + 1, node.start_mark.column + 1, "alias"
+    seen.add(id(node))
+    if getattr(node, "anchor", None):
+        return node.start_mark.line + 1, node.start_mark.column + 1, "alias"
     if str(node.tag) not in _PLAIN_TAGS:
-        return node.start_mark.line + 1, node.start_mark.column + 1
+        kind = "alias" if str(node.tag).endswith(":merge") else "tag"
+        return node.start_mark.line + 1, node.start_mark.column + 1, kind
     children = node.value if isinstance(node.value, list) else []
     for child in children:
         for sub in child if isinstance(child, tuple) else (child,):
-            found = _first_tag(sub)
+            found = _first_forbidden(sub, seen)
             if found:
                 return found
     return None
@@ -493,18 +539,22 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
         return None
     try:
-        tagged = _first_tag(yaml.compose(text))
-        if tagged is not None:
-            line, col = tagged
+        composed = yaml.compose(text)
+        if composed is None:
             problems.append(
-                Problem(
-                    rel,
-                    line,
-                    col,
-                    "YAML-tags (!!...) zijn niet toegestaan",
-                    "haal de tag weg: een regelbestand bevat alleen gewone waarden",
-                )
+                Problem(rel, 1, 1, "het bestand is leeg", "vul het bestand of verwijder het")
             )
+            return None
+        forbidden = _first_forbidden(composed)
+        if forbidden is not None:
+            line, col, kind = forbidden
+            if kind == "tag":
+                message = "YAML-tags (!!...) zijn niet toegestaan"
+                hint = "haal de tag weg: een regelbestand bevat alleen gewone waarden"
+            else:
+                message = "YAML-ankers en -verwijzingen (&naam, *naam, <<) zijn niet toegestaan"
+                hint = "schrijf de waarde gewoon uit"
+            problems.append(Problem(rel, line, col, message, hint))
             return None
         return yaml.load(text)
     except MarkedYAMLError as exc:
@@ -561,6 +611,15 @@ def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTe
             continue
         merged: dict[str, Any] = {"case_ref": "TEST-1", "status": "open", "opened_on": as_of}
         merged.update(_plain(raw_case))
+        unknown = unknown_fields(merged)
+        if unknown:
+            path, known = unknown[0]
+            ctx.add(
+                _pos_of(item, "case", value=True),
+                f"onbekend veld '{path}' in de testzaak: geen regel kan het lezen",
+                suggest(path.rsplit(".", 1)[-1], known) or "zie 'regiesignaal rules fields'",
+            )
+            continue
         try:
             case = parse_case(merged)
         except CaseFileError as exc:
@@ -633,7 +692,7 @@ def parse_rule(
             escalate = parse_duration(node["escalate_after"])
         except ValueError as exc:
             ctx.add(_pos_of(node, "escalate_after", value=True), str(exc))
-    cparser = ConditionParser(catalogue.fields, ctx, "de regel")
+    cparser = ConditionParser(catalogue.fields, ctx, "de regel", catalogue.broken)
     when = cparser.parse(node["when"], _pos_of(node, "when")) if "when" in node else None
     unless = None
     if node.get("unless") is not None:
@@ -643,6 +702,22 @@ def parse_rule(
             # a list under 'unless' means: any of these makes the rule not apply
             unless = Any_(unless.items, unless.pos)
     texts = {k: _text(node, k, ctx) for k in ("title", "mail_title", "owner", "expected_action")}
+    for key in ("mail_title", "expected_action"):
+        padded = f" {texts[key].lower()} "
+        found = [w.strip() for w in MAIL_FORBIDDEN if re.search(rf"\b{re.escape(w)}", padded)]
+        if found:
+            ctx.add(
+                _pos_of(node, key, value=True),
+                f"'{key}' staat in e-mail en mag '{found[0]}' niet bevatten",
+                "schrijf neutraal: geen namen, nummers, medische details of gevoelige "
+                "omstandigheden (zie de gids, hoofdstuk 13)",
+            )
+    if len(texts["mail_title"]) > MAIL_TITLE_MAX:
+        ctx.add(
+            _pos_of(node, "mail_title", value=True),
+            f"'mail_title' is {len(texts['mail_title'])} tekens; hooguit {MAIL_TITLE_MAX}",
+            "maak de titel korter",
+        )
     description = _text(node, "description", ctx) if "description" in node else ""
     tests: tuple[RuleTest, ...] = ()
     if "tests" in node:
@@ -712,8 +787,12 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
     for name, spec in node.items():
         pos = _pos_of(node, name)
         before = len(problems)
-        if not DERIVED_NAME.match(str(name)):
-            ctx.add(pos, f"ongeldige naam '{name}'", "kleine letters, cijfers en _")
+        if not DERIVED_NAME.match(str(name)) or "__" in str(name) or name in ("t", "sid"):
+            ctx.add(
+                pos,
+                f"ongeldige naam '{name}'",
+                "kleine letters, cijfers en enkele _ (geen __), niet 't' of 'sid'",
+            )
             continue
         if name in known_case:
             ctx.add(pos, f"'{name}' bestaat al als zaakveld", "kies een andere naam")
@@ -734,6 +813,9 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
         kind = kinds[0]
         kpos = _pos_of(spec, kind, value=True)
         refs = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
+        if not refs:
+            ctx.add(kpos, f"'{kind}' verwacht een lijst.veld, bijv. contacts.on")
+            continue
         if kind in ("count", "exists", "values") and len(refs) != 1:
             ctx.add(kpos, f"'{kind}' werkt op precies één lijst", "maak per lijst een eigen veld")
             continue
@@ -823,18 +905,22 @@ def parse_priority(
     return out
 
 
-def build_catalogue(derived: Iterable[DerivedField]) -> Catalogue:
+def build_catalogue(derived: Iterable[DerivedField], broken: Iterable[str] = ()) -> Catalogue:
     fields: dict[str, FieldInfo] = dict(case_fields())
     for d in derived:
+        values: tuple[str, ...] = ()
+        if d.kind == "values":  # the choices of the source field, for `contains`
+            group, name = d.sources[0]
+            values = record_fields(group)[name].values
         fields[d.name] = FieldInfo(
             d.name,
             d.type,  # type: ignore[arg-type]
             d.description,
-            (),
+            values,
             "afgeleid",
             never_missing=d.kind in ("count", "exists", "values"),
         )
-    return Catalogue(fields)
+    return Catalogue(fields, broken)
 
 
 def load_rule_dir(root: Path) -> RuleDir:
@@ -862,10 +948,13 @@ def load_rule_dir(root: Path) -> RuleDir:
             return str(p)
 
     derived_path = root / DERIVED_FILE
+    broken: set[str] = set()
     if derived_path.exists():
         node = _read_yaml(derived_path, rel(derived_path), result.problems)
         result.derived = parse_derived(node, rel(derived_path), result.problems)
-    result.catalogue = build_catalogue(result.derived)
+        if isinstance(node, Mapping):
+            broken = {str(k) for k in node} - {d.name for d in result.derived}
+    result.catalogue = build_catalogue(result.derived, broken)
     priority_path = root / PRIORITY_FILE
     if priority_path.exists():
         node = _read_yaml(priority_path, rel(priority_path), result.problems)
@@ -911,6 +1000,9 @@ def load_rule_dir(root: Path) -> RuleDir:
         ):
             continue
         rid = node["rule"]
+        if not isinstance(rid, str):
+            ctx.add(_pos_of(node, "rule", value=True), "'rule' moet het id van één regel zijn")
+            continue
         if rid not in by_id:
             if rid in declared:
                 continue  # the rule itself has problems, reported in its own file

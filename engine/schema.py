@@ -136,7 +136,7 @@ def _op_schema(info: FieldInfo, op: str) -> Schema:
     if op in DATE_OPS:
         schema = _duration()
     elif op in ("in", "not_in"):
-        schema = {"type": "array", "items": _literal(info)}
+        schema = {"type": "array", "minItems": 1, "items": _literal(info)}
     elif op in ("contains", "not_contains"):
         schema = {"type": "string"}
     else:
@@ -164,7 +164,12 @@ def field_test_schema(info: FieldInfo) -> Schema:
         forms.append({**_literal(info), "description": "kort voor {eq: waarde}"})
     if "in" in ops:
         forms.append(
-            {"type": "array", "items": _literal(info), "description": "kort voor {in: [...]}"}
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": _literal(info),
+                "description": "kort voor {in: [...]}",
+            }
         )
     real_ops = [op for op in props if op != "if_missing"]
     forms.append(

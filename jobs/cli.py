@@ -304,9 +304,12 @@ def rules_test(
     ctx: click.Context, rules_dir: Path | None, backend: str, only: tuple[str, ...], verbose: bool
 ) -> None:
     """Voer de tests in de regelbestanden uit (gaat af / gaat niet af)."""
+    from engine.compiler import engine_limit_problems
     from engine.ruletests import format_result, format_summary, run_rule_tests
 
     ruledir = _rules(_settings(ctx), rules_dir)
+    if ruledir.ok:
+        ruledir.problems.extend(engine_limit_problems(ruledir))
     _fail_on_problems(ruledir)
     results = run_rule_tests(
         ruledir,

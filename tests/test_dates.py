@@ -6,7 +6,8 @@ import datetime as dt
 
 import holidays
 import pytest
-from hypothesis import given
+from dateutil.easter import easter
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.dates import (
@@ -25,7 +26,13 @@ units = st.sampled_from(["d", "w", "wd"])
 
 
 def brute_working(day: dt.date) -> bool:
-    return day.weekday() < 5 and day not in holidays.country_holidays("NL", years=day.year)
+    """Algemene termijnenwet: the NL calendar plus Good Friday and 5 May every year."""
+    good_friday = easter(day.year) - dt.timedelta(days=2)
+    off = day in holidays.country_holidays("NL", years=day.year) or day in (
+        good_friday,
+        dt.date(day.year, 5, 5),
+    )
+    return day.weekday() < 5 and not off
 
 
 def brute_between(earlier: dt.date, later: dt.date) -> int:
@@ -84,6 +91,7 @@ def test_add_working_days_lands_on_a_working_day_n_steps_away(start: dt.date, n:
         assert brute_between(end - one, start - one) == -n
 
 
+@settings(deadline=None)  # the brute-force count walks up to five years day by day
 @given(a=days, b=days)
 def test_working_days_between_counts_one_by_one(a: dt.date, b: dt.date) -> None:
     assert working_days_between(a, b) == (brute_between(a, b) if b > a else 0)
@@ -93,6 +101,9 @@ def test_dutch_holidays_are_not_working_days() -> None:
     assert not is_working_day(dt.date(2026, 4, 27))  # Koningsdag
     assert not is_working_day(dt.date(2026, 12, 25))  # Eerste Kerstdag
     assert not is_working_day(dt.date(2026, 5, 25))  # Tweede Pinksterdag
+    assert not is_working_day(dt.date(2026, 4, 3))  # Goede Vrijdag
+    assert not is_working_day(dt.date(2026, 5, 5))  # Bevrijdingsdag, also outside lustrum years
+    assert not is_working_day(dt.date(2027, 5, 5))
     assert is_working_day(dt.date(2026, 4, 28))
     # Christmas 2026: Thursday 24th, then Fri 25 and Sat 26 (holidays), Sun 27
     assert add_working_days(dt.date(2026, 12, 24), 1) == dt.date(2026, 12, 28)

@@ -157,3 +157,20 @@ def test_where_relative_to_the_as_of_date(ruledir: Path) -> None:
 def test_facts_carry_only_what_the_rules_read(ruledir: Path) -> None:
     fact = fact_of(ruledir, case(person={"birth_year": 1990, "language": "ar"}))
     assert set(fact) == {"t", "sid", "recent_contacts", "has_unchallenged"}, fact
+
+
+def test_records_dated_after_the_as_of_date_do_not_count(ruledir: Path) -> None:
+    from engine.compiler import CompiledDerived
+    from engine.facts import derive
+
+    rd = load_rule_dir(ruledir)
+    by_name = {d.name: d for d in rd.derived}
+    c = case(
+        contacts=[{"on": "2026-01-01"}, {"on": "2026-03-09"}],  # the second one is planned
+        interviews=[{"on": "2026-04-20", "kind": "vertrekgesprek"}],
+    )
+    last = derive(c, CompiledDerived(by_name["last_touch_on"], None), as_of=AS_OF)
+    assert last == dt.date(2026, 1, 1).toordinal()  # the real contact, not the planned one
+    assert derive(c, CompiledDerived(by_name["vg_count"], None), as_of=AS_OF) == 0
+    # on the day itself a record counts
+    assert derive(c, CompiledDerived(by_name["vg_count"], None), as_of=dt.date(2026, 4, 20)) == 1

@@ -356,3 +356,64 @@ def test_any_damage_gives_positioned_problems_and_never_a_crash(
         assert problem.message
     if not rd.problems:
         assert {r.id for r in rd.rules} <= {"GOOD", "DAMAGED"}
+
+
+def test_review_findings_are_problems_not_crashes(tmp_path: Path) -> None:
+    """Inputs that once crashed, hung or were silently ignored."""
+    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "empty.yaml").write_text("# alleen commentaar\n", encoding="utf-8")
+    (tmp_path / "alias.yaml").write_text(
+        rule("ALIAS", "  opened_on: &a {older_than: 14d}\n").replace("title: T\n", "title: T\n"),
+        encoding="utf-8",
+    )
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: [*c, *c]\n"
+    (tmp_path / "bomb.yaml").write_text(bomb, encoding="utf-8")
+    (tmp_path / "empty-in.yaml").write_text(
+        rule("EMPTY-IN", "  location_type: {in: []}\n"), encoding="utf-8"
+    )
+    (tmp_path / "long.yaml").write_text(
+        rule("LONG", "  opened_on: {older_than: 99999999d}\n"), encoding="utf-8"
+    )
+    (tmp_path / "leak.yaml").write_text(
+        rule("LEAK", "  opened_on: {older_than: 14d}\n").replace(
+            "mail_title: M\n", "mail_title: BMA-advies ontbreekt\n"
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "good.tests.yaml").write_text("rule: [GOOD]\ntests: []\n", encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    by_file = {Path(p.path).name: p for p in rd.problems}
+    assert by_file["empty.yaml"].message == "het bestand is leeg"
+    assert "ankers en -verwijzingen" in by_file["alias.yaml"].message
+    assert "ankers en -verwijzingen" in by_file["bomb.yaml"].message
+    assert "lijst met waarden" in by_file["empty-in.yaml"].message
+    assert "te lang" in by_file["long.yaml"].message
+    assert "mag 'bma' niet bevatten" in by_file["leak.yaml"].message
+    assert "het id van één regel" in by_file["good.tests.yaml"].message
+    assert [r.id for r in rd.rules] == ["GOOD"]
+
+
+def test_test_cases_refuse_unknown_fields(tmp_path: Path) -> None:
+    text = GOOD + (
+        "tests:\n  - as_of: 2026-03-02\n    case:\n"
+        "      booking: {receptoin_checked_on: 2026-01-01}\n"
+        "    expect: does_not_fire\n"
+    )
+    (tmp_path / "good.yaml").write_text(text, encoding="utf-8")
+    [problem] = load_rule_dir(tmp_path).problems
+    assert "onbekend veld 'booking.receptoin_checked_on' in de testzaak" in problem.message
+    assert "reception_checked_on" in problem.hint
+
+
+def test_derived_names_cannot_shadow_fact_keys_and_broken_ones_are_named(tmp_path: Path) -> None:
+    (tmp_path / "derived.yaml").write_text(
+        "person__amv:\n  description: x\n  count: interviews\n"
+        "sid:\n  description: x\n  count: interviews\n"
+        "vg_count:\n  description: x\n  count: interviewz\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "uses.yaml").write_text(rule("USES", "  vg_count: 0\n"), encoding="utf-8")
+    problems = load_rule_dir(tmp_path).problems
+    messages = [p.message for p in problems]
+    assert "ongeldige naam 'person__amv'" in messages and "ongeldige naam 'sid'" in messages
+    assert "afgeleid veld 'vg_count' heeft zelf een fout in derived.yaml" in messages

@@ -303,14 +303,14 @@ def field_tests(draw: st.DrawFn) -> dict[str, Any]:
     if form == "literal":
         return {name: draw(value)}
     if form == "list":
-        return {name: draw(st.lists(value, max_size=3))}
+        return {name: draw(st.lists(value, min_size=1, max_size=3))}
     if form == "presence":
         return {name: draw(st.sampled_from(["missing", "present"]))}
     op = draw(st.sampled_from(OPS_BY_TYPE[info.type]))
     if op in DATE_OPS:
         arg: Any = draw(_DURATIONS)
     elif op in ("in", "not_in"):
-        arg = draw(st.lists(value, max_size=3))
+        arg = draw(st.lists(value, min_size=1, max_size=3))
     elif op in ("contains", "not_contains"):
         arg = draw(_TEXT)
     else:
