@@ -221,7 +221,9 @@ def _leaf_line(node: Node, trace: Trace, as_of: dt.date) -> str:
     if span:
         details.append(f"datum {span}")
     details.append(f"gezien: {_show(trace.seen)}")
-    if trace.seen is None and source.op not in ("missing", "present"):
+    if trace.seen is None and source.is_list:
+        details.append("een lege lijst")
+    elif trace.seen is None and source.op not in ("missing", "present"):
         details.append(
             "een ontbrekend veld telt als waar (if_missing: true)"
             if trace.result
