@@ -279,6 +279,21 @@ class CaseFileError(ValueError):
         return f"{where}{self.message}{hint}"
 
 
+def _kind(value: Any) -> str:
+    """What a wrong value is, without showing it: messages and logs never echo case data."""
+    if isinstance(value, bool):
+        return "ja/nee-waarde"
+    if isinstance(value, int | float):
+        return "getal"
+    if isinstance(value, str):
+        return f"tekst van {len(value)} tekens"
+    if isinstance(value, list):
+        return "lijst"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
 def to_date(value: Any) -> dt.date | None:
     """A date from a date, a datetime or an ISO string (``2026-03-01``); None otherwise."""
     if isinstance(value, dt.datetime):
@@ -297,7 +312,9 @@ def parse_date(value: Any, path: str) -> dt.date:
     day = to_date(value)
     if day is not None:
         return day
-    raise CaseFileError(path, f"{value!r} is geen datum", "gebruik JJJJ-MM-DD, bijv. 2026-03-01")
+    raise CaseFileError(
+        path, f"geen datum ({_kind(value)})", "gebruik JJJJ-MM-DD, bijv. 2026-03-01"
+    )
 
 
 def _parse_scalar(spec: Field, value: Any, path: str) -> Any:
@@ -310,13 +327,13 @@ def _parse_scalar(spec: Field, value: Any, path: str) -> Any:
     if spec.type == "bool":
         if isinstance(value, bool):
             return value
-        raise CaseFileError(path, f"{value!r} is geen true/false")
+        raise CaseFileError(path, f"geen true/false ({_kind(value)})")
     if spec.type == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise CaseFileError(path, f"{value!r} is geen geheel getal")
+        raise CaseFileError(path, f"geen geheel getal ({_kind(value)})")
     if not isinstance(value, str):
-        raise CaseFileError(path, f"{value!r} is geen tekst")
+        raise CaseFileError(path, f"geen tekst ({_kind(value)})")
     if spec.type == "enum" and value not in spec.values:
         raise CaseFileError(
             path, f"onbekende waarde {value!r}", f"kies uit {', '.join(spec.values)}"

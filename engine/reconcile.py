@@ -199,10 +199,15 @@ def plan(
     }
     due_cache: dict[tuple[str, dt.date], dt.date] = {}
 
-    def escalation(rule_id: str, opened_on: dt.date) -> dt.date | None:
-        """``escalated_on`` for an episode not yet escalated, given today's as-of date."""
+    def escalation(rule_id: str, opened_on: dt.date, explained: bool) -> dt.date | None:
+        """``escalated_on`` for an episode not yet escalated, given today's as-of date.
+
+        A signal with a valid explanation does not escalate: the case manager has said why
+        the rule does not apply. When the explanation ends, the rule's limit counts again
+        from the episode's start, so an overdue signal escalates on that day.
+        """
         duration = escalate_after.get(rule_id)
-        if duration is None:
+        if duration is None or explained:
             return None
         due = due_cache.get((rule_id, opened_on))
         if due is None:
@@ -217,12 +222,12 @@ def plan(
     by_reason = {CLOSE_RESOLVED: 0, CLOSE_CASE_CLOSED: 0, CLOSE_RULE_REMOVED: 0}
 
     for key, today in fired.items():
-        if today.explained_until is not None and today.explained_until >= as_of:
-            explained += 1
+        is_explained = today.explained_until is not None and today.explained_until >= as_of
+        explained += is_explained
         episode = by_key.get(key)
         if episode is None:
             was_closed = key in closed_keys
-            escalated_on = escalation(key[1], as_of)
+            escalated_on = escalation(key[1], as_of, is_explained)
             inserts.append(
                 NewEpisode(
                     case_ref=key[0],
@@ -243,7 +248,7 @@ def plan(
         still_open += 1
         escalated_on = episode.escalated_on
         if escalated_on is None:
-            escalated_on = escalation(key[1], episode.opened_on)
+            escalated_on = escalation(key[1], episode.opened_on, is_explained)
             escalated += escalated_on is not None
         if (
             today.severity != episode.severity

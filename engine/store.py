@@ -46,6 +46,14 @@ runs = Table(
     Column("host", String(255)),
     Column("pid", Integer),
     Index("ix_runs_as_of", "as_of"),
+    # at most one run in progress per store (migration 0002)
+    Index(
+        "uq_runs_one_running",
+        "status",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
 )
 
 signals = Table(

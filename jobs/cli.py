@@ -14,7 +14,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from engine.dates import today_amsterdam
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
 
@@ -45,10 +44,15 @@ def _settings(ctx: click.Context) -> Settings:
         try:
             obj["settings"] = load_settings(obj.get("config"))
         except ConfigError as exc:
-            err.print(f"[red]{exc}[/red]")
+            err.print(str(exc), style="red", markup=False)
             sys.exit(2)
     settings: Settings = obj["settings"]
     return settings
+
+
+def _today(settings: Settings) -> dt.date:
+    """Today in the configured time zone (default Europe/Amsterdam)."""
+    return dt.datetime.now(settings.tz).date()
 
 
 def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
@@ -88,22 +92,35 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 
 @main.command()
 @as_of_option
-@click.option("--no-mail", is_flag=True, help="Berichten wel klaarzetten, niet versturen.")
+@click.option(
+    "--no-mail",
+    is_flag=True,
+    help="Berichten wel klaarzetten in de outbox, niet versturen (dat doet 'deliver' of de "
+    "volgende run; een nieuwere run vervangt ze).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Ook draaien als de bron geen of veel minder open zaken heeft dan de vorige run, "
+    "of als de peildatum meer dan een dag vooruit ligt.",
+)
 @click.option(
     "--trigger", default="manual", hidden=True, type=click.Choice(["manual", "scheduler", "demo"])
 )
 @click.pass_context
-def run(ctx: click.Context, as_of: dt.date | None, no_mail: bool, trigger: str) -> None:
+def run(
+    ctx: click.Context, as_of: dt.date | None, no_mail: bool, force: bool, trigger: str
+) -> None:
     """Voer de hele nachtelijke run één keer uit."""
     from jobs.pipeline import RunOptions, RunRefused
     from jobs.pipeline import run as run_pipeline
 
     settings = _settings(ctx)
-    day = as_of or today_amsterdam()
+    day = as_of or _today(settings)
     try:
-        summary = run_pipeline(settings, RunOptions(day, trigger, deliver=not no_mail))
+        summary = run_pipeline(settings, RunOptions(day, trigger, deliver=not no_mail, force=force))
     except RunRefused as exc:
-        err.print(f"[red]Run niet gestart: {exc}[/red]")
+        err.print(f"Run niet gestart: {exc}", style="red", markup=False)
         for line in exc.details:
             click.echo(line, err=True)
         sys.exit(1)
@@ -138,7 +155,7 @@ def print_summary(summary: Any) -> None:
         d = summary.delivery
         console.print(f"Verstuurd: {d.sent}, uitgesteld: {d.deferred}, mislukt: {d.failed}")
     for problem in summary.problems[:20]:
-        err.print(f"[yellow]let op:[/yellow] {problem}", markup=True)
+        err.print(f"let op: {problem}", style="yellow", markup=False)
     if len(summary.problems) > 20:
         err.print(f"... en {len(summary.problems) - 20} meer (zie 'regiesignaal runs')")
 
@@ -162,7 +179,7 @@ def preview(
     settings = _settings(ctx)
     ruledir = _rules(settings, rules_dir)
     _fail_on_problems(ruledir)
-    day = as_of or today_amsterdam()
+    day = as_of or _today(settings)
     compiled, hits, n_cases = run_preview(settings, ruledir, day)
     severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
     if diff:
@@ -239,14 +256,14 @@ def explain(
     settings = _settings(ctx)
     ruledir = _rules(settings, rules_dir)
     _fail_on_problems(ruledir)
-    day = as_of or today_amsterdam()
+    day = as_of or _today(settings)
     source = sa.create_engine(settings.source_url)
     try:
         case = get_case(source, case_ref)
     finally:
         source.dispose()
     if case is None:
-        err.print(f"[red]Zaak {case_ref} niet gevonden in de brondatabase.[/red]")
+        err.print(f"Zaak {case_ref} niet gevonden in de brondatabase.", style="red", markup=False)
         sys.exit(1)
     if case.get("status") != "open":
         console.print(
@@ -499,9 +516,13 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
 def demo(cases: int, seed: int, directory: Path) -> None:
     """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
-    from jobs.demo import run_demo
+    from jobs.demo import DemoRefused, run_demo
 
-    run_demo(directory, cases=cases, seed=seed, console=console)
+    try:
+        run_demo(directory, cases=cases, seed=seed, console=console)
+    except DemoRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
 
 
 def _register_fixtures() -> None:
@@ -512,5 +533,26 @@ def _register_fixtures() -> None:
 
 _register_fixtures()
 
+
+def run_cli() -> None:
+    """The console entry point: database trouble becomes a clear message, not a traceback."""
+    import sqlalchemy as sa
+
+    try:
+        main()
+    except sa.exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        click.echo(f"Databasefout ({type(cause).__name__}): {first}", err=True)
+        hint = "controleer de database-URL in de configuratie (regiesignaal config show)"
+        if "no such table" in first or "does not exist" in first:
+            hint = (
+                "de tabellen ontbreken: voer 'regiesignaal db upgrade' uit voor de store, of "
+                "laad de brondata ('regiesignaal fixtures load') voor de bron"
+            )
+        click.echo(f"tip: {hint}", err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    run_cli()

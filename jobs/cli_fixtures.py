@@ -6,7 +6,6 @@ The lead registers ``fixtures_group`` on the main CLI. Messages are Dutch.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import click
@@ -16,15 +15,26 @@ from engine.dates import today_amsterdam
 from fixtures.generator import generate
 from fixtures.loader import LoadReport, load_cases, load_staff_file
 
-DEFAULT_SOURCE_URL = "sqlite:///var/source.sqlite"
-SOURCE_URL_ENV = "REGIESIGNAAL_SOURCE_URL"
 MAX_PROBLEMS_SHOWN = 50
 
 fixtures_group = click.Group("fixtures", help="Synthetische testgegevens maken en laden.")
 
 
 def default_source_url() -> str:
-    return os.environ.get(SOURCE_URL_ENV) or DEFAULT_SOURCE_URL
+    """The configured source URL: --config / $REGIESIGNAAL_CONFIG / ./regiesignaal.toml and
+    the environment, as for every other command."""
+    from jobs.config import ConfigError, load_settings
+
+    ctx = click.get_current_context(silent=True)
+    path = None
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("config"):
+            path = ctx.obj["config"]
+        ctx = ctx.parent
+    try:
+        return load_settings(path).source_url
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def source_engine(url: str) -> sa.Engine:
@@ -106,7 +116,7 @@ def _show(title: str, report: LoadReport) -> None:
 @click.option(
     "--source-url",
     default=default_source_url,
-    show_default=f"${SOURCE_URL_ENV} of {DEFAULT_SOURCE_URL}",
+    show_default="source_url uit de configuratie",
     help="database-URL van de brondatabase",
 )
 @click.option(

@@ -22,17 +22,32 @@ from jobs.pipeline import RunOptions, RunSummary, run, upgrade_store
 from notifications.mailserver import MailCatcher
 from notifications.settings import SmtpSettings
 
+DEMO_MARKER = ".regiesignaal-demo"
+
+
+class DemoRefused(Exception):
+    pass
+
 
 def run_demo(
     directory: Path, *, cases: int = 2000, seed: int = 42, console: Console | None = None
 ) -> RunSummary:
     console = console or Console()
     directory = Path(directory)
+    marker = directory / DEMO_MARKER
+    if directory.exists() and any(directory.iterdir()) and not marker.exists():
+        raise DemoRefused(
+            f"{directory} bestaat al en is geen demomap van regiesignaal; kies een lege of "
+            "nieuwe map met --dir (de demo maakt de map elke keer opnieuw)"
+        )
     if directory.exists():
         shutil.rmtree(directory)
     mail_dir = directory / "mail"
     mail_dir.mkdir(parents=True)
-    as_of = today_amsterdam()
+    marker.write_text(
+        "Deze map is gemaakt door 'regiesignaal demo' en wordt elke keer vervangen.\n"
+    )
+    as_of = today_amsterdam()  # the demo always uses Europe/Amsterdam
     case_file = directory / "cases.jsonl"
     staff_file = directory / "staff.jsonl"
     generate(cases, seed, as_of, case_file, staff_file)

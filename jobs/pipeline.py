@@ -29,7 +29,13 @@ from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules, engine
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
-from engine.source import case_index, fetch_case_range, iter_case_batches, load_staff
+from engine.source import (
+    case_index,
+    count_cases,
+    fetch_case_range,
+    iter_case_batches,
+    load_staff,
+)
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
@@ -54,6 +60,9 @@ class RunOptions:
     as_of: dt.date
     trigger: str = "manual"  # manual | scheduler | demo
     deliver: bool = True
+    # run even when the source looks wrong (no open cases, far fewer than last time) or the
+    # as-of date lies more than a day ahead: both would rewrite the signal history
+    force: bool = False
     # case managers (and daily digests) get mail on working days only, unless this says so
     case_manager_mail_any_day: bool = False
 
@@ -158,9 +167,27 @@ def evaluate_source(
 # ---------------------------------------------------------------- the run
 
 
+STALE_RUN_AFTER = dt.timedelta(hours=12)
+CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
+
+
 def _engine(url: str) -> sa.Engine:
+    """An engine for the store (a SQLite file and its folder are created when missing)."""
     ensure_sqlite_dir(url)
-    return sa.create_engine(url)
+    return sa.create_engine(url, hide_parameters=True)
+
+
+def source_engine(url: str) -> sa.Engine:
+    """An engine for the source; never creates it: a missing database is an error."""
+    parsed = sa.make_url(url)
+    database = parsed.database or ""
+    is_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if is_file and not Path(database).exists():
+        raise RunRefused(
+            f"de brondatabase {parsed.database} bestaat niet; controleer source_url "
+            "(REGIESIGNAAL_SOURCE_URL of [database] source_url)"
+        )
+    return sa.create_engine(url, hide_parameters=True)
 
 
 def load_checked_rules(settings: Settings) -> RuleDir:
@@ -205,12 +232,85 @@ def _record_refusal(store: sa.Engine, options: RunOptions, exc: RunRefused) -> N
 def run(settings: Settings, options: RunOptions) -> RunSummary:
     """One whole run. Raises RunRefused when it cannot start (nothing is sent then)."""
     store = _engine(settings.store_url)
-    source = _engine(settings.source_url)
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        if migrate.is_up_to_date(settings.store_url):
+            _record_refusal(store, options, exc)
+        store.dispose()
+        raise
     try:
         return _run(settings, options, store, source)
     finally:
         store.dispose()
         source.dispose()
+
+
+def _preflight(
+    settings: Settings, options: RunOptions, store: sa.Engine, source: sa.Engine
+) -> None:
+    """Refuse a run that would damage the signal history; ``force`` overrides."""
+    if options.force:
+        return
+    today = dt.datetime.now(settings.tz).date()
+    if options.as_of > today + dt.timedelta(days=1):
+        raise RunRefused(
+            f"peildatum {options.as_of} ligt in de toekomst (vandaag is {today}); een run "
+            "kan daarna niet meer terug in de tijd. Bedoeld? Gebruik --force."
+        )
+    open_now = count_cases(source, status="open")
+    if open_now == 0:
+        raise RunRefused(
+            "de brondatabase heeft geen open zaken; de run zou alle signalen sluiten. "
+            "Controleer source_url en de levering; bedoeld? Gebruik --force."
+        )
+    with store.connect() as conn:
+        last = conn.execute(
+            sa.select(runs.c.id, runs.c.counts)
+            .where(runs.c.status == "succeeded")
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).first()
+    before = int((last.counts or {}).get("cases", 0)) if last is not None else 0
+    if last is not None and before and open_now < CASE_DROP_LIMIT * before:
+        raise RunRefused(
+            f"de bron heeft {open_now} open zaken, de vorige geslaagde run (id {last.id}) "
+            f"had er {before}; een onvolledige levering zou signalen ten onrechte sluiten. "
+            "Controleer de bron; klopt het toch? Gebruik --force."
+        )
+
+
+def _abort_stale_runs(store: sa.Engine) -> None:
+    """Mark runs left 'running' by a process that died (or hangs for 12 hours) as aborted."""
+    now = dt.datetime.now(dt.UTC)
+    host = socket.gethostname()
+    with store.begin() as conn:
+        for row in conn.execute(sa.select(runs).where(runs.c.status == "running")).all():
+            started = row.started_at
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=dt.UTC)
+            dead = row.host == host and row.pid is not None and not _alive(int(row.pid))
+            if dead or now - started > STALE_RUN_AFTER:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == row.id)
+                    .values(
+                        status="aborted",
+                        finished_at=now,
+                        errors=[*(row.errors or []), "afgebroken: het proces bestaat niet meer"],
+                    )
+                )
+                log.warning("run %d marked aborted (process gone)", row.id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run(
@@ -222,10 +322,12 @@ def _run(
             "de opslag (store) heeft niet het juiste schema; voer eerst "
             "'regiesignaal db upgrade' uit"
         )
+    _abort_stale_runs(store)
     try:
         ruledir = load_checked_rules(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
+        _preflight(settings, options, store, source)
     except reconcile.ReconcileError as exc:
         refused = RunRefused(str(exc))
         _record_refusal(store, options, refused)
@@ -236,20 +338,31 @@ def _run(
 
     compiled = compile_rules(ruledir, as_of)
     started = dt.datetime.now(dt.UTC)
-    with store.begin() as conn:
-        run_id = int(
-            conn.execute(  # type: ignore[index]
-                runs.insert().values(
-                    as_of=as_of,
-                    trigger=options.trigger,
-                    status="running",
-                    started_at=started,
-                    ruleset_version=ruledir.version,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                )
-            ).inserted_primary_key[0]
-        )
+    try:
+        with store.begin() as conn:
+            run_id = int(
+                conn.execute(  # type: ignore[index]
+                    runs.insert().values(
+                        as_of=as_of,
+                        trigger=options.trigger,
+                        status="running",
+                        started_at=started,
+                        ruleset_version=ruledir.version,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                    )
+                ).inserted_primary_key[0]
+            )
+    except sa.exc.IntegrityError:
+        with store.connect() as conn:
+            other = conn.execute(sa.select(runs).where(runs.c.status == "running")).first()
+        where = ""
+        if other is not None:
+            where = f" (run {other.id}, peildatum {other.as_of}, {other.host} pid {other.pid})"
+        raise RunRefused(
+            f"er loopt al een run{where}; er draait nooit meer dan één run tegelijk. "
+            "Wacht tot die klaar is."
+        ) from None
     summary = RunSummary(run_id, as_of, "running", ruledir.version)
     log.info("run %d started: as_of=%s rules=%s", run_id, as_of, ruledir.version)
     try:
@@ -257,7 +370,7 @@ def _run(
         summary.status = "succeeded"
     except Exception as exc:
         summary.status = "failed"
-        summary.problems.append(f"{type(exc).__name__}: {exc}")
+        summary.problems.append(f"{type(exc).__name__}: {str(exc)[:300]}")
         log.error("run %d failed: %s", run_id, type(exc).__name__)
         raise
     finally:
@@ -448,7 +561,7 @@ def preview(
     settings: Settings, ruledir: RuleDir, as_of: dt.date
 ) -> tuple[CompiledRuleSet, list[Hit], int]:
     """The signals ``ruledir`` gives for the source data as of ``as_of``; writes nothing."""
-    source = _engine(settings.source_url)
+    source = source_engine(settings.source_url)
     try:
         compiled = compile_rules(ruledir, as_of)
         extracted = evaluate_source(source, compiled, settings.batch_size)

@@ -295,3 +295,68 @@ def test_no_case_manager_mail_on_a_weekend_and_weekly_digests_on_their_day(
         assert mon.messages_enqueued["teamleider"] >= 1
         digests = [m for m in read_mail(tmp_path / "mail") if "weekoverzicht" in m["Subject"]]
         assert len(digests) == mon.messages_enqueued["teamleider"]
+
+
+def test_run_guards_protect_the_signal_history(tmp_path: Path, dataset: tuple[Path, Path]) -> None:
+    """An empty or missing source, a far-future date, and a second concurrent run."""
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = make_settings(source_url, store_url, catcher.port)
+        upgrade_store(settings)
+        with pytest.raises(RunRefused, match="bestaat niet"):
+            run(settings, RunOptions(AS_OF))
+        assert not (tmp_path / "src.sqlite").exists(), "the source is never created"
+        load_source(source_url, *dataset)
+        run(settings, RunOptions(AS_OF))
+        engine = sa.create_engine(source_url)
+        with engine.begin() as conn:  # a delivery with only a fraction of the cases
+            conn.execute(sa.text("UPDATE cases SET status = 'closed' WHERE case_ref > 'Z-000100'"))
+        engine.dispose()
+        nxt = AS_OF + dt.timedelta(days=1)
+        before = snapshot(store_url)
+        with pytest.raises(RunRefused, match="onvolledige levering"):
+            run(settings, RunOptions(nxt))
+        assert snapshot(store_url) == before, "a refused run changes no signal"
+        forced = run(settings, RunOptions(nxt, force=True))
+        assert forced.reconcile["closed_case"] > 0
+        with pytest.raises(RunRefused, match="toekomst"):
+            run(settings, RunOptions(dt.date.today() + dt.timedelta(days=30)))
+    store = sa.create_engine(store_url)
+    with store.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                as_of=nxt, trigger="manual", status="running",
+                started_at=dt.datetime.now(dt.UTC), host="elders", pid=1,
+            )
+        )  # fmt: skip
+    store.dispose()
+    with pytest.raises(RunRefused, match="er loopt al een run"):
+        run(settings, RunOptions(nxt + dt.timedelta(days=1)))
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_aborted(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    import socket
+
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    settings = make_settings(source_url, store_url, 1)
+    settings = dataclasses.replace(settings, mail_enabled=False)
+    upgrade_store(settings)
+    store = sa.create_engine(store_url)
+    with store.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                as_of=AS_OF, trigger="manual", status="running",
+                started_at=dt.datetime.now(dt.UTC), host=socket.gethostname(), pid=2**22 + 7,
+            )
+        )  # fmt: skip
+    summary = run(settings, RunOptions(AS_OF))
+    assert summary.status == "succeeded"
+    with store.connect() as conn:
+        statuses = [r.status for r in conn.execute(sa.select(runs).order_by(runs.c.id))]
+    store.dispose()
+    assert statuses == ["aborted", "succeeded"]

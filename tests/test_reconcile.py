@@ -13,6 +13,7 @@ from typing import Any
 import holidays
 import pytest
 import sqlalchemy as sa
+from dateutil.easter import easter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,10 @@ from engine.store import metadata, signals
 
 CASES = ["Z-001", "Z-002", "Z-003", "Z-004"]
 RULES = ["VG-FIRST", "MED-CHECK", "CONTACT-30D"]
-NL_HOLIDAYS = holidays.country_holidays("NL", years=range(2024, 2030))
+# The Algemene termijnenwet: the NL calendar plus Good Friday and 5 May in every year.
+NL_HOLIDAYS = set(holidays.country_holidays("NL", years=range(2024, 2030))) | {
+    d for y in range(2024, 2030) for d in (easter(y) - dt.timedelta(days=2), dt.date(y, 5, 5))
+}
 
 
 # --------------------------------------------------------------------------- reference model
@@ -131,7 +135,13 @@ class Model:
             )
             episode.explained_until = f.explained_until
             rule = rules.get(key[1])
-            if episode.escalated_on is None and rule and rule.escalate_after is not None:
+            explained_now = f.explained_until is not None and f.explained_until >= day
+            if (
+                episode.escalated_on is None
+                and rule
+                and rule.escalate_after is not None
+                and not explained_now  # an explained signal does not escalate
+            ):
                 due = ref_due(episode.opened_on, rule.escalate_after)
                 if day >= due:
                     episode.escalated_on = due
@@ -324,6 +334,30 @@ def _engine_with_store(url: str) -> sa.Engine:
 
 def _fire(*keys: Key, explained_until: dt.date | None = None) -> dict[Key, Fired]:
     return {k: Fired("high", "rv-1", "t-1", explained_until) for k in keys}
+
+
+def test_an_explained_signal_does_not_escalate_until_the_explanation_ends(
+    sqlite_url: str,
+) -> None:
+    opened = dt.date(2026, 3, 2)
+    rules = {"MED-CHECK": RuleInfo("high", Duration(5, "d"))}
+    key = ("Z-001", "MED-CHECK")
+    engine = _engine_with_store(sqlite_url)
+    try:
+
+        def escalated_on(day: dt.date, until: dt.date | None) -> dt.date | None:
+            with engine.begin() as conn:
+                reconcile(conn, _fire(key, explained_until=until), {"Z-001"}, rules, day, 1)
+                return conn.execute(sa.select(signals.c.escalated_on)).scalar_one()
+
+        until = dt.date(2026, 3, 20)
+        assert escalated_on(opened, until) is None
+        assert escalated_on(dt.date(2026, 3, 10), until) is None  # overdue, but explained
+        assert escalated_on(dt.date(2026, 3, 20), until) is None  # the last explained day
+        # the explanation has run out: the signal is overdue since 7 March
+        assert escalated_on(dt.date(2026, 3, 21), None) == dt.date(2026, 3, 7)
+    finally:
+        engine.dispose()
 
 
 def test_escalation_counts_working_days_and_stays(sqlite_url: str) -> None:

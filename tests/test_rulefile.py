@@ -196,7 +196,7 @@ BROKEN: dict[str, tuple[str, list[Expected]]] = {
         "    case: {opened_on: 2026-03-01}\n"
         "    expect: fires\n",
         [
-            Expected(9, 11, "ongeldige testzaak: opened_on: '1 maart' is geen datum", ""),
+            Expected(9, 11, "ongeldige testzaak: opened_on: geen datum (tekst van 7 tekens)", ""),
             Expected(14, 13, "'expect' moet fires of does_not_fire zijn"),
             Expected(15, 5, "verplicht veld 'as_of' ontbreekt in een testgeval"),
         ],
