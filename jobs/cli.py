@@ -459,25 +459,48 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--now", "now_", is_flag=True, help="Wacht niet op de herhaaltijd: probeer alles nu.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Zet mislukte berichten terug in de wachtrij (tenzij er al een nieuwer bericht is).",
+)
 @click.pass_context
-def deliver(ctx: click.Context) -> None:
+def deliver(ctx: click.Context, now_: bool, retry_failed: bool) -> None:
     """Verstuur berichten die nog in de outbox staan (bijv. na een SMTP-storing)."""
     import sqlalchemy as sa
 
+    from notifications import outbox
     from notifications.delivery import deliver_pending
 
     settings = _settings(ctx)
-    store = sa.create_engine(settings.store_url)
+    store = sa.create_engine(settings.store_url, hide_parameters=True)
     try:
-        report = deliver_pending(store, settings.smtp)
+        with store.begin() as conn:
+            if retry_failed:
+                console.print(f"Terug in de wachtrij: {outbox.requeue_failed(conn)}")
+            if now_:
+                console.print(f"Nu te proberen: {outbox.release_due(conn, outbox.utcnow())}")
+        report = None
+        if settings.mail_enabled:
+            report = deliver_pending(store, settings.smtp)
+        else:
+            err.print("Versturen staat uit ([mail] enabled = false).", markup=False)
+        with store.connect() as conn:
+            counts = outbox.counts(conn)
     finally:
         store.dispose()
+    if report is not None:
+        console.print(
+            f"Verstuurd: {report.sent}, uitgesteld: {report.deferred}, mislukt: {report.failed}"
+        )
+        for e in report.errors[:20]:
+            click.echo(e, err=True)
     console.print(
-        f"Verstuurd: {report.sent}, uitgesteld: {report.deferred}, mislukt: {report.failed}"
+        "Outbox: " + ", ".join(f"{status} {n}" for status, n in counts.items()), markup=False
     )
-    for e in report.errors[:20]:
-        err.print(e, markup=False)
-    if report.deferred or report.failed:
+    troubled = report is not None and (report.deferred or report.failed)
+    if troubled or counts.get("pending") or counts.get("sending"):
         sys.exit(3)
 
 

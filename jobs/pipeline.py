@@ -39,7 +39,7 @@ from engine.source import (
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
-from notifications.compose import compose_case_manager, compose_team_digest
+from notifications.compose import compose_case_manager, compose_team_digest, count_nl
 from notifications.delivery import DeliveryReport, deliver_pending
 from notifications.digests import RuleMeta, case_manager_lines, team_digests
 from notifications.model import ComposedMessage, Recipient, SignalLine
@@ -501,7 +501,7 @@ def _pipeline(
                 queue("regievoerder", staff_id, email, message)
         # weekly digests go out on their weekday whatever it is; daily ones on working days
         if settings.is_digest_day(as_of) and (settings.digest == "weekly" or working_day):
-            digests = team_digests(
+            result = team_digests(
                 conn,
                 as_of,
                 settings.digest,
@@ -510,8 +510,9 @@ def _pipeline(
                 meta,
                 settings.case_link,
             )
+            summary.problems.extend(result.problems)
             for lead, member in sorted(staff.items()):
-                digest = digests.get(member.get("team") or "")
+                digest = result.digests.get(member.get("team") or "")
                 if member.get("role") != "teamleider" or digest is None:
                     continue
                 if ("teamleider", lead) in queued:
@@ -539,7 +540,8 @@ def _email_of(
     if member is None:
         problems.append(
             f"medewerker {staff_id} staat niet in het medewerkersbestand: "
-            f"bericht ({n} regels) niet verstuurd; vul het medewerkersbestand aan"
+            f"bericht ({count_nl(n, 'regel', 'regels')}) niet verstuurd; "
+            "vul het medewerkersbestand aan"
         )
         return None
     email = str(member.get("email") or "").strip()

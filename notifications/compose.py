@@ -12,6 +12,7 @@ template can show only what is passed here, and nothing else from a case.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -50,8 +51,21 @@ def format_date(value: dt.date) -> str:
     return value.strftime("%d-%m-%Y")
 
 
+def count_nl(n: int, singular: str, plural: str) -> str:
+    """``1 zaak``, ``2 zaken``, ``0 zaken``: a count with the Dutch singular or plural."""
+    return f"{n} {singular if n == 1 else plural}"
+
+
 def format_days(days: int) -> str:
-    return "1 dag" if days == 1 else f"{days} dagen"
+    return count_nl(days, "dag", "dagen")
+
+
+_STARTS_WITH_TEAM = re.compile(r"team(?![a-z])", re.IGNORECASE)
+
+
+def team_label(team: str) -> str:
+    """``team T-ZUID``; a team id that already says team (``team-001``) stays as it is."""
+    return team if _STARTS_WITH_TEAM.match(team) else f"team {team}"
 
 
 def format_ratio(value: float | None) -> str:
@@ -129,13 +143,15 @@ def _line_view(line: SignalLine, as_of: dt.date) -> dict[str, Any]:
         "case_ref": line.case_ref,
         "link": safe_link(line.link),
         "rule_id": line.rule_id,
-        "mail_title": line.mail_title,
+        "mail_title": line.mail_title.strip(),
         "severity": SEVERITY_NL.get(line.severity, line.severity),
         "severity_key": line.severity if line.severity in SEVERITY_NL else "low",
         "open_since": f"open sinds {format_date(line.opened_on)} ({format_days(line.days_open)})",
         "reopened": line.reopened,
+        "explanation_expired": line.explanation_expired,
         "escalation": escalation,
-        "expected_action": line.expected_action,
+        # rule texts may end in a newline (YAML block scalars): it would show as a blank line
+        "expected_action": line.expected_action.strip(),
     }
 
 
@@ -229,10 +245,34 @@ def _severity_text(by_severity: dict[str, int]) -> str:
 def team_digest_subject(digest: TeamDigest) -> str:
     totals = digest.totals
     return (
-        f"Regiesignaal {PERIOD_NL.get(digest.period, 'overzicht')} team {digest.team} "
+        f"Regiesignaal {PERIOD_NL.get(digest.period, 'overzicht')} {team_label(digest.team)} "
         f"{format_date(digest.as_of)}: {totals.open_signals} open, {totals.new} nieuw, "
-        f"{totals.escalated} geëscaleerd"
+        f"{totals.escalated} nu geëscaleerd"
     )
+
+
+def period_label(digest: TeamDigest) -> str:
+    """Which days 'new' and 'resolved' cover: ``vandaag``, ``sinds 28-11-2026`` (a
+    daily digest after a weekend or holiday) or ``afgelopen week``."""
+    if digest.period == "weekly":
+        return "afgelopen week"
+    if digest.period_start is None or digest.period_start >= digest.as_of:
+        return "vandaag"
+    return f"sinds {format_date(digest.period_start)}"
+
+
+def _counts_view(
+    open_signals: int, open_cases: int, ratio: float | None, by_severity: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "open_cases": open_cases,
+        "open_signals": open_signals,
+        "signals_text": count_nl(open_signals, "open signaal", "open signalen"),
+        "cases_text": count_nl(open_cases, "zaak", "zaken"),
+        "by_severity": _severity_cells(by_severity),
+        "severity_text": _severity_text(by_severity),
+        "per_10": format_ratio(ratio),
+    }
 
 
 def compose_team_digest(recipient: Recipient, digest: TeamDigest) -> ComposedMessage:
@@ -250,36 +290,36 @@ def compose_team_digest(recipient: Recipient, digest: TeamDigest) -> ComposedMes
             trend = f"{diff:+d} ten opzichte van de vorige periode ({previous})"
     rules = sorted(digest.rules, key=lambda r: (-r.open, -r.new, r.rule_id))
     escalations = sorted(digest.escalations, key=lambda e: (-e.days_open, e.case_ref, e.rule_id))
-    period_label = "vandaag" if digest.period == "daily" else "afgelopen week"
     context: dict[str, Any] = {
-        "team": digest.team,
+        "team": team_label(digest.team),
         "as_of": format_date(digest.as_of),
         "period_title": PERIOD_NL.get(digest.period, "overzicht"),
-        "period_label": period_label,
+        "period_label": period_label(digest),
         "severities": [{"key": n, "label": SEVERITY_NL[n]} for n in reversed(SEVERITIES)],
         "managers": [
             {
                 "staff_id": m.staff_id,
-                "open_cases": m.open_cases,
-                "open_signals": m.open_signals,
-                "by_severity": _severity_cells(m.open_by_severity),
-                "severity_text": _severity_text(m.open_by_severity),
+                **_counts_view(
+                    m.open_signals, m.open_cases, m.signals_per_10_cases, m.open_by_severity
+                ),
                 "new": m.new,
                 "resolved": m.resolved,
                 "escalated": m.escalated,
-                "per_10": format_ratio(m.signals_per_10_cases),
+                "explained": m.explained,
             }
             for m in managers
         ],
         "totals": {
-            "open_cases": totals.open_cases,
-            "open_signals": totals.open_signals,
-            "by_severity": _severity_cells(totals.open_by_severity),
-            "severity_text": _severity_text(totals.open_by_severity),
+            **_counts_view(
+                totals.open_signals,
+                totals.open_cases,
+                totals.signals_per_10_cases,
+                totals.open_by_severity,
+            ),
             "new": totals.new,
             "resolved": totals.resolved,
             "escalated": totals.escalated,
-            "per_10": format_ratio(totals.signals_per_10_cases),
+            "explained": totals.explained,
         },
         "trend": trend,
         "rules": [
@@ -297,6 +337,8 @@ def compose_team_digest(recipient: Recipient, digest: TeamDigest) -> ComposedMes
             }
             for e in escalations
         ],
+        "escalations_total": len(escalations) + digest.escalations_not_listed,
+        "escalations_more": digest.escalations_not_listed,
     }
     subject = team_digest_subject(digest)
     context["subject"] = subject

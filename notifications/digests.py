@@ -3,6 +3,17 @@
 Reads only the store (signals) plus what the run already knows (rule metadata, staff
 directory, open cases per case manager). Nothing from a case plan reaches a message except
 the pseudonymous case reference.
+
+"New" means new since the reader's previous working day: a signal is new for the case
+manager when it was opened after the previous working day (on a Monday: Saturday, Sunday
+and Monday), and a daily digest's period runs from the day after the previous working
+day up to the as-of date (a weekly digest's: the seven days up to the as-of date).
+
+The digest's figures are all counted alike: open signals of an active rule, on a case
+with a case manager, in a team with a team lead, without an explanation valid on the
+day counted. The trend compares with the same count at the end of the day before the
+period. The store keeps only a signal's latest explanation end date, so for that earlier
+day a signal counts as explained when that end date had not yet passed then.
 """
 
 from __future__ import annotations
@@ -15,9 +26,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.dates import Duration, shift
+from engine.dates import Duration, add_working_days, shift
 from engine.prioritise import score
 from engine.store import signals
+from notifications.compose import count_nl, team_label
 from notifications.model import (
     SEVERITIES,
     EscalationLine,
@@ -45,7 +57,39 @@ class Recipients:
     problems: list[str] = field(default_factory=list)
 
 
-def _open_signals(conn: sa.Connection, as_of: dt.date) -> list[Any]:
+@dataclass
+class TeamDigests:
+    """The digest of every team with a team lead, keyed by team id; problems found."""
+
+    digests: dict[str, TeamDigest] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def previous_working_day(as_of: dt.date) -> dt.date:
+    """The last working day before ``as_of`` (Dutch public holidays excluded)."""
+    return add_working_days(as_of, -1)
+
+
+def is_new(opened_on: dt.date, as_of: dt.date) -> bool:
+    """Opened after the previous working day: on a Monday the weekend's signals are new."""
+    return opened_on > previous_working_day(as_of)
+
+
+def period_start(as_of: dt.date, period: str) -> dt.date:
+    """First day of a digest's period: six days back for a weekly digest; for a daily
+    one the day after the previous working day."""
+    if period == "weekly":
+        return as_of - dt.timedelta(days=6)
+    return previous_working_day(as_of) + dt.timedelta(days=1)
+
+
+def explained_on(explained_until: dt.date | None, day: dt.date) -> bool:
+    """An explanation is in force up to and including its end date."""
+    return explained_until is not None and explained_until >= day
+
+
+def _open_signals(conn: sa.Connection) -> list[Any]:
+    """Every open signal episode, explained or not."""
     c = signals.c
     return list(
         conn.execute(
@@ -58,9 +102,8 @@ def _open_signals(conn: sa.Connection, as_of: dt.date) -> list[Any]:
                 c.opened_on,
                 c.reopened,
                 c.escalated_on,
-            )
-            .where(c.closed_on.is_(None))
-            .where(sa.or_(c.explained_until.is_(None), c.explained_until < as_of))
+                c.explained_until,
+            ).where(c.closed_on.is_(None))
         )
     )
 
@@ -75,10 +118,13 @@ def case_manager_lines(
     """The open, unexplained signals of every case manager, as message lines."""
     out = Recipients()
     no_manager = 0
-    for row in _open_signals(conn, as_of):
+    last_working_day = previous_working_day(as_of)
+    for row in _open_signals(conn):
         meta = rules.get(row.rule_id)
         if meta is None:
             continue  # the rule is no longer active; reconcile closed or will close it
+        if explained_on(row.explained_until, as_of):
+            continue
         if not row.regievoerder:
             no_manager += 1
             continue
@@ -95,22 +141,24 @@ def case_manager_lines(
                 severity=row.severity,
                 opened_on=row.opened_on,
                 days_open=days_open,
-                is_new=row.opened_on == as_of,
+                is_new=row.opened_on > last_working_day,
                 reopened=bool(row.reopened),
                 escalated=escalated,
                 escalates_on=escalates_on,
                 expected_action=meta.expected_action,
                 link=link(row.case_ref),
                 score=score(row.severity, days_open, escalated, case_bonus.get(row.case_ref, 0)),
+                explanation_expired=(
+                    row.explained_until is not None and row.explained_until < as_of
+                ),
             )
         )
     if no_manager:
-        out.problems.append(f"{no_manager} signalen op zaken zonder regievoerder: geen ontvanger")
+        out.problems.append(
+            f"{count_nl(no_manager, 'signaal', 'signalen')} op zaken zonder regievoerder: "
+            "geen ontvanger; wijs de zaken toe in het zaaksysteem"
+        )
     return out
-
-
-def period_start(as_of: dt.date, period: str) -> dt.date:
-    return as_of - dt.timedelta(days=6) if period == "weekly" else as_of
 
 
 def team_digests(
@@ -121,8 +169,9 @@ def team_digests(
     open_cases: Mapping[str, int],
     rules: Mapping[str, RuleMeta],
     link: Callable[[str], str],
-) -> dict[str, TeamDigest]:
-    """One digest per team that has a team lead; keyed by team id."""
+) -> TeamDigests:
+    """One digest per team that has a team lead; open signals of a team without a team
+    lead (or without a team) are reported as problems, since no digest shows them."""
     start = period_start(as_of, period)
     c = signals.c
     teams_with_lead = {
@@ -136,14 +185,24 @@ def team_digests(
     open_sev: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     new: Counter[tuple[str, str]] = Counter()
     escalated: Counter[tuple[str, str]] = Counter()
+    explained: Counter[tuple[str, str]] = Counter()
     rule_open: dict[str, Counter[str]] = defaultdict(Counter)
     rule_new: dict[str, Counter[str]] = defaultdict(Counter)
     escalations: dict[str, list[EscalationLine]] = defaultdict(list)
-    for row in _open_signals(conn, as_of):
+    without_lead: Counter[str] = Counter()
+    for row in _open_signals(conn):
         team, rv = row.team, row.regievoerder
-        if team not in teams_with_lead or not rv or row.rule_id not in rules:
+        if not rv or row.rule_id not in rules:
+            continue  # no case manager: reported by case_manager_lines
+        is_explained = explained_on(row.explained_until, as_of)
+        if team not in teams_with_lead:
+            if not is_explained:
+                without_lead[team or ""] += 1
             continue
         members[team].add(rv)
+        if is_explained:
+            explained[(team, rv)] += 1
+            continue
         open_sev[(team, rv)][row.severity] += 1
         rule_open[team][row.rule_id] += 1
         if row.opened_on >= start:
@@ -164,21 +223,20 @@ def team_digests(
     resolved: Counter[tuple[str, str]] = Counter()
     for team, rv, n in conn.execute(
         sa.select(c.team, c.regievoerder, sa.func.count())
-        .where(c.closed_on >= start, c.closed_on <= as_of, c.close_reason == "resolved")
+        .where(
+            c.closed_on >= start,
+            c.closed_on <= as_of,
+            c.close_reason == "resolved",
+            c.rule_id.in_(sorted(rules)),
+        )
         .group_by(c.team, c.regievoerder)
     ):
         if team in teams_with_lead and rv:
             members[team].add(rv)
             resolved[(team, rv)] += n
-    previous: Counter[str] = Counter()
-    for team, n in conn.execute(
-        sa.select(c.team, sa.func.count())
-        .where(c.opened_on < start, sa.or_(c.closed_on.is_(None), c.closed_on >= start))
-        .group_by(c.team)
-    ):
-        previous[team] = n
+    previous = _previous_open(conn, start, teams_with_lead, rules)
 
-    digests = {}
+    out = TeamDigests()
     for team in sorted(teams_with_lead):
         managers = [
             ManagerSummary(
@@ -188,6 +246,7 @@ def team_digests(
                 new=new[(team, rv)],
                 resolved=resolved[(team, rv)],
                 escalated=escalated[(team, rv)],
+                explained=explained[(team, rv)],
             )
             for rv in sorted(members[team])
         ]
@@ -195,14 +254,56 @@ def team_digests(
             RuleCount(rid, rules[rid].mail_title, n, rule_new[team][rid])
             for rid, n in sorted(rule_open[team].items(), key=lambda kv: (-kv[1], kv[0]))
         ]
-        esc = sorted(escalations[team], key=lambda e: (-e.days_open, e.case_ref))
-        digests[team] = TeamDigest(
+        esc = sorted(escalations[team], key=lambda e: (-e.days_open, e.case_ref, e.rule_id))
+        out.digests[team] = TeamDigest(
             team=team,
             as_of=as_of,
             period="weekly" if period == "weekly" else "daily",
             managers=managers,
             rules=rule_counts,
             escalations=esc[:MAX_ESCALATIONS_IN_DIGEST],
-            previous_open_signals=previous.get(team, 0),
+            previous_open_signals=None if previous is None else previous.get(team, 0),
+            escalations_total=len(esc),
+            period_start=start,
         )
-    return digests
+    for team, n in sorted(without_lead.items(), key=lambda kv: (not kv[0], kv[0])):
+        stand = "staat" if n == 1 else "staan"
+        signals_text = f"{count_nl(n, 'open signaal', 'open signalen')} {stand}"
+        if team:
+            out.problems.append(
+                f"{team_label(team)} heeft geen teamleider in het medewerkersbestand: "
+                f"{signals_text} in geen enkel teamoverzicht; "
+                "leg een teamleider voor dit team vast"
+            )
+        else:
+            out.problems.append(
+                f"{count_nl(n, 'open signaal', 'open signalen')} op zaken zonder team {stand} "
+                "in geen enkel teamoverzicht; vul het team van deze zaken aan in het zaaksysteem"
+            )
+    return out
+
+
+def _previous_open(
+    conn: sa.Connection, start: dt.date, teams: set[str], rules: Mapping[str, RuleMeta]
+) -> Counter[str] | None:
+    """Per team the open signals at the end of the day before ``start``, counted like
+    the open figures of the digest; None when no signal was opened before ``start``
+    (the first run: there is nothing to compare with)."""
+    c = signals.c
+    if conn.execute(sa.select(c.id).where(c.opened_on < start).limit(1)).first() is None:
+        return None
+    day = start - dt.timedelta(days=1)
+    stmt = (
+        sa.select(c.team, sa.func.count())
+        .where(
+            c.opened_on <= day,
+            sa.or_(c.closed_on.is_(None), c.closed_on > day),
+            sa.or_(c.explained_until.is_(None), c.explained_until < day),
+            c.regievoerder.is_not(None),
+            c.regievoerder != "",
+            c.rule_id.in_(sorted(rules)),
+            c.team.in_(sorted(teams)),
+        )
+        .group_by(c.team)
+    )
+    return Counter({str(team): int(n) for team, n in conn.execute(stmt)})

@@ -39,6 +39,8 @@ class SignalLine:
     expected_action: str
     link: str
     score: float
+    explanation_expired: bool = False
+    """The case manager's explanation for this signal ran out before the as-of date."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,13 @@ class Recipient:
 
 @dataclass(frozen=True)
 class ManagerSummary:
-    """One case manager's figures in a team digest, by staff id."""
+    """One case manager's figures in a team digest, by staff id.
+
+    ``open_by_severity`` and ``escalated`` count the open signals without a valid
+    explanation (``escalated``: all those escalated now, not only today); ``explained``
+    counts the open signals with an explanation valid on the as-of date, which the
+    case manager does not see in their own list.
+    """
 
     staff_id: str
     open_cases: int
@@ -59,6 +67,7 @@ class ManagerSummary:
     new: int
     resolved: int
     escalated: int
+    explained: int = 0
 
     @property
     def open_signals(self) -> int:
@@ -104,6 +113,7 @@ class TeamTotals:
     new: int
     resolved: int
     escalated: int
+    explained: int = 0
 
     @property
     def signals_per_10_cases(self) -> float | None:
@@ -116,9 +126,11 @@ class TeamTotals:
 class TeamDigest:
     """What a team lead gets: per case manager figures, team totals, rules, escalations.
 
-    ``new`` and ``resolved`` count the digest's period (one day or one week).
-    ``previous_open_signals`` is the team's open signal count at the end of the
-    previous period, for the trend; None when unknown.
+    ``new`` and ``resolved`` count the digest's period (a week, or for a daily digest
+    the days since the previous working day). ``previous_open_signals`` is the team's
+    open signal count at the end of the day before the period, counted like the open
+    figures, for the trend; None when unknown (the first run). ``escalations`` may be
+    capped; ``escalations_total`` is the number before the cap (None: not capped).
     """
 
     team: str
@@ -128,6 +140,16 @@ class TeamDigest:
     rules: list[RuleCount] = field(default_factory=list)
     escalations: list[EscalationLine] = field(default_factory=list)
     previous_open_signals: int | None = None
+    escalations_total: int | None = None
+    period_start: dt.date | None = None
+    """First day of the period; None: the as-of date alone (daily) or seven days (weekly)."""
+
+    @property
+    def escalations_not_listed(self) -> int:
+        """Escalations left out of ``escalations`` by the cap."""
+        if self.escalations_total is None:
+            return 0
+        return max(0, self.escalations_total - len(self.escalations))
 
     @property
     def totals(self) -> TeamTotals:
@@ -142,6 +164,7 @@ class TeamDigest:
             new=sum(m.new for m in self.managers),
             resolved=sum(m.resolved for m in self.managers),
             escalated=sum(m.escalated for m in self.managers),
+            explained=sum(m.explained for m in self.managers),
         )
 
 

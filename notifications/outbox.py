@@ -4,6 +4,35 @@ At most one row exists per (as_of, kind, recipient_id): rerunning a date never q
 and so never sends, a message twice. The Message-ID is derived from the same key, so
 even a message that is somehow sent twice is recognisable as the same message.
 
+Statuses and their transitions::
+
+    pending --claim--> sending --accepted--> sent
+                               --4xx/down--> pending (later, with backoff) or failed
+                               --5xx-------> failed
+    pending --a newer message for the same kind and recipient--> superseded
+    failed  --operator: requeue_failed--> pending
+
+Claiming: a deliverer sends a row only after it has moved the row from ``pending`` to
+``sending`` with a conditional UPDATE (``... WHERE id = :id AND status = 'pending'``) in
+a transaction of its own, committed before anything goes to the SMTP server; only the
+deliverer whose UPDATE changed exactly one row sends. This works the same on SQLite
+(which has no ``SELECT ... FOR UPDATE SKIP LOCKED``) and PostgreSQL, so any number of
+deliverers may run at once without sending a message twice. While a row is ``sending``,
+``next_attempt_at`` holds the claim time (there is no column of its own for it), and
+``attempts`` (counted at the claim) is the claim's token: the outcome is recorded only
+if the row is still in ``sending`` with that attempt count.
+
+The one ambiguous moment: a process that dies (or loses its database connection)
+between the server's acceptance of a message and the commit of ``sent`` leaves the row
+in ``sending``; whether the mail went out is unknown. Such a claim older than
+``CLAIM_TIMEOUT`` (10 minutes) is released to ``pending`` by the next delivery, so the
+message is sent again: at-least-once for that tiny window, never silently lost. The
+second copy has the same Message-ID, so a mail client can recognise it as a duplicate.
+
+Stale mail: a message still pending when a newer one for the same kind and recipient is
+queued (an SMTP outage, a run with ``--no-mail``) is marked ``superseded``: kept for the
+record, never sent, so nobody gets last week's list next to today's.
+
 Times are stored in UTC. SQLite keeps no time zone, so naive values read back from the
 table are UTC.
 """
@@ -21,7 +50,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.store import outbox
 from notifications.model import ComposedMessage
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sending", "sent", "failed", "superseded")
+CLAIM_TIMEOUT = dt.timedelta(minutes=10)
+"""A claim (status ``sending``) older than this is taken to be from a process that died."""
 KINDS = ("regievoerder", "teamleider")
 _KIND_TAG = {"regievoerder": "rv", "teamleider": "tl"}
 
@@ -127,7 +158,48 @@ def enqueue(
         "created_at": utc(now or utcnow()),
         "next_attempt_at": None,
     }
-    return _insert_ignoring_duplicate(conn, values)
+    if not _insert_ignoring_duplicate(conn, values):
+        return False
+    supersede_older(conn, kind=kind, recipient_id=recipient_id, as_of=as_of)
+    if _newer_exists(conn, kind=kind, recipient_id=recipient_id, as_of=as_of):
+        # A date before the newest one was (re)run: its message is stale from the start.
+        conn.execute(
+            outbox.update()
+            .where(
+                outbox.c.as_of == as_of,
+                outbox.c.kind == kind,
+                outbox.c.recipient_id == recipient_id,
+                outbox.c.status == "pending",
+            )
+            .values(status="superseded", next_attempt_at=None)
+        )
+    return True
+
+
+def supersede_older(conn: sa.Connection, *, kind: str, recipient_id: str, as_of: dt.date) -> int:
+    """Mark pending messages of ``kind`` to ``recipient_id`` for a date before ``as_of``
+    as ``superseded``: kept for the record, never sent. Returns the number of rows marked.
+
+    Rows being sent, sent or failed are left alone (see ``requeue_failed`` for failed ones).
+    """
+    stmt = (
+        outbox.update()
+        .where(
+            outbox.c.kind == kind,
+            outbox.c.recipient_id == recipient_id,
+            outbox.c.as_of < as_of,
+            outbox.c.status == "pending",
+        )
+        .values(status="superseded", next_attempt_at=None)
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
+def _newer_exists(conn: sa.Connection, *, kind: str, recipient_id: str, as_of: dt.date) -> bool:
+    stmt = sa.select(outbox.c.id).where(
+        outbox.c.kind == kind, outbox.c.recipient_id == recipient_id, outbox.c.as_of > as_of
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
 
 
 def row_from_mapping(mapping: sa.RowMapping) -> OutboxRow:
@@ -170,13 +242,22 @@ def pending(conn: sa.Connection, now: dt.datetime, limit: int | None = None) -> 
     return [row_from_mapping(m) for m in conn.execute(stmt).mappings()]
 
 
+def due_ids(conn: sa.Connection, now: dt.datetime, limit: int | None = None) -> list[int]:
+    """Ids of the pending rows due at ``now``, oldest first (no bodies read)."""
+    stmt = sa.select(outbox.c.id).where(due_clause(now)).order_by(outbox.c.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [int(i) for i in conn.execute(stmt).scalars()]
+
+
 def get(conn: sa.Connection, row_id: int) -> OutboxRow | None:
     mapping = conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).mappings().first()
     return row_from_mapping(mapping) if mapping is not None else None
 
 
 def counts(conn: sa.Connection, as_of: dt.date | None = None) -> dict[str, int]:
-    """Rows per status (pending, sent, failed) for one as-of date, or all when None."""
+    """Rows per status (every status in ``STATUSES``, zeros included) for one as-of date,
+    or for all dates when None."""
     stmt = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
     if as_of is not None:
         stmt = stmt.where(outbox.c.as_of == as_of)
@@ -198,13 +279,116 @@ def queued_recipients(conn: sa.Connection, as_of: dt.date) -> set[tuple[str, str
 def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
     """Operator action: put failed rows back to pending with a fresh attempt count.
 
-    Returns the number of rows requeued. Sent rows are never touched.
+    Returns the number of rows requeued. Sent rows are never touched, and a failed row
+    for which a newer message (same kind and recipient, later date) exists is stale: it
+    is marked ``superseded`` instead of being requeued.
+    """
+    newer = outbox.alias("newer")
+    has_newer = (
+        sa.select(newer.c.id)
+        .where(
+            newer.c.kind == outbox.c.kind,
+            newer.c.recipient_id == outbox.c.recipient_id,
+            newer.c.as_of > outbox.c.as_of,
+        )
+        .exists()
+    )
+    stale = outbox.update().where(outbox.c.status == "failed", has_newer)
+    fresh = outbox.update().where(outbox.c.status == "failed", ~has_newer)
+    if as_of is not None:
+        stale = stale.where(outbox.c.as_of == as_of)
+        fresh = fresh.where(outbox.c.as_of == as_of)
+    conn.execute(stale.values(status="superseded", next_attempt_at=None))
+    return int(
+        conn.execute(fresh.values(status="pending", attempts=0, next_attempt_at=None)).rowcount
+    )
+
+
+def release_due(conn: sa.Connection, now: dt.datetime) -> int:
+    """Operator action (``deliver --now``): make every pending row due at ``now``.
+
+    Clears the backoff (``next_attempt_at``) of pending rows still waiting for a later
+    attempt; returns how many there were. Rows already due are due anyway.
     """
     stmt = (
         outbox.update()
-        .where(outbox.c.status == "failed")
-        .values(status="pending", attempts=0, next_attempt_at=None)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_at > utc(now))
+        .values(next_attempt_at=None)
     )
-    if as_of is not None:
-        stmt = stmt.where(outbox.c.as_of == as_of)
     return int(conn.execute(stmt).rowcount)
+
+
+# ---------------------------------------------------------------- claims and outcomes
+
+
+def claim(conn: sa.Connection, row_id: int, now: dt.datetime) -> OutboxRow | None:
+    """Claim a due pending row for sending; None when it is not (or no longer) due.
+
+    A conditional UPDATE: of any number of concurrent callers exactly one gets the row.
+    It counts the attempt and stores the claim time in ``next_attempt_at``. The caller
+    must commit before sending, and send only when a row is returned.
+    """
+    stmt = (
+        outbox.update()
+        .where(outbox.c.id == row_id, due_clause(now))
+        .values(status="sending", attempts=outbox.c.attempts + 1, next_attempt_at=utc(now))
+    )
+    if conn.execute(stmt).rowcount != 1:
+        return None
+    return get(conn, row_id)
+
+
+def release_stale_claims(
+    conn: sa.Connection, now: dt.datetime, timeout: dt.timedelta = CLAIM_TIMEOUT
+) -> int:
+    """Put rows claimed (``sending``) longer than ``timeout`` ago back to ``pending``,
+    due at once; returns their number. See the module docstring: at-least-once."""
+    stmt = (
+        outbox.update()
+        .where(outbox.c.status == "sending", outbox.c.next_attempt_at < utc(now) - timeout)
+        .values(
+            status="pending",
+            next_attempt_at=None,
+            last_error="uitkomst onbekend: verzending onderbroken; opnieuw aangeboden",
+        )
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
+def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool:
+    """Record an outcome for ``row`` if this claim still holds; False when it does not."""
+    stmt = (
+        outbox.update()
+        .where(
+            outbox.c.id == row.id,
+            outbox.c.status == "sending",
+            outbox.c.attempts == row.attempts,
+        )
+        .values(**values)
+    )
+    return int(conn.execute(stmt).rowcount) == 1
+
+
+def finish_sent(conn: sa.Connection, row: OutboxRow, now: dt.datetime) -> bool:
+    """The server accepted the claimed ``row``."""
+    return _finish(
+        conn,
+        row,
+        {"status": "sent", "sent_at": utc(now), "last_error": None, "next_attempt_at": None},
+    )
+
+
+def finish_retry(
+    conn: sa.Connection, row: OutboxRow, error: str, next_attempt_at: dt.datetime
+) -> bool:
+    """The claimed ``row`` was not sent; try again from ``next_attempt_at``."""
+    return _finish(
+        conn,
+        row,
+        {"status": "pending", "last_error": error, "next_attempt_at": utc(next_attempt_at)},
+    )
+
+
+def finish_failed(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
+    """The claimed ``row`` cannot be sent; it stays ``failed`` until an operator acts."""
+    return _finish(conn, row, {"status": "failed", "last_error": error, "next_attempt_at": None})

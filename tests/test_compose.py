@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import random
@@ -77,6 +78,7 @@ def line(
     expected_action: str = "Plan het eerste vertrekgesprek.",
     link: str | None = None,
     score: float = 1.0,
+    explanation_expired: bool = False,
 ) -> SignalLine:
     return SignalLine(
         case_ref=case_ref,
@@ -92,6 +94,7 @@ def line(
         expected_action=expected_action,
         link=BASE_URL + case_ref if link is None else link,
         score=score,
+        explanation_expired=explanation_expired,
     )
 
 
@@ -200,6 +203,56 @@ def test_sections_new_escalating_and_still_open() -> None:
     assert "geëscaleerd" in msg.html
 
 
+def test_expired_explanation_is_marked() -> None:
+    lines = [line("ZK-EXP", explanation_expired=True), line("ZK-PLAIN")]
+    msg = compose_case_manager(RECIPIENT, AS_OF, lines)
+    marked = [ln for ln in msg.text.splitlines() if "(toelichting verlopen)" in ln]
+    assert len(marked) == 1 and marked[0].startswith("* ZK-EXP ")
+    assert msg.html.count("<em>(toelichting verlopen)</em>") == 1
+    row = msg.html.split(">ZK-EXP</a>")[1].split("</tr>")[0]
+    assert "<em>(toelichting verlopen)</em>" in row
+
+
+def test_an_expected_action_ending_in_a_newline_adds_no_blank_line() -> None:
+    action = "Plan het eerste vertrekgesprek\nen leg het vast.\n"
+    msg = compose_case_manager(RECIPIENT, AS_OF, [line("ZK-1", expected_action=action)])
+    block = msg.text.split("* ZK-1 ")[1].split("Open de zaak")[0]
+    assert block.endswith(
+        "  Verwacht: Plan het eerste vertrekgesprek\n            en leg het vast.\n  "
+    )
+    assert "\n\n  Open de zaak" not in msg.text
+    assert "en leg het vast.</td>" in msg.html
+
+
+def test_html_of_150_lines_stays_under_gmails_clipping_limit() -> None:
+    """Gmail clips a message whose HTML exceeds about 102 KB; keep well below 100 KB."""
+    action = (
+        "Laat vóór het vertrek een medische check uitvoeren en leg die vast, of stel het "
+        "vertrek uit; leg bij dit signaal een toelichting vast als dat niet kan."
+    )
+    lines = [
+        line(
+            f"ZK-2026-{i:06d}",
+            rule_id="DEPART-MED",
+            mail_title="Medische status onbekend bij geboekt vertrek",
+            severity=SEVERITIES[i % 4],
+            opened_on=AS_OF - dt.timedelta(days=i),
+            is_new=i % 5 == 0,
+            reopened=i % 11 == 0,
+            escalated=i % 7 == 0,
+            escalates_on=AS_OF + dt.timedelta(days=i % 9),
+            expected_action=action,
+            link=f"https://zaaksysteem.dtv.example/zaken/ZK-2026-{i:06d}/overzicht",
+            explanation_expired=i % 13 == 0,
+        )
+        for i in range(150)
+    ]
+    msg = compose_case_manager(RECIPIENT, AS_OF, lines)
+    assert len(msg.html.encode("utf-8")) < 100_000
+    assert msg.html.count('<tr valign="top"') == 150
+    assert msg.html.count(action) == 150
+
+
 def test_reopened_is_marked() -> None:
     msg = compose_case_manager(RECIPIENT, AS_OF, [line(is_new=True, reopened=True)])
     assert "(opnieuw open)" in msg.text
@@ -289,8 +342,8 @@ def test_any_title_or_action_renders_as_text_never_as_markup(title: str, action:
     parsed = parse_html(msg.html)
     assert set(parsed.tags) <= ALLOWED_TAGS
     text = "".join(parsed.text)
-    assert title in text
-    assert action in text
+    assert title.strip() in text  # surrounding whitespace is dropped on purpose
+    assert action.strip() in text
 
 
 def test_html_has_no_external_resources_and_uses_table_headers() -> None:
@@ -333,7 +386,9 @@ def make_digest(period: Any = "weekly") -> TeamDigest:
         as_of=AS_OF,
         period=period,
         managers=[
-            ManagerSummary("rv-002", 20, {"low": 3, "high": 2}, new=1, resolved=2, escalated=1),
+            ManagerSummary(
+                "rv-002", 20, {"low": 3, "high": 2}, new=1, resolved=2, escalated=1, explained=2
+            ),
             ManagerSummary(
                 "rv-001", 8, {"critical": 1, "medium": 3}, new=2, resolved=0, escalated=0
             ),
@@ -353,7 +408,7 @@ def make_digest(period: Any = "weekly") -> TeamDigest:
 def test_team_digest_figures() -> None:
     msg = compose_team_digest(Recipient("tl-01", "tl-01@dtv.example"), make_digest())
     assert msg.subject == (
-        "Regiesignaal weekoverzicht team T-ZUID 28-11-2026: 9 open, 3 nieuw, 1 geëscaleerd"
+        "Regiesignaal weekoverzicht team T-ZUID 28-11-2026: 9 open, 3 nieuw, 1 nu geëscaleerd"
     )
     text = msg.text
     assert "* rv-002: 5 open signalen in 20 zaken (2,5 per 10 zaken)" in text
@@ -366,7 +421,12 @@ def test_team_digest_figures() -> None:
     assert text.index("MED-CHECK") < text.index("VG-FIRST |")  # most open first
     assert "* ZK-2026-000042 | VG-FIRST | Eerste vertrekgesprek | 40 dagen open" in text
     assert "regievoerder rv-002" in text
+    assert "nieuw 1, opgelost 2, nu geëscaleerd 1, toegelicht 2" in text
+    assert "Nieuw afgelopen week: 3, opgelost: 2, nu geëscaleerd: 1, toegelicht: 2." in text
+    assert "== Nu geëscaleerd (1) ==" in text
+    assert " en " not in text.split("== Nu geëscaleerd")[1].split("--")[0]  # nothing left out
     html = msg.html
+    assert ">Toegelicht</th>" in html and ">Nu geëscaleerd</th>" in html
     assert "Vastlegging &lt;ontbreekt&gt;" in html
     assert '<th scope="row"' in html and "<tfoot>" in html
     assert html.index(">rv-001<") < html.index(">rv-002<") < html.index(">rv-003<")
@@ -384,6 +444,81 @@ def test_totals_sum_the_managers() -> None:
     assert totals.open_signals == 9
     assert totals.open_by_severity == {"low": 3, "medium": 3, "high": 2, "critical": 1}
     assert (totals.new, totals.resolved, totals.escalated, totals.open_cases) == (3, 2, 1, 28)
+    assert totals.explained == 2
+
+
+def test_daily_digest_after_a_weekend_says_since_when() -> None:
+    monday = dt.date(2026, 11, 30)
+    digest = dataclasses.replace(
+        make_digest("daily"), as_of=monday, period_start=dt.date(2026, 11, 28)
+    )
+    msg = compose_team_digest(Recipient("tl-01", "tl@dtv.example"), digest)
+    assert "Nieuw sinds 28-11-2026: 3, opgelost: 2" in msg.text
+    assert "Nieuw sinds 28-11-2026: <strong>3</strong>" in msg.html
+    same_day = dataclasses.replace(digest, period_start=monday)
+    assert "Nieuw vandaag: 3" in compose_team_digest(RECIPIENT, same_day).text
+
+
+def test_capped_escalation_list_says_how_many_more() -> None:
+    listed = [
+        EscalationLine(f"ZK-2026-{i:06d}", "VG-FIRST", "Eerste vertrekgesprek", 90 - i, "rv-002")
+        for i in range(50)
+    ]
+    digest = dataclasses.replace(make_digest(), escalations=listed, escalations_total=53)
+    assert digest.escalations_not_listed == 3
+    msg = compose_team_digest(RECIPIENT, digest)
+    assert "== Nu geëscaleerd (53) ==" in msg.text
+    assert msg.text.count("| regievoerder rv-002") == 50
+    assert "... en 3 meer." in msg.text
+    assert "Nu geëscaleerd (53)</h2>" in msg.html
+    assert "... en 3 meer." in msg.html
+    uncapped = dataclasses.replace(digest, escalations_total=50)
+    assert " meer." not in compose_team_digest(RECIPIENT, uncapped).text
+
+
+def test_counts_take_the_dutch_singular_and_plural() -> None:
+    digest = TeamDigest(
+        team="T-ZUID",
+        as_of=AS_OF,
+        period="daily",
+        managers=[
+            ManagerSummary("rv-001", 1, {"high": 1}, new=0, resolved=0, escalated=0),
+            ManagerSummary("rv-002", 2, {"high": 2}, new=0, resolved=0, escalated=0),
+        ],
+    )
+    msg = compose_team_digest(RECIPIENT, digest)
+    assert "* rv-001: 1 open signaal in 1 zaak (10,0 per 10 zaken)" in msg.text
+    assert "* rv-002: 2 open signalen in 2 zaken (10,0 per 10 zaken)" in msg.text
+    assert "Het team heeft 3 open signalen in 3 open zaken" in msg.text
+    one = dataclasses.replace(digest, managers=digest.managers[:1])
+    one_msg = compose_team_digest(RECIPIENT, one)
+    assert "Het team heeft 1 open signaal in 1 open zaak" in one_msg.text
+    assert "Het team heeft <strong>1 open signaal</strong> in <strong>1</strong> open zaak" in (
+        one_msg.html
+    )
+    assert [compose.count_nl(n, "team", "teams") for n in (0, 1, 2)] == [
+        "0 teams",
+        "1 team",
+        "2 teams",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("team", "label"),
+    [
+        ("T-ZUID", "team T-ZUID"),
+        ("team-001", "team-001"),
+        ("Team Noord", "Team Noord"),
+        ("teamwork", "team teamwork"),
+    ],
+)
+def test_the_word_team_is_not_repeated(team: str, label: str) -> None:
+    assert compose.team_label(team) == label
+    msg = compose_team_digest(RECIPIENT, dataclasses.replace(make_digest(), team=team))
+    assert msg.subject.startswith(f"Regiesignaal weekoverzicht {label} 28-11-2026")
+    for body in (msg.subject, msg.text, msg.html):
+        assert "team team-" not in body.lower()
+        assert f"{label}, 28-11-2026" in body or body is msg.subject
 
 
 # --- privacy: render a realistic synthetic run and scan every message --------------

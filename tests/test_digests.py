@@ -1,0 +1,245 @@
+"""From the signal store to message lines and team digests, on SQLite and PostgreSQL.
+
+The dates: 2026-11-27 is a Friday, 11-28 and 11-29 the weekend, 11-30 a Monday.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.dates import is_working_day, parse_duration
+from engine.store import metadata, signals
+from notifications.digests import (
+    MAX_ESCALATIONS_IN_DIGEST,
+    RuleMeta,
+    TeamDigests,
+    case_manager_lines,
+    is_new,
+    period_start,
+    previous_working_day,
+    team_digests,
+)
+
+THU, FRI, SAT, SUN, MON = (dt.date(2026, 11, d) for d in (26, 27, 28, 29, 30))
+LONG_AGO = dt.date(2026, 11, 2)
+RULES = {
+    "R1": RuleMeta("Titel een", "Doe iets.", None),
+    "R2": RuleMeta("Titel twee", "Doe iets anders.", parse_duration("10wd")),
+}
+STAFF: dict[str, dict[str, Any]] = {
+    "tl-1": {"role": "teamleider", "team": "T1", "email": "tl-1@dtv.example"},
+    "rv-1": {"role": "regievoerder", "team": "T1", "email": "rv-1@dtv.example"},
+    "rv-2": {"role": "regievoerder", "team": "T1", "email": "rv-2@dtv.example"},
+    "rv-9": {"role": "regievoerder", "team": "T9", "email": "rv-9@dtv.example"},
+}
+
+
+def link(case_ref: str) -> str:
+    return f"https://zaaksysteem.example/zaken/{case_ref}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(db_url)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def add(
+    engine: sa.Engine,
+    case_ref: str,
+    *,
+    opened_on: dt.date = LONG_AGO,
+    rule_id: str = "R1",
+    severity: str = "high",
+    rv: str | None = "rv-1",
+    team: str | None = "T1",
+    closed_on: dt.date | None = None,
+    close_reason: str | None = None,
+    escalated_on: dt.date | None = None,
+    explained_until: dt.date | None = None,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            signals.insert().values(
+                case_ref=case_ref,
+                rule_id=rule_id,
+                severity=severity,
+                regievoerder=rv,
+                team=team,
+                opened_on=opened_on,
+                last_seen_on=closed_on or MON,
+                closed_on=closed_on,
+                close_reason=close_reason if closed_on else None,
+                escalated_on=escalated_on,
+                explained_until=explained_until,
+            )
+        )
+
+
+def lines_of(engine: sa.Engine, as_of: dt.date = MON) -> dict[str, Any]:
+    with engine.connect() as conn:
+        recipients = case_manager_lines(conn, as_of, RULES, link, {})
+    return {ln.case_ref: ln for lines in recipients.lines.values() for ln in lines}
+
+
+def digests_of(engine: sa.Engine, period: str = "daily", as_of: dt.date = MON) -> TeamDigests:
+    with engine.connect() as conn:
+        return team_digests(conn, as_of, period, STAFF, {"rv-1": 10, "rv-2": 5}, RULES, link)
+
+
+# --- "new" across weekends and holidays ------------------------------------------------
+
+
+def test_on_a_monday_the_weekends_signals_are_new(store: sa.Engine) -> None:
+    for day in (THU, FRI, SAT, SUN, MON):
+        add(store, f"ZK-{day.isoformat()}", opened_on=day)
+    new = {ref: ln.is_new for ref, ln in lines_of(store).items()}
+    assert new == {
+        "ZK-2026-11-26": False,
+        "ZK-2026-11-27": False,  # Friday: the previous working day, so shown on Friday
+        "ZK-2026-11-28": True,
+        "ZK-2026-11-29": True,
+        "ZK-2026-11-30": True,
+    }
+
+
+def test_after_christmas_the_holidays_signals_are_new() -> None:
+    monday = dt.date(2026, 12, 28)  # Friday 25 and Saturday 26 December are holidays
+    assert previous_working_day(monday) == dt.date(2026, 12, 24)
+    assert not is_new(dt.date(2026, 12, 24), monday)
+    assert is_new(dt.date(2026, 12, 25), monday)
+    assert period_start(monday, "daily") == dt.date(2026, 12, 25)
+    assert period_start(monday, "weekly") == dt.date(2026, 12, 22)
+    assert period_start(dt.date(2026, 12, 29), "daily") == dt.date(2026, 12, 29)
+
+
+@given(
+    as_of=st.dates(dt.date(2024, 1, 1), dt.date(2030, 12, 31)),
+    back=st.integers(min_value=0, max_value=12),
+)
+def test_new_means_no_working_day_from_opening_up_to_the_as_of_date(
+    as_of: dt.date, back: int
+) -> None:
+    opened_on = as_of - dt.timedelta(days=back)
+    between = (opened_on + dt.timedelta(days=d) for d in range(back))
+    assert is_new(opened_on, as_of) == (not any(is_working_day(d) for d in between))
+    assert is_new(opened_on, as_of) == (opened_on >= period_start(as_of, "daily"))
+
+
+# --- explanations in the case manager's list --------------------------------------------
+
+
+def test_an_expired_explanation_is_marked_and_a_valid_one_hides_the_signal(
+    store: sa.Engine,
+) -> None:
+    add(store, "ZK-NONE")
+    add(store, "ZK-EXPIRED", explained_until=SUN)
+    add(store, "ZK-VALID-TODAY", explained_until=MON)
+    add(store, "ZK-VALID", explained_until=dt.date(2027, 1, 31))
+    lines = lines_of(store)
+    assert set(lines) == {"ZK-NONE", "ZK-EXPIRED"}
+    assert lines["ZK-EXPIRED"].explanation_expired
+    assert not lines["ZK-NONE"].explanation_expired
+
+
+# --- the team digest --------------------------------------------------------------------
+
+
+def test_a_daily_digest_on_a_monday_covers_the_weekend(store: sa.Engine) -> None:
+    for day in (FRI, SAT, SUN, MON):
+        add(store, f"ZK-OPEN-{day.day}", opened_on=day)
+        add(store, f"ZK-DONE-{day.day}", closed_on=day, close_reason="resolved")
+    add(store, "ZK-CASE-CLOSED", closed_on=SUN, close_reason="case_closed")
+    daily = digests_of(store).digests["T1"]
+    rv1 = {m.staff_id: m for m in daily.managers}["rv-1"]
+    assert (rv1.new, rv1.resolved) == (3, 3)  # Saturday, Sunday, Monday; not Friday
+    assert daily.period_start == SAT
+    weekly = digests_of(store, "weekly").digests["T1"]
+    rv1 = {m.staff_id: m for m in weekly.managers}["rv-1"]
+    assert (rv1.new, rv1.resolved) == (4, 4)  # Tuesday 24 up to Monday 30
+    assert weekly.period_start == dt.date(2026, 11, 24)
+
+
+def populate_filters(engine: sa.Engine) -> None:
+    """Open signals from long ago, each left out of the counts for another reason."""
+    add(engine, "ZK-A")  # counted
+    add(engine, "ZK-F", rv="rv-2", rule_id="R2", severity="low")  # counted
+    add(engine, "ZK-H", explained_until=THU)  # counted: its explanation ran out
+    add(engine, "ZK-B", explained_until=dt.date(2026, 12, 31))  # explained
+    add(engine, "ZK-C", rv=None)  # no case manager
+    add(engine, "ZK-D", rule_id="OLD")  # rule no longer active
+    add(engine, "ZK-E", rv="rv-9", team="T9")  # another team (without a lead)
+    add(engine, "ZK-G", closed_on=FRI, close_reason="resolved")  # closed before the period
+
+
+def test_the_trend_counts_like_the_open_figures(store: sa.Engine) -> None:
+    populate_filters(store)
+    digest = digests_of(store).digests["T1"]
+    assert digest.totals.open_signals == 3
+    assert digest.previous_open_signals == 3  # nothing changed in the period: no trend
+    assert digest.totals.explained == 1
+    assert {m.staff_id: m.explained for m in digest.managers} == {"rv-1": 1, "rv-2": 0}
+
+    add(store, "ZK-I", opened_on=SAT)  # new in the period
+    add(store, "ZK-J", closed_on=SUN, close_reason="resolved")  # resolved in the period
+    digest = digests_of(store).digests["T1"]
+    totals = digest.totals
+    assert (totals.open_signals, totals.new, totals.resolved) == (4, 1, 1)
+    assert digest.previous_open_signals == 4
+    assert digest.previous_open_signals + totals.new - totals.resolved == totals.open_signals
+
+
+def test_the_first_run_shows_no_trend(store: sa.Engine) -> None:
+    add(store, "ZK-1", opened_on=SAT)
+    add(store, "ZK-2", opened_on=MON)
+    assert digests_of(store).digests["T1"].previous_open_signals is None
+    add(store, "ZK-OTHER", rv="rv-9", team="T9", opened_on=FRI)  # history, elsewhere
+    assert digests_of(store).digests["T1"].previous_open_signals == 0
+
+
+def test_the_escalation_list_is_capped_and_keeps_the_total(store: sa.Engine) -> None:
+    total = MAX_ESCALATIONS_IN_DIGEST + 3
+    for i in range(total):
+        add(
+            store,
+            f"ZK-{i:03d}",
+            opened_on=LONG_AGO - dt.timedelta(days=i),
+            escalated_on=LONG_AGO + dt.timedelta(days=20),
+        )
+    add(store, "ZK-EXPL", escalated_on=FRI, explained_until=dt.date(2027, 1, 1))
+    digest = digests_of(store).digests["T1"]
+    assert len(digest.escalations) == MAX_ESCALATIONS_IN_DIGEST
+    assert digest.escalations_total == total
+    assert digest.escalations_not_listed == 3
+    assert digest.totals.escalated == total  # all escalated now; the explained one not
+    assert digest.escalations[0].case_ref == f"ZK-{total - 1:03d}"  # the oldest first
+
+
+def test_signals_of_teams_without_a_team_lead_are_reported(store: sa.Engine) -> None:
+    add(store, "ZK-1", rv="rv-9", team="T9")
+    add(store, "ZK-2", rv="rv-9", team="T9", rule_id="R2")
+    add(store, "ZK-3", rv="rv-9", team="T9", explained_until=dt.date(2027, 1, 1))
+    add(store, "ZK-4", rv="rv-7", team="team-007")
+    add(store, "ZK-5", rv="rv-8", team=None)
+    add(store, "ZK-6")
+    result = digests_of(store)
+    assert set(result.digests) == {"T1"}
+    assert result.problems == [
+        "team T9 heeft geen teamleider in het medewerkersbestand: 2 open signalen staan in "
+        "geen enkel teamoverzicht; leg een teamleider voor dit team vast",
+        "team-007 heeft geen teamleider in het medewerkersbestand: 1 open signaal staat in "
+        "geen enkel teamoverzicht; leg een teamleider voor dit team vast",
+        "1 open signaal op zaken zonder team staat in geen enkel teamoverzicht; "
+        "vul het team van deze zaken aan in het zaaksysteem",
+    ]
