@@ -84,6 +84,7 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter, not ours
     ctx.ensure_object(dict)["config"] = config
 
 

@@ -482,6 +482,11 @@ def _pipeline(
 
         queued = outbox.queued_recipients(conn, as_of)
         working_day = options.case_manager_mail_any_day or is_working_day(as_of)
+        if not working_day:
+            summary.problems.append(
+                f"{as_of} is geen werkdag: geen berichten aan regievoerders (wel signalen "
+                "bijgewerkt); de volgende werkdag tellen ze als nieuw"
+            )
         if working_day:
             recipients = case_manager_lines(conn, as_of, meta, settings.case_link, bonus)
             summary.problems.extend(recipients.problems)
