@@ -174,8 +174,13 @@ def plan(
     open_case_refs: Collection[str],
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
+    untouched_case_refs: Collection[str] = (),
 ) -> ReconcilePlan:
-    """Decide every change for ``as_of``; pure (no I/O), deterministic order."""
+    """Decide every change for ``as_of``; pure (no I/O), deterministic order.
+
+    Open episodes of ``untouched_case_refs`` (cases that could not be read today) stay
+    exactly as they are: not closed, not touched.
+    """
     by_key: dict[Key, OpenEpisode] = {}
     for loaded in open_episodes:
         key = (loaded.case_ref, loaded.rule_id)
@@ -270,8 +275,11 @@ def plan(
         elif episode.last_seen_on != as_of:
             touches.append(episode.id)
 
+    untouched = set(untouched_case_refs)
     for key in sorted(by_key.keys() - fired.keys()):
         case_ref, rule_id = key
+        if case_ref in untouched:
+            continue  # unreadable today: keep the episode as it was
         if case_ref not in open_case_refs:
             reason = CLOSE_CASE_CLOSED
         elif rule_id not in active_rules:
@@ -444,6 +452,7 @@ def reconcile(
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
     run_id: int | None,
+    untouched_case_refs: Collection[str] = (),
 ) -> ReconcileCounts:
     """Load the store's state, plan and apply, in the caller's transaction."""
     check_forward(conn, as_of)
@@ -454,6 +463,7 @@ def reconcile(
         open_case_refs,
         active_rules,
         as_of,
+        untouched_case_refs,
     )
     apply(conn, reconcile_plan, run_id)
     return reconcile_plan.counts

@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.exc import StatementError
 from sqlalchemy.types import TypeEngine
 
 from engine.casefile import CASE_SPEC, STAFF_SPEC, Field, Group
@@ -364,3 +365,35 @@ def fetch_case_range(
         if batch:
             _attach_children(conn, batch)
     return list(batch.values())
+
+
+@dataclass
+class RangeRead:
+    """The readable cases of a case_ref range, and the refs that could not be read."""
+
+    cases: list[dict[str, Any]]
+    unreadable: dict[str, str]  # case_ref -> what went wrong (no values, only the kind)
+
+
+def read_case_range(
+    engine: Engine, first: str, last: str, status: str | None = "open"
+) -> RangeRead:
+    """Like ``fetch_case_range``, but one broken record (say, an impossible date) costs only
+    its own case: the range is then read case by case and the broken ones are named."""
+    try:
+        return RangeRead(fetch_case_range(engine, first, last, status), {})
+    except (ValueError, TypeError, OverflowError, StatementError):
+        pass
+    stmt = select(cases.c.case_ref).where(cases.c.case_ref >= first, cases.c.case_ref <= last)
+    if status is not None:
+        stmt = stmt.where(cases.c.status == status)
+    with engine.connect() as conn:
+        refs = [r[0] for r in conn.execute(stmt.order_by(cases.c.case_ref))]
+    out = RangeRead([], {})
+    for ref in refs:
+        try:
+            out.cases.extend(fetch_case_range(engine, ref, ref, status))
+        except (ValueError, TypeError, OverflowError, StatementError) as exc:
+            cause = getattr(exc, "orig", None) or exc
+            out.unreadable[ref] = type(cause).__name__
+    return out

@@ -174,14 +174,23 @@ def preview(
     ctx: click.Context, as_of: dt.date | None, rules_dir: Path | None, fmt: str, diff: bool
 ) -> None:
     """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
-    from jobs.pipeline import open_signal_keys
+    from jobs.pipeline import RunRefused, open_signal_keys
     from jobs.pipeline import preview as run_preview
 
     settings = _settings(ctx)
     ruledir = _rules(settings, rules_dir)
     _fail_on_problems(ruledir)
     day = as_of or _today(settings)
-    compiled, hits, n_cases = run_preview(settings, ruledir, day)
+    try:
+        compiled, extracted = run_preview(settings, ruledir, day)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    hits, n_cases = extracted.hits, len(extracted.open_cases)
+    for case_ref, kind in sorted(extracted.unreadable.items()):
+        click.echo(
+            f"let op: zaak {case_ref} is onleesbaar in de bron ({kind}); overgeslagen", err=True
+        )
     severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
     if diff:
         now_open = open_signal_keys(settings)

@@ -32,9 +32,8 @@ from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
     case_index,
     count_cases,
-    fetch_case_range,
-    iter_case_batches,
     load_staff,
+    read_case_range,
 )
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
@@ -96,16 +95,29 @@ def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) 
     _worker["source"] = sa.create_engine(source_url)
 
 
-def _worker_eval(key_range: tuple[str, str]) -> list[Hit]:
+@dataclass
+class RangeResult:
+    hits: list[Hit]
+    unreadable: dict[str, str]  # case_ref -> kind of problem
+
+
+def _evaluate_range(
+    evaluator: Evaluator, source: sa.Engine, key_range: tuple[str, str]
+) -> RangeResult:
+    read = read_case_range(source, *key_range)
+    return RangeResult(evaluator.hits(read.cases), read.unreadable)
+
+
+def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
     """In a worker process: read one case_ref range from the source and evaluate it."""
-    evaluator: Evaluator = _worker["evaluator"]
-    return evaluator.hits(fetch_case_range(_worker["source"], *key_range))
+    return _evaluate_range(_worker["evaluator"], _worker["source"], key_range)
 
 
 @dataclass
 class Extracted:
     hits: list[Hit] = field(default_factory=list)
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
@@ -140,18 +152,12 @@ def evaluate_source(
 ) -> Extracted:
     """Extract the open cases in batches and evaluate them, in the worker pool if given.
 
-    With a pool, the main process only reads the small case index, splits it into
-    case_ref ranges of ``batch_size`` cases and each worker reads and evaluates its
-    ranges itself; memory per worker is bounded by the batch size.
+    The main process reads the small case index and splits it into case_ref ranges of
+    ``batch_size`` cases; each range is read and evaluated on its own (by a worker when
+    there is a pool), so memory per process is bounded by the batch size. A case whose
+    record cannot be read is named in ``unreadable`` and skipped; the rest goes on.
     """
     out = Extracted()
-    if pool is None:
-        evaluator = Evaluator(compiled, "durable")
-        for batch in iter_case_batches(source, batch_size, status="open"):
-            for case in batch:
-                out.open_cases[case["case_ref"]] = (case.get("regievoerder"), case.get("team"))
-            out.hits.extend(evaluator.hits(batch))
-        return out
     index = case_index(source, status="open")
     for case_ref, regievoerder, team in index:
         out.open_cases[case_ref] = (regievoerder, team)
@@ -159,8 +165,14 @@ def evaluate_source(
         (index[i][0], index[min(i + batch_size, len(index)) - 1][0])
         for i in range(0, len(index), batch_size)
     ]
-    for hits in pool.imap(_worker_eval, ranges):
-        out.hits.extend(hits)
+    if pool is None:
+        evaluator = Evaluator(compiled, "durable")
+        results: Iterator[RangeResult] = (_evaluate_range(evaluator, source, r) for r in ranges)
+    else:
+        results = pool.imap(_worker_eval, ranges)
+    for result in results:
+        out.hits.extend(result.hits)
+        out.unreadable.update(result.unreadable)
     return out
 
 
@@ -437,6 +449,11 @@ def _pipeline(
         staff = load_staff(source)
         extracted = evaluate_source(source, compiled, settings.batch_size, pool)
     summary.cases = len(extracted.open_cases)
+    for case_ref, kind in sorted(extracted.unreadable.items()):
+        summary.problems.append(
+            f"zaak {case_ref}: onleesbare gegevens in de brondatabase ({kind}); overgeslagen, "
+            "haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
+        )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 
@@ -453,7 +470,13 @@ def _pipeline(
         }
         with store.begin() as conn:
             counts = reconcile.reconcile(
-                conn, fired, set(extracted.open_cases), active, as_of, summary.run_id
+                conn,
+                fired,
+                set(extracted.open_cases),
+                active,
+                as_of,
+                summary.run_id,
+                untouched_case_refs=set(extracted.unreadable),
             )
         summary.reconcile = counts.as_dict()
 
@@ -566,13 +589,12 @@ def upgrade_store(settings: Settings) -> None:
 
 def preview(
     settings: Settings, ruledir: RuleDir, as_of: dt.date
-) -> tuple[CompiledRuleSet, list[Hit], int]:
+) -> tuple[CompiledRuleSet, Extracted]:
     """The signals ``ruledir`` gives for the source data as of ``as_of``; writes nothing."""
     source = source_engine(settings.source_url)
     try:
         compiled = compile_rules(ruledir, as_of)
-        extracted = evaluate_source(source, compiled, settings.batch_size)
-        return compiled, extracted.hits, len(extracted.open_cases)
+        return compiled, evaluate_source(source, compiled, settings.batch_size)
     finally:
         source.dispose()
 

@@ -360,3 +360,36 @@ def test_a_run_left_running_by_a_dead_process_is_marked_aborted(
         statuses = [r.status for r in conn.execute(sa.select(runs).order_by(runs.c.id))]
     store.dispose()
     assert statuses == ["aborted", "succeeded"]
+
+
+def test_an_unreadable_case_is_skipped_and_keeps_its_signals(
+    tmp_path: Path, dataset: tuple[Path, Path]
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    settings = dataclasses.replace(make_settings(source_url, store_url, 1), mail_enabled=False)
+    upgrade_store(settings)
+    first = run(settings, RunOptions(AS_OF))
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        victim = conn.execute(sa.select(signals.c.case_ref).limit(1)).scalar_one()
+        before = conn.execute(
+            sa.select(signals.c.rule_id).where(signals.c.case_ref == victim)
+        ).all()
+    source = sa.create_engine(source_url)
+    with source.begin() as conn:  # an impossible date, written behind the loader's back
+        conn.execute(
+            sa.text("UPDATE cases SET opened_on = '2026-13-45' WHERE case_ref = :r"), {"r": victim}
+        )
+    source.dispose()
+    nxt = run(settings, RunOptions(AS_OF + dt.timedelta(days=1)))
+    assert nxt.status == "succeeded" and nxt.cases == first.cases
+    assert any(p.startswith(f"zaak {victim}: onleesbare gegevens") for p in nxt.problems)
+    assert not any("2026-13-45" in p for p in nxt.problems), "the bad value is not echoed"
+    with engine.connect() as conn:
+        still = conn.execute(
+            sa.select(signals.c.rule_id, signals.c.closed_on).where(signals.c.case_ref == victim)
+        ).all()
+    engine.dispose()
+    assert len(still) == len(before) and all(closed is None for _, closed in still)
