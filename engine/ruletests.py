@@ -13,6 +13,7 @@ test and ``format_summary`` at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,11 @@ def run_rule_tests(
     rd = ruledir if isinstance(ruledir, RuleDir) else load_rule_dir(Path(ruledir))
     if not rd.ok:
         raise RuleSetError(rd.problems)
+    # A rule switched off with `enabled: false` keeps its tests: they test its logic, so
+    # they run as if it were on (effective dates still apply).
+    rd = dataclasses.replace(
+        rd, rules=[dataclasses.replace(r, enabled=True) if not r.enabled else r for r in rd.rules]
+    )
     wanted = set(only) if only is not None else None
     runner = _Runner(rd, backend)
     results = []

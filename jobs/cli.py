@@ -349,6 +349,9 @@ def rules_test(
         elif verbose:
             click.echo(format_result(r))
     click.echo(format_summary(results))
+    untested = sorted(r.id for r in ruledir.rules if not r.tests and (not only or r.id in only))
+    if untested:
+        click.echo(f"regels zonder tests: {', '.join(untested)}", err=True)
     if any(not r.passed for r in results) or not results:
         sys.exit(1)
 

@@ -198,3 +198,12 @@ def test_deliver_now_sends_what_waits_for_its_retry_time(
         assert catcher.messages > 0 and f"Verstuurd: {catcher.messages}," in sent.output
         again = CliRunner().invoke(main, ["deliver", "--now"])
         assert again.exit_code == 0 and "Verstuurd: 0," in again.output
+
+
+def test_a_switched_off_rule_keeps_passing_its_tests(tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path)
+    path = rules / "med-check.yaml"
+    path.write_text(path.read_text().replace("severity: high", "severity: high\nenabled: false"))
+    result = CliRunner().invoke(main, ["rules", "test", str(rules), "--rule", "MED-CHECK"])
+    assert result.exit_code == 0, result.output
+    assert "0 mislukt" in result.output
