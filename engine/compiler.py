@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.conditions import Node, bind, compile_predicate, fields_of, to_nnf
-from engine.rulefile import DerivedField, Rule, RuleDir
+from engine.rulefile import DerivedField, Rule, RuleDir, load_rule_dir
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,15 @@ def engine_limit_problems(ruledir: RuleDir, as_of: dt.date | None = None) -> lis
                 )
             )
     return out
+
+
+def check_rule_dir(root: Path) -> RuleDir:
+    """Load a rule directory and, when its files check, ask durable-rules about its limits:
+    every problem a run would meet before it sends anything."""
+    ruledir = load_rule_dir(root)
+    if ruledir.ok:
+        ruledir.problems.extend(engine_limit_problems(ruledir))
+    return ruledir
 
 
 def compile_rules(

@@ -242,9 +242,6 @@ def _text(node: CommentedMap, key: str, ctx: _Ctx, default: str = "") -> str:
     return str(value)
 
 
-_date = to_date
-
-
 # ------------------------------------------------------------------ conditions
 
 
@@ -453,7 +450,7 @@ class ConditionParser:
         if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
             return value
         if kind == "date":
-            d = _date(value)
+            d = to_date(value)
             if d is not None:
                 return d
             self.ctx.add(
@@ -593,7 +590,7 @@ def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTe
             continue
         if not _check_keys(item, TEST_KEYS, ctx, "een testgeval"):
             continue
-        as_of = _date(item["as_of"])
+        as_of = to_date(item["as_of"])
         if as_of is None:
             ctx.add(_pos_of(item, "as_of", value=True), "'as_of' moet een datum zijn (JJJJ-MM-DD)")
             continue
@@ -680,10 +677,10 @@ def parse_rule(
         else:
             _check_keys(eff, {"from": False, "until": False}, ctx, "'effective'")
             for key in ("from", "until"):
-                if key in eff and eff[key] is not None and _date(eff[key]) is None:
+                if key in eff and eff[key] is not None and to_date(eff[key]) is None:
                     ctx.add(_pos_of(eff, key, value=True), f"'{key}' moet een datum zijn")
-            eff_from = _date(eff.get("from"))
-            eff_until = _date(eff.get("until"))
+            eff_from = to_date(eff.get("from"))
+            eff_until = to_date(eff.get("until"))
             if eff_from and eff_until and eff_until < eff_from:
                 ctx.add(_pos_of(eff), "'until' ligt voor 'from'")
     escalate = None

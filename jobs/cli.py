@@ -59,6 +59,15 @@ def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
     return load_rule_dir(rules_dir or settings.rules_dir)
 
 
+def _checked_rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
+    """The rule directory, fully checked (files and engine limits); exit 1 on problems."""
+    from engine.compiler import check_rule_dir
+
+    ruledir = check_rule_dir(rules_dir or settings.rules_dir)
+    _fail_on_problems(ruledir)
+    return ruledir
+
+
 def _fail_on_problems(ruledir: RuleDir) -> None:
     if ruledir.problems:
         for p in ruledir.problems:
@@ -178,8 +187,7 @@ def preview(
     from jobs.pipeline import preview as run_preview
 
     settings = _settings(ctx)
-    ruledir = _rules(settings, rules_dir)
-    _fail_on_problems(ruledir)
+    ruledir = _checked_rules(settings, rules_dir)
     day = as_of or _today(settings)
     try:
         compiled, extracted = run_preview(settings, ruledir, day)
@@ -257,17 +265,19 @@ def explain(
     ctx: click.Context, case_ref: str, as_of: dt.date | None, rules_dir: Path | None
 ) -> None:
     """Per regel: gaat hij af voor deze zaak, met elke voorwaarde en de gevonden waarde."""
-    import sqlalchemy as sa
-
     from engine.conditions import Trace
     from engine.evaluate import explain_case
     from engine.source import get_case
+    from jobs.pipeline import RunRefused, source_engine
 
     settings = _settings(ctx)
-    ruledir = _rules(settings, rules_dir)
-    _fail_on_problems(ruledir)
+    ruledir = _checked_rules(settings, rules_dir)
     day = as_of or _today(settings)
-    source = sa.create_engine(settings.source_url)
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
     try:
         case = get_case(source, case_ref)
     finally:
@@ -309,12 +319,7 @@ def rules() -> None:
 @click.pass_context
 def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
     """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
-    from engine.compiler import engine_limit_problems
-
-    ruledir = _rules(_settings(ctx), rules_dir)
-    if ruledir.ok:
-        ruledir.problems.extend(engine_limit_problems(ruledir))
-    _fail_on_problems(ruledir)
+    ruledir = _checked_rules(_settings(ctx), rules_dir)
     console.print(
         f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
         f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {ruledir.version})."
@@ -331,13 +336,9 @@ def rules_test(
     ctx: click.Context, rules_dir: Path | None, backend: str, only: tuple[str, ...], verbose: bool
 ) -> None:
     """Voer de tests in de regelbestanden uit (gaat af / gaat niet af)."""
-    from engine.compiler import engine_limit_problems
     from engine.ruletests import format_result, format_summary, run_rule_tests
 
-    ruledir = _rules(_settings(ctx), rules_dir)
-    if ruledir.ok:
-        ruledir.problems.extend(engine_limit_problems(ruledir))
-    _fail_on_problems(ruledir)
+    ruledir = _checked_rules(_settings(ctx), rules_dir)
     results = run_rule_tests(
         ruledir,
         backend=backend,  # type: ignore[arg-type]
@@ -425,9 +426,10 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     import sqlalchemy as sa
 
     from engine.store import runs as runs_table
+    from jobs.pipeline import store_engine
 
     settings = _settings(ctx)
-    store = sa.create_engine(settings.store_url)
+    store = store_engine(settings.store_url)
     try:
         with store.connect() as conn:
             rows = conn.execute(
@@ -481,13 +483,13 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
 @click.pass_context
 def deliver(ctx: click.Context, now_: bool, retry_failed: bool) -> None:
     """Verstuur berichten die nog in de outbox staan (bijv. na een SMTP-storing)."""
-    import sqlalchemy as sa
 
+    from jobs.pipeline import store_engine
     from notifications import outbox
     from notifications.delivery import deliver_pending
 
     settings = _settings(ctx)
-    store = sa.create_engine(settings.store_url, hide_parameters=True)
+    store = store_engine(settings.store_url)
     try:
         with store.begin() as conn:
             if retry_failed:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
-from engine.compiler import CompiledRuleSet, RuleSetError, compile_rules, engine_limit_problems
+from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
@@ -92,7 +92,7 @@ def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) 
     if ruledir.version != version:
         raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
     _worker["evaluator"] = Evaluator(compile_rules(ruledir, as_of), "durable")
-    _worker["source"] = sa.create_engine(source_url)
+    _worker["source"] = source_engine(source_url)
 
 
 @dataclass
@@ -183,7 +183,7 @@ STALE_RUN_AFTER = dt.timedelta(hours=12)
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
 
 
-def _engine(url: str) -> sa.Engine:
+def store_engine(url: str) -> sa.Engine:
     """An engine for the store (a SQLite file and its folder are created when missing)."""
     ensure_sqlite_dir(url)
     return sa.create_engine(url, hide_parameters=True)
@@ -203,9 +203,7 @@ def source_engine(url: str) -> sa.Engine:
 
 
 def load_checked_rules(settings: Settings) -> RuleDir:
-    ruledir = load_rule_dir(settings.rules_dir)
-    if ruledir.ok:
-        ruledir.problems.extend(engine_limit_problems(ruledir))
+    ruledir = check_rule_dir(settings.rules_dir)
     if not ruledir.ok:
         raise RunRefused(
             f"de regels in {settings.rules_dir} bevatten fouten; er is niets verstuurd. "
@@ -243,7 +241,7 @@ def _record_refusal(store: sa.Engine, options: RunOptions, exc: RunRefused) -> N
 
 def run(settings: Settings, options: RunOptions) -> RunSummary:
     """One whole run. Raises RunRefused when it cannot start (nothing is sent then)."""
-    store = _engine(settings.store_url)
+    store = store_engine(settings.store_url)
     try:
         source = source_engine(settings.source_url)
     except RunRefused as exc:
@@ -603,7 +601,7 @@ def open_signal_keys(settings: Settings) -> set[tuple[str, str]]:
     """The (case_ref, rule_id) of every open signal in the store, for ``preview --diff``."""
     from engine.store import signals
 
-    store = _engine(settings.store_url)
+    store = store_engine(settings.store_url)
     try:
         with store.connect() as conn:
             return {

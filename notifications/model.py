@@ -22,6 +22,11 @@ SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITI
 """Severity to rank: low=0 ... critical=3."""
 
 
+def per_10_cases(signals: int, cases: int) -> float | None:
+    """Signals per 10 open cases, the comparison figure between case managers."""
+    return signals * 10 / cases if cases > 0 else None
+
+
 @dataclass(frozen=True)
 class SignalLine:
     """One open signal on one case, as shown to the case manager."""
@@ -76,9 +81,7 @@ class ManagerSummary:
     @property
     def signals_per_10_cases(self) -> float | None:
         """Open signals per 10 open cases, or None without open cases."""
-        if self.open_cases <= 0:
-            return None
-        return self.open_signals * 10 / self.open_cases
+        return per_10_cases(self.open_signals, self.open_cases)
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,7 @@ class TeamTotals:
 
     @property
     def signals_per_10_cases(self) -> float | None:
-        if self.open_cases <= 0:
-            return None
-        return self.open_signals * 10 / self.open_cases
+        return per_10_cases(self.open_signals, self.open_cases)
 
 
 @dataclass(frozen=True)
