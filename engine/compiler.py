@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ class CompiledRule:
     bound: Node  # structure as written, relative dates fixed
     nnf: Node  # negation pushed to the leaves, constants folded
     predicate: Callable[[Mapping[str, Any]], bool]
+    # the rule's overdue condition (``overdue.when`` and not ``unless``), when it has one
+    overdue_nnf: Node | None = None
+    overdue_predicate: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class CompiledRuleSet:
     case_fields: tuple[str, ...]  # dotted case fields the facts carry
     derived: tuple[CompiledDerived, ...]  # derived fields the facts carry
     factors: tuple[CompiledFactor, ...] = ()
+
+    @cached_property
+    def derived_names(self) -> frozenset[str]:
+        return frozenset(d.field.name for d in self.derived)
 
     def case_bonus(self, fact: Mapping[str, Any]) -> int:
         """The priority bonus of a case: the sum of the factors that hold for it."""
@@ -85,6 +93,9 @@ def engine_limit_problems(ruledir: RuleDir, as_of: dt.date | None = None) -> lis
     for rule in ruledir.rules:
         nnf = to_nnf(bind(rule.condition(), day))
         error = engine_problem(nnf)
+        late = rule.overdue_condition()
+        if not error and late is not None:
+            error = engine_problem(to_nnf(bind(late, day)))
         if error:
             out.append(
                 Problem(
@@ -123,7 +134,18 @@ def compile_rules(
         if not rule.active_on(as_of):
             continue
         bound = bind(rule.condition(), as_of)
-        compiled.append(CompiledRule(rule, bound, to_nnf(bound), compile_predicate(bound)))
+        late = rule.overdue_condition()
+        late_bound = bind(late, as_of) if late is not None else None
+        compiled.append(
+            CompiledRule(
+                rule,
+                bound,
+                to_nnf(bound),
+                compile_predicate(bound),
+                to_nnf(late_bound) if late_bound is not None else None,
+                compile_predicate(late_bound) if late_bound is not None else None,
+            )
+        )
         needed |= fields_of(rule.condition())
     factors = []
     for factor in ruledir.factors:
@@ -131,6 +153,10 @@ def compile_rules(
             CompiledFactor(factor.name, factor.add, compile_predicate(bind(factor.when, as_of)))
         )
         needed |= fields_of(factor.when)
+    for name in list(needed):  # days_between reads two dates, maybe derived ones
+        d = derived_by_name.get(name)
+        if d is not None and d.kind == "days_between":
+            needed |= {ref for _, ref in d.sources if ref in derived_by_name}
     derived = tuple(
         CompiledDerived(
             d,

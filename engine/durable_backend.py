@@ -134,10 +134,19 @@ def rule_patterns(node: Node) -> list[dict[str, Any]]:
 def ruleset_definition(
     compiled: CompiledRuleSet, action: Callable[[str], Callable[[Any], None]]
 ) -> dict[str, Any]:
+    """One durable-rules rule per top-level alternative of each rule's condition; a rule with
+    an ``overdue`` block also gets rules for its overdue condition, whose action reports
+    ``<rule id>#overdue`` (see ``engine.evaluate.OVERDUE_MARK``)."""
+    from engine.evaluate import OVERDUE_MARK
+
     definition: dict[str, Any] = {}
     for i, cr in enumerate(compiled.rules):
         for j, pattern in enumerate(rule_patterns(cr.nnf)):
             definition[f"r{i}_{j}"] = {"all": [{"m": pattern}], "run": action(cr.rule.id)}
+        if cr.overdue_nnf is not None:
+            late_action = action(cr.rule.id + OVERDUE_MARK)
+            for j, pattern in enumerate(rule_patterns(cr.overdue_nnf)):
+                definition[f"o{i}_{j}"] = {"all": [{"m": pattern}], "run": late_action}
     return definition
 
 

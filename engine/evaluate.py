@@ -17,6 +17,8 @@ from engine.facts import build_fact, explained_until
 from engine.rulefile import RuleDir
 
 Backend = Literal["durable", "python"]
+# Appended to a rule id by both evaluators when the rule's overdue condition holds too.
+OVERDUE_MARK = "#overdue"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Hit:
     team: str | None
     explained_until: dt.date | None
     bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
+    severity: str = ""  # the rule's severity, or its overdue severity when the deadline passed
+    overdue: bool = False
 
 
 class EvaluationMismatch(RuntimeError):
@@ -48,25 +52,42 @@ class Evaluator:
         self.compiled = compiled
         self.backend = backend
         self.verify = verify and backend == "durable"
+        self.rules = {cr.rule.id: cr.rule for cr in compiled.rules}
         self._durable: Any = None
         if backend == "durable":
             from engine.durable_backend import DurableEvaluator
 
             self._durable = DurableEvaluator(compiled)
 
-    def fired_for_fact(self, fact: Mapping[str, Any]) -> list[str]:
+    def fired_levels(self, fact: Mapping[str, Any]) -> dict[str, bool]:
+        """The rules that fire on ``fact``, each with True when it is overdue.
+
+        Both evaluators report the overdue condition too (``<id>#overdue``), so the raised
+        severity is cross-checked like the firing itself.
+        """
         if self._durable is None:
-            return self._python(fact)
-        durable = list(self._durable.fired(fact))
-        if self.verify and durable != (python := self._python(fact)):
-            raise EvaluationMismatch(
-                f"case {fact.get('sid')}: durable-rules gave {durable}, the Python evaluator "
-                f"{python}; the run stops rather than lose or invent a signal"
-            )
-        return durable
+            raw = self._python(fact)
+        else:
+            raw = list(self._durable.fired(fact))
+            if self.verify and raw != (python := self._python(fact)):
+                raise EvaluationMismatch(
+                    f"case {fact.get('sid')}: durable-rules gave {raw}, the Python evaluator "
+                    f"{python}; the run stops rather than lose or invent a signal"
+                )
+        late = {r[: -len(OVERDUE_MARK)] for r in raw if r.endswith(OVERDUE_MARK)}
+        return {r: r in late for r in raw if not r.endswith(OVERDUE_MARK)}
+
+    def fired_for_fact(self, fact: Mapping[str, Any]) -> list[str]:
+        return list(self.fired_levels(fact))
 
     def _python(self, fact: Mapping[str, Any]) -> list[str]:
-        return sorted(cr.rule.id for cr in self.compiled.rules if cr.predicate(fact))
+        out = []
+        for cr in self.compiled.rules:
+            if cr.predicate(fact):
+                out.append(cr.rule.id)
+                if cr.overdue_predicate is not None and cr.overdue_predicate(fact):
+                    out.append(cr.rule.id + OVERDUE_MARK)
+        return sorted(out)
 
     def fired(self, case: Mapping[str, Any]) -> list[str]:
         return self.fired_for_fact(build_fact(case, self.compiled))
@@ -78,9 +99,10 @@ class Evaluator:
             if case.get("status", "open") != "open":
                 continue
             fact = build_fact(case, self.compiled)
-            fired = self.fired_for_fact(fact)
+            fired = self.fired_levels(fact)
             bonus = self.compiled.case_bonus(fact) if fired else 0
-            for rule_id in fired:
+            for rule_id, overdue in fired.items():
+                rule = self.rules[rule_id]
                 out.append(
                     Hit(
                         case["case_ref"],
@@ -89,6 +111,8 @@ class Evaluator:
                         case.get("team"),
                         explained_until(case, rule_id, as_of),
                         bonus,
+                        rule.severity_for(overdue),
+                        overdue,
                     )
                 )
         return out

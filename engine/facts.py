@@ -23,11 +23,33 @@ def _plain_value(value: Any) -> Any:
     return value
 
 
-def _get(case: Mapping[str, Any], dotted: str) -> Any:
+# Dates that record something done (a check, a request, a reassessment). One that lies after
+# the as-of date is not done yet and counts as missing, as records dated after the as-of date
+# do in derived fields; planned dates (departure, term end, art. 64 end) are kept.
+EVENT_DATES: frozenset[str] = frozenset(
+    {
+        "vertrekplan.updated_on",
+        "vertrekplan.strategy_updated_on",
+        "medical.signal_on",
+        "medical.bma_requested_on",
+        "medical.bma_advice_on",
+        "medical.no_action_recorded_on",
+        "medical.art64_reassessed_on",
+        "booking.removability_checked_on",
+        "booking.reception_checked_on",
+    }
+)
+# The same for dates inside list records (beside the record's own date, RECORD_DATE).
+RECORD_EVENT_DATES: dict[str, tuple[str, ...]] = {"departure_wishes": ("explored_on",)}
+
+
+def _get(case: Mapping[str, Any], dotted: str, as_of: dt.date | None = None) -> Any:
     head, _, rest = dotted.partition(".")
     value = case.get(head)
     if rest:
-        return value.get(rest) if isinstance(value, Mapping) else None
+        value = value.get(rest) if isinstance(value, Mapping) else None
+    if as_of is not None and dotted in EVENT_DATES and isinstance(value, dt.date):
+        return None if value > as_of else value
     return value
 
 
@@ -55,6 +77,12 @@ def _records(
         date_field = RECORD_DATE.get(group)
         if as_of is not None and date_field:
             records = [r for r in records if not (r.get(date_field) and r[date_field] > as_of)]
+        later = RECORD_EVENT_DATES.get(group, ()) if as_of is not None else ()
+        if later:
+            records = [
+                {k: v for k, v in r.items() if not (k in later and v and v > as_of)}
+                for r in records
+            ]
         flat = cache[group] = [flatten_record(r) for r in records]
     if spec.where is None:
         return flat
@@ -75,6 +103,8 @@ def derive(
     """
     cache = {} if cache is None else cache
     d = spec.field
+    if d.kind == "days_between":
+        raise ValueError("days_between is computed by build_fact (it reads other fields)")
     if d.kind in ("count", "exists"):
         group = d.sources[0][0]
         n = len(_records(case, group, spec, cache, as_of))
@@ -91,22 +121,36 @@ def derive(
     if values:
         return max(values) if d.kind == "latest" else min(values)
     if d.otherwise:
-        return _plain_value(_get(case, d.otherwise))
+        return _plain_value(_get(case, d.otherwise, as_of))
     return None
 
 
 def build_fact(case: Mapping[str, Any], compiled: CompiledRuleSet) -> dict[str, Any]:
     fact: dict[str, Any] = {"t": "case", "sid": str(case["case_ref"])}
+    as_of = compiled.as_of
     for name in compiled.case_fields:
-        value = _get(case, name)
+        value = _get(case, name, as_of)
         if value is not None:
             fact[fact_key(name)] = _plain_value(value)
     cache: dict[str, list[dict[str, Any]]] = {}
+    later = []
     for spec in compiled.derived:
-        value = derive(case, spec, cache, compiled.as_of)
+        if spec.field.kind == "days_between":
+            later.append(spec)
+            continue
+        value = derive(case, spec, cache, as_of)
         if value is None or value == []:
             continue
         fact[spec.field.name] = value
+    for spec in later:  # after the latest/earliest fields they may read
+        ends = []
+        for _, name in spec.field.sources:
+            if name in compiled.derived_names:
+                ends.append(fact.get(name))
+            else:
+                ends.append(_plain_value(_get(case, name, as_of)))
+        if ends[0] is not None and ends[1] is not None:
+            fact[spec.field.name] = ends[1] - ends[0]
     return fact
 
 

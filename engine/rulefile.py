@@ -78,11 +78,13 @@ RULE_KEYS = {
     "unless": False,
     "expected_action": True,
     "escalate_after": False,
+    "overdue": False,
     "tests": False,
 }
-TEST_KEYS = {"name": False, "as_of": True, "case": True, "expect": True}
+TEST_KEYS = {"name": False, "as_of": True, "case": True, "expect": True, "severity": False}
+OVERDUE_KEYS = {"when": True, "severity": True}
 EXPECT_VALUES = ("fires", "does_not_fire")
-DERIVED_KINDS = ("latest", "earliest", "count", "exists", "values")
+DERIVED_KINDS = ("latest", "earliest", "count", "exists", "values", "days_between")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,19 @@ class RuleTest:
     expect_fires: bool
     path: str
     line: int
+    severity: str | None = None  # the severity the signal must have (overdue tests)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A rule's ``overdue:`` block: the deadline has passed without the required action.
+
+    The rule then fires (also when ``when`` no longer holds) as long as ``unless`` does not
+    hold, with ``severity`` (always higher than the rule's own) instead of the rule's.
+    """
+
+    when: Cond
+    severity: str
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,7 @@ class Rule:
     path: str
     line: int
     tests: tuple[RuleTest, ...] = ()
+    overdue: Overdue | None = None
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:
@@ -135,10 +151,23 @@ class Rule:
         return not (self.effective_until and as_of > self.effective_until)
 
     def condition(self) -> Cond:
-        """``when`` and not ``unless``: the whole condition of the rule."""
+        """``when`` (or ``overdue.when``) and not ``unless``: the whole condition of the rule."""
+        when = self.when if self.overdue is None else Any_((self.when, self.overdue.when))
         if self.unless is None:
-            return self.when
-        return All((self.when, Not(self.unless)))
+            return when
+        return All((when, Not(self.unless)))
+
+    def overdue_condition(self) -> Cond | None:
+        """``overdue.when`` and not ``unless``: when the signal carries the raised severity."""
+        if self.overdue is None:
+            return None
+        if self.unless is None:
+            return self.overdue.when
+        return All((self.overdue.when, Not(self.unless)))
+
+    def severity_for(self, overdue: bool) -> str:
+        """The severity of this rule's signal, raised when the deadline has passed."""
+        return self.overdue.severity if overdue and self.overdue else self.severity
 
 
 @dataclass(frozen=True)
@@ -146,7 +175,9 @@ class DerivedField:
     name: str
     kind: str  # latest | earliest | count | exists | values
     description: str
-    sources: tuple[tuple[str, str], ...]  # (list group, record field); field "" for count/exists
+    # (list group, record field); field "" for count/exists. For days_between: ("", name) of
+    # the two dates, each a case date field or a latest/earliest derived field
+    sources: tuple[tuple[str, str], ...]
     where: Cond | None
     otherwise: str | None  # a case date field, for latest/earliest
     path: str
@@ -154,9 +185,13 @@ class DerivedField:
 
     @property
     def type(self) -> str:
-        return {"latest": "date", "earliest": "date", "count": "int", "exists": "bool"}.get(
-            self.kind, "list"
-        )
+        return {
+            "latest": "date",
+            "earliest": "date",
+            "count": "int",
+            "exists": "bool",
+            "days_between": "int",
+        }.get(self.kind, "list")
 
 
 @dataclass(frozen=True)
@@ -602,6 +637,17 @@ def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTe
                 suggest(str(expect), EXPECT_VALUES),
             )
             continue
+        want_severity = item.get("severity")
+        if want_severity is not None and (
+            want_severity not in SEVERITIES or expect != "fires"
+        ):
+            ctx.add(
+                _pos_of(item, "severity", value=True),
+                "'severity' in een test hoort bij 'expect: fires' en is "
+                f"{' / '.join(SEVERITIES)}",
+                "laat 'severity' weg of zet expect op fires",
+            )
+            continue
         raw_case = item["case"]
         if not isinstance(raw_case, Mapping):
             ctx.add(_pos_of(item, "case", value=True), "'case' moet een blok met zaakvelden zijn")
@@ -623,7 +669,17 @@ def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTe
             ctx.add(_pos_of(item, "case", value=True), f"ongeldige testzaak: {exc}")
             continue
         name = str(item.get("name") or f"{rule_name} test {i + 1}")
-        out.append(RuleTest(name, as_of, case, expect == "fires", ctx.path, ipos.line))
+        out.append(
+            RuleTest(
+                name,
+                as_of,
+                case,
+                expect == "fires",
+                ctx.path,
+                ipos.line,
+                str(want_severity) if want_severity is not None else None,
+            )
+        )
     return tuple(out)
 
 
@@ -698,6 +754,9 @@ def parse_rule(
         if isinstance(unless_node, list) and isinstance(unless, All):
             # a list under 'unless' means: any of these makes the rule not apply
             unless = Any_(unless.items, unless.pos)
+    overdue = None
+    if "overdue" in node:
+        overdue = _parse_overdue(node, severity, cparser, ctx)
     texts = {k: _text(node, k, ctx) for k in ("title", "mail_title", "owner", "expected_action")}
     for key in ("mail_title", "expected_action"):
         padded = f" {texts[key].lower()} "
@@ -738,7 +797,45 @@ def parse_rule(
         path=rel,
         line=_pos_of(node).line,
         tests=tests,
+        overdue=overdue,
     )
+
+
+def _parse_overdue(
+    node: CommentedMap, severity: Any, cparser: ConditionParser, ctx: _Ctx
+) -> Overdue | None:
+    """The ``overdue:`` block of a rule: ``{when: <condition>, severity: <higher>}``."""
+    block = node["overdue"]
+    bpos = _pos_of(node, "overdue")
+    if not isinstance(block, CommentedMap):
+        ctx.add(
+            bpos,
+            "'overdue' verwacht een blok met 'when' en 'severity'",
+            "bijv. overdue: {when: {departure_term_ends_on: {older_than: 0d}}, severity: critical}",
+        )
+        return None
+    if not _check_keys(block, OVERDUE_KEYS, ctx, "'overdue'"):
+        return None
+    raised = block["severity"]
+    spos = _pos_of(block, "severity", value=True)
+    if raised not in SEVERITIES:
+        ctx.add(
+            spos,
+            "onbekende ernst in 'overdue'",
+            suggest(str(raised), SEVERITIES) or f"kies uit {', '.join(SEVERITIES)}",
+        )
+        return None
+    if severity in SEVERITIES and SEVERITIES.index(raised) <= SEVERITIES.index(severity):
+        ctx.add(
+            spos,
+            f"de ernst bij 'overdue' ({raised}) moet hoger zijn dan die van de regel ({severity})",
+            "een verstreken termijn is urgenter dan een naderende; kies een hogere ernst",
+        )
+        return None
+    when = cparser.parse(block["when"], _pos_of(block, "when"))
+    if when is None:
+        return None
+    return Overdue(when, str(raised))
 
 
 def _source_ref(
@@ -809,6 +906,23 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
             continue
         kind = kinds[0]
         kpos = _pos_of(spec, kind, value=True)
+        if kind == "days_between":
+            pair = _days_between(spec, kpos, known_case, out, ctx)
+            if pair is None:
+                continue
+            out.append(
+                DerivedField(
+                    str(name),
+                    kind,
+                    _text(spec, "description", ctx),
+                    pair,
+                    None,
+                    None,
+                    rel,
+                    pos.line,
+                )
+            )
+            continue
         refs = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
         if not refs:
             ctx.add(kpos, f"'{kind}' verwacht een lijst.veld, bijv. contacts.on")
@@ -867,6 +981,42 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
             )
         )
     return out
+
+
+def _days_between(
+    spec: CommentedMap,
+    kpos: Pos,
+    known_case: Mapping[str, FieldInfo],
+    earlier: list[DerivedField],
+    ctx: _Ctx,
+) -> tuple[tuple[str, str], ...] | None:
+    """``days_between: [from, to]``: two dates, each a case date field or a latest/earliest
+    derived field declared above; the value is ``to - from`` in calendar days."""
+    refs = spec["days_between"]
+    usable = {d.name for d in earlier if d.kind in ("latest", "earliest")}
+    usable |= {n for n, f in known_case.items() if f.type == "date"}
+    if not isinstance(refs, list) or len(refs) != 2:
+        ctx.add(
+            kpos,
+            "'days_between' verwacht precies twee datums: [van, tot]",
+            "bijv. days_between: [booking.departure_on, medical.art64_until]",
+        )
+        return None
+    for extra in ("where", "otherwise"):
+        if extra in spec:
+            ctx.add(_pos_of(spec, extra), f"'{extra}' past niet bij days_between")
+            return None
+    for ref in refs:
+        if not isinstance(ref, str) or ref not in usable:
+            ctx.add(
+                kpos,
+                "'days_between' noemt een onbekende datum",
+                (suggest(str(ref), usable) if isinstance(ref, str) else "")
+                or "gebruik een datumveld van de zaak of een eerder gedeclareerd "
+                "latest/earliest-veld",
+            )
+            return None
+    return (("", str(refs[0])), ("", str(refs[1])))
 
 
 def parse_priority(

@@ -63,6 +63,8 @@ class TestResult:
     got: bool
     passed: bool
     explanation: str = ""  # empty when passed; a Dutch trace when failed
+    expected_severity: str | None = None  # set when the test names a severity
+    got_severity: str | None = None
 
 
 def _fires_nl(fires: bool) -> str:
@@ -87,11 +89,20 @@ class _Runner:
     def run(self, rule: Rule, test: RuleTest) -> TestResult:
         compiled, evaluator = self.compiled(rule, test.as_of)
         is_open = test.case.get("status", "open") == "open"
-        got = is_open and rule.id in evaluator.fired(test.case)
+        levels = evaluator.fired_levels(build_fact(test.case, compiled)) if is_open else {}
+        got = rule.id in levels
+        got_severity = rule.severity_for(levels[rule.id]) if got else None
         passed = got == test.expect_fires
+        if test.severity is not None:
+            passed = passed and got_severity == test.severity
         explanation = ""
         if not passed:
             explanation = _explain(rule, test, compiled, got, self.backend)
+            if got and test.severity is not None and got_severity != test.severity:
+                explanation = (
+                    f"verwacht ernst {test.severity}, kreeg {got_severity} "
+                    f"(overdue: {'ja' if levels[rule.id] else 'nee'})\n" + explanation
+                )
         return TestResult(
             rule_id=rule.id,
             name=test.name,
@@ -102,6 +113,8 @@ class _Runner:
             got=got,
             passed=passed,
             explanation=explanation,
+            expected_severity=test.severity,
+            got_severity=got_severity,
         )
 
 
@@ -302,13 +315,17 @@ def _explain(
         return "\n".join(out)
     fact = build_fact(test.case, compiled)
     when_ok = _block("wanneer (when)", rule.when, fact, as_of, out)
+    if rule.overdue is not None:
+        late_ok = _block("termijn verstreken (overdue.when)", rule.overdue.when, fact, as_of, out)
+        when_ok = when_ok or late_ok
     unless_ok = False
     if rule.unless is not None:
         unless_ok = _block("tenzij (unless)", rule.unless, fact, as_of, out)
     python_fires = when_ok and not unless_ok
     if rule.unless is not None:
+        first = "'wanneer' of 'overdue.when'" if rule.overdue is not None else "'wanneer'"
         out.append(
-            "de regel gaat af als 'wanneer' waar is en 'tenzij' onwaar: "
+            f"de regel gaat af als {first} waar is en 'tenzij' onwaar: "
             f"hier {_fires_nl(python_fires)}"
         )
     if python_fires != got:

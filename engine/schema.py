@@ -91,6 +91,8 @@ RULE_KEY_DESCRIPTIONS = {
     "expected_action": "Wat de regievoerder moet doen; staat in de e-mail.",
     "escalate_after": "Hoe lang een signaal open mag staan voor het escaleert, bijv. 10wd "
     "(werkdagen), 14d (dagen) of 2w (weken).",
+    "overdue": "Termijn verstreken: {when: <voorwaarde>, severity: <hogere ernst>}. Geldt "
+    "'when' van dit blok (en niet 'unless'), dan blijft het signaal open met de hogere ernst.",
     "tests": "Testgevallen: een zaak, een peildatum en of de regel dan afgaat.",
 }
 
@@ -280,6 +282,11 @@ def _test_schema() -> Schema:
             "enum": list(EXPECT_VALUES),
             "description": "fires: de regel gaat af; does_not_fire: de regel gaat niet af",
         },
+        "severity": {
+            "enum": list(SEVERITIES),
+            "description": "Alleen bij expect: fires: de ernst die het signaal moet hebben "
+            "(hoger als de termijn verstreken is, zie 'overdue')",
+        },
     }
     _same_keys(props, TEST_KEYS, "test")
     return {
@@ -323,6 +330,15 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
         "unless": {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "null"}]},
         "expected_action": _text(""),
         "escalate_after": {"anyOf": [_duration(), {"type": "null"}]},
+        "overdue": {
+            "type": "object",
+            "properties": {
+                "when": {"$ref": "#/$defs/condition"},
+                "severity": {"enum": list(SEVERITIES)},
+            },
+            "required": ["when", "severity"],
+            "additionalProperties": False,
+        },
         "tests": tests,
     }
     _same_keys(props, RULE_KEYS, "rule")
@@ -396,6 +412,15 @@ def build_derived_schema() -> Schema:
         "count": {"enum": groups, "description": "Het aantal records in de lijst"},
         "exists": {"enum": groups, "description": "true als de lijst minstens één record heeft"},
         "values": source(("str", "enum"), "De verschillende waarden van een tekstveld"),
+        "days_between": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "string"},
+            "description": "Aantal dagen van de eerste tot de tweede datum (negatief als de "
+            "tweede eerder ligt): datumvelden van de zaak of eerder gedeclareerde "
+            "latest/earliest-velden, bijv. [booking.departure_on, medical.art64_until]",
+        },
     }
     if set(kinds) != set(DERIVED_KINDS):
         raise RuntimeError("schema for derived.yaml out of step with engine.rulefile")

@@ -459,7 +459,10 @@ def _pipeline(
     with _timed(d, "reconcile"):
         fired = {
             (h.case_ref, h.rule_id): reconcile.Fired(
-                rules_by_id[h.rule_id].severity, h.regievoerder, h.team, h.explained_until
+                h.severity or rules_by_id[h.rule_id].severity,
+                h.regievoerder,
+                h.team,
+                h.explained_until,
             )
             for h in extracted.hits
         }
