@@ -36,6 +36,32 @@ def _ahead(as_of: dt.date, day: dt.date) -> int:
     return (day - as_of).days
 
 
+def _done(a: dt.date, day: dt.date | None) -> dt.date | None:
+    """A recorded action counts only on or before the as-of date."""
+    return day if day is not None and day <= a else None
+
+
+def _after(start: dt.date | None, done: dt.date | None) -> bool:
+    """``done`` happened on or after ``start`` (both known)."""
+    return start is not None and done is not None and done >= start
+
+
+def _checks(c: Case, a: dt.date) -> list[dict[str, Any]]:
+    return [x for x in c["medical_checks"] if x.get("outcome") and x["on"] <= a]
+
+
+def _bma_needed(c: Case, a: dt.date) -> dt.date | None:
+    return max((x["on"] for x in _checks(c, a) if x["outcome"] == "bma_nodig"), default=None)
+
+
+def _lko_decision(c: Case, a: dt.date) -> dt.date | None:
+    decisions = ("zelfstandig", "gedwongen", "vbl", "bewaring")
+    return max(
+        (x["on"] for x in c["lko"] if x.get("decision") in decisions and x["on"] <= a),
+        default=None,
+    )
+
+
 def _vg_first(c: Case, a: dt.date) -> bool:
     # handed over more than 14 days ago and no departure interview held yet
     # (the signal clears once the first interview is recorded)
@@ -44,14 +70,25 @@ def _vg_first(c: Case, a: dt.date) -> bool:
 
 
 def _vg_min3(c: Case, a: dt.date) -> bool:
+    # one or two interviews: none at all is VG-FIRST's signal (one gap, one signal)
     count = sum(1 for iv in c["interviews"] if iv.get("kind") == VG)
-    return _ago(a, c["opened_on"]) > 84 and count < 3
+    return _ago(a, c["opened_on"]) > 84 and count in (1, 2)
+
+
+def _days_since_contact(c: Case, a: dt.date) -> int:
+    dates = [x["on"] for x in c["contacts"]] + [x["on"] for x in c["interviews"]]
+    latest = max(dates) if dates else c["opened_on"]
+    return _ago(a, latest)
 
 
 def _contact_30d(c: Case, a: dt.date) -> bool:
-    dates = [x["on"] for x in c["contacts"]] + [x["on"] for x in c["interviews"]]
-    latest = max(dates) if dates else c["opened_on"]
-    return _ago(a, latest) > 30
+    # stricter norms in VBL/gezinslocatie (CONTACT-14D) and detention (DETENTION-PACE)
+    strict = c.get("location_type") in ("vbl", "gezinslocatie", "detentie")
+    return _days_since_contact(c, a) > 30 and not strict
+
+
+def _contact_14d(c: Case, a: dt.date) -> bool:
+    return c.get("location_type") in ("vbl", "gezinslocatie") and _days_since_contact(c, a) > 14
 
 
 def _bo_untested(c: Case, a: dt.date) -> bool:
@@ -63,17 +100,23 @@ def _bo_untested(c: Case, a: dt.date) -> bool:
 
 
 def _med_check(c: Case, a: dt.date) -> bool:
-    return not c["medical_checks"] and _ago(a, c["opened_on"]) > 14
+    return not _checks(c, a) and _ago(a, c["opened_on"]) > 14
 
 
 def _med_followup(c: Case, a: dt.date) -> bool:
     m = c["medical"]
-    return (
-        "signal_on" in m
-        and _ago(a, m["signal_on"]) > 14
-        and "bma_requested_on" not in m
-        and "no_action_recorded_on" not in m
+    signal = _done(a, m.get("signal_on"))
+    requested = _done(a, m.get("bma_requested_on"))
+    no_action = _done(a, m.get("no_action_recorded_on"))
+    needed = _bma_needed(c, a)
+    by_signal = (
+        signal is not None
+        and _ago(a, signal) > 14
+        and not _after(signal, requested)
+        and not _after(signal, no_action)
     )
+    by_check = needed is not None and _ago(a, needed) > 14 and not _after(needed, requested)
+    return by_signal or by_check
 
 
 def _med_conditions(c: Case, a: dt.date) -> bool:
@@ -82,57 +125,91 @@ def _med_conditions(c: Case, a: dt.date) -> bool:
 
 
 def _depart_med(c: Case, a: dt.date) -> bool:
+    # a departure within 30 days, without a check of the last 30 days with an outcome, or
+    # with a check saying BMA advice is needed and no advice received after it
     dep = c["booking"].get("departure_on")
-    recent = any(0 <= _ago(a, x["on"]) <= 30 for x in c["medical_checks"])
-    return dep is not None and dep > a and not recent
+    checks = _checks(c, a)
+    recent = any(0 <= _ago(a, x["on"]) <= 30 for x in checks)
+    needed = _bma_needed(c, a)
+    advised = needed is None or _after(needed, _done(a, c["medical"].get("bma_advice_on")))
+    return dep is not None and 0 <= _ahead(a, dep) <= 30 and not (recent and advised)
+
+
+def _depart_art64(c: Case, a: dt.date) -> bool:
+    dep = c["booking"].get("departure_on")
+    until = c["medical"].get("art64_until")
+    return dep is not None and until is not None and a <= dep <= until
 
 
 def _art64_end(c: Case, a: dt.date) -> bool:
+    # ends within 30 days or has ended (overdue), without a reassessment at most 60 days
+    # before the end (or later)
     m = c["medical"]
     until = m.get("art64_until")
-    re_on = m.get("art64_reassessed_on")
-    reassessed = re_on is not None and _ago(a, re_on) <= 60
-    return until is not None and 0 <= _ahead(a, until) <= 30 and not reassessed
+    re_on = _done(a, m.get("art64_reassessed_on"))
+    reassessed = re_on is not None and until is not None and (until - re_on).days <= 60
+    return until is not None and _ahead(a, until) <= 30 and not reassessed
 
 
 def _wish_unexplored(c: Case, a: dt.date) -> bool:
     return any(
-        "explored_on" not in w and _ago(a, w["recorded_on"]) > 21 for w in c["departure_wishes"]
+        _done(a, w.get("explored_on")) is None and _ago(a, w["recorded_on"]) > 21
+        for w in c["departure_wishes"]
     )
 
 
 def _strategy_stale(c: Case, a: dt.date) -> bool:
     p = c["vertrekplan"]
-    updated = p.get("strategy_updated_on")
-    no_strategy = p.get("strategy") in (None, "onbekend")
-    return no_strategy or updated is None or _ago(a, updated) > 90
+    updated = _done(a, p.get("strategy_updated_on"))
+    if _ago(a, c["opened_on"]) <= 14 or p.get("strategy") is None:
+        return False  # an empty strategy is PLAN-INCOMPLETE's signal
+    return p["strategy"] == "onbekend" or updated is None or _ago(a, updated) > 90
 
 
 def _plan_incomplete(c: Case, a: dt.date) -> bool:
     p = c["vertrekplan"]
-    return not all(p.get(k) for k in ("strategy", "documents_status", "support"))
+    empty = not all(p.get(k) for k in ("strategy", "documents_status", "support"))
+    return _ago(a, c["opened_on"]) > 14 and empty
 
 
 def _amv_reception(c: Case, a: dt.date) -> bool:
     b = c["booking"]
-    return bool(c["person"].get("amv")) and "departure_on" in b and "reception_checked_on" not in b
+    dep = b.get("departure_on")
+    checked = _done(a, b.get("reception_checked_on"))
+    current = dep is not None and checked is not None and (dep - checked).days <= 90
+    return bool(c["person"].get("amv")) and dep is not None and not current
 
 
 def _specialist(c: Case, a: dt.date) -> bool:
-    needs = bool(c["person"].get("amv")) or "signal_on" in c["medical"]
+    medical = _done(a, c["medical"].get("signal_on")) is not None or _bma_needed(c, a) is not None
+    needs = bool(c["person"].get("amv")) or medical
     return needs and c.get("specialist") is not True
 
 
 def _term_ending(c: Case, a: dt.date) -> bool:
+    # ends within 7 days or has ended (overdue), without an LKO decision at most 28 days
+    # before the end (or later)
     end = c.get("departure_term_ends_on")
-    recent_lko = any(0 <= _ago(a, x["on"]) <= 28 for x in c["lko"])
-    return end is not None and 0 <= _ahead(a, end) <= 7 and not recent_lko
+    decision = _lko_decision(c, a)
+    decided = end is not None and decision is not None and (end - decision).days <= 28
+    return end is not None and _ahead(a, end) <= 7 and not decided
 
 
 def _vbl_10w(c: Case, a: dt.date) -> bool:
-    long_vbl = any(m["kind"] == "vbl" and _ago(a, m["from"]) > 70 for m in c["measures"])
-    recent_lko = any(0 <= _ago(a, x["on"]) <= 70 for x in c["lko"])
-    return c.get("location_type") == "vbl" and long_vbl and not recent_lko
+    running = [
+        m["from"]
+        for m in c["measures"]
+        if m["kind"] == "vbl" and m["from"] <= a and (m.get("until") is None or m["until"] >= a)
+    ]
+    since = max(running, default=None)
+    decision = _lko_decision(c, a)
+    reviewed = since is not None and decision is not None and (decision - since).days >= 28
+    return (
+        c.get("location_type") == "vbl"
+        and since is not None
+        and _ago(a, since) > 70
+        and not reviewed
+    )
 
 
 def _detention_pace(c: Case, a: dt.date) -> bool:
@@ -168,11 +245,13 @@ RULES: dict[str, Callable[[Case, dt.date], bool]] = {
     "VG-FIRST": _vg_first,
     "VG-MIN3": _vg_min3,
     "CONTACT-30D": _contact_30d,
+    "CONTACT-14D": _contact_14d,
     "BO-UNTESTED": _bo_untested,
     "MED-CHECK": _med_check,
     "MED-FOLLOWUP": _med_followup,
     "MED-CONDITIONS": _med_conditions,
     "DEPART-MED": _depart_med,
+    "DEPART-ART64": _depart_art64,
     "ART64-END": _art64_end,
     "WISH-UNEXPLORED": _wish_unexplored,
     "STRATEGY-STALE": _strategy_stale,
