@@ -51,7 +51,7 @@ def copy_rules(tmp_path: Path) -> Path:
 def test_rules_check_passes_on_the_shipped_rules() -> None:
     result = cli("rules", "check", str(RULES))
     assert result.exit_code == 0
-    assert "20 regels" in result.output
+    assert "22 regels" in result.output
 
 
 def test_rules_check_names_file_line_and_hint(tmp_path: Path) -> None:
@@ -61,14 +61,14 @@ def test_rules_check_names_file_line_and_hint(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(rules)])
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if "latest_contakt_on" in x)
-    assert line.startswith(f"{path}:") and ":11:3: onbekend veld" in line
+    assert line.startswith(f"{path}:") and ":16:3: onbekend veld" in line
     assert "bedoelde je 'latest_contact_on'?" in result.output
 
 
 def test_rules_test_runs_every_test_and_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
     ok = cli("rules", "test", str(RULES))
     assert ok.exit_code == 0
-    assert "0 mislukt" in ok.output and "van 20 regels" in ok.output
+    assert "0 mislukt" in ok.output and "van 22 regels" in ok.output
     rules = copy_rules(tmp_path)
     path = rules / "med-check.yaml"
     text = path.read_text()
@@ -99,7 +99,7 @@ def test_explain_shows_each_condition_and_the_value_seen(env: Path) -> None:
     assert "GAAT AF" in block
     assert "latest_contact_on older_than 30d: waar" in block
     assert "gezien: '20" in block  # the date it saw, as a date
-    assert result.output.count("gaat niet af") + result.output.count("GAAT AF") == 20
+    assert result.output.count("gaat niet af") + result.output.count("GAAT AF") == 22
 
 
 def test_explain_unknown_case_is_a_clear_error(env: Path) -> None:
