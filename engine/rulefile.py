@@ -638,13 +638,10 @@ def _parse_tests(node: Any, pos: Pos, ctx: _Ctx, rule_name: str) -> tuple[RuleTe
             )
             continue
         want_severity = item.get("severity")
-        if want_severity is not None and (
-            want_severity not in SEVERITIES or expect != "fires"
-        ):
+        if want_severity is not None and (want_severity not in SEVERITIES or expect != "fires"):
             ctx.add(
                 _pos_of(item, "severity", value=True),
-                "'severity' in een test hoort bij 'expect: fires' en is "
-                f"{' / '.join(SEVERITIES)}",
+                f"'severity' in een test hoort bij 'expect: fires' en is {' / '.join(SEVERITIES)}",
                 "laat 'severity' weg of zet expect op fires",
             )
             continue
