@@ -292,7 +292,8 @@ def test_derived_file_problems(tmp_path: Path) -> None:
         (
             17,
             3,
-            "'bad_kind' moet precies één van latest, earliest, count, exists, values, days_between hebben",
+            "'bad_kind' moet precies één van latest, earliest, count, exists, values, "
+            "days_between hebben",
             "",
         ),
         (20, 1, "'opened_on' bestaat al als zaakveld", "kies een andere naam"),
