@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from engine.dates import CalendarError, use_calendar_file
 from notifications.settings import SmtpSettings, TlsMode
 
 DigestMode = Literal["daily", "weekly"]
@@ -82,6 +83,8 @@ class Settings:
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
     mail_enabled: bool = True
     config_path: Path | None = None  # the TOML file that was read, if any
+    # an operator's file of days equated to public holidays, besides the shipped one
+    calendar_file: Path | None = None
 
     @property
     def schedule_time(self) -> dt.time:
@@ -316,6 +319,7 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("run", "workers"): ("workers", _int_parser(1, 256)),
     ("run", "timezone"): ("timezone", _parse_timezone),
     ("run", "schedule"): ("schedule", _parse_schedule),
+    ("calendar", "extra_days_file"): ("calendar_file", _parse_path),
 }
 
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -331,6 +335,7 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_CASE_LINK": ("case_link_template", _parse_link_template),
     "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
     "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
+    "REGIESIGNAAL_CALENDAR_FILE": ("calendar_file", _parse_path),
 }
 
 _SECTIONS = sorted({section for section, _ in _FILE_KEYS})
@@ -339,7 +344,11 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    if field_name == "rules_dir" and isinstance(value, Path) and not value.is_absolute():
+    if (
+        field_name in ("rules_dir", "calendar_file")
+        and isinstance(value, Path)
+        and not value.is_absolute()
+    ):
         return base / value
     if field_name in ("source_url", "store_url"):
         url: URL = make_url(value)
@@ -482,7 +491,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
 
     smtp_values = {k.removeprefix("smtp."): v for k, v in values.items() if k.startswith("smtp.")}
     top = {k: v for k, v in values.items() if not k.startswith("smtp.")}
-    return Settings(smtp=SmtpSettings(**smtp_values), config_path=config_path, **top)
+    settings = Settings(smtp=SmtpSettings(**smtp_values), config_path=config_path, **top)
+    try:  # the working-day calendar ('wd') counts the operator's equated days from here on
+        use_calendar_file(settings.calendar_file)
+    except CalendarError as exc:
+        raise ConfigError(str(exc), key="calendar.extra_days_file") from None
+    return settings
 
 
 def describe(settings: Settings) -> list[tuple[str, str]]:
@@ -516,4 +530,5 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("run.workers", str(settings.workers)),
         ("run.timezone", settings.timezone),
         ("run.schedule", settings.schedule),
+        ("calendar.extra_days_file", str(settings.calendar_file or "(geen; alleen meegeleverd)")),
     ]

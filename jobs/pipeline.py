@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from engine import migrate, reconcile
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
-from engine.dates import is_working_day
+from engine.dates import calendar_files, is_working_day, use_calendar_file
 from engine.evaluate import Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
@@ -87,7 +87,10 @@ class RunSummary:
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) -> None:
+def _worker_init(
+    rules_dir: str, as_of: dt.date, version: str, source_url: str, calendar: str | None = None
+) -> None:
+    use_calendar_file(Path(calendar) if calendar else None)  # the same working days
     ruledir = load_rule_dir(Path(rules_dir))
     if ruledir.version != version:
         raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
@@ -126,6 +129,12 @@ def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> Compose
     return compose_case_manager(Recipient(staff_id, email), as_of, lines)
 
 
+def _calendar() -> str | None:
+    """The operator's calendar file in use (beside the shipped one), for worker processes."""
+    files = calendar_files()
+    return str(files[1]) if len(files) > 1 else None
+
+
 def start_pool(
     workers: int, ruledir: RuleDir, compiled: CompiledRuleSet, source: sa.Engine
 ) -> Pool | None:
@@ -140,7 +149,7 @@ def start_pool(
     return ctx.Pool(
         workers,
         initializer=_worker_init,
-        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url),
+        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url, _calendar()),
     )
 
 

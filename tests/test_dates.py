@@ -25,12 +25,19 @@ amounts = st.integers(min_value=0, max_value=60)
 units = st.sampled_from(["d", "w", "wd"])
 
 
+# Days the government declared equal to public holidays (Algemene termijnenwet art. 3(3)),
+# as shipped in engine/data/gelijkgestelde-dagen.toml.
+EQUATED = (dt.date(2026, 1, 2), dt.date(2026, 5, 15))
+
+
 def brute_working(day: dt.date) -> bool:
-    """Algemene termijnenwet: the NL calendar plus Good Friday and 5 May every year."""
+    """Algemene termijnenwet: the NL calendar plus Good Friday and 5 May every year, plus the
+    days declared equal to public holidays."""
     good_friday = easter(day.year) - dt.timedelta(days=2)
     off = day in holidays.country_holidays("NL", years=day.year) or day in (
         good_friday,
         dt.date(day.year, 5, 5),
+        *EQUATED,
     )
     return day.weekday() < 5 and not off
 
