@@ -874,7 +874,7 @@ def parse_derived(node: Any, rel: str, problems: list[Problem]) -> list[DerivedF
         ctx.add(Pos(1, 1), "derived.yaml is een blok van 'naam: definitie'")
         return []
     known_case = case_fields()
-    out = []
+    out: list[DerivedField] = []
     for name, spec in node.items():
         pos = _pos_of(node, name)
         before = len(problems)

@@ -572,6 +572,15 @@ def _register_fixtures() -> None:
 _register_fixtures()
 
 
+def _register_lko() -> None:
+    from jobs.cli_lko import lko_group
+
+    main.add_command(lko_group, "lko")
+
+
+_register_lko()
+
+
 def run_cli() -> None:
     """The console entry point: database trouble becomes a clear message, not a traceback."""
     import sqlalchemy as sa

@@ -407,6 +407,8 @@ def _read_file(path: Path) -> dict[str, Any]:
                 source=_where(source, text, "", section),
                 key=section,
             )
+        if section == "lko":  # [[lko.meeting]]: read and checked by notifications.lko_agenda
+            continue
         if section not in _SECTIONS:
             hint = _suggest(section, _SECTIONS)
             raise ConfigError(

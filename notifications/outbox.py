@@ -53,7 +53,7 @@ from notifications.model import ComposedMessage
 STATUSES = ("pending", "sending", "sent", "failed", "superseded")
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 """A claim (status ``sending``) older than this is taken to be from a process that died."""
-KINDS = ("regievoerder", "teamleider")
+KINDS = ("regievoerder", "teamleider", "lko")  # lko: the chain meeting's agenda
 _KIND_TAG = {"regievoerder": "rv", "teamleider": "tl"}
 
 
