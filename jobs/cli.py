@@ -206,11 +206,19 @@ def preview(
         opened = would - now_open
         closed = now_open - would
         rules = sorted({r for _, r in opened | closed | would})
+        from engine.overlap import changed_rules, overlaps
+
+        changed = changed_rules(ruledir, _rules(settings, None)) if rules_dir else {}
+        found = overlaps(hits, changed)
         if fmt == "json":
             for case_ref, rule_id in sorted(opened):
                 click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id}))
             for case_ref, rule_id in sorted(closed):
                 click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id}))
+            for o in found:
+                also = dict(o.also)
+                click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
+                                       "alone": o.alone, "also": also}))  # fmt: skip
             return
         table = Table(
             "regel",
@@ -228,6 +236,10 @@ def preview(
             table.add_row(r, str(now_by[r]), f"+{open_by[r]}", f"-{close_by[r]}", str(after_by[r]))
         console.print(table)
         console.print(f"Totaal: +{len(opened)} openen, -{len(closed)} sluiten.")
+        if found:
+            console.print(f"Overlap van nieuwe en gewijzigde regels (t.o.v. {settings.rules_dir}):")
+            for line in (ln for o in found for ln in o.lines()):
+                console.print(line, markup=False)
         return
     if fmt == "json":
         for h in sorted(hits, key=lambda h: (h.case_ref, h.rule_id)):
