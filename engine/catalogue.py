@@ -60,6 +60,12 @@ def record_fields(group: str) -> dict[str, FieldInfo]:
     return {f.name: f for f in _flatten(list_groups()[group].fields, "")}
 
 
+def record_catalogue() -> list[tuple[str, FieldInfo]]:
+    """(list, field) for every field of every list record: what a ``where`` filter in
+    derived.yaml can test (``interviews``: ``kind``, ``checked.medical``, ...)."""
+    return [(group, info) for group in list_groups() for info in record_fields(group).values()]
+
+
 def suggest(name: str, known: Iterable[str]) -> str:
     """A Dutch hint naming the nearest known name, or empty."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)

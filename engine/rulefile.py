@@ -358,7 +358,13 @@ class ConditionParser:
             return None
         if info is None:
             hint = suggest(name, self.fields)
-            if name in list_groups():
+            if name in RULE_KEYS or name in OVERDUE_KEYS:
+                block = "when" if self.where == "de regel" else "het blok erboven"
+                hint = (
+                    f"'{name}' staat ingesprongen onder '{block}': zet '{name}:' aan het begin "
+                    "van de regel, zonder spaties ervoor (op gelijke hoogte met 'when:')"
+                )
+            elif name in list_groups():
                 hint = (
                     f"'{name}' is een lijst; gebruik een afgeleid veld "
                     "(zie derived.yaml en 'regiesignaal rules fields')"
@@ -563,12 +569,77 @@ def _bad_date_position(text: str) -> tuple[int, int]:
     return 1, 1
 
 
+def _first_indent_tab(text: str) -> tuple[int, int] | None:
+    """(line, column) of the first tab in the leading whitespace of a line, 1-based."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        lead = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in lead:
+            return n, lead.index("\t") + 1
+    return None
+
+
+_DUPLICATE_KEY = re.compile(r'found duplicate key "([^"]*)"')
+
+
+def _yaml_problem_nl(problem: str) -> tuple[str, str]:
+    """A YAML parser problem in Dutch, with a hint on what to do."""
+    indent = "controleer inspringing: "
+    if (m := _DUPLICATE_KEY.search(problem)) is not None:
+        return (
+            f"het veld '{m.group(1)}' staat twee keer in hetzelfde blok",
+            "elk veld mag maar één keer voorkomen; haal er één weg",
+        )
+    if "\t" in problem or "'\\t'" in problem:
+        return "een tab", "YAML accepteert alleen spaties: vervang de tab door spaties"
+    if "expected <block end>" in problem:
+        return (
+            "deze regel springt anders in dan de regels van hetzelfde blok",
+            indent + "zet regels van één blok precies onder elkaar (zelfde aantal spaties) en "
+            "gebruik twee spaties per niveau",
+        )
+    if "mapping values are not allowed" in problem:
+        return (
+            "hier staat een ':' die YAML niet verwacht",
+            indent + "staat deze regel te ver ingesprongen onder de regel erboven? Staat er "
+            "een ':' in een tekst, zet de tekst dan tussen aanhalingstekens",
+        )
+    if "could not find expected ':'" in problem or "simple key" in problem:
+        return (
+            "een regel zonder 'naam: waarde'",
+            indent + "elke regel van een blok is 'naam: waarde' (met een spatie na de ':')",
+        )
+    if "expected '-' indicator" in problem or "expected <block sequence" in problem:
+        return (
+            "een lijst waarvan niet elk item met '-' begint op dezelfde inspringing",
+            indent + "zet elk '- ' van één lijst precies onder elkaar",
+        )
+    if "expected ',' or '}'" in problem or "expected ',' or ']'" in problem:
+        return (
+            "een '{...}' of '[...]' is niet goed afgesloten",
+            "controleer haakjes en komma's, bijv. {older_than: 14d}",
+        )
+    return problem, "controleer inspringing, dubbele punten en haakjes"
+
+
 def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     yaml = YAML(typ="rt")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
+        return None
+    tab = _first_indent_tab(text)
+    if tab is not None:
+        problems.append(
+            Problem(
+                rel,
+                tab[0],
+                tab[1],
+                "ongeldige YAML: een tab in de inspringing",
+                "YAML accepteert alleen spaties: vervang de tab door spaties (twee per niveau); "
+                "zet in je editor 'tabs als spaties' aan",
+            )
+        )
         return None
     try:
         composed = yaml.compose(text)
@@ -594,10 +665,8 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         line = mark.line + 1 if mark else 1
         col = mark.column + 1 if mark else 1
         problem = (exc.problem or str(exc)).split("\n")[0]
-        hint = "controleer inspringing, dubbele punten en haakjes"
-        if "duplicate key" in problem:
-            hint = "elk veld mag maar één keer voorkomen"
-        problems.append(Problem(rel, line, col, f"ongeldige YAML: {problem}", hint))
+        message, hint = _yaml_problem_nl(problem)
+        problems.append(Problem(rel, line, col, f"ongeldige YAML: {message}", hint))
         return None
     except ValueError as exc:  # e.g. an impossible date such as 2026-02-30
         line, col = _bad_date_position(text)

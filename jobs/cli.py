@@ -384,29 +384,37 @@ def rules_schema(check: bool) -> None:
 @click.pass_context
 def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
     """De veldencatalogus: elk veld dat een regel kan gebruiken, met type en uitleg."""
-    from engine.catalogue import TYPE_NAMES_NL
+    from engine.catalogue import TYPE_NAMES_NL, record_catalogue
 
     ruledir = _rules(_settings(ctx), rules_dir)
     fields = list(ruledir.catalogue)
+    records = record_catalogue()  # the fields of list records, for 'where' filters
     if fmt == "json":
-        for f in fields:
-            click.echo(
-                json.dumps(
-                    {
-                        "field": f.name,
-                        "type": f.type,
-                        "values": list(f.values),
-                        "origin": f.origin,
-                        "description": f.description,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+        rows = [(f, f.origin, None) for f in fields] + [(f, "record", g) for g, f in records]
+        for f, origin, group in rows:
+            item = {
+                "field": f.name,
+                "type": f.type,
+                "values": list(f.values),
+                "origin": origin,
+                "description": f.description,
+            }
+            if group:
+                item["list"] = group
+            click.echo(json.dumps(item, ensure_ascii=False))
         return
     table = Table("veld", "type", "herkomst", "omschrijving", title="Veldencatalogus")
     for f in fields:
         kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
         table.add_row(f.name, kind, f.origin, f.description)
+    console.print(table)
+    table = Table(
+        "lijst", "veld", "type", "omschrijving",
+        title="Velden van lijstrecords (voor 'where' in een afgeleid veld in derived.yaml)",
+    )  # fmt: skip
+    for group, f in records:
+        kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
+        table.add_row(group, f.name, kind, f.description)
     console.print(table)
 
 

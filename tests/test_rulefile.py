@@ -93,7 +93,7 @@ BROKEN: dict[str, tuple[str, list[Expected]]] = {
             Expected(
                 5,
                 1,
-                'ongeldige YAML: found duplicate key "severity"',
+                "ongeldige YAML: het veld 'severity' staat twee keer in hetzelfde blok",
                 "elk veld mag maar één keer voorkomen",
             )
         ],
@@ -103,7 +103,35 @@ BROKEN: dict[str, tuple[str, list[Expected]]] = {
             "BAD-INDENT",
             "  all:\n    - opened_on: {older_than: 14d}\n   - location_type: vbl\n",
         ),
-        [Expected(9, 4, "ongeldige YAML", "controleer inspringing")],
+        [
+            Expected(
+                9,
+                4,
+                "ongeldige YAML: deze regel springt anders in dan de regels van hetzelfde blok",
+                "controleer inspringing",
+            )
+        ],
+    ),
+    "unless-indented.yaml": (
+        rule(
+            "UNLESS-INDENTED", "  opened_on: {older_than: 14d}\n  unless:\n    - specialist: true\n"
+        ),
+        [
+            Expected(
+                8,
+                3,
+                "onbekend veld 'unless' in de regel",
+                "'unless' staat ingesprongen onder 'when'",
+            )
+        ],
+    ),
+    "tab-indent.yaml": (
+        rule("TAB-INDENT", "\topened_on: {older_than: 14d}\n"),
+        [
+            Expected(
+                7, 1, "ongeldige YAML: een tab in de inspringing", "vervang de tab door spaties"
+            )
+        ],
     ),
     "bad-op.yaml": (
         rule("BAD-OP", "  opened_on: {olderthan: 14d}\n"),
