@@ -178,11 +178,12 @@ def _reasons_from_rules(
                 )
             )
         else:
+            left = (end - as_of).days if isinstance(end, dt.date) else 7
             out.append(
                 AgendaReason(
                     f"Vertrektermijn eindigt op {shown}",
                     "Welk besluit neemt het overleg vóór het einde van de termijn?",
-                    80,
+                    80 + max(0, 7 - left),  # the sooner, the higher
                 )
             )
     if "VBL-10W" in fired:
@@ -193,7 +194,7 @@ def _reasons_from_rules(
             weight = 100
         else:
             text = f"Verblijf op de locatie duurt {stay} (maximaal 84), nog niet besproken"
-            weight = 70
+            weight = 70 + min(14, max(0, (days or 70) - 70))  # the longer, the higher
         out.append(
             AgendaReason(text, "Wat is het vervolg na het verblijf, en wie regelt het?", weight)
         )

@@ -569,3 +569,30 @@ def test_summary_counts_in_dutch() -> None:
     assert format_summary([one, bad]) == "2 tests van 2 regels: 1 geslaagd, 1 mislukt"
     assert format_result(one) == "OK   A: t (p:1)"
     assert format_result(bad) == "FOUT B: t (p:2)\n     x"
+
+
+def test_the_readme_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
+    """The README's example rule agrees with the shipped rule of the same id."""
+    from engine.overlap import rule_signature
+    from engine.rulefile import load_rule_dir as load
+
+    readme = (RULES.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(id: [A-Z0-9-]+.*?)```", readme, re.S)
+    assert block is not None
+    rule_id = re.match(r"id: ([A-Z0-9-]+)", block.group(1)).group(1)  # type: ignore[union-attr]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "derived.yaml").write_text(
+            (RULES / "derived.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+        Path(tmp, f"{rule_id.lower()}.yaml").write_text(block.group(1), encoding="utf-8")
+        example_dir = load(Path(tmp))
+    assert example_dir.ok, example_dir.problems
+    (example,) = example_dir.rules
+    shipped = next(r for r in ruledir.rules if r.id == rule_id)
+    assert rule_signature(example) == rule_signature(shipped)
+    for attr in ("title", "mail_title", "expected_action", "escalate_after", "owner"):
+        assert getattr(example, attr) == getattr(shipped, attr), attr
+    shipped_tests = {(t.name, t.as_of, t.expect_fires, t.severity) for t in shipped.tests}
+    assert {(t.name, t.as_of, t.expect_fires, t.severity) for t in example.tests} <= shipped_tests
