@@ -19,6 +19,10 @@ from engine.rulefile import RuleDir
 from jobs.config import Settings
 from notifications.lko_agenda import Escalated, Meeting
 
+class StoreNotReady(RuntimeError):
+    """The store is missing or not migrated: nothing is queued."""
+
+
 lko_group = click.Group("lko", help="Lokaal ketenoverleg: agenda per locatie of team.")
 
 
@@ -128,7 +132,10 @@ def send_command(ctx: click.Context, as_of: dt.datetime | None, dry_run: bool) -
         click.echo("Geen overleggen ingesteld ([[lko.meeting]] in regiesignaal.toml).")
         return
     ruledir, cases, escalated = _inputs(settings, day)
-    report = send_due_agendas(settings, meetings, cases, escalated, ruledir, day, dry_run)
+    try:
+        report = send_due_agendas(settings, meetings, cases, escalated, ruledir, day, dry_run)
+    except StoreNotReady as exc:
+        _fail(str(exc))
     for line in report:
         click.echo(line)
 
@@ -147,7 +154,8 @@ def send_due_agendas(
     Returns Dutch report lines (ids and counts only). The outbox row's as-of date is the
     meeting date, so a second run before the same meeting queues nothing again.
     """
-    from jobs.pipeline import store_engine, upgrade_store
+    from engine import migrate
+    from jobs.pipeline import store_engine
     from notifications import outbox as ob
     from notifications.delivery import deliver_pending
     from notifications.lko_agenda import due_messages, recipient_key
@@ -159,7 +167,11 @@ def send_due_agendas(
             for m, day, _ in due
         ]
     lines = []
-    upgrade_store(settings)
+    if not migrate.is_up_to_date(settings.store_url):
+        raise StoreNotReady(
+            "de opslag (store) heeft niet het juiste schema; voer eerst "
+            "'regiesignaal db upgrade' uit"
+        )
     store = store_engine(settings.store_url)
     try:
         domain = settings.smtp.sender.rpartition("@")[2] or "localhost"

@@ -123,7 +123,10 @@ def test_run_then_preview_diff_shows_what_a_changed_rule_set_would_do(env: Path)
     diff = cli(
         "preview", "--rules", str(rules), "--as-of", str(AS_OF), "--diff", "--format", "json"
     )
-    changes = [json.loads(x) for x in diff.output.splitlines()]
+    lines = [json.loads(x) for x in diff.output.splitlines()]
+    changes = [c for c in lines if "change" in c]
+    overlap = [c for c in lines if "overlap" in c]
+    assert [(o["overlap"], o["status"]) for o in overlap] == [("CONTACT-30D", "gewijzigd")]
     closes = {c["rule"] for c in changes if c["change"] == "close"}
     opens = {c["rule"] for c in changes if c["change"] == "open"}
     assert closes == {"WISH-UNEXPLORED"}

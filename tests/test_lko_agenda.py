@@ -21,8 +21,9 @@ from engine.rulefile import load_rule_dir
 from fixtures.generator import generate
 from fixtures.loader import load_cases, load_staff_file
 from jobs.cli import main
-from jobs.cli_lko import send_due_agendas
+from jobs.cli_lko import StoreNotReady, send_due_agendas
 from jobs.config import load_settings
+from jobs.pipeline import upgrade_store
 from notifications.lko_agenda import (
     Escalated,
     LkoConfigError,
@@ -226,6 +227,9 @@ def test_due_agendas_are_mailed_once_per_meeting(tmp_path: Path, ruledir: Any) -
             store_url=f"sqlite:///{tmp_path / 'store.sqlite'}",
             smtp=SmtpSettings(host="127.0.0.1", port=catcher.port, tls="none", timeout_seconds=10),
         )
+        with pytest.raises(StoreNotReady):  # the store must be migrated first
+            send_due_agendas(settings, meetings, cases, [], ruledir, AS_OF)
+        upgrade_store(settings)
         first = send_due_agendas(settings, meetings, cases, [], ruledir, AS_OF)
         again = send_due_agendas(settings, meetings, cases, [], ruledir, AS_OF)
     assert "2 bericht(en) nieuw in de wachtrij" in first

@@ -39,6 +39,8 @@ RULES = ["VG-FIRST", "MED-CHECK", "CONTACT-30D"]
 NL_HOLIDAYS = set(holidays.country_holidays("NL", years=range(2024, 2030))) | {
     d for y in range(2024, 2030) for d in (easter(y) - dt.timedelta(days=2), dt.date(y, 5, 5))
 }
+# ... and the days declared equal to public holidays (engine/data/gelijkgestelde-dagen.toml)
+NL_HOLIDAYS |= {dt.date(2026, 1, 2), dt.date(2026, 5, 15)}
 
 
 # --------------------------------------------------------------------------- reference model
