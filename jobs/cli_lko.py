@@ -19,6 +19,7 @@ from engine.rulefile import RuleDir
 from jobs.config import Settings
 from notifications.lko_agenda import Escalated, Meeting
 
+
 class StoreNotReady(RuntimeError):
     """The store is missing or not migrated: nothing is queued."""
 
