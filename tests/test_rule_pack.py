@@ -596,3 +596,12 @@ def test_the_readme_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
         assert getattr(example, attr) == getattr(shipped, attr), attr
     shipped_tests = {(t.name, t.as_of, t.expect_fires, t.severity) for t in shipped.tests}
     assert {(t.name, t.as_of, t.expect_fires, t.severity) for t in example.tests} <= shipped_tests
+
+
+def test_every_description_justifies_severity_and_escalation(ruledir: RuleDir) -> None:
+    """Policy owners see why a rule is as loud as it is (issue 10)."""
+    for rule in ruledir.rules:
+        text = " ".join(rule.description.split())
+        assert f"Ernst {rule.severity}" in text, rule.id
+        if rule.escalate_after is not None:
+            assert "escalatie na" in text, rule.id
