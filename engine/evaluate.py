@@ -125,6 +125,8 @@ class RuleExplanation:
     fires: bool
     trace: Trace
     explained_until: dt.date | None
+    overdue: bool = False  # the rule's overdue condition holds too (deadline passed)
+    severity: str = ""  # the signal's severity: the rule's, or raised when overdue
 
 
 def explain_case(
@@ -136,6 +138,7 @@ def explain_case(
     out = []
     for cr in compiled.rules:
         trace = explain(cr.bound, fact)
+        late = trace.result and cr.overdue_predicate is not None and cr.overdue_predicate(fact)
         out.append(
             RuleExplanation(
                 cr.rule.id,
@@ -143,6 +146,8 @@ def explain_case(
                 trace.result,
                 trace,
                 explained_until(case, cr.rule.id, as_of),
+                late,
+                cr.rule.severity_for(late),
             )
         )
     return fact, out

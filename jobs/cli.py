@@ -314,6 +314,7 @@ def explain(
     for r in results:
         verdict = "[bold red]GAAT AF[/]" if r.fires else "[green]gaat niet af[/]"
         extra = f" (toelichting geldig t/m {r.explained_until})" if r.explained_until else ""
+        extra += f" (termijn verstreken: ernst {r.severity})" if r.fires and r.overdue else ""
         console.print(f"\n[bold]{r.rule_id}[/] {r.title}: {verdict}{extra}")
         show(r.trace, 1)
 

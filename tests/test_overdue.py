@@ -171,3 +171,21 @@ def test_a_passed_deadline_keeps_the_episode_open_and_raises_it(
     assert term_signal() == ("high", None)
     run(settings, RunOptions(dt.date(2026, 3, 6), deliver=False, force=True))
     assert term_signal() == ("critical", None)  # not "resolved": the deadline passed
+
+
+def test_explain_names_the_raised_severity() -> None:
+    from engine.evaluate import explain_case
+
+    case = parse_case(
+        {
+            "case_ref": "C-1",
+            "status": "open",
+            "opened_on": "2025-06-01",
+            "departure_term_ends_on": "2026-02-01",
+        }
+    )
+    _, results = explain_case(load_rule_dir(RULES), case, dt.date(2026, 3, 2))
+    term = next(r for r in results if r.rule_id == "TERM-ENDING")
+    assert (term.fires, term.overdue, term.severity) == (True, True, "critical")
+    vbl = next(r for r in results if r.rule_id == "VBL-10W")
+    assert (vbl.fires, vbl.overdue, vbl.severity) == (False, False, "high")
