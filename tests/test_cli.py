@@ -210,3 +210,12 @@ def test_a_switched_off_rule_keeps_passing_its_tests(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["rules", "test", str(rules), "--rule", "MED-CHECK"])
     assert result.exit_code == 0, result.output
     assert "0 mislukt" in result.output
+
+
+def test_rules_fields_lists_the_fields_of_list_records() -> None:
+    table = cli("rules", "fields", str(RULES))
+    assert table.exit_code == 0
+    assert "Velden van lijstrecords" in table.output and "checked.medical" in table.output
+    lines = [json.loads(x) for x in cli("rules", "fields", "--format", "json").output.splitlines()]
+    records = {(x["list"], x["field"]) for x in lines if x["origin"] == "record"}
+    assert {("interviews", "kind"), ("lko", "decision"), ("measures", "until")} <= records
