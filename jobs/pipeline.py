@@ -409,7 +409,13 @@ def _run(
 def _delivery_counts(report: DeliveryReport | None) -> dict[str, int] | None:
     if report is None:
         return None
-    return {"sent": report.sent, "deferred": report.deferred, "failed": report.failed}
+    return {
+        "sent": report.sent,
+        "deferred": report.deferred,
+        "failed": report.failed,
+        "uncertain": report.uncertain,
+        "untried": report.untried,
+    }
 
 
 def _stages(
@@ -557,6 +563,29 @@ def _pipeline(
         with _timed(d, "deliver"):
             summary.delivery = deliver_pending(store, settings.smtp)
         summary.problems.extend(summary.delivery.errors[:50])
+    summary.problems.extend(unsettled_problems(store, as_of))
+
+
+def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:
+    """Dutch lines about messages stuck in delivery (a killed run) or with an unknown
+    outcome for ``as_of``: a rerun after a crash says so instead of looking clean."""
+    with store.connect() as conn:
+        found = outbox.unsettled(conn, outbox.utcnow(), as_of)
+    out = []
+    if found["stuck"]:
+        out.append(
+            f"{count_nl(found['stuck'], 'bericht', 'berichten')} blijven hangen in verzending "
+            "(een eerdere bezorging is onderbroken); na 10 minuten handelt 'regiesignaal "
+            "deliver' ze af: niet verstuurd opnieuw aanbieden, mogelijk aangekomen niet"
+        )
+    if found["uncertain"]:
+        out.append(
+            f"{count_nl(found['uncertain'], 'bericht', 'berichten')} van {as_of} mogelijk "
+            "aangekomen (uitkomst onbekend; niet opnieuw verstuurd): zoek het Message-ID op "
+            "in het logboek van de mailserver; niet aangekomen? 'regiesignaal deliver "
+            "--retry-uncertain'"
+        )
+    return out
 
 
 def _email_of(

@@ -433,13 +433,18 @@ def requeue_uncertain(conn: sa.Connection, *, as_of: dt.date | None = None) -> i
     )
 
 
-def unsettled(conn: sa.Connection, now: dt.datetime) -> dict[str, int]:
-    """Rows that need attention: ``uncertain`` ones, and claims (``sending`` or
-    ``transmitting``) older than ``CLAIM_TIMEOUT`` or, for ``stuck``, any claim at all
-    that is older than ``now`` minus one minute. Keys: uncertain, stuck."""
-    uncertain = conn.execute(
+def unsettled(
+    conn: sa.Connection, now: dt.datetime, as_of: dt.date | None = None
+) -> dict[str, int]:
+    """Rows that need attention. ``uncertain``: rows with an unknown outcome (for one
+    as-of date, or all when None); ``stuck``: claims (``sending``/``transmitting``) made
+    more than a minute before ``now``, which no live delivery should still hold (a killed
+    run; they are settled by the first delivery after ``CLAIM_TIMEOUT``)."""
+    uncertain_q = (
         sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "uncertain")
-    ).scalar_one()
+    )
+    if as_of is not None:
+        uncertain_q = uncertain_q.where(outbox.c.as_of == as_of)
     stuck = conn.execute(
         sa.select(sa.func.count())
         .select_from(outbox)
@@ -448,7 +453,7 @@ def unsettled(conn: sa.Connection, now: dt.datetime) -> dict[str, int]:
             outbox.c.next_attempt_at < utc(now) - dt.timedelta(minutes=1),
         )
     ).scalar_one()
-    return {"uncertain": int(uncertain), "stuck": int(stuck)}
+    return {"uncertain": int(conn.execute(uncertain_q).scalar_one()), "stuck": int(stuck)}
 
 
 def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool:
