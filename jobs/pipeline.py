@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
+from engine.casefile import shown_key
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
@@ -38,6 +39,7 @@ from engine.source import (
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
+from notifications.addresses import AddressError, check_address, domain_allowed
 from notifications.compose import compose_case_manager, compose_team_digest, count_nl
 from notifications.delivery import DeliveryReport, deliver_pending
 from notifications.digests import RuleMeta, case_manager_lines, team_digests
@@ -105,7 +107,8 @@ def _evaluate_range(
     evaluator: Evaluator, source: sa.Engine, key_range: tuple[str, str]
 ) -> RangeResult:
     read = read_case_range(source, *key_range)
-    return RangeResult(evaluator.hits(read.cases), read.unreadable)
+    unreadable = dict(read.unreadable)
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -455,8 +458,8 @@ def _pipeline(
     summary.cases = len(extracted.open_cases)
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
-            f"zaak {case_ref}: onleesbare gegevens in de brondatabase ({kind}); overgeslagen, "
-            "haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
+            f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
+            "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
         )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
@@ -521,7 +524,9 @@ def _pipeline(
             for staff_id, lines in sorted(recipients.lines.items()):
                 if ("regievoerder", staff_id) in queued:
                     continue
-                email = _email_of(staff, staff_id, summary.problems, len(lines))
+                email = _email_of(
+                    staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
+                )
                 if email is not None:
                     tasks.append((staff_id, email, as_of, lines))
             messages = (
@@ -549,7 +554,7 @@ def _pipeline(
                     continue
                 if ("teamleider", lead) in queued:
                     continue
-                email = _email_of(staff, lead, summary.problems, 1)
+                email = _email_of(staff, lead, summary.problems, 1, settings.smtp.allowed_domains)
                 if email is not None:
                     queue(
                         "teamleider",
@@ -589,8 +594,14 @@ def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:
 
 
 def _email_of(
-    staff: Mapping[str, Mapping[str, Any]], staff_id: str, problems: list[str], n: int
+    staff: Mapping[str, Mapping[str, Any]],
+    staff_id: str,
+    problems: list[str],
+    n: int,
+    allowed: tuple[str, ...] = (),
 ) -> str | None:
+    """The checked address of a staff member (one bare address, in an allowed domain), or
+    None with a problem line naming the staff id (never the address)."""
     member = staff.get(staff_id)
     if member is None:
         problems.append(
@@ -604,6 +615,20 @@ def _email_of(
         problems.append(
             f"medewerker {staff_id} heeft geen e-mailadres: bericht niet verstuurd; "
             "vul het e-mailadres aan in het medewerkersbestand"
+        )
+        return None
+    try:
+        email = check_address(email)
+    except AddressError as exc:
+        problems.append(
+            f"medewerker {staff_id}: e-mailadres onbruikbaar ({exc}): bericht niet verstuurd; "
+            "vul één kaal adres in (naam@domein.nl) in het medewerkersbestand"
+        )
+        return None
+    if not domain_allowed(email, allowed):
+        problems.append(
+            f"medewerker {staff_id}: e-mailadres buiten de toegestane domeinen ([mail] "
+            "allowed_domains): bericht niet verstuurd"
         )
         return None
     return email
