@@ -459,7 +459,8 @@ def _pipeline(
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
             f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
-            "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
+            "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in "
+            "de bron."
         )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
