@@ -29,7 +29,9 @@ def check_address(value: object) -> str:
     """
     if not isinstance(value, str):
         raise AddressError("geen tekst")
-    text = value.strip()
+    if _CONTROL.search(value):
+        raise AddressError("bevat een regeleinde of ander stuurteken")
+    text = value.strip(" ")
     if not text:
         raise AddressError("leeg")
     if _CONTROL.search(text):
