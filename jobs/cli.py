@@ -594,7 +594,12 @@ def run_cli() -> None:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         click.echo(f"Databasefout ({type(cause).__name__}): {first}", err=True)
         hint = "controleer de database-URL in de configuratie (regiesignaal config show)"
-        if "no such table" in first or "does not exist" in first:
+        if "database is locked" in first:
+            hint = (
+                "de database is bezet: een andere run of bezorging schrijft er nu in (bijv. "
+                "een run die berichten klaarzet); wacht tot die klaar is en probeer opnieuw"
+            )
+        elif "no such table" in first or "does not exist" in first:
             hint = (
                 "de tabellen ontbreken: voer 'regiesignaal db upgrade' uit voor de store, of "
                 "laad de brondata ('regiesignaal fixtures load') voor de bron"

@@ -186,10 +186,25 @@ STALE_RUN_AFTER = dt.timedelta(hours=12)
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
 
 
+SQLITE_BUSY_TIMEOUT = 300.0
+"""Seconds a SQLite connection waits for another process's write (a run composing its
+messages holds the store for a while; a ``deliver`` meanwhile waits instead of failing)."""
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options for the store and the source: no bound parameters in errors; a
+    pooled connection is pinged before use (a PostgreSQL connection dropped while idle is
+    replaced, not fatal); SQLite waits ``SQLITE_BUSY_TIMEOUT`` for a lock."""
+    options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
+    return options
+
+
 def store_engine(url: str) -> sa.Engine:
     """An engine for the store (a SQLite file and its folder are created when missing)."""
     ensure_sqlite_dir(url)
-    return sa.create_engine(url, hide_parameters=True)
+    return sa.create_engine(url, **engine_options(url))
 
 
 def source_engine(url: str) -> sa.Engine:
@@ -202,7 +217,7 @@ def source_engine(url: str) -> sa.Engine:
             f"de brondatabase {parsed.database} bestaat niet; controleer source_url "
             "(REGIESIGNAAL_SOURCE_URL of [database] source_url)"
         )
-    return sa.create_engine(url, hide_parameters=True)
+    return sa.create_engine(url, **engine_options(url))
 
 
 def load_checked_rules(settings: Settings) -> RuleDir:

@@ -70,11 +70,8 @@ def test_limits_are_refused_by_rules_check(tmp_path: Path, body: str, expected: 
     rules = rules_with(tmp_path, body)
     assert expected in problems(rules)
     result = CliRunner().invoke(main, ["rules", "check", str(rules)])
-    assert (
-        result.exit_code != 0
-        and result.exception is None
-        or isinstance(result.exception, SystemExit)
-    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert expected in result.output
 
 
