@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from engine import migrate, reconcile
 from engine.casefile import shown_key
+from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
@@ -470,6 +471,7 @@ def _pipeline(
     with _timed(d, "extract_evaluate"):
         staff = load_staff(source)
         extracted = evaluate_source(source, compiled, settings.batch_size, pool)
+    checkpoint("evaluated")
     summary.cases = len(extracted.open_cases)
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
@@ -502,6 +504,7 @@ def _pipeline(
                 untouched_case_refs=set(extracted.unreadable),
             )
         summary.reconcile = counts.as_dict()
+    checkpoint("reconciled")
 
     meta = {
         rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after)
@@ -579,6 +582,7 @@ def _pipeline(
                         compose_team_digest(Recipient(lead, email), digest),
                     )
     summary.messages_enqueued = dict(enqueued)
+    checkpoint("composed")
 
     if options.deliver and settings.mail_enabled:
         with _timed(d, "deliver"):
@@ -591,13 +595,15 @@ def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:
     """Dutch lines about messages stuck in delivery (a killed run) or with an unknown
     outcome for ``as_of``: a rerun after a crash says so instead of looking clean."""
     with store.connect() as conn:
-        found = outbox.unsettled(conn, outbox.utcnow(), as_of)
+        found = outbox.unsettled(conn, as_of)
     out = []
     if found["stuck"]:
         out.append(
             f"{count_nl(found['stuck'], 'bericht', 'berichten')} blijven hangen in verzending "
-            "(een eerdere bezorging is onderbroken); na 10 minuten handelt 'regiesignaal "
-            "deliver' ze af: niet verstuurd opnieuw aanbieden, mogelijk aangekomen niet"
+            "(een eerdere bezorging is onderbroken, of een andere bezorging loopt nog); "
+            "10 minuten na de onderbreking handelt 'regiesignaal deliver' ze af: wat nog niet "
+            "verstuurd was opnieuw, wat mogelijk is aangekomen niet (of vervangen door een "
+            "nieuwer bericht)"
         )
     if found["uncertain"]:
         out.append(

@@ -62,6 +62,7 @@ import aiosmtplib
 import sqlalchemy as sa
 from aiosmtplib.email import flatten_message
 
+from engine.checkpoint import checkpoint
 from notifications import outbox as ob
 from notifications.addresses import AddressError, check_address, domain_allowed
 from notifications.settings import SmtpSettings
@@ -290,6 +291,7 @@ def _sent(batch: _Batch, row: ob.OutboxRow) -> None:
         _warn_if_lost(row, ob.finish_sent(conn, row, batch.now), "sent")
     batch.sent += 1
     log.debug("delivery: row %d sent", row.id)
+    checkpoint("deliver.sent")
 
 
 def _failed(batch: _Batch, row: ob.OutboxRow, error: str) -> None:
@@ -536,6 +538,7 @@ async def _deliver_one(batch: _Batch, client: aiosmtplib.SMTP, row_id: int) -> b
             log.warning("delivery: row %d: claim lost before sending", row.id)
             await _reset(client)
             return False
+    checkpoint("deliver.transmitting")
     try:
         await client.data(data)
     except aiosmtplib.SMTPResponseException as exc:

@@ -433,27 +433,20 @@ def requeue_uncertain(conn: sa.Connection, *, as_of: dt.date | None = None) -> i
     )
 
 
-def unsettled(
-    conn: sa.Connection, now: dt.datetime, as_of: dt.date | None = None
-) -> dict[str, int]:
+def unsettled(conn: sa.Connection, as_of: dt.date | None = None) -> dict[str, int]:
     """Rows that need attention. ``uncertain``: rows with an unknown outcome (for one
-    as-of date, or all when None); ``stuck``: claims (``sending``/``transmitting``) made
-    more than a minute before ``now``, which no live delivery should still hold (a killed
-    run; they are settled by the first delivery after ``CLAIM_TIMEOUT``)."""
-    uncertain_q = (
-        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "uncertain")
-    )
+    as-of date, or all when None); ``stuck``: claims (``sending``/``transmitting``) of
+    any date. Called after a delivery has settled its own claims, a claim left is one
+    of a killed run (settled by the first delivery after ``CLAIM_TIMEOUT``) or of another
+    deliverer still at work."""
+    uncertain = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "uncertain")
     if as_of is not None:
-        uncertain_q = uncertain_q.where(outbox.c.as_of == as_of)
-    stuck = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(outbox)
-        .where(
-            outbox.c.status.in_(IN_FLIGHT),
-            outbox.c.next_attempt_at < utc(now) - dt.timedelta(minutes=1),
-        )
-    ).scalar_one()
-    return {"uncertain": int(conn.execute(uncertain_q).scalar_one()), "stuck": int(stuck)}
+        uncertain = uncertain.where(outbox.c.as_of == as_of)
+    stuck = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status.in_(IN_FLIGHT))
+    return {
+        "uncertain": int(conn.execute(uncertain).scalar_one()),
+        "stuck": int(conn.execute(stuck).scalar_one()),
+    }
 
 
 def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool:
