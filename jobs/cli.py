@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from engine.casefile import shown_key
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
 
@@ -200,7 +201,8 @@ def preview(
     hits, n_cases = extracted.hits, len(extracted.open_cases)
     for case_ref, kind in sorted(extracted.unreadable.items()):
         click.echo(
-            f"let op: zaak {case_ref} is onleesbaar in de bron ({kind}); overgeslagen", err=True
+            f"let op: zaak {shown_key(case_ref)} is onleesbaar in de bron ({kind}); overgeslagen",
+            err=True,
         )
     severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
     if diff:
