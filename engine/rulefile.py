@@ -50,6 +50,8 @@ MAX_CONDITION_DEPTH = 10
 """Deepest nesting of all/any/not in one condition."""
 MAX_ALTERNATIVES = 50
 """Most conditions in one all/any list (or one list of conditions)."""
+MAX_VALUES = 200
+"""Most values in one in/not_in list (640 made durable-rules hang)."""
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -460,6 +462,13 @@ class ConditionParser:
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 self.ctx.add(vpos, f"'{op}' verwacht een lijst met waarden, bijv. [vbl, detentie]")
+                return None
+            if len(value) > MAX_VALUES:
+                self.ctx.add(
+                    vpos,
+                    f"meer dan {MAX_VALUES} waarden in één '{op}'-lijst",
+                    "vat de waarden samen in een afgeleid veld of splits de regel",
+                )
                 return None
             items = [self._literal(info, v, vpos) for v in value]
             if any(i is None for i in items):

@@ -63,12 +63,16 @@ def state(engine: sa.Engine) -> dict[str, ob.OutboxRow]:
     return {r.recipient_id: r for r in found if r is not None}
 
 
+STALL_TIMEOUT = 2.0
+"""The client's timeout in tests where the server holds a reply back on purpose."""
+
+
 def smtp_for(port: int, **kw: object) -> SmtpSettings:
     base: dict[str, object] = {
         "host": "127.0.0.1",
         "port": port,
         "tls": "none",
-        "timeout_seconds": 0.5,
+        "timeout_seconds": 10.0,
         "sender": "regiesignaal@dtv.example",
     }
     base.update(kw)
@@ -81,7 +85,7 @@ def test_slow_confirmation_after_data_is_uncertain_and_sent_once(store: sa.Engin
     enqueue(store, ["rv-1", "rv-2", "rv-3"])
     slow = state(store)["rv-1"].message_id
     with FaultServer(Plan(slow_after_data={slow})) as server:
-        smtp = smtp_for(server.port)
+        smtp = smtp_for(server.port, timeout_seconds=STALL_TIMEOUT)
         report = deliver_pending(store, smtp, now=T0)
         assert (report.sent, report.uncertain, report.failed, report.deferred) == (2, 1, 0, 0)
         for _ in range(3):  # later deliveries never resend it
@@ -142,7 +146,9 @@ def test_a_stalled_reply_before_data_blocks_nobody_and_charges_nobody_else(
     enqueue(store, ["rv-1", "rv-2"])
     enqueue(store, ["tl-1"], kind="teamleider")
     with FaultServer(Plan(stall_rcpt={"rv-1@dtv.example"})) as server:
-        report = deliver_pending(store, smtp_for(server.port), now=T0)
+        report = deliver_pending(
+            store, smtp_for(server.port, timeout_seconds=STALL_TIMEOUT), now=T0
+        )
         server.release()
     assert (report.sent, report.deferred, report.failed, report.uncertain) == (2, 1, 0, 0)
     rows = state(store)
@@ -156,7 +162,9 @@ def test_every_message_stalling_stops_after_three_and_leaves_the_rest_untried(
     recipients = [f"rv-{i}" for i in range(6)]
     enqueue(store, recipients)
     with FaultServer(Plan(stall_rcpt={f"{r}@dtv.example" for r in recipients})) as server:
-        report = deliver_pending(store, smtp_for(server.port), now=T0)
+        report = deliver_pending(
+            store, smtp_for(server.port, timeout_seconds=STALL_TIMEOUT), now=T0
+        )
         server.release()
     assert (report.deferred, report.untried, report.failed) == (3, 3, 0)
     attempts = sorted(r.attempts for r in state(store).values())

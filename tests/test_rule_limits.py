@@ -19,6 +19,7 @@ from engine.rulefile import (
     MAX_ALTERNATIVES,
     MAX_CONDITION_DEPTH,
     MAX_FILE_BYTES,
+    MAX_VALUES,
     load_rule_dir,
 )
 from engine.store import runs
@@ -63,8 +64,19 @@ def problems(rules: Path) -> str:
             f"meer dan {MAX_CONDITION_DEPTH} niveaus all/any/not",
         ),
         ("# " + "x" * MAX_FILE_BYTES + "\n", "te groot"),
+        (
+            "when:\n  team: {in: [" + ", ".join(f"t{i}" for i in range(640)) + "]}\n",
+            f"meer dan {MAX_VALUES} waarden",
+        ),
     ],
-    ids=["640-alternatives", "300-deep-block", "1000-deep-flow", "depth-limit", "size"],
+    ids=[
+        "640-alternatives",
+        "300-deep-block",
+        "1000-deep-flow",
+        "depth-limit",
+        "size",
+        "640-values",
+    ],
 )
 def test_limits_are_refused_by_rules_check(tmp_path: Path, body: str, expected: str) -> None:
     rules = rules_with(tmp_path, body)
