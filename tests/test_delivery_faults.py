@@ -267,3 +267,36 @@ def test_a_server_without_starttls_is_a_tls_problem(store: sa.Engine) -> None:
     with FaultServer() as server:
         report = deliver_pending(store, smtp_for(server.port, tls="starttls"), now=T0)
     assert report.tls_problem and report.untried == 1 and not server.received
+
+
+def test_deliver_reports_may_have_arrived_and_requeues_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from engine import migrate
+    from jobs.cli import main
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    enqueue(engine, ["rv-1"])
+    dropped = state(engine)["rv-1"].message_id
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", url)
+    monkeypatch.setenv("REGIESIGNAAL_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("REGIESIGNAAL_SMTP_TLS", "none")
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with FaultServer(Plan(drop_after_data={dropped})) as server:
+        monkeypatch.setenv("REGIESIGNAAL_SMTP_PORT", str(server.port))
+        first = CliRunner().invoke(main, ["deliver"])
+        assert first.exit_code == 3
+        assert "mogelijk aangekomen (uitkomst onbekend): 1" in first.output
+        again = CliRunner().invoke(main, ["deliver"])
+        assert "Verstuurd: 0," in again.output and server.received[dropped] == 1
+        server.plan.drop_after_data.clear()
+        requeued = CliRunner().invoke(main, ["deliver", "--retry-uncertain"])
+        assert requeued.exit_code == 0, requeued.output
+        assert server.received[dropped] == 2  # the operator chose the duplicate window
+    assert state(engine)["rv-1"].status == "sent"
+    engine.dispose()
