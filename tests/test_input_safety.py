@@ -337,3 +337,41 @@ def test_fuzzed_case_files_load_or_name_the_line(tmp_path: Path, lines: list[str
             _evaluator().hits(read.cases, skipped)  # the run's evaluation: never raises
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=_lines)
+def test_fuzzed_case_files_on_postgres(pg_url: str, tmp_path: Path, lines: list[str]) -> None:
+    """PostgreSQL is stricter than SQLite (lengths, NUL, encodings): still line by line."""
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    engine = sa.create_engine(pg_url)
+    try:
+        report = load_cases(engine, path)
+    finally:
+        engine.dispose()
+    assert report.loaded + report.rejected == sum(1 for line in lines if line.strip())
+
+
+def test_an_unknown_choice_value_too_long_for_its_column_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    long_value = "x" * 70
+    path = write_lines(
+        tmp_path / "cases.jsonl",
+        [
+            json.dumps(case("Z-1", contacts=[{"on": "2026-02-01", "channel": long_value}])),
+            json.dumps(case("Z-2")),
+        ],
+    )
+    engine = sa.create_engine(db_url)
+    try:
+        report = load_cases(engine, path)
+    finally:
+        engine.dispose()
+    assert (report.loaded, report.rejected) == (1, 1)
+    assert f"{path}:1: zaak Z-1: een waarde buiten de keuzelijst is langer" in report.problems[0]
+    assert long_value not in "\n".join(report.problems)
