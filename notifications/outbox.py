@@ -25,7 +25,7 @@ deliverer whose UPDATE changed exactly one row sends. This works the same on SQL
 deliverers may run at once without sending a message twice. While a row is ``sending``,
 ``next_attempt_at`` holds the claim time (there is no column of its own for it), and
 ``attempts`` (counted at the claim) is the claim's token: the outcome is recorded only
-if the row is still in ``sending`` with that attempt count.
+if the row is still in ``sending`` (or ``transmitting``) with that attempt count.
 
 Unknown outcomes: right before the message data goes to the server the row moves from
 ``sending`` to ``transmitting`` (committed). A timeout or a dropped connection after that
@@ -35,11 +35,12 @@ sent again unless an operator requeues it after checking the relay's log for its
 Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
 (older than ``CLAIM_TIMEOUT``, 10 minutes: its process died) is safely released to
 ``pending``, or marked ``superseded`` when a newer message for the same kind and
-recipient exists. The one remaining duplicate window: the server accepted the data and
-the process died (or lost its database) before ``transmitting`` was recorded as
-``sent`` is covered by ``uncertain``, so it is never resent automatically; a message
-can reach its recipient twice only when an operator requeues an uncertain row that had
-in fact arrived (same Message-ID, so a mail client can recognise the duplicate).
+recipient exists. A process that dies (or loses its database) after the server accepted
+the data but before ``sent`` was recorded leaves ``transmitting``, which becomes
+``uncertain``: never resent automatically. A message can reach its recipient twice only
+when an operator requeues an uncertain row that had in fact arrived (same Message-ID, so
+a mail client can recognise the duplicate), or when a relay reports a failure after it
+stored the data (against RFC 5321; at most ``max_attempts`` copies).
 
 Stale mail: a message still pending when a newer one for the same kind and recipient is
 queued (an SMTP outage, a run with ``--no-mail``) is marked ``superseded``: kept for the
