@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from faultsmtp import FaultServer, Plan
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.store import metadata
 from notifications import outbox as ob
@@ -300,3 +302,52 @@ def test_deliver_reports_may_have_arrived_and_requeues_on_request(
         assert server.received[dropped] == 2  # the operator chose the duplicate window
     assert state(engine)["rv-1"].status == "sent"
     engine.dispose()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    faults=st.lists(st.sampled_from(["ok", "drop", "refuse"]), min_size=1, max_size=6),
+    temp_first=st.integers(0, 3),
+    temp_code=st.sampled_from([421, 451]),
+    rounds=st.integers(1, 3),
+)
+def test_any_mix_of_faults_never_gives_two_copies(
+    sqlite_url: str,
+    faults: list[str],
+    temp_first: int,
+    temp_code: int,
+    rounds: int,
+) -> None:
+    """Whatever the relay does (no stalls here, to stay fast): at most one copy per
+    Message-ID, and each row's status matches what the server really has."""
+    engine = sa.create_engine(sqlite_url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    try:
+        recipients = [f"rv-{i}" for i in range(len(faults))]
+        enqueue(engine, recipients)
+        rows = state(engine)
+        pairs = list(zip(recipients, faults, strict=True))
+        plan = Plan(
+            drop_after_data={rows[r].message_id for r, f in pairs if f == "drop"},
+            refuse={f"{r}@dtv.example" for r, f in pairs if f == "refuse"},
+            temp_fail_first=temp_first,
+            temp_code=temp_code,
+        )
+        with FaultServer(plan) as server:
+            for n in range(rounds):
+                deliver_pending(engine, smtp_for(server.port), now=T0 + n * dt.timedelta(hours=2))
+        assert all(count == 1 for count in server.received.values())
+        for rid, row in state(engine).items():
+            arrived = server.received[row.message_id]
+            expected = {
+                "sent": 1,
+                "uncertain": 1,
+                "failed": 0,
+                "pending": 0,
+            }[row.status]
+            assert arrived == expected, (rid, row.status)
+    finally:
+        engine.dispose()
