@@ -82,3 +82,19 @@ def domain_allowed(address: str, allowed: tuple[str, ...]) -> bool:
     The match is exact: ``dtv.example`` does not admit ``sub.dtv.example``; list each.
     """
     return not allowed or domain_of(address) in allowed
+
+
+def check_addresses(values: Iterable[object], allowed: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A list of addresses (e.g. operator addresses in the configuration), each checked by
+    ``check_address`` and against the domain allow-list; raises AddressError naming the
+    position (1-based), never the value."""
+    out: list[str] = []
+    for n, value in enumerate(values, start=1):
+        try:
+            address = check_address(value)
+        except AddressError as exc:
+            raise AddressError(f"adres {n}: {exc}") from None
+        if not domain_allowed(address, allowed):
+            raise AddressError(f"adres {n}: buiten de toegestane domeinen")
+        out.append(address)
+    return tuple(out)

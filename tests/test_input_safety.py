@@ -375,3 +375,17 @@ def test_an_unknown_choice_value_too_long_for_its_column_is_refused(
     assert (report.loaded, report.rejected) == (1, 1)
     assert f"{path}:1: zaak Z-1: een waarde buiten de keuzelijst is langer" in report.problems[0]
     assert long_value not in "\n".join(report.problems)
+
+
+def test_address_lists_name_the_position_not_the_value() -> None:
+    from notifications.addresses import check_addresses
+
+    assert check_addresses(["a@dtv.example", "b@dtv.example"], ("dtv.example",)) == (
+        "a@dtv.example",
+        "b@dtv.example",
+    )
+    with pytest.raises(AddressError, match="adres 2: ") as info:
+        check_addresses(["a@dtv.example", "Beheer <b@dtv.example>"])
+    assert "Beheer" not in str(info.value)
+    with pytest.raises(AddressError, match="adres 1: buiten"):
+        check_addresses(["a@elders.example"], ("dtv.example",))
