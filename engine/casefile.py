@@ -13,6 +13,8 @@ sub-objects (person, vertrekplan, medical, booking) are empty dicts.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -294,6 +296,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def shown_key(value: str) -> str:
+    """A key (case_ref, staff id) safe to put in a message or log line: control
+    characters, quotes and backslashes escaped (``\\n``), so no line can be forged."""
+    if re.search(r'[\x00-\x1f\x7f-\x9f"\\]', value):
+        return value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return value
+
+
 def to_date(value: Any) -> dt.date | None:
     """A date from a date, a datetime or an ISO string (``2026-03-01``); None otherwise."""
     if isinstance(value, dt.datetime):
@@ -317,7 +327,12 @@ def parse_date(value: Any, path: str) -> dt.date:
     )
 
 
-def _parse_scalar(spec: Field, value: Any, path: str) -> Any:
+STRICT_CHOICES = frozenset({"status", "role"})
+"""Choice fields whose unknown value is always refused: the case's status (an unknown one
+would make the run treat an open case as gone) and a staff member's role (who gets mail)."""
+
+
+def _parse_scalar(spec: Field, value: Any, path: str, unknown: Counter[str] | None) -> Any:
     if value is None:
         if spec.required:
             raise CaseFileError(path, "verplicht veld is leeg")
@@ -335,14 +350,20 @@ def _parse_scalar(spec: Field, value: Any, path: str) -> Any:
     if not isinstance(value, str):
         raise CaseFileError(path, f"geen tekst ({_kind(value)})")
     if spec.type == "enum" and value not in spec.values:
+        if unknown is not None and path not in STRICT_CHOICES:
+            unknown[re.sub(r"\[\d+\]", "[]", path)] += 1
+            return value
         raise CaseFileError(
-            path, f"onbekende waarde {value!r}", f"kies uit {', '.join(spec.values)}"
+            path, f"onbekende waarde ({_kind(value)})", f"kies uit {', '.join(spec.values)}"
         )
     return value
 
 
 def _parse_object(
-    specs: tuple[Field | Group, ...], raw: Mapping[str, Any], prefix: str
+    specs: tuple[Field | Group, ...],
+    raw: Mapping[str, Any],
+    prefix: str,
+    unknown: Counter[str] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     known = {s.name for s in specs}
@@ -355,7 +376,7 @@ def _parse_object(
         if isinstance(spec, Field):
             if value is None and spec.required:
                 raise CaseFileError(path, "verplicht veld ontbreekt")
-            parsed = _parse_scalar(spec, value, path)
+            parsed = _parse_scalar(spec, value, path, unknown)
             if parsed is not None:
                 out[spec.name] = parsed
         elif spec.is_list:
@@ -368,7 +389,7 @@ def _parse_object(
             for i, item in enumerate(value):
                 if not isinstance(item, Mapping):
                     raise CaseFileError(f"{path}[{i}]", "verwacht een object")
-                items.append(_parse_object(spec.fields, item, f"{path}[{i}]."))
+                items.append(_parse_object(spec.fields, item, f"{path}[{i}].", unknown))
             out[spec.name] = items
         else:
             if value is None:
@@ -376,7 +397,7 @@ def _parse_object(
                 continue
             if not isinstance(value, Mapping):
                 raise CaseFileError(path, "verwacht een object")
-            out[spec.name] = _parse_object(spec.fields, value, f"{path}.")
+            out[spec.name] = _parse_object(spec.fields, value, f"{path}.", unknown)
     return out
 
 
@@ -407,14 +428,19 @@ def unknown_fields(raw: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     return _unknown(CASE_SPEC, raw, "")
 
 
-def parse_case(raw: Any) -> dict[str, Any]:
+def parse_case(raw: Any, unknown: Counter[str] | None = None) -> dict[str, Any]:
     """Validate one raw case (parsed JSON/YAML) into the in-memory shape.
 
-    Raises CaseFileError naming the field path on the first problem.
+    Raises CaseFileError naming the field path on the first problem. With ``unknown``
+    (the import from the source system), a value outside a choice list is kept as it is
+    and counted there per field (``contacts[].channel``), except for ``STRICT_CHOICES``;
+    without it (rule-file tests) such a value is refused. A kept unknown value is a value
+    unequal to every listed one: ``==``/``in`` against it are false, ``!=``/``not in``
+    true, ``missing`` false; only rules that compare that field can be affected.
     """
     if not isinstance(raw, Mapping):
         raise CaseFileError("", "een zaak moet een JSON-object zijn")
-    return _parse_object(CASE_SPEC, raw, "")
+    return _parse_object(CASE_SPEC, raw, "", unknown)
 
 
 def parse_staff(raw: Any) -> dict[str, Any]:

@@ -79,19 +79,36 @@ class RuleSetError(Exception):
         super().__init__(f"{len(problems)} probleem/problemen in de regels")
 
 
+MAX_ENGINE_RULES = 400
+"""Most durable-rules rules in one rule set (the engine is reported to fail near 480)."""
+
+
 def engine_limit_problems(ruledir: RuleDir, as_of: dt.date | None = None) -> list[Any]:
     """Problems of rules that check but that durable-rules itself refuses (too complex).
 
     Each rule is compiled on its own and handed to durable-rules; a refusal becomes a
     Problem at the rule's line with advice. Runs after the file checks.
     """
-    from engine.durable_backend import engine_problem
+    from engine.durable_backend import engine_problem, rule_patterns
     from engine.rulefile import Problem
 
     day = as_of or dt.date.today()
     out = []
-    for rule in ruledir.rules:
-        nnf = to_nnf(bind(rule.condition(), day))
+    nnfs = [(rule, to_nnf(bind(rule.condition(), day))) for rule in ruledir.rules]
+    total = sum(len(rule_patterns(nnf)) for _, nnf in nnfs)
+    if total > MAX_ENGINE_RULES:
+        first = ruledir.rules[0]
+        return [
+            Problem(
+                first.path,
+                1,
+                1,
+                f"de regels samen worden {total} engine-regels (elk alternatief van een 'any' "
+                f"bovenaan telt apart); hoogstens {MAX_ENGINE_RULES}",
+                "gebruik 'in: [...]' in plaats van veel alternatieven, of schakel regels uit",
+            )
+        ]
+    for rule, nnf in nnfs:
         error = engine_problem(nnf)
         late = rule.overdue_condition()
         if not error and late is not None:

@@ -17,7 +17,11 @@ Follows the measured behaviour in shared/durable-rules-notes.md:
   31 entries (error 113 beyond); top-level alternatives become separate rules with the
   same action, groups are flattened, and ``rules check`` asks the engine per rule;
 - an exception inside an action is swallowed by durable_rules into the session state, so the
-  state is checked after each case and a failure is raised loudly.
+  state is checked after each case and a failure is raised loudly;
+- measured here: a session id holding ``"``, ``\\`` or a control character breaks
+  ``delete_state`` (error 309) and every case after it; the session id is therefore never
+  the case reference but a counter of our own (``s1``, ``s2`` ...), so no value from the
+  source can reach it. Values inside a fact are JSON-encoded by durable-rules and safe.
 """
 
 from __future__ import annotations
@@ -175,6 +179,7 @@ class DurableEvaluator:
     def __init__(self, compiled: CompiledRuleSet):
         self.compiled = compiled
         self._fired: list[str] = []
+        self._sids = itertools.count(1)
         self.name = f"regiesignaal_{compiled.version}_{compiled.as_of:%Y%m%d}_{next(_names)}"
 
         def action(rule_id: str) -> Callable[[Any], None]:
@@ -199,16 +204,17 @@ class DurableEvaluator:
         from durable.engine import MessageNotHandledException
 
         host = _get_host()
-        sid = fact["sid"]
+        case = fact.get("sid")
+        sid = f"s{next(self._sids)}"  # never a source value: see the module docstring
         self._fired = []
         try:
             try:
-                host.assert_fact(self.name, dict(fact))
+                host.assert_fact(self.name, {**fact, "sid": sid})
             except MessageNotHandledException:
                 return []
             state = host.get_state(self.name, sid)
             if state and "exception" in state:
-                raise DurableError(f"rule action failed for case {sid}: {state['exception']}")
+                raise DurableError(f"rule action failed for case {case}: {state['exception']}")
             return sorted(set(self._fired))
         finally:
             host.delete_state(self.name, sid)

@@ -92,15 +92,31 @@ class Evaluator:
     def fired(self, case: Mapping[str, Any]) -> list[str]:
         return self.fired_for_fact(build_fact(case, self.compiled))
 
-    def hits(self, cases: Iterable[Mapping[str, Any]]) -> list[Hit]:
+    def hits(
+        self, cases: Iterable[Mapping[str, Any]], skipped: dict[str, str] | None = None
+    ) -> list[Hit]:
+        """The hits of the open ``cases``. With ``skipped``, a case the engine cannot
+        evaluate is recorded there (case_ref -> kind of problem, no values) and the rest
+        goes on; without it the error is raised. A disagreement between the evaluators
+        (``EvaluationMismatch``) is a bug and is always raised."""
         out = []
         as_of = self.compiled.as_of
         for case in cases:
             if case.get("status", "open") != "open":
                 continue
-            fact = build_fact(case, self.compiled)
-            fired = self.fired_levels(fact)
-            bonus = self.compiled.case_bonus(fact) if fired else 0
+            try:
+                fact = build_fact(case, self.compiled)
+                fired = self.fired_levels(fact)
+                bonus = self.compiled.case_bonus(fact) if fired else 0
+            except EvaluationMismatch:
+                raise
+            except Exception as exc:
+                if skipped is None:
+                    raise
+                skipped[str(case["case_ref"])] = (
+                    f"de regelengine kon de zaak niet beoordelen ({type(exc).__name__})"
+                )
+                continue
             for rule_id, overdue in fired.items():
                 rule = self.rules[rule_id]
                 out.append(

@@ -20,7 +20,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from engine.casefile import CaseFileError, parse_case, to_date, unknown_fields
 from engine.catalogue import (
@@ -39,6 +39,19 @@ SEVERITIES = ("low", "medium", "high", "critical")
 DERIVED_FILE = "derived.yaml"
 PRIORITY_FILE = "priority.yaml"
 TESTS_SUFFIX = ".tests.yaml"
+
+# Documented limits (README, "Regels schrijven"): beyond them a file is refused with a
+# clear message before anything reaches the rule engine (which can hang or crash on them).
+MAX_FILE_BYTES = 200_000
+"""Largest rule, derived-field, priority or tests file."""
+MAX_YAML_DEPTH = 40
+"""Deepest nesting of YAML blocks and lists in a file."""
+MAX_CONDITION_DEPTH = 10
+"""Deepest nesting of all/any/not in one condition."""
+MAX_ALTERNATIVES = 50
+"""Most conditions in one all/any list (or one list of conditions)."""
+MAX_VALUES = 200
+"""Most values in one in/not_in list (640 made durable-rules hang)."""
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -294,8 +307,36 @@ class ConditionParser:
         self.broken = broken  # derived fields declared with problems
         self.ctx = ctx
         self.where = where  # for messages: "regel", "filter van afgeleid veld x"
+        self.depth = 0  # all/any/not nesting while parsing
 
     def parse(self, node: Any, pos: Pos) -> Cond | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_CONDITION_DEPTH:
+                self.ctx.add(
+                    pos,
+                    f"voorwaarde te diep genest (meer dan {MAX_CONDITION_DEPTH} niveaus "
+                    "all/any/not)",
+                    "vereenvoudig de regel of vat een deel samen in een afgeleid veld",
+                )
+                return None
+            too_many = isinstance(node, list) and len(node) > MAX_ALTERNATIVES
+            if isinstance(node, Mapping) and len(node) == 1:
+                inner = next(iter(node.values()))
+                too_many = isinstance(inner, list) and len(inner) > MAX_ALTERNATIVES
+            if too_many:
+                self.ctx.add(
+                    pos,
+                    f"meer dan {MAX_ALTERNATIVES} voorwaarden in één lijst",
+                    "splits de regel in meer regels, of gebruik 'in: [...]' voor een "
+                    "keuze uit waarden",
+                )
+                return None
+            return self._parse(node, pos)
+        finally:
+            self.depth -= 1
+
+    def _parse(self, node: Any, pos: Pos) -> Cond | None:
         if isinstance(node, list):
             if not node:
                 self.ctx.add(pos, "lege lijst van voorwaarden", "laat het blok weg of vul het")
@@ -463,6 +504,13 @@ class ConditionParser:
             if not isinstance(value, list) or not value:
                 self.ctx.add(vpos, f"'{op}' verwacht een lijst met waarden, bijv. [vbl, detentie]")
                 return None
+            if len(value) > MAX_VALUES:
+                self.ctx.add(
+                    vpos,
+                    f"meer dan {MAX_VALUES} waarden in één '{op}'-lijst",
+                    "vat de waarden samen in een afgeleid veld of splits de regel",
+                )
+                return None
             items = [self._literal(info, v, vpos) for v in value]
             if any(i is None for i in items):
                 return None
@@ -621,9 +669,37 @@ def _yaml_problem_nl(problem: str) -> tuple[str, str]:
     return problem, "controleer inspringing, dubbele punten en haakjes"
 
 
+def _too_deep(node: Any) -> tuple[int, int] | None:
+    """The position of the first YAML node nested deeper than ``MAX_YAML_DEPTH``."""
+    stack = [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if item is None:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            return item.start_mark.line + 1, item.start_mark.column + 1
+        children = item.value if isinstance(item.value, list) else []
+        for child in children:
+            for sub in child if isinstance(child, tuple) else (child,):
+                stack.append((sub, depth + 1))
+    return None
+
+
 def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     yaml = YAML(typ="rt")
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(
+                Problem(
+                    rel,
+                    1,
+                    1,
+                    f"het bestand is te groot ({size} bytes, hoogstens {MAX_FILE_BYTES})",
+                    "splits het in meer bestanden",
+                )
+            )
+            return None
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
@@ -641,12 +717,27 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
             )
         )
         return None
+    too_deep = Problem(
+        rel,
+        1,
+        1,
+        f"te diep genest (meer dan {MAX_YAML_DEPTH} niveaus)",
+        "een regel heeft hooguit enkele niveaus all/any/not; vereenvoudig het bestand",
+    )
     try:
-        composed = yaml.compose(text)
+        try:
+            composed = yaml.compose(text)
+        except RecursionError:
+            problems.append(too_deep)
+            return None
         if composed is None:
             problems.append(
                 Problem(rel, 1, 1, "het bestand is leeg", "vul het bestand of verwijder het")
             )
+            return None
+        deep_at = _too_deep(composed)
+        if deep_at is not None:
+            problems.append(Problem(rel, *deep_at, too_deep.message, too_deep.hint))
             return None
         forbidden = _first_forbidden(composed)
         if forbidden is not None:
@@ -667,6 +758,21 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         problem = (exc.problem or str(exc)).split("\n")[0]
         message, hint = _yaml_problem_nl(problem)
         problems.append(Problem(rel, line, col, f"ongeldige YAML: {message}", hint))
+        return None
+    except YAMLError as exc:  # e.g. a control character (ReaderError)
+        problems.append(
+            Problem(
+                rel,
+                1,
+                1,
+                f"ongeldige YAML ({type(exc).__name__})",
+                "het bestand bevat tekens die in YAML niet mogen (stuurtekens); sla het op "
+                "als gewone UTF-8-tekst",
+            )
+        )
+        return None
+    except RecursionError:
+        problems.append(too_deep)
         return None
     except ValueError as exc:  # e.g. an impossible date such as 2026-02-30
         line, col = _bad_date_position(text)

@@ -69,7 +69,8 @@ def _column_type(spec: Field) -> TypeEngine[Any]:
     if spec.type == "int":
         return Integer()
     if spec.type == "enum":
-        return String(max(len(v) for v in spec.values))
+        # room for values the source system adds later (they load, see parse_case)
+        return String(max(ID_LENGTH, *(len(v) for v in spec.values)))
     return Text()
 
 

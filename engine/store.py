@@ -101,7 +101,7 @@ outbox = Table(
     Column("body_text", Text, nullable=False),
     Column("body_html", Text, nullable=False),
     Column("message_id", String(255), nullable=False),
-    Column("status", String(20), nullable=False),  # pending | sent | failed
+    Column("status", String(20), nullable=False),  # see notifications.outbox.STATUSES
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),

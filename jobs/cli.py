@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from engine.casefile import shown_key
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
 
@@ -135,8 +136,12 @@ def run(
             click.echo(line, err=True)
         sys.exit(1)
     print_summary(summary)
-    if summary.delivery and (summary.delivery.deferred or summary.delivery.failed):
+    if (summary.delivery and summary.delivery.troubled) or _unsettled(summary.problems):
         sys.exit(3)
+
+
+def _unsettled(problems: list[str]) -> bool:
+    return any("mogelijk aangekomen" in p or "hangen in verzending" in p for p in problems)
 
 
 def print_summary(summary: Any) -> None:
@@ -162,8 +167,7 @@ def print_summary(summary: Any) -> None:
         f"{m.get('teamleider', 0)} teamleider"
     )
     if summary.delivery is not None:
-        d = summary.delivery
-        console.print(f"Verstuurd: {d.sent}, uitgesteld: {d.deferred}, mislukt: {d.failed}")
+        console.print(summary.delivery.line(), markup=False)
     for problem in summary.problems[:20]:
         err.print(f"let op: {problem}", style="yellow", markup=False)
     if len(summary.problems) > 20:
@@ -197,7 +201,8 @@ def preview(
     hits, n_cases = extracted.hits, len(extracted.open_cases)
     for case_ref, kind in sorted(extracted.unreadable.items()):
         click.echo(
-            f"let op: zaak {case_ref} is onleesbaar in de bron ({kind}); overgeslagen", err=True
+            f"let op: zaak {shown_key(case_ref)} is onleesbaar in de bron ({kind}); overgeslagen",
+            err=True,
         )
     severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
     if diff:
@@ -501,8 +506,14 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     is_flag=True,
     help="Zet mislukte berichten terug in de wachtrij (tenzij er al een nieuwer bericht is).",
 )
+@click.option(
+    "--retry-uncertain",
+    is_flag=True,
+    help="Zet berichten met onbekende uitkomst ('mogelijk aangekomen') terug in de wachtrij; "
+    "alleen na controle in het logboek van de mailserver (anders kan het dubbel aankomen).",
+)
 @click.pass_context
-def deliver(ctx: click.Context, now_: bool, retry_failed: bool) -> None:
+def deliver(ctx: click.Context, now_: bool, retry_failed: bool, retry_uncertain: bool) -> None:
     """Verstuur berichten die nog in de outbox staan (bijv. na een SMTP-storing)."""
 
     from jobs.pipeline import store_engine
@@ -515,6 +526,9 @@ def deliver(ctx: click.Context, now_: bool, retry_failed: bool) -> None:
         with store.begin() as conn:
             if retry_failed:
                 console.print(f"Terug in de wachtrij: {outbox.requeue_failed(conn)}")
+            if retry_uncertain:
+                n = outbox.requeue_uncertain(conn)
+                console.print(f"Onbekende uitkomst terug in de wachtrij: {n}")
             if now_:
                 console.print(f"Nu te proberen: {outbox.release_due(conn, outbox.utcnow())}")
         report = None
@@ -527,16 +541,15 @@ def deliver(ctx: click.Context, now_: bool, retry_failed: bool) -> None:
     finally:
         store.dispose()
     if report is not None:
-        console.print(
-            f"Verstuurd: {report.sent}, uitgesteld: {report.deferred}, mislukt: {report.failed}"
-        )
+        console.print(report.line(), markup=False)
         for e in report.errors[:20]:
             click.echo(e, err=True)
     console.print(
         "Outbox: " + ", ".join(f"{status} {n}" for status, n in counts.items()), markup=False
     )
-    troubled = report is not None and (report.deferred or report.failed)
-    if troubled or counts.get("pending") or counts.get("sending"):
+    troubled = report is not None and report.troubled
+    in_flight = counts.get("sending") or counts.get("transmitting")
+    if troubled or counts.get("pending") or in_flight:
         sys.exit(3)
 
 
@@ -613,7 +626,12 @@ def run_cli() -> None:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         click.echo(f"Databasefout ({type(cause).__name__}): {first}", err=True)
         hint = "controleer de database-URL in de configuratie (regiesignaal config show)"
-        if "no such table" in first or "does not exist" in first:
+        if "database is locked" in first:
+            hint = (
+                "de database is bezet: een andere run of bezorging schrijft er nu in (bijv. "
+                "een run die berichten klaarzet); wacht tot die klaar is en probeer opnieuw"
+            )
+        elif "no such table" in first or "does not exist" in first:
             hint = (
                 "de tabellen ontbreken: voer 'regiesignaal db upgrade' uit voor de store, of "
                 "laad de brondata ('regiesignaal fixtures load') voor de bron"

@@ -297,6 +297,46 @@ def _parse_path(value: Any) -> Path:
     return Path(_parse_str(value)).expanduser()
 
 
+def _parse_sender(value: Any) -> str:
+    """One bare address (no display name, no line break); the error never echoes it."""
+    from notifications.addresses import AddressError, check_address
+
+    try:
+        return check_address(value)
+    except AddressError as exc:
+        raise ValueError(f"geen bruikbaar afzenderadres: {exc}") from None
+
+
+def _parse_deadline(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= 86400):
+        raise ValueError("verwacht een aantal seconden groter dan 0 en hoogstens 86400")
+    return float(value)
+
+
+def _parse_ca_file(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("verwacht het pad van een PEM-bestand met de certificaatautoriteit")
+    return value.strip()
+
+
+def _parse_domains(value: Any) -> tuple[str, ...]:
+    from notifications.addresses import parse_domains
+
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise ValueError('verwacht een lijst van domeinnamen, bijv. ["dtv.example"]')
+    return parse_domains(value)
+
+
+_NO_ECHO = {"smtp.sender"}  # keys whose bad value is not repeated in the message
+
+
 # --------------------------------------------------------------------------- schema
 
 # (section, key) -> (settings field, parser). Fields named "smtp.<x>" go into SmtpSettings.
@@ -308,9 +348,12 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("smtp", "port"): ("smtp.port", _int_parser(1, 65535)),
     ("smtp", "tls"): ("smtp.tls", _parse_tls),
     ("smtp", "user"): ("smtp.user", _parse_optional_str),
-    ("smtp", "sender"): ("smtp.sender", _parse_str),
+    ("smtp", "sender"): ("smtp.sender", _parse_sender),
     ("smtp", "timeout_seconds"): ("smtp.timeout_seconds", _parse_timeout),
     ("smtp", "max_attempts"): ("smtp.max_attempts", _int_parser(1, 100)),
+    ("smtp", "deadline_seconds"): ("smtp.deadline_seconds", _parse_deadline),
+    ("smtp", "ca_file"): ("smtp.ca_file", _parse_ca_file),
+    ("mail", "allowed_domains"): ("smtp.allowed_domains", _parse_domains),
     ("mail", "enabled"): ("mail_enabled", _parse_bool),
     ("mail", "case_link_template"): ("case_link_template", _parse_link_template),
     ("mail", "digest"): ("digest", _parse_digest),
@@ -331,7 +374,8 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_SMTP_TLS": ("smtp.tls", _parse_tls),
     "REGIESIGNAAL_SMTP_USER": ("smtp.user", _parse_optional_str),
     PASSWORD_ENV: ("smtp.password", _parse_optional_str),
-    "REGIESIGNAAL_SMTP_SENDER": ("smtp.sender", _parse_str),
+    "REGIESIGNAAL_SMTP_SENDER": ("smtp.sender", _parse_sender),
+    "REGIESIGNAAL_SMTP_CA_FILE": ("smtp.ca_file", _parse_ca_file),
     "REGIESIGNAAL_CASE_LINK": ("case_link_template", _parse_link_template),
     "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
     "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
@@ -350,6 +394,8 @@ def _relative_to(base: Path, field_name: str, value: Any) -> Any:
         and not value.is_absolute()
     ):
         return base / value
+    if field_name == "smtp.ca_file" and not Path(value).is_absolute():
+        return str(base / value)
     if field_name in ("source_url", "store_url"):
         url: URL = make_url(value)
         db = url.database
@@ -435,8 +481,9 @@ def _read_file(path: Path) -> dict[str, Any]:
             try:
                 value = parser(raw)
             except ValueError as exc:
+                shown = "" if field_name in _NO_ECHO else f" {_show(raw)}"
                 raise ConfigError(
-                    f"ongeldige waarde {_show(raw)}: {exc}", source=where, key=full
+                    f"ongeldige waarde{shown}: {exc}", source=where, key=full
                 ) from exc
             values[field_name] = _relative_to(path.parent, field_name, value)
     return values
@@ -477,8 +524,9 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
         try:
             values[field_name] = parser(raw)
         except ValueError as exc:
+            shown = "" if field_name in _NO_ECHO else f" {_show(raw)}"
             raise ConfigError(
-                f"ongeldige waarde {_show(raw)}: {exc}", source=f"omgevingsvariabele {name}"
+                f"ongeldige waarde{shown}: {exc}", source=f"omgevingsvariabele {name}"
             ) from exc
     return values
 
@@ -524,6 +572,9 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("smtp.sender", smtp.sender),
         ("smtp.timeout_seconds", f"{smtp.timeout_seconds:g}"),
         ("smtp.max_attempts", str(smtp.max_attempts)),
+        ("smtp.deadline_seconds", f"{smtp.deadline_seconds:g}"),
+        ("smtp.ca_file", smtp.ca_file or "(niet gezet; systeemcertificaten)"),
+        ("mail.allowed_domains", ", ".join(smtp.allowed_domains) or "(alle domeinen)"),
         ("mail.enabled", flag(settings.mail_enabled)),
         ("mail.case_link_template", settings.case_link_template),
         ("mail.digest", settings.digest),

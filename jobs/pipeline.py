@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
+from engine.casefile import shown_key
+from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
 from engine.evaluate import Evaluator, Hit
@@ -38,6 +40,7 @@ from engine.source import (
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
+from notifications.addresses import AddressError, check_address, domain_allowed
 from notifications.compose import compose_case_manager, compose_team_digest, count_nl
 from notifications.delivery import DeliveryReport, deliver_pending
 from notifications.digests import RuleMeta, case_manager_lines, team_digests
@@ -108,7 +111,8 @@ def _evaluate_range(
     evaluator: Evaluator, source: sa.Engine, key_range: tuple[str, str]
 ) -> RangeResult:
     read = read_case_range(source, *key_range)
-    return RangeResult(evaluator.hits(read.cases), read.unreadable)
+    unreadable = dict(read.unreadable)
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -192,10 +196,25 @@ STALE_RUN_AFTER = dt.timedelta(hours=12)
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
 
 
+SQLITE_BUSY_TIMEOUT = 300.0
+"""Seconds a SQLite connection waits for another process's write (a run composing its
+messages holds the store for a while; a ``deliver`` meanwhile waits instead of failing)."""
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options for the store and the source: no bound parameters in errors; a
+    pooled connection is pinged before use (a PostgreSQL connection dropped while idle is
+    replaced, not fatal); SQLite waits ``SQLITE_BUSY_TIMEOUT`` for a lock."""
+    options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
+    return options
+
+
 def store_engine(url: str) -> sa.Engine:
     """An engine for the store (a SQLite file and its folder are created when missing)."""
     ensure_sqlite_dir(url)
-    return sa.create_engine(url, hide_parameters=True)
+    return sa.create_engine(url, **engine_options(url))
 
 
 def source_engine(url: str) -> sa.Engine:
@@ -208,7 +227,7 @@ def source_engine(url: str) -> sa.Engine:
             f"de brondatabase {parsed.database} bestaat niet; controleer source_url "
             "(REGIESIGNAAL_SOURCE_URL of [database] source_url)"
         )
-    return sa.create_engine(url, hide_parameters=True)
+    return sa.create_engine(url, **engine_options(url))
 
 
 def load_checked_rules(settings: Settings) -> RuleDir:
@@ -418,7 +437,13 @@ def _run(
 def _delivery_counts(report: DeliveryReport | None) -> dict[str, int] | None:
     if report is None:
         return None
-    return {"sent": report.sent, "deferred": report.deferred, "failed": report.failed}
+    return {
+        "sent": report.sent,
+        "deferred": report.deferred,
+        "failed": report.failed,
+        "uncertain": report.uncertain,
+        "untried": report.untried,
+    }
 
 
 def _stages(
@@ -455,11 +480,13 @@ def _pipeline(
     with _timed(d, "extract_evaluate"):
         staff = load_staff(source)
         extracted = evaluate_source(source, compiled, settings.batch_size, pool)
+    checkpoint("evaluated")
     summary.cases = len(extracted.open_cases)
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
-            f"zaak {case_ref}: onleesbare gegevens in de brondatabase ({kind}); overgeslagen, "
-            "haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
+            f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
+            "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in "
+            "de bron."
         )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
@@ -489,6 +516,7 @@ def _pipeline(
                 untouched_case_refs=set(extracted.unreadable),
             )
         summary.reconcile = counts.as_dict()
+    checkpoint("reconciled")
 
     meta = {
         rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after)
@@ -527,7 +555,9 @@ def _pipeline(
             for staff_id, lines in sorted(recipients.lines.items()):
                 if ("regievoerder", staff_id) in queued:
                     continue
-                email = _email_of(staff, staff_id, summary.problems, len(lines))
+                email = _email_of(
+                    staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
+                )
                 if email is not None:
                     tasks.append((staff_id, email, as_of, lines))
             messages = (
@@ -555,7 +585,7 @@ def _pipeline(
                     continue
                 if ("teamleider", lead) in queued:
                     continue
-                email = _email_of(staff, lead, summary.problems, 1)
+                email = _email_of(staff, lead, summary.problems, 1, settings.smtp.allowed_domains)
                 if email is not None:
                     queue(
                         "teamleider",
@@ -564,16 +594,48 @@ def _pipeline(
                         compose_team_digest(Recipient(lead, email), digest),
                     )
     summary.messages_enqueued = dict(enqueued)
+    checkpoint("composed")
 
     if options.deliver and settings.mail_enabled:
         with _timed(d, "deliver"):
             summary.delivery = deliver_pending(store, settings.smtp)
         summary.problems.extend(summary.delivery.errors[:50])
+    summary.problems.extend(unsettled_problems(store, as_of))
+
+
+def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:
+    """Dutch lines about messages stuck in delivery (a killed run) or with an unknown
+    outcome for ``as_of``: a rerun after a crash says so instead of looking clean."""
+    with store.connect() as conn:
+        found = outbox.unsettled(conn, as_of)
+    out = []
+    if found["stuck"]:
+        out.append(
+            f"{count_nl(found['stuck'], 'bericht', 'berichten')} blijven hangen in verzending "
+            "(een eerdere bezorging is onderbroken, of een andere bezorging loopt nog); "
+            "10 minuten na de onderbreking handelt 'regiesignaal deliver' ze af: wat nog niet "
+            "verstuurd was opnieuw, wat mogelijk is aangekomen niet (of vervangen door een "
+            "nieuwer bericht)"
+        )
+    if found["uncertain"]:
+        out.append(
+            f"{count_nl(found['uncertain'], 'bericht', 'berichten')} van {as_of} mogelijk "
+            "aangekomen (uitkomst onbekend; niet opnieuw verstuurd): zoek het Message-ID op "
+            "in het logboek van de mailserver; niet aangekomen? 'regiesignaal deliver "
+            "--retry-uncertain'"
+        )
+    return out
 
 
 def _email_of(
-    staff: Mapping[str, Mapping[str, Any]], staff_id: str, problems: list[str], n: int
+    staff: Mapping[str, Mapping[str, Any]],
+    staff_id: str,
+    problems: list[str],
+    n: int,
+    allowed: tuple[str, ...] = (),
 ) -> str | None:
+    """The checked address of a staff member (one bare address, in an allowed domain), or
+    None with a problem line naming the staff id (never the address)."""
     member = staff.get(staff_id)
     if member is None:
         problems.append(
@@ -587,6 +649,20 @@ def _email_of(
         problems.append(
             f"medewerker {staff_id} heeft geen e-mailadres: bericht niet verstuurd; "
             "vul het e-mailadres aan in het medewerkersbestand"
+        )
+        return None
+    try:
+        email = check_address(email)
+    except AddressError as exc:
+        problems.append(
+            f"medewerker {staff_id}: e-mailadres onbruikbaar ({exc}): bericht niet verstuurd; "
+            "vul één kaal adres in (naam@domein.nl) in het medewerkersbestand"
+        )
+        return None
+    if not domain_allowed(email, allowed):
+        problems.append(
+            f"medewerker {staff_id}: e-mailadres buiten de toegestane domeinen ([mail] "
+            "allowed_domains): bericht niet verstuurd"
         )
         return None
     return email

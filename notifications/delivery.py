@@ -1,25 +1,43 @@
 """Deliver pending outbox rows over SMTP with aiosmtplib.
 
-One SMTP connection serves the whole batch. Each message is first claimed (status
-``sending``, in a transaction committed before anything is sent; see
-``notifications.outbox`` for how claims keep concurrent deliverers from sending a message
-twice, on SQLite as on PostgreSQL), then sent outside any database transaction, then
-its outcome is committed in a transaction of its own:
+Each message goes through three separable steps: it is claimed (status ``sending``, in a
+transaction committed before anything is sent; see ``notifications.outbox`` for how
+claims keep concurrent deliverers from sending a message twice, on SQLite as on
+PostgreSQL), then sent outside any database transaction, then its outcome is committed
+in a transaction of its own. Sending is MAIL, RCPT, then DATA; right before DATA the row
+is marked ``transmitting`` (committed), so that a lost outcome from then on is known to
+be ambiguous:
 
 - accepted: status ``sent``, ``sent_at`` set;
-- a 4xx reply, or a connection problem: back to ``pending`` with ``next_attempt_at``
-  after 1, 2, 4 ... minutes (at most 60); once ``max_attempts`` attempts were made the
-  row becomes ``failed``;
-- a 5xx reply: ``failed`` at once.
+- a 4xx reply, or no connection before the data went out: back to ``pending`` with
+  ``next_attempt_at`` after 1, 2, 4 ... minutes (at most 60); once ``max_attempts``
+  attempts were made the row becomes ``failed``;
+- a 5xx reply: ``failed`` at once;
+- a timeout or a dropped connection after the data went out: ``uncertain`` ("mogelijk
+  aangekomen"): the server may have stored the message, so it is not sent again
+  automatically (an operator checks the relay's log for the Message-ID and may requeue
+  it with ``deliver --retry-uncertain``).
 
-At the start of every delivery, claims older than ``outbox.CLAIM_TIMEOUT`` (a process
-died between the server's acceptance and our commit) go back to ``pending``: that
-message may reach its recipient twice, with the same Message-ID (at-least-once for that
-window, documented in ``notifications.outbox``).
+Time limits: ``timeout_seconds`` applies to each SMTP step (connect, each command and its
+reply, the reply to the end of the data); ``deadline_seconds`` to the whole delivery:
+after it no further message is started and the rest stay ``pending`` untried (no
+attempt counted) for the next delivery.
 
-When the server cannot be reached (connect, TLS or login fails), or the connection
-breaks mid-batch, the batch stops (no hammering on a server in trouble): every row not
-yet handled is deferred as above, and the report says so.
+One message in trouble does not hold up the others: after a timeout or a dropped
+connection the next message gets a new connection. When the server cannot be reached
+(connect or login fails), or three messages in a row lose their connection, the batch
+stops; the rows not yet tried stay ``pending`` without an attempt counted: a message
+never offered to the server never becomes ``failed``.
+
+Certificate and TLS problems (an unknown certificate authority, a wrong host name, a
+server without STARTTLS) need an operator, not patience: the batch stops at once, the
+report says "certificaat-/TLS-probleem", and the rows stay ``pending`` without an attempt
+counted, so they go out by the first delivery after the operator fixed it (``[smtp]
+ca_file`` for an internal certificate authority). They never end ``failed`` by this.
+
+At the start of every delivery, claims older than ``outbox.CLAIM_TIMEOUT`` (their
+process died) are settled: ``sending`` back to ``pending`` (or ``superseded`` when a
+newer message for the recipient exists), ``transmitting`` to ``uncertain``.
 
 ``last_error`` and the report's errors hold the SMTP code, the enhanced status code when
 the server gave one, and a fixed Dutch description of that code: never the server's own
@@ -35,14 +53,18 @@ import datetime as dt
 import email.utils
 import logging
 import re
+import ssl
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 import aiosmtplib
 import sqlalchemy as sa
+from aiosmtplib.email import flatten_message
 
+from engine.checkpoint import checkpoint
 from notifications import outbox as ob
+from notifications.addresses import AddressError, check_address, domain_allowed
 from notifications.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -76,11 +98,34 @@ SMTP_CODE_NL: dict[int, str] = {
 
 @dataclass(frozen=True)
 class DeliveryReport:
+    """The outcome of one delivery. ``uncertain``: data handed over, no reply (may have
+    arrived); ``untried``: due but not offered to the server this time (still pending,
+    no attempt counted); ``tls_problem``: a certificate or TLS failure stopped it."""
+
     sent: int = 0
     deferred: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     server_unreachable: bool = False
+    uncertain: int = 0
+    untried: int = 0
+    tls_problem: bool = False
+
+    @property
+    def troubled(self) -> bool:
+        """Anything an operator should look at (exit code 3 of ``run`` and ``deliver``)."""
+        return bool(
+            self.deferred or self.failed or self.uncertain or self.untried or self.tls_problem
+        )
+
+    def line(self) -> str:
+        """One Dutch summary line, for ``run`` and ``deliver``."""
+        text = f"Verstuurd: {self.sent}, uitgesteld: {self.deferred}, mislukt: {self.failed}"
+        if self.uncertain:
+            text += f", mogelijk aangekomen (uitkomst onbekend): {self.uncertain}"
+        if self.untried:
+            text += f", niet geprobeerd (blijven in de wachtrij): {self.untried}"
+        return text
 
 
 @dataclass
@@ -93,8 +138,11 @@ class _Batch:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    uncertain: int = 0
+    untried: int = 0
     errors: list[str] = field(default_factory=list)
     server_unreachable: bool = False
+    tls_problem: bool = False
     _started: float = field(default_factory=time.monotonic)
 
     def claim_time(self) -> dt.datetime:
@@ -102,9 +150,19 @@ class _Batch:
         a long batch must not look stale to another deliverer starting meanwhile."""
         return self.now + dt.timedelta(seconds=time.monotonic() - self._started)
 
+    def past_deadline(self) -> bool:
+        return time.monotonic() - self._started >= self.smtp.deadline_seconds
+
     def report(self) -> DeliveryReport:
         return DeliveryReport(
-            self.sent, self.deferred, self.failed, list(self.errors), self.server_unreachable
+            self.sent,
+            self.deferred,
+            self.failed,
+            list(self.errors),
+            self.server_unreachable,
+            self.uncertain,
+            self.untried,
+            self.tls_problem,
         )
 
 
@@ -159,6 +217,13 @@ def build_message(row: ob.OutboxRow, sender: str, now: dt.datetime) -> EmailMess
     return msg
 
 
+def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
+    """The TLS context for the relay: certificate and host name verified, against
+    ``ca_file`` when set (an internal certificate authority), else the system's CAs.
+    Raises OSError (``ssl.SSLError``, ``FileNotFoundError``) for an unusable ``ca_file``."""
+    return ssl.create_default_context(cafile=smtp.ca_file or None)
+
+
 def _client(smtp: SmtpSettings) -> aiosmtplib.SMTP:
     return aiosmtplib.SMTP(
         hostname=smtp.host,
@@ -168,6 +233,45 @@ def _client(smtp: SmtpSettings) -> aiosmtplib.SMTP:
         username=smtp.user or None,
         password=smtp.password if smtp.user else None,
         timeout=smtp.timeout_seconds,
+        tls_context=tls_context(smtp) if smtp.tls != "none" else None,
+    )
+
+
+def is_tls_problem(exc: BaseException) -> bool:
+    """A certificate or TLS failure anywhere in the exception's chain (or a server that
+    does not offer STARTTLS)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return True
+        if "STARTTLS" in str(current) and isinstance(current, aiosmtplib.SMTPException):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def tls_message(smtp: SmtpSettings, exc: BaseException) -> str:
+    """The Dutch report of a certificate/TLS failure (no server text, no address)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            what = "het certificaat van de server is niet te vertrouwen (onbekende uitgever, "
+            what += "verlopen of verkeerde hostnaam)"
+            break
+        if isinstance(current, ssl.SSLError):
+            what = "de beveiligde verbinding (TLS) kwam niet tot stand"
+            break
+        current = current.__cause__ or current.__context__
+    else:
+        what = "de server biedt geen beveiligde verbinding (STARTTLS) aan"
+    return (
+        f"certificaat-/TLS-probleem bij SMTP-server {smtp.host}:{smtp.port}: {what}. "
+        "Berichten blijven in de wachtrij (geen poging geteld) tot dit is opgelost; "
+        "controleer [smtp] tls, host en ca_file (interne certificaatautoriteit)"
     )
 
 
@@ -187,6 +291,7 @@ def _sent(batch: _Batch, row: ob.OutboxRow) -> None:
         _warn_if_lost(row, ob.finish_sent(conn, row, batch.now), "sent")
     batch.sent += 1
     log.debug("delivery: row %d sent", row.id)
+    checkpoint("deliver.sent")
 
 
 def _failed(batch: _Batch, row: ob.OutboxRow, error: str) -> None:
@@ -223,12 +328,48 @@ def _refused(batch: _Batch, row: ob.OutboxRow, code: int | None, reply: str) -> 
         _retry(batch, row, error)
 
 
-def _defer_rest(batch: _Batch, row_ids: list[int], error: str) -> None:
-    """The server is unreachable: count an attempt for each row still due, send nothing."""
-    for row_id in row_ids:
-        row = _claim(batch, row_id)
-        if row is not None:
-            _retry(batch, row, error)
+def _connection_lost(batch: _Batch, row: ob.OutboxRow, exc: BaseException) -> str:
+    """No reply before the data went out: a temporary failure of this message."""
+    error = f"verbinding verbroken of geen antwoord ({type(exc).__name__})"
+    _retry(batch, row, error)
+    return error
+
+
+def _outcome_unknown(batch: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
+    """The data went out and no reply came: the message may have arrived."""
+    error = (
+        f"uitkomst onbekend: geen bevestiging na het versturen ({type(exc).__name__}); "
+        "mogelijk aangekomen, niet opnieuw verstuurd"
+    )
+    with batch.store.begin() as conn:
+        _warn_if_lost(row, ob.finish_uncertain(conn, row, error), "uncertain")
+    batch.uncertain += 1
+    batch.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
+    log.warning("delivery: row %d outcome unknown", row.id)
+
+
+def _not_allowed(batch: _Batch, row: ob.OutboxRow) -> bool:
+    """Refuse a recipient outside the domain allow-list or with an unusable address."""
+    try:
+        address = check_address(row.recipient_email)
+    except AddressError as exc:
+        _failed(batch, row, f"ongeldig adres van de ontvanger: {exc}")
+        return True
+    if not domain_allowed(address, batch.smtp.allowed_domains):
+        _failed(
+            batch,
+            row,
+            "adres buiten de toegestane domeinen ([mail] allowed_domains); niet verstuurd",
+        )
+        return True
+    return False
+
+
+class _Stop(Exception):
+    """The batch must stop (server unreachable, TLS problem); the message says why."""
+
+
+MAX_CONSECUTIVE_LOST = 3
 
 
 async def deliver_pending_async(
@@ -238,105 +379,188 @@ async def deliver_pending_async(
     now: dt.datetime | None = None,
     limit: int | None = None,
 ) -> DeliveryReport:
-    """Send the outbox rows due at ``now`` (default: the current time) over one SMTP
-    connection. Safe to run concurrently with other deliverers on the same store."""
+    """Send the outbox rows due at ``now`` (default: the current time). Safe to run
+    concurrently with other deliverers on the same store. Never raises for SMTP trouble:
+    the report says what happened."""
     batch = _Batch(store_engine, smtp, ob.utc(now or ob.utcnow()))
     with store_engine.begin() as conn:
-        released = ob.release_stale_claims(conn, batch.now)
-    if released:
+        stale = ob.release_stale_claims(conn, batch.now)
+    if stale.released:
+        log.warning("delivery: %d interrupted claims released", stale.released)
+    if stale.uncertain:
+        batch.uncertain += stale.uncertain
         batch.errors.append(
-            f"{released} {'bericht' if released == 1 else 'berichten'} met onbekende uitkomst "
-            "(verzending onderbroken) opnieuw aangeboden; de ontvanger kan het dubbel krijgen"
+            f"{stale.uncertain} {'bericht' if stale.uncertain == 1 else 'berichten'} "
+            "onderbroken tijdens het versturen: mogelijk aangekomen, niet opnieuw verstuurd "
+            "(controleer de mailserver; 'regiesignaal deliver --retry-uncertain')"
         )
-        log.warning("delivery: %d interrupted claims released", released)
+        log.warning("delivery: %d interrupted transmissions marked uncertain", stale.uncertain)
+    if stale.superseded:
+        batch.errors.append(
+            f"{stale.superseded} onderbroken {'bericht' if stale.superseded == 1 else 'berichten'}"
+            " vervangen door een nieuwer bericht voor dezelfde ontvanger (niet verstuurd)"
+        )
+        log.warning("delivery: %d interrupted claims superseded", stale.superseded)
     with store_engine.connect() as conn:
         row_ids = ob.due_ids(conn, batch.now, limit)
     if not row_ids:
         log.info("delivery: nothing due")
         return _finish(batch)
 
-    client = _client(smtp)
+    client: aiosmtplib.SMTP | None = None
+    lost_in_a_row = 0
+    try:
+        for index, row_id in enumerate(row_ids):
+            if batch.past_deadline():
+                rest = len(row_ids) - index
+                batch.untried += rest
+                batch.errors.append(
+                    f"bezorgtermijn van {smtp.deadline_seconds:g} s verstreken: {rest} "
+                    f"{'bericht' if rest == 1 else 'berichten'} niet geprobeerd; ze blijven in "
+                    "de wachtrij voor de volgende bezorging"
+                )
+                log.warning("delivery: deadline passed, %d rows untried", rest)
+                break
+            if client is None or not client.is_connected:
+                if client is not None:
+                    client.close()
+                try:
+                    client = await _connect(batch)
+                except _Stop as stop:
+                    rest = len(row_ids) - index
+                    batch.untried += rest
+                    batch.errors.append(f"{stop}; {rest} niet geprobeerd, blijven in de wachtrij")
+                    log.warning("delivery: batch stopped, %d rows untried", rest)
+                    break
+            lost = await _deliver_one(batch, client, row_id)
+            lost_in_a_row = lost_in_a_row + 1 if lost else 0
+            if lost_in_a_row >= MAX_CONSECUTIVE_LOST and index + 1 < len(row_ids):
+                rest = len(row_ids) - index - 1
+                batch.untried += rest
+                batch.server_unreachable = True
+                batch.errors.append(
+                    f"SMTP-server {smtp.host}:{smtp.port}: {MAX_CONSECUTIVE_LOST} berichten "
+                    f"achter elkaar zonder antwoord; gestopt, {rest} niet geprobeerd, "
+                    "blijven in de wachtrij"
+                )
+                log.warning("delivery: %d lost in a row, %d rows untried", lost_in_a_row, rest)
+                break
+    finally:
+        if client is not None:
+            if client.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
+            client.close()
+    return _finish(batch)
+
+
+async def _connect(batch: _Batch) -> aiosmtplib.SMTP:
+    """A connected (and, as configured, TLS-secured and logged-in) client; raises _Stop."""
+    smtp = batch.smtp
+    try:
+        client = _client(smtp)
+    except OSError as exc:  # an unreadable ca_file
+        batch.tls_problem = True
+        raise _Stop(
+            f"certificaat-/TLS-probleem: [smtp] ca_file is niet te gebruiken "
+            f"({type(exc).__name__}); controleer het pad en dat het een PEM-bestand is"
+        ) from None
     try:
         await client.connect()
     except (aiosmtplib.SMTPException, OSError) as exc:
+        client.close()
+        if is_tls_problem(exc):
+            batch.tls_problem = True
+            log.warning("delivery: TLS/certificate problem (%s)", type(exc).__name__)
+            raise _Stop(tls_message(smtp, exc)) from None
         code = getattr(exc, "code", None)
         error = f"SMTP-server {smtp.host}:{smtp.port} onbereikbaar ({type(exc).__name__})"
         if isinstance(code, int):
             error = f"{error}: {smtp_error(code)}"
-        log.warning("delivery: server unreachable, deferring %d rows", len(row_ids))
+        log.warning("delivery: server unreachable")
         batch.server_unreachable = True
-        batch.errors.append(error)
-        _defer_rest(batch, row_ids, error)
-        client.close()
-        return _finish(batch)
-
-    try:
-        for index, row_id in enumerate(row_ids):
-            stop_error = await _deliver_one(batch, client, row_id)
-            if stop_error is not None:
-                batch.errors.append(stop_error)
-                log.warning("delivery: batch stopped at row %d", row_id)
-                _defer_rest(batch, row_ids[index + 1 :], stop_error)
-                break
-    finally:
-        if client.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
-        client.close()
-    return _finish(batch)
+        raise _Stop(error) from None
+    return client
 
 
 def _finish(batch: _Batch) -> DeliveryReport:
     report = batch.report()
     log.info(
-        "delivery: sent=%d deferred=%d failed=%d errors=%d",
+        "delivery: sent=%d deferred=%d failed=%d uncertain=%d untried=%d errors=%d",
         report.sent,
         report.deferred,
         report.failed,
+        report.uncertain,
+        report.untried,
         len(report.errors),
     )
     return report
 
 
-async def _deliver_one(batch: _Batch, client: aiosmtplib.SMTP, row_id: int) -> str | None:
-    """Claim, send and record one row; returns an error when the batch must stop."""
+async def _deliver_one(batch: _Batch, client: aiosmtplib.SMTP, row_id: int) -> bool:
+    """Claim, send and record one row; True when the connection was lost on it."""
     row = _claim(batch, row_id)
     if row is None:
-        return None  # another deliverer has it, or it is no longer due
+        return False  # another deliverer has it, or it is no longer due
+    if _not_allowed(batch, row):
+        return False
     sender = batch.smtp.sender
     try:
         message = build_message(row, sender, batch.now)
-        await client.send_message(message, sender=sender, recipients=[row.recipient_email])
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        refused = exc.recipients[0] if exc.recipients else None
-        code = refused.code if refused is not None else None
-        _refused(batch, row, code, refused.message if refused is not None else "")
-        return _closed_by_server(client, code)
+        data = flatten_message(message, cte_type="7bit")
+    except (ValueError, TypeError) as exc:
+        _failed(batch, row, f"bericht niet op te bouwen ({type(exc).__name__})")
+        return False
+    # MAIL and RCPT: nothing has been handed over yet, any failure is safe to retry.
+    try:
+        await client.mail(sender)
+        await client.rcpt(row.recipient_email)
     except aiosmtplib.SMTPSenderRefused as exc:
         # The sender address is refused: a configuration problem, not this message's.
-        error = f"afzender geweigerd: {smtp_error(exc.code, exc.message)}"
-        _retry(batch, row, error)
-        return error
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-        error = f"verbinding verbroken ({type(exc).__name__})"
-        _retry(batch, row, error)
-        return error
+        _retry(batch, row, f"afzender geweigerd: {smtp_error(exc.code, exc.message)}")
+        await _reset(client)
+        return False
     except aiosmtplib.SMTPResponseException as exc:
         _refused(batch, row, exc.code, exc.message)
-        return _closed_by_server(client, exc.code)
-    except (aiosmtplib.SMTPException, ValueError) as exc:
-        # e.g. an address the client cannot use: retrying will not help.
+        await _reset(client)
+        return False
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        _connection_lost(batch, row, exc)
+        client.close()
+        return True
+    except aiosmtplib.SMTPException as exc:
         _failed(batch, row, f"bericht niet te versturen ({type(exc).__name__})")
-        return None
+        await _reset(client)
+        return False
+    # DATA: from here a lost reply is an unknown outcome, recorded before the data goes.
+    with batch.store.begin() as conn:
+        if not ob.mark_transmitting(conn, row):
+            log.warning("delivery: row %d: claim lost before sending", row.id)
+            await _reset(client)
+            return False
+    checkpoint("deliver.transmitting")
+    try:
+        await client.data(data)
+    except aiosmtplib.SMTPResponseException as exc:
+        # The server answered, so it did not take the message: an ordinary refusal.
+        _refused(batch, row, exc.code, exc.message)
+        await _reset(client)
+        return False
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        _outcome_unknown(batch, row, exc)
+        client.close()
+        return True
     _sent(batch, row)
-    return None
+    return False
 
 
-def _closed_by_server(client: aiosmtplib.SMTP, code: int | None) -> str | None:
-    """After a refusal: an error that stops the batch when the server hung up (e.g. 421)."""
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    """End a half-done transaction (RSET) so the connection can serve the next message."""
     if client.is_connected:
-        return None
-    return f"{smtp_error(code)}; verbinding door de server gesloten"
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
 
 
 def deliver_pending(

@@ -6,11 +6,16 @@ even a message that is somehow sent twice is recognisable as the same message.
 
 Statuses and their transitions::
 
-    pending --claim--> sending --accepted--> sent
-                               --4xx/down--> pending (later, with backoff) or failed
-                               --5xx-------> failed
+    pending --claim--> sending --MAIL/RCPT 4xx, no connection--> pending (backoff) or failed
+                               --MAIL/RCPT 5xx---------------------> failed
+                               --message data handed over--> transmitting
+    transmitting --accepted (250)--> sent
+                 --4xx / 5xx reply to the data--> pending (backoff) or failed
+                 --timeout or dropped connection--> uncertain (may have arrived; not retried)
     pending --a newer message for the same kind and recipient--> superseded
-    failed  --operator: requeue_failed--> pending
+    failed, uncertain --operator: requeue_failed / requeue_uncertain--> pending
+    sending (stale: a process died before the data went out) --> pending, or superseded
+    transmitting (stale: died while the data went out) --> uncertain
 
 Claiming: a deliverer sends a row only after it has moved the row from ``pending`` to
 ``sending`` with a conditional UPDATE (``... WHERE id = :id AND status = 'pending'``) in
@@ -20,14 +25,22 @@ deliverer whose UPDATE changed exactly one row sends. This works the same on SQL
 deliverers may run at once without sending a message twice. While a row is ``sending``,
 ``next_attempt_at`` holds the claim time (there is no column of its own for it), and
 ``attempts`` (counted at the claim) is the claim's token: the outcome is recorded only
-if the row is still in ``sending`` with that attempt count.
+if the row is still in ``sending`` (or ``transmitting``) with that attempt count.
 
-The one ambiguous moment: a process that dies (or loses its database connection)
-between the server's acceptance of a message and the commit of ``sent`` leaves the row
-in ``sending``; whether the mail went out is unknown. Such a claim older than
-``CLAIM_TIMEOUT`` (10 minutes) is released to ``pending`` by the next delivery, so the
-message is sent again: at-least-once for that tiny window, never silently lost. The
-second copy has the same Message-ID, so a mail client can recognise it as a duplicate.
+Unknown outcomes: right before the message data goes to the server the row moves from
+``sending`` to ``transmitting`` (committed). A timeout or a dropped connection after that
+point, or a process that dies there, leaves the outcome unknown: the server may have
+stored the message. Such a row becomes ``uncertain`` ("mogelijk aangekomen") and is not
+sent again unless an operator requeues it after checking the relay's log for its
+Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
+(older than ``CLAIM_TIMEOUT``, 10 minutes: its process died) is safely released to
+``pending``, or marked ``superseded`` when a newer message for the same kind and
+recipient exists. A process that dies (or loses its database) after the server accepted
+the data but before ``sent`` was recorded leaves ``transmitting``, which becomes
+``uncertain``: never resent automatically. A message can reach its recipient twice only
+when an operator requeues an uncertain row that had in fact arrived (same Message-ID, so
+a mail client can recognise the duplicate), or when a relay reports a failure after it
+stored the data (against RFC 5321; at most ``max_attempts`` copies).
 
 Stale mail: a message still pending when a newer one for the same kind and recipient is
 queued (an SMTP outage, a run with ``--no-mail``) is marked ``superseded``: kept for the
@@ -50,7 +63,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.store import outbox
 from notifications.model import ComposedMessage
 
-STATUSES = ("pending", "sending", "sent", "failed", "superseded")
+STATUSES = ("pending", "sending", "transmitting", "sent", "failed", "uncertain", "superseded")
+IN_FLIGHT = ("sending", "transmitting")
+"""Statuses of a claimed row whose outcome is not recorded yet."""
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 """A claim (status ``sending``) older than this is taken to be from a process that died."""
 KINDS = ("regievoerder", "teamleider", "lko")  # lko: the chain meeting's agenda
@@ -338,21 +353,101 @@ def claim(conn: sa.Connection, row_id: int, now: dt.datetime) -> OutboxRow | Non
     return get(conn, row_id)
 
 
+@dataclass(frozen=True)
+class StaleClaims:
+    """What ``release_stale_claims`` did: rows released to pending, marked uncertain, and
+    marked superseded (a newer message for the same kind and recipient exists)."""
+
+    released: int = 0
+    uncertain: int = 0
+    superseded: int = 0
+
+
+def _has_newer() -> sa.Exists:
+    newer = outbox.alias("newer")
+    return (
+        sa.select(newer.c.id)
+        .where(
+            newer.c.kind == outbox.c.kind,
+            newer.c.recipient_id == outbox.c.recipient_id,
+            newer.c.as_of > outbox.c.as_of,
+        )
+        .exists()
+    )
+
+
 def release_stale_claims(
     conn: sa.Connection, now: dt.datetime, timeout: dt.timedelta = CLAIM_TIMEOUT
-) -> int:
-    """Put rows claimed (``sending``) longer than ``timeout`` ago back to ``pending``,
-    due at once; returns their number. See the module docstring: at-least-once."""
-    stmt = (
+) -> StaleClaims:
+    """Settle rows claimed longer than ``timeout`` ago (their process died).
+
+    ``sending`` (the data never went out): back to ``pending``, due at once, or
+    ``superseded`` when a newer message for the same kind and recipient exists (nobody
+    gets yesterday's list next to today's). ``transmitting`` (the data may have arrived):
+    ``uncertain``, never resent automatically.
+    """
+    stale = sa.and_(outbox.c.next_attempt_at < utc(now) - timeout)
+    superseded = conn.execute(
         outbox.update()
-        .where(outbox.c.status == "sending", outbox.c.next_attempt_at < utc(now) - timeout)
+        .where(outbox.c.status == "sending", stale, _has_newer())
+        .values(
+            status="superseded",
+            next_attempt_at=None,
+            last_error="verzending onderbroken; vervangen door een nieuwer bericht",
+        )
+    ).rowcount
+    released = conn.execute(
+        outbox.update()
+        .where(outbox.c.status == "sending", stale)
         .values(
             status="pending",
             next_attempt_at=None,
-            last_error="uitkomst onbekend: verzending onderbroken; opnieuw aangeboden",
+            last_error="verzending onderbroken voordat het bericht verstuurd werd; opnieuw "
+            "aangeboden",
         )
+    ).rowcount
+    uncertain = conn.execute(
+        outbox.update()
+        .where(outbox.c.status == "transmitting", stale)
+        .values(
+            status="uncertain",
+            next_attempt_at=None,
+            last_error="uitkomst onbekend: verzending onderbroken tijdens het versturen; "
+            "mogelijk aangekomen",
+        )
+    ).rowcount
+    return StaleClaims(int(released), int(uncertain), int(superseded))
+
+
+def requeue_uncertain(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
+    """Operator action, after checking the relay's log: put ``uncertain`` rows back to
+    pending (superseded instead when a newer message exists). Returns the number requeued.
+    A message that had arrived after all then reaches its recipient twice."""
+    stale = outbox.update().where(outbox.c.status == "uncertain", _has_newer())
+    fresh = outbox.update().where(outbox.c.status == "uncertain", ~_has_newer())
+    if as_of is not None:
+        stale = stale.where(outbox.c.as_of == as_of)
+        fresh = fresh.where(outbox.c.as_of == as_of)
+    conn.execute(stale.values(status="superseded", next_attempt_at=None))
+    return int(
+        conn.execute(fresh.values(status="pending", attempts=0, next_attempt_at=None)).rowcount
     )
-    return int(conn.execute(stmt).rowcount)
+
+
+def unsettled(conn: sa.Connection, as_of: dt.date | None = None) -> dict[str, int]:
+    """Rows that need attention. ``uncertain``: rows with an unknown outcome (for one
+    as-of date, or all when None); ``stuck``: claims (``sending``/``transmitting``) of
+    any date. Called after a delivery has settled its own claims, a claim left is one
+    of a killed run (settled by the first delivery after ``CLAIM_TIMEOUT``) or of another
+    deliverer still at work."""
+    uncertain = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "uncertain")
+    if as_of is not None:
+        uncertain = uncertain.where(outbox.c.as_of == as_of)
+    stuck = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status.in_(IN_FLIGHT))
+    return {
+        "uncertain": int(conn.execute(uncertain).scalar_one()),
+        "stuck": int(conn.execute(stuck).scalar_one()),
+    }
 
 
 def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool:
@@ -361,7 +456,7 @@ def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool
         outbox.update()
         .where(
             outbox.c.id == row.id,
-            outbox.c.status == "sending",
+            outbox.c.status.in_(IN_FLIGHT),
             outbox.c.attempts == row.attempts,
         )
         .values(**values)
@@ -392,3 +487,22 @@ def finish_retry(
 def finish_failed(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
     """The claimed ``row`` cannot be sent; it stays ``failed`` until an operator acts."""
     return _finish(conn, row, {"status": "failed", "last_error": error, "next_attempt_at": None})
+
+
+def mark_transmitting(conn: sa.Connection, row: OutboxRow) -> bool:
+    """The claimed ``row``'s data is about to go to the server; from here on a lost
+    outcome is ``uncertain``, not a failure. False when the claim no longer holds."""
+    stmt = (
+        outbox.update()
+        .where(
+            outbox.c.id == row.id, outbox.c.status == "sending", outbox.c.attempts == row.attempts
+        )
+        .values(status="transmitting")
+    )
+    return int(conn.execute(stmt).rowcount) == 1
+
+
+def finish_uncertain(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
+    """The data went out but no reply came (timeout, dropped connection): the message may
+    have arrived. Not retried automatically (see ``requeue_uncertain``)."""
+    return _finish(conn, row, {"status": "uncertain", "last_error": error, "next_attempt_at": None})

@@ -10,6 +10,18 @@ TlsMode = Literal["starttls", "tls", "none"]
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """How and where mail is delivered.
+
+    ``timeout_seconds`` is per SMTP step (connecting, each command and its reply, the
+    reply to the end of the message data); ``deadline_seconds`` bounds one whole
+    delivery (all messages of a run or a ``deliver``): once it has passed no further
+    message is started, and the rest wait untried for the next delivery.
+    ``allowed_domains`` (from ``[mail] allowed_domains``): when not empty, mail goes only
+    to addresses in these domains (exact match). ``ca_file``: a PEM file with the
+    certificate authority (or authorities) the relay's certificate must chain to, for an
+    internal CA; the system's CAs when None.
+    """
+
     host: str = "localhost"
     port: int = 587
     tls: TlsMode = "starttls"  # secure by default; "none" only for a local test server
@@ -18,3 +30,6 @@ class SmtpSettings:
     sender: str = "regiesignaal@dtv.example"
     timeout_seconds: float = 30.0
     max_attempts: int = 8
+    deadline_seconds: float = 1800.0
+    ca_file: str | None = None
+    allowed_domains: tuple[str, ...] = ()

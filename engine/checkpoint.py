@@ -1,0 +1,34 @@
+"""A test hook to stop a real process at a known point (crash tests).
+
+When the environment variable ``REGIESIGNAAL_TEST_STOP_AT`` is ``<point>[#<n>]=<file>``,
+the ``n``-th (default: first) call of ``checkpoint(<point>)`` writes the process id to
+``<file>`` and then waits forever, so a test can SIGKILL the process exactly there. Unset
+(always, outside the test suite) it does nothing. Points: ``evaluated``, ``reconciled``,
+``composed`` (stage boundaries of a run), ``deliver.sent`` (a message recorded as sent),
+``deliver.transmitting`` (a message marked transmitting, its data not yet sent).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+ENV = "REGIESIGNAAL_TEST_STOP_AT"
+_calls: Counter[str] = Counter()
+
+
+def checkpoint(point: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    target, _, marker = spec.partition("=")
+    name, _, nth = target.partition("#")
+    if name != point:
+        return
+    _calls[point] += 1
+    if _calls[point] != int(nth or 1):
+        return
+    Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+    threading.Event().wait()  # until killed
