@@ -811,6 +811,16 @@ def load_known_rules(conn: Connection) -> tuple[set[str], set[str]]:
     return known, retired
 
 
+def missing_rules(conn: Connection, rule_ids: Collection[str]) -> list[str]:
+    """Rules holding open signals that are not in ``rule_ids`` and not retired; sorted."""
+    c = signals.c
+    holding = set(
+        conn.execute(sa.select(c.rule_id).where(c.closed_on.is_(None)).distinct()).scalars()
+    )
+    _, retired = load_known_rules(conn)
+    return sorted(holding - set(rule_ids) - retired)
+
+
 def reconcile(
     conn: Connection,
     fired: Mapping[Key, Fired],

@@ -91,6 +91,8 @@ RULE_KEY_DESCRIPTIONS = {
     "expected_action": "Wat de regievoerder moet doen; staat in de e-mail.",
     "escalate_after": "Hoe lang een signaal open mag staan voor het escaleert, bijv. 10wd "
     "(werkdagen), 14d (dagen) of 2w (weken).",
+    "max_explanation": "Hoe lang een toelichting een signaal van deze regel hooguit stil "
+    "houdt, bijv. 90d; een langere toelichting wordt ingekort en gemeld.",
     "tests": "Testgevallen: een zaak, een peildatum en of de regel dan afgaat.",
 }
 
@@ -323,6 +325,7 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
         "unless": {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "null"}]},
         "expected_action": _text(""),
         "escalate_after": {"anyOf": [_duration(), {"type": "null"}]},
+        "max_explanation": {"anyOf": [_duration(), {"type": "null"}]},
         "tests": tests,
     }
     _same_keys(props, RULE_KEYS, "rule")

@@ -152,9 +152,15 @@ def print_summary(summary: Any) -> None:
     r = summary.reconcile
     console.print(
         f"Nieuw: {r.get('new', 0)} (heropend {r.get('reopened', 0)}), "
-        f"nog open: {r.get('still_open', 0)}, opgelost: {r.get('resolved', 0)}, "
-        f"zaak gesloten: {r.get('closed_case', 0)}, geëscaleerd: {r.get('escalated_today', 0)}, "
-        f"met toelichting: {r.get('explained', 0)}"
+        f"bestaand (eerste nacht): {r.get('baseline', 0)}, "
+        f"nog open: {r.get('still_open', 0)}, tijdelijk afwezig: {r.get('in_gap', 0)}, "
+        f"geëscaleerd: {r.get('escalated_today', 0)}, "
+        f"met toelichting: {r.get('explained', 0)}, "
+        f"toelichting verlopen: {r.get('explanation_expired', 0)}"
+    )
+    console.print(
+        f"Gesloten: opgelost {r.get('resolved', 0)}, zaak gesloten {r.get('closed_case', 0)}, "
+        f"regel uit {r.get('rule_removed', 0)}, regel ingetrokken {r.get('rule_retired', 0)}"
     )
     m = summary.messages_enqueued
     console.print(
@@ -320,6 +326,12 @@ def rules() -> None:
 def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
     """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
     ruledir = _checked_rules(_settings(ctx), rules_dir)
+    if not ruledir.rules:
+        err.print(
+            f"[red]{ruledir.root} bevat geen regels; een run met deze map wordt geweigerd. "
+            "Controleer de map (REGIESIGNAAL_RULES_DIR of [rules] dir).[/red]"
+        )
+        sys.exit(1)
     console.print(
         f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
         f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {ruledir.version})."

@@ -81,6 +81,10 @@ class Settings:
     digest_weekday: int = 0  # date.weekday(): 0 = Monday; used when digest == "weekly"
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
     mail_enabled: bool = True
+    # [signals] (issue 6): working days a signal may be absent and continue its episode;
+    # working days over which first-night (baseline) escalation clocks are spread
+    grace_days: int = 2
+    baseline_spread_days: int = 10
     config_path: Path | None = None  # the TOML file that was read, if any
 
     @property
@@ -316,6 +320,8 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("run", "workers"): ("workers", _int_parser(1, 256)),
     ("run", "timezone"): ("timezone", _parse_timezone),
     ("run", "schedule"): ("schedule", _parse_schedule),
+    ("signals", "grace_days"): ("grace_days", _int_parser(0, 30)),
+    ("signals", "baseline_spread_days"): ("baseline_spread_days", _int_parser(1, 60)),
 }
 
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -516,4 +522,6 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("run.workers", str(settings.workers)),
         ("run.timezone", settings.timezone),
         ("run.schedule", settings.schedule),
+        ("signals.grace_days", str(settings.grace_days)),
+        ("signals.baseline_spread_days", str(settings.baseline_spread_days)),
     ]

@@ -290,6 +290,25 @@ def _preflight(
         )
 
 
+def _check_rule_set(conn: sa.Connection, ruledir: RuleDir) -> None:
+    """Refuse an empty rule set, or one that lacks rules holding open signals (unless
+    those rules were retired with ``regiesignaal rules retire``)."""
+    if not ruledir.rules:
+        raise RunRefused(
+            f"de regelmap {ruledir.root} bevat geen regels; de run zou alle signalen sluiten. "
+            "Controleer rules_dir (REGIESIGNAAL_RULES_DIR of [rules] dir)."
+        )
+    missing = reconcile.missing_rules(conn, {r.id for r in ruledir.rules})
+    if missing:
+        raise RunRefused(
+            f"{len(missing)} regel(s) met open signalen ontbreken in {ruledir.root}: "
+            f"{', '.join(missing)}. Zet de regelbestanden terug, of trek de regels bewust in "
+            f"met 'regiesignaal rules retire {' '.join(missing)}' (hun signalen sluiten dan "
+            "met reden rule_retired).",
+            [f"ontbrekende regel: {rule_id}" for rule_id in missing],
+        )
+
+
 def _abort_stale_runs(store: sa.Engine) -> None:
     """Mark runs left 'running' by a process that died (or hangs for 12 hours) as aborted."""
     now = dt.datetime.now(dt.UTC)
@@ -337,6 +356,7 @@ def _run(
         ruledir = load_checked_rules(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
+            _check_rule_set(conn, ruledir)
         _preflight(settings, options, store, source)
     except reconcile.ReconcileError as exc:
         refused = RunRefused(str(exc))
@@ -464,7 +484,8 @@ def _pipeline(
             for h in extracted.hits
         }
         active = {
-            rid: reconcile.RuleInfo(r.severity, r.escalate_after) for rid, r in rules_by_id.items()
+            rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation)
+            for rid, r in rules_by_id.items()
         }
         with store.begin() as conn:
             counts = reconcile.reconcile(
@@ -475,6 +496,10 @@ def _pipeline(
                 as_of,
                 summary.run_id,
                 untouched_case_refs=set(extracted.unreadable),
+                policy=reconcile.Policy(settings.grace_days, settings.baseline_spread_days),
+                baseline=True,
+                ruleset_version=compiled.version,
+                problems=summary.problems,
             )
         summary.reconcile = counts.as_dict()
 
