@@ -584,6 +584,15 @@ def _register_fixtures() -> None:
 _register_fixtures()
 
 
+def _register_signals() -> None:
+    from jobs.cli_signals import register
+
+    register(main)  # signals list|show, explanations add|list|revoke, rules retire
+
+
+_register_signals()
+
+
 def run_cli() -> None:
     """The console entry point: database trouble becomes a clear message, not a traceback."""
     import sqlalchemy as sa
