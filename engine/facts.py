@@ -118,3 +118,12 @@ def explained_until(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> dt
         if e.get("rule") == rule_id and e.get("until") and e["until"] >= as_of
     ]
     return max(ends) if ends else None
+
+
+def explanation_rule_refs(case: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """(position from 1, rule id as written) of each explanation in a case."""
+    return [
+        (i, str(e.get("rule")))
+        for i, e in enumerate(case.get("explanations") or [], start=1)
+        if isinstance(e, Mapping) and e.get("rule") is not None
+    ]

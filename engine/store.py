@@ -124,7 +124,7 @@ known_rules = Table(
 )
 
 explanations = Table(
-    "explanations",
+    "signal_explanations",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("case_ref", String(64), nullable=False),
@@ -135,7 +135,7 @@ explanations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoked_by", String(64)),
-    Index("ix_explanations_case_rule", "case_ref", "rule_id"),
+    Index("ix_signal_explanations_case_rule", "case_ref", "rule_id"),
 )
 
 outbox = Table(

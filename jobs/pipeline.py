@@ -28,6 +28,7 @@ from engine import migrate, reconcile
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
 from engine.evaluate import Evaluator, Hit
+from engine.facts import explanation_rule_refs
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
     case_index,
@@ -99,13 +100,22 @@ def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) 
 class RangeResult:
     hits: list[Hit]
     unreadable: dict[str, str]  # case_ref -> kind of problem
+    # explanations naming a rule that is not active: (case_ref, position, rule as written)
+    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def _evaluate_range(
     evaluator: Evaluator, source: sa.Engine, key_range: tuple[str, str]
 ) -> RangeResult:
     read = read_case_range(source, *key_range)
-    return RangeResult(evaluator.hits(read.cases), read.unreadable)
+    active = set(evaluator.compiled.rule_ids)
+    refs = [
+        (case["case_ref"], i, rule)
+        for case in read.cases
+        for i, rule in explanation_rule_refs(case)
+        if rule not in active
+    ]
+    return RangeResult(evaluator.hits(read.cases), read.unreadable, refs)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -118,6 +128,7 @@ class Extracted:
     hits: list[Hit] = field(default_factory=list)
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
@@ -173,7 +184,25 @@ def evaluate_source(
     for result in results:
         out.hits.extend(result.hits)
         out.unreadable.update(result.unreadable)
+        out.explanation_refs.extend(result.explanation_refs)
     return out
+
+
+def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[str]) -> list[str]:
+    """Problems for explanations naming a rule that is not in the rule folder, per case with
+    the nearest rule id; never the text of the explanation nor the id as written."""
+    from engine.catalogue import suggest
+
+    problems = []
+    for case_ref, position, rule in sorted(refs):
+        if rule in rule_ids:
+            continue  # a rule that exists but is switched off
+        hint = suggest(rule.strip().upper(), rule_ids) or "controleer het regel-id"
+        problems.append(
+            f"zaak {case_ref}: toelichting {position} noemt een regel die niet bestaat en telt "
+            f"niet mee; {hint} Herstel de toelichting in het zaaksysteem."
+        )
+    return problems
 
 
 # ---------------------------------------------------------------- the run
@@ -443,7 +472,8 @@ def _stages(
 ) -> None:
     pool = start_pool(settings.workers, ruledir, compiled, source)
     try:
-        _pipeline(settings, options, store, source, compiled, summary, pool)
+        all_rule_ids = frozenset(r.id for r in ruledir.rules)
+        _pipeline(settings, options, store, source, compiled, summary, pool, all_rule_ids)
         if pool is not None:
             pool.close()
             pool.join()
@@ -460,6 +490,7 @@ def _pipeline(
     compiled: CompiledRuleSet,
     summary: RunSummary,
     pool: Pool | None,
+    all_rule_ids: frozenset[str] = frozenset(),
 ) -> None:
     as_of = options.as_of
     d = summary.durations
@@ -472,6 +503,11 @@ def _pipeline(
             f"zaak {case_ref}: onleesbare gegevens in de brondatabase ({kind}); overgeslagen, "
             "haar open signalen blijven ongewijzigd staan. Herstel de zaak in de bron."
         )
+    summary.problems.extend(
+        unknown_explanation_rules(
+            extracted.explanation_refs, set(all_rule_ids or compiled.rule_ids)
+        )
+    )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from engine import migrate, store
 
-TABLES = {"runs", "signals", "outbox", "signal_events", "known_rules", "explanations"}
+TABLES = {"runs", "signals", "outbox", "signal_events", "known_rules", "signal_explanations"}
 
 
 def _engine(url: str) -> sa.Engine:

@@ -3,7 +3,7 @@
 - ``signal_events``: one row per transition of a signal episode;
 - ``known_rules``: when each rule was first seen (baseline on its first night) and
   whether it was retired by an operator (``regiesignaal rules retire``);
-- ``explanations``: explanations added on the command line, with who and when;
+- ``signal_explanations``: explanations added on the command line, with who and when;
 - new columns on ``signals``: ``baseline``, ``clock_start``, ``gap_since``,
   ``gap_reason``, ``explained_since``, ``explained_given_until``,
   ``explanation_expired_on``.
@@ -68,7 +68,7 @@ def upgrade() -> None:
         "SELECT rule_id, MIN(opened_on) FROM signals GROUP BY rule_id"
     )
     op.create_table(
-        "explanations",
+        "signal_explanations",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("case_ref", sa.String(64), nullable=False),
         sa.Column("rule_id", sa.String(64), nullable=False),
@@ -79,12 +79,14 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
         sa.Column("revoked_by", sa.String(64)),
     )
-    op.create_index("ix_explanations_case_rule", "explanations", ["case_ref", "rule_id"])
+    op.create_index(
+        "ix_signal_explanations_case_rule", "signal_explanations", ["case_ref", "rule_id"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_explanations_case_rule", table_name="explanations")
-    op.drop_table("explanations")
+    op.drop_index("ix_signal_explanations_case_rule", table_name="signal_explanations")
+    op.drop_table("signal_explanations")
     op.drop_table("known_rules")
     op.drop_index("ix_signal_events_case", table_name="signal_events")
     op.drop_index("ix_signal_events_signal", table_name="signal_events")
