@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from engine import migrate
 from engine.catalogue import suggest
-from engine.store import explanations, known_rules, signal_events, signals
+from engine.store import explanations, known_rules, runs, signal_events, signals
 
 STATES = ("open", "escalated", "explained", "closed")
 
@@ -47,6 +47,14 @@ def open_store(store_url: str) -> sa.Engine:
             "'regiesignaal db upgrade' uit"
         )
     return sa.create_engine(store_url, hide_parameters=True)
+
+
+def reference_date(conn: sa.Connection, default: dt.date) -> dt.date:
+    """The as-of date states are shown for: the latest successful run's, else ``default``."""
+    latest = conn.execute(
+        sa.select(sa.func.max(runs.c.as_of)).where(runs.c.status == "succeeded")
+    ).scalar()
+    return latest if isinstance(latest, dt.date) else default
 
 
 def state_of(row: Any, today: dt.date) -> str:

@@ -128,7 +128,7 @@ def signals_list(
     with _store(ctx) as conn:
         rows = history.list_signals(
             conn,
-            _today(ctx),
+            history.reference_date(conn, _today(ctx)),
             regievoerder=regievoerder,
             team=team,
             rule=rule,
@@ -216,7 +216,7 @@ def describe_event(event: dict[str, Any]) -> str:
 def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
     """Eén signaal (id) of alle signalen van een zaak, met de volledige geschiedenis."""
     with _store(ctx) as conn:
-        found = history.signal_histories(conn, ref, _today(ctx))
+        found = history.signal_histories(conn, ref, history.reference_date(conn, _today(ctx)))
     if not found:
         err.print(
             "geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'",
@@ -262,9 +262,18 @@ explanations_group = click.Group(
 @click.option("--until", "until", required=True, callback=_date, help="Geldig tot en met.")
 @click.option("--reason", required=True, help="Waarom de regel niet van toepassing is.")
 @click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
+)
 @click.pass_context
 def explanations_add(
-    ctx: click.Context, case_ref: str, rule: str, until: dt.date, reason: str, by: str
+    ctx: click.Context,
+    case_ref: str,
+    rule: str,
+    until: dt.date,
+    reason: str,
+    by: str,
+    as_of: dt.date | None,
 ) -> None:
     """Voeg een toelichting toe; de volgende run past hem toe."""
     from engine.rulefile import load_rule_dir
@@ -272,7 +281,7 @@ def explanations_add(
     rule_ids = {r.id for r in load_rule_dir(_settings(ctx).rules_dir).rules}
     with _store(ctx, write=True) as conn:
         new_id = history.add_explanation(
-            conn, case_ref, rule, until, reason, by, _today(ctx), rule_ids
+            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
 
