@@ -163,8 +163,18 @@ def test_explanations_add_list_revoke_reach_the_signal_history(env: Path) -> Non
     case, rule = signal["case_ref"], signal["rule_id"]
     bad = CliRunner().invoke(
         main,
-        ["explanations", "add", case, rule.lower(), "--until", "2026-04-01"]
-        + ["--reason", "x", "--by", "rv-1"],
+        [
+            "explanations",
+            "add",
+            case,
+            rule.lower(),
+            "--until",
+            "2026-04-01",
+            "--reason",
+            "x",
+            "--by",
+            "rv-1",
+        ],
     )
     assert bad.exit_code == 1 and f"'{rule}'" in bad.output
     added = cli(
