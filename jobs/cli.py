@@ -564,12 +564,19 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
 @click.option("--cases", default=2000, show_default=True, help="Aantal synthetische zaken.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
-def demo(cases: int, seed: int, directory: Path) -> None:
+@click.option(
+    "--nights",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Aantal werkdagen na elkaar (tot en met vandaag) met veranderende zaken.",
+)
+def demo(cases: int, seed: int, directory: Path, nights: int) -> None:
     """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
     from jobs.demo import DemoRefused, run_demo
 
     try:
-        run_demo(directory, cases=cases, seed=seed, console=console)
+        run_demo(directory, cases=cases, seed=seed, console=console, nights=nights)
     except DemoRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)
