@@ -7,8 +7,10 @@ directly with small synthetic facts, night by night.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +19,14 @@ import sqlalchemy as sa
 from engine import history, migrate
 from engine.dates import Duration, add_working_days, shift
 from engine.reconcile import Fired, Policy, RuleInfo, plan, reconcile
-from engine.store import signal_events, signals
+from engine.rulefile import load_rule_dir
+from engine.store import runs, signal_events, signals
+from jobs.demo import run_demo
 from jobs.pipeline import unknown_explanation_rules
 from notifications.digests import RuleMeta, case_manager_lines
 
 MON = dt.date(2026, 3, 2)  # Monday
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 GRACE = Policy(grace_days=2)
 
 
@@ -305,3 +310,36 @@ def test_retired_rules_close_at_once_with_rule_retired(store: sa.Engine) -> None
     (row,) = rows(store)
     assert row.close_reason == "rule_retired"
     assert [e.kind for e in events(store)] == ["opened", "rule_retired"]
+
+
+# ------------------------------------------------------------------ rule files and demo
+
+
+def test_max_explanation_in_a_rule_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    path = rules / "vg-first.yaml"
+    path.write_text(path.read_text() + "max_explanation: 90d\n")
+    ruledir = load_rule_dir(rules)
+    assert ruledir.ok, ruledir.problems
+    (rule,) = [r for r in ruledir.rules if r.id == "VG-FIRST"]
+    assert rule.max_explanation == Duration(90, "d")
+    path.write_text(path.read_text().replace("max_explanation: 90d", "max_explanation: lang"))
+    problems = [str(p) for p in load_rule_dir(rules).problems]
+    assert len(problems) == 1 and "vg-first.yaml" in problems[0]
+
+
+@pytest.mark.slow
+def test_demo_nights_shows_every_kind_of_history(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path / "demo", cases=200, seed=5, nights=4)
+    assert summary.status == "succeeded"
+    assert summary.reconcile["baseline"] == 0, "only the first night is a baseline"
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'demo' / 'store.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            kinds = set(conn.execute(sa.select(signal_events.c.kind).distinct()).scalars())
+            nights = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar()
+    finally:
+        engine.dispose()
+    assert nights == 4
+    assert {"opened", "explained", "gap_started", "resolved", "reassigned"} <= kinds
