@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from engine.compiler import CompiledRuleSet, compile_rules
 from engine.conditions import Trace, explain
-from engine.facts import build_fact, explained_until
+from engine.facts import build_fact, explained_by, explained_until
 from engine.rulefile import RuleDir
 
 Backend = Literal["durable", "python"]
@@ -27,6 +27,7 @@ class Hit:
     team: str | None
     explained_until: dt.date | None
     bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
+    explained_by: str | None = None  # staff id of the explanation in force (issue 6)
 
 
 class EvaluationMismatch(RuntimeError):
@@ -89,6 +90,7 @@ class Evaluator:
                         case.get("team"),
                         explained_until(case, rule_id, as_of),
                         bonus,
+                        explained_by(case, rule_id, as_of),
                     )
                 )
         return out

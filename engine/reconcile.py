@@ -401,6 +401,7 @@ def plan(
         (CLOSE_RESOLVED, CLOSE_CASE_CLOSED, CLOSE_RULE_REMOVED, CLOSE_RULE_RETIRED), 0
     )
 
+    clock_cache: dict[int, dt.date] = {}
     for key, today in fired.items():
         episode = by_key.get(key)
         if episode is None:
@@ -408,7 +409,9 @@ def plan(
             clock = as_of
             if is_baseline:
                 offset = baseline_offset(key, policy.baseline_spread_days)
-                clock = add_working_days(as_of, offset) if offset else as_of
+                if offset not in clock_cache:
+                    clock_cache[offset] = add_working_days(as_of, offset)
+                clock = clock_cache[offset]
             was_closed = key in closed_keys
             events.append(
                 Event(

@@ -515,7 +515,11 @@ def _pipeline(
     with _timed(d, "reconcile"):
         fired = {
             (h.case_ref, h.rule_id): reconcile.Fired(
-                rules_by_id[h.rule_id].severity, h.regievoerder, h.team, h.explained_until
+                rules_by_id[h.rule_id].severity,
+                h.regievoerder,
+                h.team,
+                h.explained_until,
+                h.explained_by,
             )
             for h in extracted.hits
         }

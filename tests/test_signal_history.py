@@ -184,13 +184,15 @@ def test_an_expired_explanation_keeps_its_end_date_and_marks_the_signal(
 def test_max_explanation_caps_and_reports(store: sa.Engine) -> None:
     rules = {"VG-FIRST": RuleInfo("high", None, Duration(10, "d"))}
     long = MON + dt.timedelta(days=200)
-    counts = night(store, MON, fire(KEY, until=long), {"Z-1"}, rules, 1)
+    by_case_file = {KEY: Fired("high", "rv-1", "t-1", long, "rv-9")}
+    counts = night(store, MON, by_case_file, {"Z-1"}, rules, 1)
     assert counts["problems"] == 1
     (row,) = rows(store)
     assert row.explained_until == MON + dt.timedelta(days=10)
     assert row.explained_given_until == long
     (ev,) = [e for e in events(store) if e.kind == "explained"]
     assert ev.details["capped_to"] == "10d" and ev.details["source"] == "case_file"
+    assert ev.details["by"] == "rv-9"
     # the same explanation on later nights: no new event, and it expires at the cap
     night(store, MON + dt.timedelta(days=5), fire(KEY, until=long), {"Z-1"}, rules, 2)
     night(store, MON + dt.timedelta(days=11), fire(KEY, until=long), {"Z-1"}, rules, 3)
