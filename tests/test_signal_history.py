@@ -345,3 +345,39 @@ def test_demo_nights_shows_every_kind_of_history(tmp_path: Path) -> None:
         engine.dispose()
     assert nights == 4
     assert {"opened", "explained", "gap_started", "resolved", "reassigned"} <= kinds
+
+
+def test_migration_0003_knows_the_rules_of_existing_signals(db_url: str) -> None:
+    """An existing store: rules that already have signals get no baseline night."""
+    migrate.upgrade(db_url, "0002")
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            for case_ref, opened in (("Z-1", MON), ("Z-2", MON - dt.timedelta(days=3))):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO signals (case_ref, rule_id, severity, opened_on, "
+                        "last_seen_on) VALUES (:c, 'VG-FIRST', 'high', :d, :d)"
+                    ),
+                    {"c": case_ref, "d": opened},
+                )
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            known = conn.execute(sa.text("SELECT rule_id, introduced_on FROM known_rules")).all()
+            baseline = conn.execute(sa.select(signals.c.baseline)).scalars().all()
+        assert [(r, dt.date.fromisoformat(str(d))) for r, d in known] == [
+            ("VG-FIRST", MON - dt.timedelta(days=3))
+        ]
+        assert baseline == [False, False]
+        counts = night(
+            engine,
+            MON + dt.timedelta(days=1),
+            fire(("Z-3", "VG-FIRST")),
+            {"Z-3"},
+            RULES,
+            1,
+            baseline=True,
+        )
+        assert (counts["new"], counts["baseline"]) == (1, 0)
+    finally:
+        engine.dispose()
