@@ -16,11 +16,12 @@ This module owns every transition of a signal episode and is the only writer of
   deterministic 0 .. ``baseline_spread_days - 1`` working days after D, by a hash of the
   key, so the findings that existed before do not all escalate on one day;
 - an open episode whose key did not fire starts a *gap* (event ``gap_started``,
-  ``gap_since`` = D, ``gap_reason``) and stays open while fewer than ``grace_days``
-  working days have passed since ``last_seen_on`` ... precisely: it is closed on the first
-  D with ``working_days_between(last_seen_on, D) > grace_days``, with ``close_reason``
-  ``case_closed`` (its case is no longer open), else ``rule_removed`` (its rule is no
-  longer active), else ``resolved`` (event of that name). ``grace_days`` 0 closes at once;
+  ``gap_since`` = D, ``gap_reason``; ``last_seen_on`` stays) and stays open; it is closed
+  on the first D with ``working_days_between(last_seen_on, D) > grace_days``, with
+  ``close_reason`` ``case_closed`` (its case is no longer open), else ``rule_removed``
+  (its rule is no longer active), else ``resolved`` (an event of that name; ``closed_on``
+  = D). When it fires again before that, the gap ends (event ``gap_ended``).
+  ``grace_days`` 0 closes at once;
 - an open episode of a rule retired by an operator (``regiesignaal rules retire``) and not
   active closes at once with ``rule_retired``;
 - an open episode whose rule has ``escalate_after`` gets ``escalated_on`` = clock start +
