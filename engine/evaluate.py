@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from engine.compiler import CompiledRuleSet, compile_rules
 from engine.conditions import Trace, explain
-from engine.facts import build_fact, explained_until
+from engine.facts import build_fact, explained_by, explained_until
 from engine.rulefile import RuleDir
 
 Backend = Literal["durable", "python"]
@@ -31,6 +31,7 @@ class Hit:
     bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
     severity: str = ""  # the rule's severity, or its overdue severity when the deadline passed
     overdue: bool = False
+    explained_by: str | None = None  # staff id of the explanation in force (issue 6)
 
 
 class EvaluationMismatch(RuntimeError):
@@ -129,6 +130,7 @@ class Evaluator:
                         bonus,
                         rule.severity_for(overdue),
                         overdue,
+                        explained_by(case, rule_id, as_of),
                     )
                 )
         return out

@@ -162,3 +162,25 @@ def explained_until(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> dt
         if e.get("rule") == rule_id and e.get("until") and e["until"] >= as_of
     ]
     return max(ends) if ends else None
+
+
+def explained_by(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> str | None:
+    """The staff id (``by``) of the explanation :func:`explained_until` gives, if any."""
+    valid = [
+        e
+        for e in case.get("explanations") or []
+        if e.get("rule") == rule_id and e.get("until") and e["until"] >= as_of
+    ]
+    if not valid:
+        return None
+    by = max(valid, key=lambda e: e["until"]).get("by")
+    return str(by) if by else None
+
+
+def explanation_rule_refs(case: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """(position from 1, rule id as written) of each explanation in a case."""
+    return [
+        (i, str(e.get("rule")))
+        for i, e in enumerate(case.get("explanations") or [], start=1)
+        if isinstance(e, Mapping) and e.get("rule") is not None
+    ]

@@ -1,23 +1,41 @@
-"""The reconcile stage: today's fired (case, rule) pairs against the signal store.
+"""The signal state machine: today's fired (case, rule) pairs against the signal store.
 
-A row of ``store.signals`` is one *episode*: open while ``closed_on`` IS NULL. For the
-as-of date D:
+This module owns every transition of a signal episode and is the only writer of
+``store.signal_events``. A row of ``store.signals`` is one *episode*: open while
+``closed_on`` IS NULL. For the as-of date D:
 
 - a fired key with an open episode stays open: ``last_seen_on`` = D, and its severity,
-  regievoerder, team and explained_until follow today's values;
-- a fired key without an open episode opens a new episode on D; it is ``reopened`` when
-  the key had an earlier (closed) episode;
-- an open episode whose key did not fire is closed on D with ``close_reason``
-  ``case_closed`` (its case is no longer open), else ``rule_removed`` (its rule is no
-  longer active), else ``resolved``;
-- an open episode whose rule has ``escalate_after`` gets ``escalated_on`` = opened_on +
-  escalate_after (calendar days, weeks or working days, via :func:`engine.dates.shift`)
-  once D reaches that date; once set it stays.
+  regievoerder, team and explanation follow today's values (events ``severity_changed``,
+  ``reassigned``, ``explained``, ``explanation_revoked``, ``explanation_expired``); an
+  episode that was in a gap continues (event ``gap_ended``): same ``opened_on``, same
+  escalation;
+- a fired key without an open episode opens a new episode on D (event ``opened``, or
+  ``reopened`` when the key had an earlier closed episode). On the first night of the
+  product and of a newly introduced rule it is a *baseline* episode (``baseline`` true,
+  ``counts.baseline``, not ``new``): its escalation clock (``clock_start``) starts a
+  deterministic 0 .. ``baseline_spread_days - 1`` working days after D, by a hash of the
+  key, so the findings that existed before do not all escalate on one day;
+- an open episode whose key did not fire starts a *gap* (event ``gap_started``,
+  ``gap_since`` = D, ``gap_reason``; ``last_seen_on`` stays) and stays open; it is closed
+  on the first D with ``working_days_between(last_seen_on, D) > grace_days``, with
+  ``close_reason`` ``case_closed`` (its case is no longer open), else ``rule_removed``
+  (its rule is no longer active), else ``resolved`` (an event of that name; ``closed_on``
+  = D). When it fires again before that, the gap ends (event ``gap_ended``).
+  ``grace_days`` 0 closes at once;
+- an open episode of a rule retired by an operator (``regiesignaal rules retire``) and not
+  active closes at once with ``rule_retired``;
+- an open episode whose rule has ``escalate_after`` gets ``escalated_on`` = clock start +
+  escalate_after (:func:`engine.dates.shift`) once D reaches that date and it has no valid
+  explanation (event ``escalated``); once set it stays for the episode.
+
+Explanations come from the case file (``Fired.explained_until``) and from the command line
+(``explanations`` table). An explanation's end date is kept after it passes
+(``explained_until`` < D) and ``explanation_expired_on`` is set to it. A rule's
+``max_explanation`` caps an explanation at D + cap from the day it is first applied; the
+end date as given is kept in ``explained_given_until``.
 
 Reconcile only moves forward: it refuses a D earlier than a date already in the store.
-Re-running the same D with the same inputs changes nothing. Note that the *counts* of a
-re-run describe that run's changes (a re-run counts its signals as still open, not new);
-stages that need "new today" read ``opened_on = D`` from the store.
+Re-running the same D with the same inputs changes nothing and writes no event.
 
 :func:`plan` is pure; :func:`apply` writes a plan with a bounded number of batched
 statements inside the caller's transaction; :func:`reconcile` loads, plans and applies.
@@ -27,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -35,17 +54,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from engine.dates import Duration, shift
-from engine.store import signals
+from engine.dates import Duration, add_working_days, shift, working_days_between
+from engine.store import explanations, known_rules, signal_events, signals
 
 Key = tuple[str, str]  # (case_ref, rule_id)
 
 CLOSE_RESOLVED = "resolved"
 CLOSE_CASE_CLOSED = "case_closed"
 CLOSE_RULE_REMOVED = "rule_removed"
+CLOSE_RULE_RETIRED = "rule_retired"
+
+SOURCE_CASE_FILE = "case_file"
+SOURCE_COMMAND_LINE = "command_line"
 
 # Ids per "WHERE id IN (...)" statement: well below SQLite's and PostgreSQL's parameter limits.
 ID_CHUNK = 5000
+# Event rows per executemany.
+EVENT_CHUNK = 10_000
 
 
 class ReconcileError(Exception):
@@ -54,18 +79,42 @@ class ReconcileError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Fired:
-    """A (case, rule) the rules gave today, with the values the episode should carry."""
+    """A (case, rule) the rules gave today, with the values the episode should carry.
+
+    ``explained_until``: end date of the case file's explanation for this rule; one that
+    lies before the as-of date counts as no explanation.
+    """
 
     severity: str
     regievoerder: str | None
     team: str | None
     explained_until: dt.date | None = None
+    explained_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RuleInfo:
     severity: str
     escalate_after: Duration | None = None
+    max_explanation: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExplanation:
+    """An explanation added on the command line (``explanations`` table), not revoked."""
+
+    id: int
+    until: dt.date
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``grace_days``: working days a signal may be absent and still continue its episode;
+    ``baseline_spread_days``: working days over which baseline escalation clocks start."""
+
+    grace_days: int = 0
+    baseline_spread_days: int = 10
 
 
 class OpenEpisode(NamedTuple):
@@ -81,6 +130,12 @@ class OpenEpisode(NamedTuple):
     last_seen_on: dt.date
     escalated_on: dt.date | None
     explained_until: dt.date | None
+    clock_start: dt.date | None = None
+    gap_since: dt.date | None = None
+    gap_reason: str | None = None
+    explained_since: dt.date | None = None
+    explained_given_until: dt.date | None = None
+    explanation_expired_on: dt.date | None = None
 
     @property
     def key(self) -> Key:
@@ -97,11 +152,18 @@ class NewEpisode:
     reopened: bool
     escalated_on: dt.date | None
     explained_until: dt.date | None
+    baseline: bool = False
+    clock_start: dt.date | None = None
+    explained_since: dt.date | None = None
+    explained_given_until: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EpisodeUpdate:
-    """New values for a still-open episode of which more than last_seen_on changes."""
+    """New values for a still-open episode of which more than last_seen_on changes.
+
+    ``seen``: the key fired today (``last_seen_on`` becomes D); False for a gap start.
+    """
 
     id: int
     severity: str
@@ -109,6 +171,12 @@ class EpisodeUpdate:
     team: str | None
     escalated_on: dt.date | None
     explained_until: dt.date | None
+    gap_since: dt.date | None = None
+    gap_reason: str | None = None
+    explained_since: dt.date | None = None
+    explained_given_until: dt.date | None = None
+    explanation_expired_on: dt.date | None = None
+    seen: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +186,27 @@ class EpisodeClose:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """One transition. ``signal_id`` None: the episode is inserted by the same plan."""
+
+    signal_id: int | None
+    case_ref: str
+    rule_id: str
+    kind: str
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileCounts:
     """What one reconcile run changed.
 
-    ``new`` includes ``reopened``; ``resolved``, ``closed_case`` and ``rule_removed`` are
-    the closes by reason; ``escalated_today`` counts episodes this run escalated (their
-    ``escalated_on`` may lie before D when runs were skipped); ``explained`` counts fired
-    keys with an explanation valid on D (``explained_until`` >= D).
+    ``new`` includes ``reopened`` and excludes ``baseline`` (first-night findings);
+    ``resolved``, ``closed_case``, ``rule_removed`` and ``rule_retired`` are the closes by
+    reason; ``in_gap`` counts open episodes absent today but inside the grace period
+    (``gap_started`` of them started today); ``escalated_today`` counts episodes this run
+    escalated (their ``escalated_on`` may lie before D when runs were skipped);
+    ``explained`` counts fired keys with an explanation valid on D;
+    ``explanation_expired`` explanations that ran out this run.
     """
 
     new: int = 0
@@ -135,14 +217,19 @@ class ReconcileCounts:
     rule_removed: int = 0
     escalated_today: int = 0
     explained: int = 0
+    baseline: int = 0
+    in_gap: int = 0
+    gap_started: int = 0
+    rule_retired: int = 0
+    explanation_expired: int = 0
 
     @property
     def closed(self) -> int:
-        return self.resolved + self.closed_case + self.rule_removed
+        return self.resolved + self.closed_case + self.rule_removed + self.rule_retired
 
     @property
     def open(self) -> int:
-        return self.new + self.still_open
+        return self.new + self.baseline + self.still_open + self.in_gap
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -158,13 +245,40 @@ class ReconcilePlan:
     updates: list[EpisodeUpdate] = field(default_factory=list)
     closes: list[EpisodeClose] = field(default_factory=list)
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
+    events: list[Event] = field(default_factory=list)
+    introduced_rules: list[str] = field(default_factory=list)  # first seen today
+    problems: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.inserts or self.touches or self.updates or self.closes)
+        return not (
+            self.inserts
+            or self.touches
+            or self.updates
+            or self.closes
+            or self.events
+            or self.introduced_rules
+        )
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def baseline_offset(key: Key, spread_days: int) -> int:
+    """Working days (0 .. spread_days - 1) a baseline episode's escalation clock is moved:
+    a stable hash of the key, so the same findings always get the same spread."""
+    if spread_days <= 1:
+        return 0
+    digest = hashlib.blake2b(f"{key[0]}\x00{key[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % spread_days
+
+
+@dataclass(slots=True)
+class _Explanation:
+    until: dt.date | None
+    given: dt.date | None
+    since: dt.date | None
+    expired_on: dt.date | None
 
 
 def plan(
@@ -175,12 +289,20 @@ def plan(
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
     untouched_case_refs: Collection[str] = (),
+    *,
+    explanations: Mapping[Key, StoredExplanation] | None = None,
+    retired_rules: Collection[str] = (),
+    known_rules: Collection[str] | None = None,
+    policy: Policy = Policy(),
 ) -> ReconcilePlan:
     """Decide every change for ``as_of``; pure (no I/O), deterministic order.
 
     Open episodes of ``untouched_case_refs`` (cases that could not be read today) stay
-    exactly as they are: not closed, not touched.
+    exactly as they are: not closed, not touched. ``known_rules`` None: no baseline
+    (every new episode is new); else rules not in it are introduced today and their new
+    episodes are baseline. ``retired_rules`` that are not active close their episodes.
     """
+    stored = explanations or {}
     by_key: dict[Key, OpenEpisode] = {}
     for loaded in open_episodes:
         key = (loaded.case_ref, loaded.rule_id)
@@ -196,43 +318,116 @@ def plan(
             )
         by_key[key] = loaded
 
-    # Escalation due dates, memoised per (rule, opened_on): working days are costly.
-    escalate_after = {
-        rule_id: info.escalate_after
-        for rule_id, info in active_rules.items()
-        if info.escalate_after is not None
-    }
-    due_cache: dict[tuple[str, dt.date], dt.date] = {}
+    introduced: list[str] = []
+    if known_rules is not None:
+        known = set(known_rules)
+        introduced = sorted(r for r in active_rules if r not in known)
+    baseline_rules = set(introduced)
 
-    def escalation(rule_id: str, opened_on: dt.date, explained: bool) -> dt.date | None:
-        """``escalated_on`` for an episode not yet escalated, given today's as-of date.
+    # Escalation due dates, memoised per (rule, clock start): working days are costly.
+    due_cache: dict[tuple[str, dt.date], dt.date | None] = {}
 
-        A signal with a valid explanation does not escalate: the case manager has said why
-        the rule does not apply. When the explanation ends, the rule's limit counts again
-        from the episode's start, so an overdue signal escalates on that day.
-        """
-        duration = escalate_after.get(rule_id)
-        if duration is None or explained:
-            return None
-        due = due_cache.get((rule_id, opened_on))
-        if due is None:
-            due = due_cache[(rule_id, opened_on)] = shift(opened_on, duration, 1)
-        return due if as_of >= due else None
+    def due_date(rule_id: str, clock: dt.date) -> dt.date | None:
+        if (rule_id, clock) not in due_cache:
+            info = active_rules.get(rule_id)
+            duration = info.escalate_after if info is not None else None
+            due_cache[(rule_id, clock)] = None if duration is None else shift(clock, duration, 1)
+        return due_cache[(rule_id, clock)]
+
+    events: list[Event] = []
+    problems: list[str] = []
+    expired_count = 0
+
+    def explain(
+        sid: int | None, key: Key, today: Fired, prev: _Explanation
+    ) -> tuple[_Explanation, bool]:
+        """Today's explanation state of an episode, with its events; (state, valid today)."""
+        nonlocal expired_count
+        case_file = today.explained_until
+        if case_file is not None and case_file < as_of:
+            case_file = None
+        command_line = stored.get(key)
+        given, source, by, ref = case_file, SOURCE_CASE_FILE, today.explained_by, None
+        if (
+            command_line is not None
+            and command_line.until >= as_of
+            and (given is None or command_line.until >= given)
+        ):
+            given, source = command_line.until, SOURCE_COMMAND_LINE
+            by, ref = command_line.created_by, command_line.id
+        state = _Explanation(prev.until, prev.given, prev.since, prev.expired_on)
+        if given is not None:
+            if given != prev.given or prev.until is None:
+                until = given
+                details: dict[str, Any] = {"until": until.isoformat(), "source": source}
+                if by:
+                    details["by"] = by
+                if ref is not None:
+                    details["explanation_id"] = ref
+                info = active_rules.get(key[1])
+                if info is not None and info.max_explanation is not None:
+                    limit = shift(as_of, info.max_explanation, 1)
+                    if until > limit:
+                        until = limit
+                        details["until"] = until.isoformat()
+                        details["given_until"] = given.isoformat()
+                        details["capped_to"] = str(info.max_explanation)
+                        problems.append(
+                            f"zaak {key[0]}: de toelichting bij regel {key[1]} is langer dan "
+                            f"de regel toestaat (hooguit {info.max_explanation}); ingekort "
+                            f"tot {until.isoformat()}"
+                        )
+                events.append(Event(sid, *key, "explained", details))
+                state = _Explanation(until, given, as_of, None)
+        elif prev.until is not None and prev.until >= as_of:
+            events.append(
+                Event(sid, *key, "explanation_revoked", {"until": prev.until.isoformat()})
+            )
+            state = _Explanation(None, None, None, prev.expired_on)
+        if state.until is not None and state.until < as_of and state.expired_on is None:
+            events.append(
+                Event(sid, *key, "explanation_expired", {"until": state.until.isoformat()})
+            )
+            state.expired_on = state.until
+            expired_count += 1
+        return state, state.until is not None and state.until >= as_of
 
     inserts: list[NewEpisode] = []
     touches: list[int] = []
     updates: list[EpisodeUpdate] = []
     closes: list[EpisodeClose] = []
-    new = reopened = still_open = escalated = explained = 0
-    by_reason = {CLOSE_RESOLVED: 0, CLOSE_CASE_CLOSED: 0, CLOSE_RULE_REMOVED: 0}
+    new = reopened = still_open = escalated = explained = baseline = 0
+    in_gap = gap_started = 0
+    by_reason = dict.fromkeys(
+        (CLOSE_RESOLVED, CLOSE_CASE_CLOSED, CLOSE_RULE_REMOVED, CLOSE_RULE_RETIRED), 0
+    )
 
+    clock_cache: dict[int, dt.date] = {}
     for key, today in fired.items():
-        is_explained = today.explained_until is not None and today.explained_until >= as_of
-        explained += is_explained
         episode = by_key.get(key)
         if episode is None:
+            is_baseline = key[1] in baseline_rules
+            clock = as_of
+            if is_baseline:
+                offset = baseline_offset(key, policy.baseline_spread_days)
+                if offset not in clock_cache:
+                    clock_cache[offset] = add_working_days(as_of, offset)
+                clock = clock_cache[offset]
             was_closed = key in closed_keys
-            escalated_on = escalation(key[1], as_of, is_explained)
+            events.append(
+                Event(
+                    None,
+                    *key,
+                    "reopened" if was_closed else "opened",
+                    {"baseline": True, "clock_start": clock.isoformat()} if is_baseline else None,
+                )
+            )
+            state, is_explained = explain(None, key, today, _Explanation(None, None, None, None))
+            explained += is_explained
+            due = None if is_explained else due_date(key[1], clock)
+            escalated_on = due if due is not None and as_of >= due else None
+            if escalated_on is not None:
+                events.append(Event(None, *key, "escalated", {"due": escalated_on.isoformat()}))
             inserts.append(
                 NewEpisode(
                     case_ref=key[0],
@@ -242,52 +437,125 @@ def plan(
                     team=today.team,
                     reopened=was_closed,
                     escalated_on=escalated_on,
-                    explained_until=today.explained_until,
+                    explained_until=state.until,
+                    baseline=is_baseline,
+                    clock_start=clock if clock != as_of else None,
+                    explained_since=state.since,
+                    explained_given_until=state.given,
                 )
             )
-            new += 1
-            reopened += was_closed
+            if is_baseline:
+                baseline += 1
+            else:
+                new += 1
+                reopened += was_closed
             escalated += escalated_on is not None
             continue
 
         still_open += 1
+        sid = episode.id
+        changed = False
+        if episode.gap_since is not None:
+            events.append(
+                Event(
+                    sid,
+                    *key,
+                    "gap_ended",
+                    {"gap_since": episode.gap_since.isoformat(), "reason": episode.gap_reason},
+                )
+            )
+            changed = True
+        if today.severity != episode.severity:
+            events.append(
+                Event(
+                    sid, *key, "severity_changed", {"from": episode.severity, "to": today.severity}
+                )
+            )
+            changed = True
+        if today.regievoerder != episode.regievoerder or today.team != episode.team:
+            details = {"from": episode.regievoerder, "to": today.regievoerder}
+            if today.team != episode.team:
+                details |= {"team_from": episode.team, "team_to": today.team}
+            events.append(Event(sid, *key, "reassigned", details))
+            changed = True
+        prev = _Explanation(
+            episode.explained_until,
+            episode.explained_given_until,
+            episode.explained_since,
+            episode.explanation_expired_on,
+        )
+        state, is_explained = explain(sid, key, today, prev)
+        explained += is_explained
+        changed = changed or state != prev
         escalated_on = episode.escalated_on
-        if escalated_on is None:
-            escalated_on = escalation(key[1], episode.opened_on, is_explained)
-            escalated += escalated_on is not None
-        if (
-            today.severity != episode.severity
-            or today.regievoerder != episode.regievoerder
-            or today.team != episode.team
-            or today.explained_until != episode.explained_until
-            or escalated_on != episode.escalated_on
-        ):
+        if escalated_on is None and not is_explained:
+            due = due_date(key[1], episode.clock_start or episode.opened_on)
+            if due is not None and as_of >= due:
+                escalated_on = due
+                escalated += 1
+                events.append(Event(sid, *key, "escalated", {"due": due.isoformat()}))
+                changed = True
+        if changed:
             updates.append(
                 EpisodeUpdate(
-                    id=episode.id,
+                    id=sid,
                     severity=today.severity,
                     regievoerder=today.regievoerder,
                     team=today.team,
                     escalated_on=escalated_on,
-                    explained_until=today.explained_until,
+                    explained_until=state.until,
+                    explained_since=state.since,
+                    explained_given_until=state.given,
+                    explanation_expired_on=state.expired_on,
                 )
             )
         elif episode.last_seen_on != as_of:
-            touches.append(episode.id)
+            touches.append(sid)
 
     untouched = set(untouched_case_refs)
+    retired = set(retired_rules)
     for key in sorted(by_key.keys() - fired.keys()):
         case_ref, rule_id = key
+        episode = by_key[key]
         if case_ref in untouched:
             continue  # unreadable today: keep the episode as it was
-        if case_ref not in open_case_refs:
+        if rule_id in retired and rule_id not in active_rules:
+            reason = CLOSE_RULE_RETIRED
+        elif case_ref not in open_case_refs:
             reason = CLOSE_CASE_CLOSED
         elif rule_id not in active_rules:
             reason = CLOSE_RULE_REMOVED
         else:
             reason = CLOSE_RESOLVED
-        closes.append(EpisodeClose(by_key[key].id, reason))
-        by_reason[reason] += 1
+        absent = working_days_between(episode.last_seen_on, as_of)
+        if reason == CLOSE_RULE_RETIRED or policy.grace_days == 0 or absent > policy.grace_days:
+            closes.append(EpisodeClose(episode.id, reason))
+            details = {"last_seen_on": episode.last_seen_on.isoformat()}
+            if episode.gap_since is not None:
+                details["gap_since"] = episode.gap_since.isoformat()
+            events.append(Event(episode.id, *key, reason, details))
+            by_reason[reason] += 1
+            continue
+        in_gap += 1
+        if episode.gap_since is None:
+            gap_started += 1
+            events.append(Event(episode.id, *key, "gap_started", {"reason": reason}))
+            updates.append(
+                EpisodeUpdate(
+                    id=episode.id,
+                    severity=episode.severity,
+                    regievoerder=episode.regievoerder,
+                    team=episode.team,
+                    escalated_on=episode.escalated_on,
+                    explained_until=episode.explained_until,
+                    gap_since=as_of,
+                    gap_reason=reason,
+                    explained_since=episode.explained_since,
+                    explained_given_until=episode.explained_given_until,
+                    explanation_expired_on=episode.explanation_expired_on,
+                    seen=False,
+                )
+            )
 
     inserts.sort(key=lambda n: (n.case_ref, n.rule_id))  # deterministic ids
     touches.sort()
@@ -300,10 +568,17 @@ def plan(
         resolved=by_reason[CLOSE_RESOLVED],
         closed_case=by_reason[CLOSE_CASE_CLOSED],
         rule_removed=by_reason[CLOSE_RULE_REMOVED],
+        rule_retired=by_reason[CLOSE_RULE_RETIRED],
         escalated_today=escalated,
         explained=explained,
+        baseline=baseline,
+        in_gap=in_gap,
+        gap_started=gap_started,
+        explanation_expired=expired_count,
     )
-    return ReconcilePlan(as_of, inserts, touches, updates, closes, counts)
+    return ReconcilePlan(
+        as_of, inserts, touches, updates, closes, counts, events, introduced, problems
+    )
 
 
 def _backwards_message(latest: dt.date, as_of: dt.date) -> str:
@@ -340,7 +615,9 @@ def _by_ids(
         conn.execute(stmt, {"ids": list(ids[start : start + size])})
 
 
-def apply(conn: Connection, plan: ReconcilePlan, run_id: int | None) -> None:
+def apply(
+    conn: Connection, plan: ReconcilePlan, run_id: int | None, ruleset_version: str | None = None
+) -> None:
     """Write ``plan`` in the caller's transaction, in batched statements (no commit)."""
     as_of = plan.as_of
 
@@ -353,32 +630,40 @@ def apply(conn: Connection, plan: ReconcilePlan, run_id: int | None) -> None:
 
     _by_ids(conn, plan.touches, {"last_seen_on": as_of})
 
-    if plan.updates:
+    seen = [u for u in plan.updates if u.seen]
+    if seen:
+        columns = (
+            "severity",
+            "regievoerder",
+            "team",
+            "escalated_on",
+            "explained_until",
+            "gap_since",
+            "gap_reason",
+            "explained_since",
+            "explained_given_until",
+            "explanation_expired_on",
+        )
+        new_values: dict[str, Any] = {c: sa.bindparam(f"b_{c}") for c in columns}
         stmt = (
             sa.update(signals)
             .where(signals.c.id == sa.bindparam("b_id"))
-            .values(
-                last_seen_on=as_of,
-                severity=sa.bindparam("b_severity"),
-                regievoerder=sa.bindparam("b_regievoerder"),
-                team=sa.bindparam("b_team"),
-                escalated_on=sa.bindparam("b_escalated_on"),
-                explained_until=sa.bindparam("b_explained_until"),
-            )
+            .values(last_seen_on=as_of, **new_values)
+        )
+        conn.execute(
+            stmt, [{"b_id": u.id, **{f"b_{c}": getattr(u, c) for c in columns}} for u in seen]
+        )
+    # a gap start leaves last_seen_on on the last day the key fired
+    gaps = [u for u in plan.updates if not u.seen]
+    if gaps:
+        stmt = (
+            sa.update(signals)
+            .where(signals.c.id == sa.bindparam("b_id"))
+            .values(gap_since=sa.bindparam("b_gap_since"), gap_reason=sa.bindparam("b_reason"))
         )
         conn.execute(
             stmt,
-            [
-                {
-                    "b_id": u.id,
-                    "b_severity": u.severity,
-                    "b_regievoerder": u.regievoerder,
-                    "b_team": u.team,
-                    "b_escalated_on": u.escalated_on,
-                    "b_explained_until": u.explained_until,
-                }
-                for u in plan.updates
-            ],
+            [{"b_id": u.id, "b_gap_since": u.gap_since, "b_reason": u.gap_reason} for u in gaps],
         )
 
     if plan.inserts:
@@ -398,10 +683,65 @@ def apply(conn: Connection, plan: ReconcilePlan, run_id: int | None) -> None:
                 "explained_until": n.explained_until,
                 "opened_run_id": run_id,
                 "closed_run_id": None,
+                "baseline": n.baseline,
+                "clock_start": n.clock_start,
+                "gap_since": None,
+                "gap_reason": None,
+                "explained_since": n.explained_since,
+                "explained_given_until": n.explained_given_until,
+                "explanation_expired_on": None,
             }
             for n in plan.inserts
         ]
         conn.execute(sa.insert(signals), rows)
+
+    if plan.events:
+        now = dt.datetime.now(dt.UTC)
+        event_rows = [
+            {
+                "signal_id": e.signal_id,
+                "case_ref": e.case_ref,
+                "rule_id": e.rule_id,
+                "kind": e.kind,
+                "as_of": as_of,
+                "run_id": run_id,
+                "ruleset_version": ruleset_version,
+                "details": e.details,
+                "created_at": now,
+            }
+            for e in plan.events
+        ]
+        for start in range(0, len(event_rows), EVENT_CHUNK):
+            conn.execute(sa.insert(signal_events), event_rows[start : start + EVENT_CHUNK])
+        if plan.inserts:
+            # events of episodes inserted above get their id from the one open episode per key
+            s, ev = signals.alias("s"), signal_events
+            episode_id = (
+                sa.select(s.c.id)
+                .where(
+                    s.c.case_ref == ev.c.case_ref,
+                    s.c.rule_id == ev.c.rule_id,
+                    s.c.closed_on.is_(None),
+                )
+                .scalar_subquery()
+            )
+            conn.execute(sa.update(ev).where(ev.c.signal_id.is_(None)).values(signal_id=episode_id))
+
+    if plan.introduced_rules:
+        conn.execute(sa.delete(known_rules).where(known_rules.c.rule_id.in_(plan.introduced_rules)))
+        conn.execute(
+            sa.insert(known_rules),
+            [
+                {
+                    "rule_id": rule_id,
+                    "introduced_on": as_of,
+                    "introduced_run_id": run_id,
+                    "retired_at": None,
+                    "retired_by": None,
+                }
+                for rule_id in plan.introduced_rules
+            ],
+        )
 
 
 def check_forward(conn: Connection, as_of: dt.date) -> None:
@@ -432,6 +772,12 @@ def load_open_episodes(conn: Connection) -> list[OpenEpisode]:
             c.last_seen_on,
             c.escalated_on,
             c.explained_until,
+            c.clock_start,
+            c.gap_since,
+            c.gap_reason,
+            c.explained_since,
+            c.explained_given_until,
+            c.explanation_expired_on,
         ).where(c.closed_on.is_(None))
     )
     return list(map(OpenEpisode._make, result.all()))
@@ -445,6 +791,40 @@ def load_closed_keys(conn: Connection) -> set[Key]:
     return {(case_ref, rule_id) for case_ref, rule_id in result.all()}
 
 
+def load_stored_explanations(conn: Connection, as_of: dt.date) -> dict[Key, StoredExplanation]:
+    """Command-line explanations in force on ``as_of`` (not revoked); the latest end per key."""
+    c = explanations.c
+    out: dict[Key, StoredExplanation] = {}
+    rows = conn.execute(
+        sa.select(c.id, c.case_ref, c.rule_id, c.until, c.created_by)
+        .where(c.revoked_at.is_(None), c.until >= as_of)
+        .order_by(c.until, c.id)
+    )
+    for row in rows:
+        out[(row.case_ref, row.rule_id)] = StoredExplanation(row.id, row.until, row.created_by)
+    return out
+
+
+def load_known_rules(conn: Connection) -> tuple[set[str], set[str]]:
+    """(rules in use: introduced and not retired, rules retired by an operator)."""
+    c = known_rules.c
+    known: set[str] = set()
+    retired: set[str] = set()
+    for rule_id, retired_at in conn.execute(sa.select(c.rule_id, c.retired_at)):
+        (known if retired_at is None else retired).add(rule_id)
+    return known, retired
+
+
+def missing_rules(conn: Connection, rule_ids: Collection[str]) -> list[str]:
+    """Rules holding open signals that are not in ``rule_ids`` and not retired; sorted."""
+    c = signals.c
+    holding = set(
+        conn.execute(sa.select(c.rule_id).where(c.closed_on.is_(None)).distinct()).scalars()
+    )
+    _, retired = load_known_rules(conn)
+    return sorted(holding - set(rule_ids) - retired)
+
+
 def reconcile(
     conn: Connection,
     fired: Mapping[Key, Fired],
@@ -453,9 +833,19 @@ def reconcile(
     as_of: dt.date,
     run_id: int | None,
     untouched_case_refs: Collection[str] = (),
+    *,
+    policy: Policy = Policy(),
+    baseline: bool = False,
+    ruleset_version: str | None = None,
+    problems: list[str] | None = None,
 ) -> ReconcileCounts:
-    """Load the store's state, plan and apply, in the caller's transaction."""
+    """Load the store's state, plan and apply, in the caller's transaction.
+
+    ``baseline``: treat findings of rules the store has not seen before (all rules on the
+    first night) as a baseline. ``problems`` receives messages for the run summary.
+    """
     check_forward(conn, as_of)
+    known, retired = load_known_rules(conn)
     reconcile_plan = plan(
         load_open_episodes(conn),
         load_closed_keys(conn),
@@ -464,6 +854,12 @@ def reconcile(
         active_rules,
         as_of,
         untouched_case_refs,
+        explanations=load_stored_explanations(conn, as_of),
+        retired_rules=retired,
+        known_rules=known if baseline else None,
+        policy=policy,
     )
-    apply(conn, reconcile_plan, run_id)
+    apply(conn, reconcile_plan, run_id, ruleset_version)
+    if problems is not None:
+        problems.extend(reconcile_plan.problems)
     return reconcile_plan.counts

@@ -92,6 +92,7 @@ RULE_KEYS = {
     "expected_action": True,
     "escalate_after": False,
     "overdue": False,
+    "max_explanation": False,
     "tests": False,
 }
 TEST_KEYS = {"name": False, "as_of": True, "case": True, "expect": True, "severity": False}
@@ -155,6 +156,8 @@ class Rule:
     line: int
     tests: tuple[RuleTest, ...] = ()
     overdue: Overdue | None = None
+    # the longest an explanation may keep a signal of this rule quiet (issue 6)
+    max_explanation: Duration | None = None
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:
@@ -917,6 +920,12 @@ def parse_rule(
             escalate = parse_duration(node["escalate_after"])
         except ValueError as exc:
             ctx.add(_pos_of(node, "escalate_after", value=True), str(exc))
+    max_explanation = None
+    if node.get("max_explanation") is not None:
+        try:
+            max_explanation = parse_duration(node["max_explanation"])
+        except ValueError as exc:
+            ctx.add(_pos_of(node, "max_explanation", value=True), str(exc))
     cparser = ConditionParser(catalogue.fields, ctx, "de regel", catalogue.broken)
     when = cparser.parse(node["when"], _pos_of(node, "when")) if "when" in node else None
     unless = None
@@ -970,6 +979,7 @@ def parse_rule(
         line=_pos_of(node).line,
         tests=tests,
         overdue=overdue,
+        max_explanation=max_explanation,
     )
 
 

@@ -93,6 +93,8 @@ RULE_KEY_DESCRIPTIONS = {
     "(werkdagen), 14d (dagen) of 2w (weken).",
     "overdue": "Termijn verstreken: {when: <voorwaarde>, severity: <hogere ernst>}. Geldt "
     "'when' van dit blok (en niet 'unless'), dan blijft het signaal open met de hogere ernst.",
+    "max_explanation": "Hoe lang een toelichting een signaal van deze regel hooguit stil "
+    "houdt, bijv. 90d; een langere toelichting wordt ingekort en gemeld.",
     "tests": "Testgevallen: een zaak, een peildatum en of de regel dan afgaat.",
 }
 
@@ -339,6 +341,7 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
             "required": ["when", "severity"],
             "additionalProperties": False,
         },
+        "max_explanation": {"anyOf": [_duration(), {"type": "null"}]},
         "tests": tests,
     }
     _same_keys(props, RULE_KEYS, "rule")

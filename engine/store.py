@@ -74,6 +74,14 @@ signals = Table(
     Column("explained_until", Date),
     Column("opened_run_id", Integer),
     Column("closed_run_id", Integer),
+    # migration 0003 (issue 6): see engine/reconcile.py for the meaning of each
+    Column("baseline", Boolean, nullable=False, server_default=text("false")),
+    Column("clock_start", Date),  # escalation clock start; NULL = opened_on
+    Column("gap_since", Date),  # first as-of date of a gap inside the grace period
+    Column("gap_reason", String(20)),
+    Column("explained_since", Date),
+    Column("explained_given_until", Date),  # the end date as given, before any cap
+    Column("explanation_expired_on", Date),  # end date of the explanation that ran out
     Index("ix_signals_case_rule", "case_ref", "rule_id"),
     Index("ix_signals_regievoerder", "regievoerder"),
     Index(
@@ -86,6 +94,48 @@ signals = Table(
     ),
     # most nights update last_seen_on of every open signal: leave room for HOT updates
     postgresql_with={"fillfactor": 70},
+)
+
+signal_events = Table(
+    "signal_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("signal_id", Integer),  # filled in the same transaction as the episode's insert
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("run_id", Integer),
+    Column("ruleset_version", String(64)),
+    Column("details", JSON),  # ids, dates and reasons only; never case contents
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_signal_events_signal", "signal_id"),
+    Index("ix_signal_events_case", "case_ref"),
+)
+
+known_rules = Table(
+    "known_rules",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("introduced_on", Date),
+    Column("introduced_run_id", Integer),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("retired_by", String(64)),
+)
+
+explanations = Table(
+    "signal_explanations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("until", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(64)),
+    Index("ix_signal_explanations_case_rule", "case_ref", "rule_id"),
 )
 
 outbox = Table(

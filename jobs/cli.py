@@ -157,9 +157,15 @@ def print_summary(summary: Any) -> None:
     r = summary.reconcile
     console.print(
         f"Nieuw: {r.get('new', 0)} (heropend {r.get('reopened', 0)}), "
-        f"nog open: {r.get('still_open', 0)}, opgelost: {r.get('resolved', 0)}, "
-        f"zaak gesloten: {r.get('closed_case', 0)}, geëscaleerd: {r.get('escalated_today', 0)}, "
-        f"met toelichting: {r.get('explained', 0)}"
+        f"bestaand (eerste nacht): {r.get('baseline', 0)}, "
+        f"nog open: {r.get('still_open', 0)}, tijdelijk afwezig: {r.get('in_gap', 0)}, "
+        f"geëscaleerd: {r.get('escalated_today', 0)}, "
+        f"met toelichting: {r.get('explained', 0)}, "
+        f"toelichting verlopen: {r.get('explanation_expired', 0)}"
+    )
+    console.print(
+        f"Gesloten: opgelost {r.get('resolved', 0)}, zaak gesloten {r.get('closed_case', 0)}, "
+        f"regel uit {r.get('rule_removed', 0)}, regel ingetrokken {r.get('rule_retired', 0)}"
     )
     m = summary.messages_enqueued
     console.print(
@@ -338,6 +344,12 @@ def rules() -> None:
 def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
     """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
     ruledir = _checked_rules(_settings(ctx), rules_dir)
+    if not ruledir.rules:
+        err.print(
+            f"[red]{ruledir.root} bevat geen regels; een run met deze map wordt geweigerd. "
+            "Controleer de map (REGIESIGNAAL_RULES_DIR of [rules] dir).[/red]"
+        )
+        sys.exit(1)
     console.print(
         f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
         f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {ruledir.version})."
@@ -586,12 +598,19 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
 @click.option("--cases", default=2000, show_default=True, help="Aantal synthetische zaken.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
-def demo(cases: int, seed: int, directory: Path) -> None:
+@click.option(
+    "--nights",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Aantal werkdagen na elkaar (tot en met vandaag) met veranderende zaken.",
+)
+def demo(cases: int, seed: int, directory: Path, nights: int) -> None:
     """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
     from jobs.demo import DemoRefused, run_demo
 
     try:
-        run_demo(directory, cases=cases, seed=seed, console=console)
+        run_demo(directory, cases=cases, seed=seed, console=console, nights=nights)
     except DemoRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)
@@ -613,6 +632,15 @@ def _register_lko() -> None:
 
 
 _register_lko()
+
+
+def _register_signals() -> None:
+    from jobs.cli_signals import register
+
+    register(main)  # signals list|show, explanations add|list|revoke, rules retire
+
+
+_register_signals()
 
 
 def run_cli() -> None:

@@ -82,6 +82,10 @@ class Settings:
     digest_weekday: int = 0  # date.weekday(): 0 = Monday; used when digest == "weekly"
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
     mail_enabled: bool = True
+    # [signals] (issue 6): working days a signal may be absent and continue its episode;
+    # working days over which first-night (baseline) escalation clocks are spread
+    grace_days: int = 2
+    baseline_spread_days: int = 10
     config_path: Path | None = None  # the TOML file that was read, if any
     # an operator's file of days equated to public holidays, besides the shipped one
     calendar_file: Path | None = None
@@ -363,6 +367,8 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("run", "timezone"): ("timezone", _parse_timezone),
     ("run", "schedule"): ("schedule", _parse_schedule),
     ("calendar", "extra_days_file"): ("calendar_file", _parse_path),
+    ("signals", "grace_days"): ("grace_days", _int_parser(0, 30)),
+    ("signals", "baseline_spread_days"): ("baseline_spread_days", _int_parser(1, 60)),
 }
 
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -584,4 +590,6 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("run.timezone", settings.timezone),
         ("run.schedule", settings.schedule),
         ("calendar.extra_days_file", str(settings.calendar_file or "(geen; alleen meegeleverd)")),
+        ("signals.grace_days", str(settings.grace_days)),
+        ("signals.baseline_spread_days", str(settings.baseline_spread_days)),
     ]

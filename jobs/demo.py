@@ -30,8 +30,15 @@ class DemoRefused(Exception):
 
 
 def run_demo(
-    directory: Path, *, cases: int = 2000, seed: int = 42, console: Console | None = None
+    directory: Path,
+    *,
+    cases: int = 2000,
+    seed: int = 42,
+    console: Console | None = None,
+    nights: int = 1,
 ) -> RunSummary:
+    """The demo; with ``nights`` > 1 the source evolves over that many working days ending
+    today (see jobs/demo_nights.py) and the last night's summary is returned."""
     console = console or Console()
     directory = Path(directory)
     marker = directory / DEMO_MARKER
@@ -47,7 +54,11 @@ def run_demo(
     marker.write_text(
         "Deze map is gemaakt door 'regiesignaal demo' en wordt elke keer vervangen.\n"
     )
-    as_of = today_amsterdam()  # the demo always uses Europe/Amsterdam
+    from jobs.demo_nights import Evolution, operator_explanation
+    from jobs.demo_nights import nights as night_dates
+
+    days = night_dates(today_amsterdam(), nights) if nights > 1 else [today_amsterdam()]
+    as_of = days[0]  # the demo always uses Europe/Amsterdam
     case_file = directory / "cases.jsonl"
     staff_file = directory / "staff.jsonl"
     generate(cases, seed, as_of, case_file, staff_file)
@@ -78,7 +89,21 @@ def run_demo(
             ),
         )
         upgrade_store(settings)
-        summary = run(settings, RunOptions(as_of, "demo", case_manager_mail_any_day=True))
+        evolution = Evolution(case_file, seed) if nights > 1 else None
+        for i, day in enumerate(days):
+            if evolution is not None and i:
+                evolution.evolve(sa.create_engine(source_url), day, directory)
+                if i == 1:
+                    operator_explanation(store_url, day)
+            summary = run(settings, RunOptions(day, "demo", case_manager_mail_any_day=True))
+            if evolution is not None:
+                r = summary.reconcile
+                console.print(
+                    f"Nacht {i + 1}/{nights} ({day}): nieuw {r.get('new', 0)}, bestaand "
+                    f"{r.get('baseline', 0)}, geëscaleerd {r.get('escalated_today', 0)}, "
+                    f"toelichting verlopen {r.get('explanation_expired', 0)}, "
+                    f"gesloten {r.get('resolved', 0) + r.get('closed_case', 0)}"
+                )
         received = catcher.messages
     from jobs.cli import print_summary
 
@@ -91,4 +116,9 @@ def run_demo(
         f"  verder kijken: REGIESIGNAAL_SOURCE_URL={source_url} "
         "regiesignaal explain <zaak> of preview"
     )
+    if nights > 1:
+        console.print(
+            f"  geschiedenis:  REGIESIGNAAL_STORE_URL={store_url} regiesignaal signals list "
+            "en regiesignaal signals show <zaak>"
+        )
     return summary

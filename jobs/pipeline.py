@@ -30,6 +30,7 @@ from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
 from engine.evaluate import Evaluator, Hit
+from engine.facts import explanation_rule_refs
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
     case_index,
@@ -105,6 +106,8 @@ def _worker_init(
 class RangeResult:
     hits: list[Hit]
     unreadable: dict[str, str]  # case_ref -> kind of problem
+    # explanations naming a rule that is not active: (case_ref, position, rule as written)
+    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def _evaluate_range(
@@ -112,7 +115,14 @@ def _evaluate_range(
 ) -> RangeResult:
     read = read_case_range(source, *key_range)
     unreadable = dict(read.unreadable)
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable)
+    active = set(evaluator.compiled.rule_ids)
+    refs = [
+        (case["case_ref"], i, rule)
+        for case in read.cases
+        for i, rule in explanation_rule_refs(case)
+        if rule not in active
+    ]
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -125,6 +135,7 @@ class Extracted:
     hits: list[Hit] = field(default_factory=list)
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
@@ -186,7 +197,25 @@ def evaluate_source(
     for result in results:
         out.hits.extend(result.hits)
         out.unreadable.update(result.unreadable)
+        out.explanation_refs.extend(result.explanation_refs)
     return out
+
+
+def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[str]) -> list[str]:
+    """Problems for explanations naming a rule that is not in the rule folder, per case with
+    the nearest rule id; never the text of the explanation nor the id as written."""
+    from engine.catalogue import suggest
+
+    problems = []
+    for case_ref, position, rule in sorted(refs):
+        if rule in rule_ids:
+            continue  # a rule that exists but is switched off
+        hint = suggest(rule.strip().upper(), rule_ids) or "controleer het regel-id"
+        problems.append(
+            f"zaak {case_ref}: toelichting {position} noemt een regel die niet bestaat en telt "
+            f"niet mee; {hint} Herstel de toelichting in het zaaksysteem."
+        )
+    return problems
 
 
 # ---------------------------------------------------------------- the run
@@ -318,6 +347,25 @@ def _preflight(
         )
 
 
+def _check_rule_set(conn: sa.Connection, ruledir: RuleDir) -> None:
+    """Refuse an empty rule set, or one that lacks rules holding open signals (unless
+    those rules were retired with ``regiesignaal rules retire``)."""
+    if not ruledir.rules:
+        raise RunRefused(
+            f"de regelmap {ruledir.root} bevat geen regels; de run zou alle signalen sluiten. "
+            "Controleer rules_dir (REGIESIGNAAL_RULES_DIR of [rules] dir)."
+        )
+    missing = reconcile.missing_rules(conn, {r.id for r in ruledir.rules})
+    if missing:
+        raise RunRefused(
+            f"{len(missing)} regel(s) met open signalen ontbreken in {ruledir.root}: "
+            f"{', '.join(missing)}. Zet de regelbestanden terug, of trek de regels bewust in "
+            f"met 'regiesignaal rules retire {' '.join(missing)}' (hun signalen sluiten dan "
+            "met reden rule_retired).",
+            [f"ontbrekende regel: {rule_id}" for rule_id in missing],
+        )
+
+
 def _abort_stale_runs(store: sa.Engine) -> None:
     """Mark runs left 'running' by a process that died (or hangs for 12 hours) as aborted."""
     now = dt.datetime.now(dt.UTC)
@@ -365,6 +413,7 @@ def _run(
         ruledir = load_checked_rules(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
+            _check_rule_set(conn, ruledir)
         _preflight(settings, options, store, source)
     except reconcile.ReconcileError as exc:
         refused = RunRefused(str(exc))
@@ -457,7 +506,8 @@ def _stages(
 ) -> None:
     pool = start_pool(settings.workers, ruledir, compiled, source)
     try:
-        _pipeline(settings, options, store, source, compiled, summary, pool)
+        all_rule_ids = frozenset(r.id for r in ruledir.rules)
+        _pipeline(settings, options, store, source, compiled, summary, pool, all_rule_ids)
         if pool is not None:
             pool.close()
             pool.join()
@@ -474,6 +524,7 @@ def _pipeline(
     compiled: CompiledRuleSet,
     summary: RunSummary,
     pool: Pool | None,
+    all_rule_ids: frozenset[str] = frozenset(),
 ) -> None:
     as_of = options.as_of
     d = summary.durations
@@ -488,6 +539,11 @@ def _pipeline(
             "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in "
             "de bron."
         )
+    summary.problems.extend(
+        unknown_explanation_rules(
+            extracted.explanation_refs, set(all_rule_ids or compiled.rule_ids)
+        )
+    )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 
@@ -499,11 +555,13 @@ def _pipeline(
                 h.regievoerder,
                 h.team,
                 h.explained_until,
+                h.explained_by,
             )
             for h in extracted.hits
         }
         active = {
-            rid: reconcile.RuleInfo(r.severity, r.escalate_after) for rid, r in rules_by_id.items()
+            rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation)
+            for rid, r in rules_by_id.items()
         }
         with store.begin() as conn:
             counts = reconcile.reconcile(
@@ -514,6 +572,10 @@ def _pipeline(
                 as_of,
                 summary.run_id,
                 untouched_case_refs=set(extracted.unreadable),
+                policy=reconcile.Policy(settings.grace_days, settings.baseline_spread_days),
+                baseline=True,
+                ruleset_version=compiled.version,
+                problems=summary.problems,
             )
         summary.reconcile = counts.as_dict()
     checkpoint("reconciled")

@@ -103,7 +103,8 @@ def _open_signals(conn: sa.Connection) -> list[Any]:
                 c.reopened,
                 c.escalated_on,
                 c.explained_until,
-            ).where(c.closed_on.is_(None))
+                c.clock_start,
+            ).where(c.closed_on.is_(None), c.gap_since.is_(None))  # gap: did not fire today
         )
     )
 
@@ -132,7 +133,7 @@ def case_manager_lines(
         escalated = row.escalated_on is not None
         escalates_on = None
         if not escalated and meta.escalate_after is not None:
-            escalates_on = shift(row.opened_on, meta.escalate_after, +1)
+            escalates_on = shift(row.clock_start or row.opened_on, meta.escalate_after, +1)
         out.lines.setdefault(row.regievoerder, []).append(
             SignalLine(
                 case_ref=row.case_ref,

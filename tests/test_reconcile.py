@@ -76,6 +76,8 @@ class Episode:
     explained_until: dt.date | None = None
     opened_run_id: int | None = None
     closed_run_id: int | None = None
+    given_until: dt.date | None = None  # the explanation's end date as given
+    expired_on: dt.date | None = None
 
     def row(self) -> tuple[Any, ...]:
         return (
@@ -135,9 +137,25 @@ class Model:
                 f.regievoerder,
                 f.team,
             )
-            episode.explained_until = f.explained_until
+            # an explanation that has run out keeps its end date; one withdrawn before its
+            # end is gone; a different end date is a new explanation
+            given = f.explained_until if f.explained_until and f.explained_until >= day else None
+            if given is not None:
+                if given != episode.given_until or episode.explained_until is None:
+                    episode.explained_until = episode.given_until = given
+            elif episode.explained_until is not None and episode.explained_until >= day:
+                episode.explained_until = episode.given_until = None
+            if given is not None and episode.explained_until == given:
+                episode.expired_on = None  # a new explanation
+            if (
+                episode.explained_until is not None
+                and episode.explained_until < day
+                and episode.expired_on is None
+            ):
+                episode.expired_on = episode.explained_until
+                counts["explanation_expired"] += 1
             rule = rules.get(key[1])
-            explained_now = f.explained_until is not None and f.explained_until >= day
+            explained_now = episode.explained_until is not None and episode.explained_until >= day
             if (
                 episode.escalated_on is None
                 and rule
