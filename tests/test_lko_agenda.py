@@ -262,3 +262,43 @@ def test_the_command_needs_one_scope_and_prints_the_agenda(
     assert "Agenda lokaal ketenoverleg, team team-001\n" in out.output
     assert "geen signaalopslag gevonden" in out.output  # no run yet: said, not hidden
     assert "Vraag aan het overleg:" in out.output
+
+
+def test_escalated_episodes_are_read_from_the_store(tmp_path: Path, db_url: str) -> None:
+    """Open and escalated on or before the as-of date: on the agenda; others not."""
+    from engine.store import signals
+    from notifications.lko_agenda import load_escalated
+
+    settings = dataclasses.replace(load_settings(env={}), store_url=db_url)
+    upgrade_store(settings)
+    base = {
+        "severity": "high",
+        "regievoerder": "rv-1",
+        "team": "team-001",
+        "opened_on": dt.date(2026, 2, 1),
+        "last_seen_on": AS_OF,
+        "closed_on": None,
+        "close_reason": None,
+    }
+    rows = [
+        {"case_ref": "Z-1", "rule_id": "VG-FIRST", "escalated_on": dt.date(2026, 2, 15)},
+        {"case_ref": "Z-2", "rule_id": "VG-FIRST", "escalated_on": dt.date(2026, 3, 3)},
+        {"case_ref": "Z-3", "rule_id": "VG-FIRST", "escalated_on": None},
+        {
+            "case_ref": "Z-4",
+            "rule_id": "VG-FIRST",
+            "escalated_on": dt.date(2026, 2, 15),
+            "closed_on": dt.date(2026, 2, 20),
+            "close_reason": "resolved",
+        },
+    ]
+    store = sa.create_engine(db_url)
+    try:
+        with store.begin() as conn:
+            conn.execute(signals.insert(), [{**base, **r} for r in rows])
+        got = load_escalated(store, AS_OF)
+    finally:
+        store.dispose()
+    assert [(e.case_ref, e.rule_id, e.escalated_on) for e in got] == [
+        ("Z-1", "VG-FIRST", dt.date(2026, 2, 15))
+    ]
