@@ -392,3 +392,15 @@ def finish_retry(
 def finish_failed(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
     """The claimed ``row`` cannot be sent; it stays ``failed`` until an operator acts."""
     return _finish(conn, row, {"status": "failed", "last_error": error, "next_attempt_at": None})
+
+
+def last_reached(conn: sa.Connection, kind: str, before: dt.date) -> dict[str, dt.date]:
+    """Per recipient the as-of date of the newest message of ``kind`` before ``before``
+    that was actually sent (status ``sent``): what last reached that person. Used for
+    catch-up: "new" since that list, and a digest covering a missed day."""
+    stmt = (
+        sa.select(outbox.c.recipient_id, sa.func.max(outbox.c.as_of))
+        .where(outbox.c.kind == kind, outbox.c.status == "sent", outbox.c.as_of < before)
+        .group_by(outbox.c.recipient_id)
+    )
+    return {str(rid): day for rid, day in conn.execute(stmt)}
