@@ -344,7 +344,10 @@ def compose_case_manager(
     full = options.detail == "full"
 
     def view(g: CaseGroup, in_full: bool) -> dict[str, Any]:
-        return _case_view(g, as_of, safe_link(g.lines[0].link), in_full and full)
+        out = _case_view(g, as_of, safe_link(g.lines[0].link), in_full and full)
+        if not full:  # minimal: per case only the reference, the count and the link
+            out["summary"] = ""
+        return out
 
     counts = case_manager_counts(lines, as_of)
     context: dict[str, Any] = {
@@ -522,7 +525,7 @@ def compose_team_digest(
             "shown": len(items),
             "total": max(esc_total.get(rv, 0), len(items)),
             "hidden": max(0, esc_total.get(rv, 0) - len(items)),
-            "items": items,
+            "escalations": items,
         }
         for rv, items in groups.items()
     ]
