@@ -55,11 +55,17 @@ class MailWordLists:
     allowed_capitalised: frozenset[str]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=1)
+def _product_lists() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(read_list(DATA_DIR / FORBIDDEN_FILE)), tuple(read_list(DATA_DIR / WORDS_FILE))
+
+
 def word_lists(rules_dir: Path | None = None) -> MailWordLists:
-    """The product's lists, extended by the rules folder's own files when present."""
-    forbidden = read_list(DATA_DIR / FORBIDDEN_FILE)
-    allowed = read_list(DATA_DIR / WORDS_FILE)
+    """The product's lists, extended by the rules folder's own files when present
+    (read each time, so an edited list counts from the next check or run)."""
+    product_forbidden, product_allowed = _product_lists()
+    forbidden = list(product_forbidden)
+    allowed = list(product_allowed)
     if rules_dir is not None:
         forbidden += read_list(rules_dir / FORBIDDEN_FILE)
         allowed += read_list(rules_dir / WORDS_FILE)
