@@ -264,7 +264,10 @@ def _line_view(line: SignalLine, as_of: dt.date) -> dict[str, Any]:
         "mail_code": line.mail_code.strip(),
         "severity": SEVERITY_NL.get(line.severity, line.severity),
         "severity_key": line.severity if line.severity in SEVERITY_NL else "low",
-        "since": f"sinds {format_date(line.opened_on)} ({format_days(line.days_open)})",
+        "since": (
+            f"sinds {format_date(line.opened_on)} "
+            f"({'vandaag' if line.days_open <= 0 else format_days(line.days_open)})"
+        ),
         "escalation": _escalation_text(line, as_of),
         "marks": marks,
     }

@@ -330,7 +330,7 @@ def test_an_expected_action_ending_in_a_newline_adds_no_blank_line() -> None:
     action = "Plan het eerste vertrekgesprek\nen leg het vast.\n"
     msg = compose_case_manager(RECIPIENT, AS_OF, [line("ZK-1", expected_action=action)])
     assert "\n\n  Open de zaak" not in msg.text
-    assert "    Plan het eerste vertrekgesprek" in msg.text and "en leg het vast.\n" in msg.text
+    assert "    - Plan het eerste vertrekgesprek" in msg.text and "en leg het vast.\n" in msg.text
     assert "en leg het vast.</div>" in msg.html
 
 
