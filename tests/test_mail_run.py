@@ -161,8 +161,13 @@ def extreme_messages() -> dict[str, str]:
     import dataclasses
 
     from notifications.compose import MailOptions, compose_case_manager, compose_team_digest
-    from notifications.model import EscalationLine, ManagerSummary, Recipient, SignalLine
-    from notifications.model import TeamDigest
+    from notifications.model import (
+        EscalationLine,
+        ManagerSummary,
+        Recipient,
+        SignalLine,
+        TeamDigest,
+    )
 
     as_of = dt.date(2026, 11, 30)
     long_ref = "ZK-" + "9" * 40 + "#intern/deel?x"
