@@ -8,6 +8,7 @@ Monday 9 (so the Monday digest must catch up the missed Friday).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import os
@@ -158,7 +159,6 @@ def test_every_message_fits_a_phone_and_a_desktop_without_horizontal_overflow(
 
 def extreme_messages() -> dict[str, str]:
     """Long references, titles without spaces, many cases: the worst a layout meets."""
-    import dataclasses
 
     from notifications.compose import MailOptions, compose_case_manager, compose_team_digest
     from notifications.model import (
@@ -207,3 +207,72 @@ def extreme_messages() -> dict[str, str]:
         ).html,
         "extreme digest": compose_team_digest(recipient, digest).html,
     }
+
+
+# --- mail preview -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mail_preview_writes_what_the_run_sent_and_changes_nothing(
+    mail_run: MailRun, tmp_path: Path
+) -> None:
+    import email
+    from email import policy
+
+    import sqlalchemy as sa
+    from click.testing import CliRunner
+
+    from jobs.mail_preview import compose_preview
+
+    def state() -> list[Any]:
+        engine = sa.create_engine(mail_run.settings.store_url)
+        try:
+            with engine.connect() as conn:
+                return [
+                    sorted(tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t}")))
+                    for t in ("signals", "outbox", "runs")
+                ]
+        finally:
+            engine.dispose()
+
+    before = state()
+    day = NIGHTS[-1]
+    sent = {m.recipient_id: m for m in mail_run.messages if m.as_of == day}
+    lead = next(rid for rid, m in sent.items() if m.kind == "teamleider")
+    manager = next(rid for rid, m in sent.items() if m.kind == "regievoerder")
+    for staff_id in (lead, manager):
+        result = compose_preview(mail_run.settings, staff_id, day)
+        assert result.message.html == sent[staff_id].html
+        assert result.message.text == sent[staff_id].text
+    assert state() == before
+
+    from jobs import cli
+
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "load_settings", lambda path=None: mail_run.settings)
+        out = tmp_path / "preview"
+        ok = runner.invoke(
+            cli.main,
+            [
+                "mail",
+                "preview",
+                "--recipient",
+                manager,
+                "--as-of",
+                day.isoformat(),
+                "--out",
+                str(out),
+            ],
+        )
+        assert ok.exit_code == 0, ok.output
+        files = sorted(p.suffix for p in out.iterdir())
+        assert files == [".eml", ".html", ".txt"]
+        eml = email.message_from_bytes(next(out.glob("*.eml")).read_bytes(), policy=policy.default)
+        assert eml["Subject"] == sent[manager].subject
+        unknown = runner.invoke(
+            cli.main, ["mail", "preview", "--recipient", "rv-9999", "--out", str(out)]
+        )
+        assert unknown.exit_code == 1
+        assert "rv-9999 staat niet in het medewerkersbestand" in unknown.output
+    assert state() == before
