@@ -86,6 +86,8 @@ class Settings:
     mail_full_cases: int = 25  # cases shown in full in a case manager's list; rest compact
     mail_first_cases: int = 5  # at most this many cases under "Eerst doen"
     mail_staff_names: bool = True  # team digests show the team's case managers' names
+    mail_templates_dir: Path | None = None  # operator's template overrides
+    rule_report_dir: Path | None = None  # static HTML rule report written per run
     config_path: Path | None = None  # the TOML file that was read, if any
 
     @property
@@ -329,6 +331,8 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("mail", "full_cases"): ("mail_full_cases", _int_parser(0, 10_000)),
     ("mail", "first_cases"): ("mail_first_cases", _int_parser(0, 50)),
     ("mail", "staff_names"): ("mail_staff_names", _parse_bool),
+    ("mail", "templates_dir"): ("mail_templates_dir", _parse_path),
+    ("report", "dir"): ("rule_report_dir", _parse_path),
     ("run", "batch_size"): ("batch_size", _int_parser(1, 1_000_000)),
     ("run", "workers"): ("workers", _int_parser(1, 256)),
     ("run", "timezone"): ("timezone", _parse_timezone),
@@ -356,7 +360,8 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    if field_name == "rules_dir" and isinstance(value, Path) and not value.is_absolute():
+    dirs = ("rules_dir", "mail_templates_dir", "rule_report_dir")
+    if field_name in dirs and isinstance(value, Path) and not value.is_absolute():
         return base / value
     if field_name in ("source_url", "store_url"):
         url: URL = make_url(value)
@@ -533,6 +538,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("mail.full_cases", str(settings.mail_full_cases)),
         ("mail.first_cases", str(settings.mail_first_cases)),
         ("mail.staff_names", flag(settings.mail_staff_names)),
+        ("mail.templates_dir", str(settings.mail_templates_dir or "(geen; ingebouwde sjablonen)")),
+        ("report.dir", str(settings.rule_report_dir or "(niet gezet; geen regelrapport)")),
         ("run.batch_size", str(settings.batch_size)),
         ("run.workers", str(settings.workers)),
         ("run.timezone", settings.timezone),

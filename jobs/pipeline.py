@@ -40,6 +40,7 @@ from jobs.config import Settings, ensure_sqlite_dir
 from notifications import outbox
 from notifications.compose import (
     MailOptions,
+    check_template_overrides,
     compose_case_manager,
     compose_team_digest,
     count_nl,
@@ -149,6 +150,7 @@ def mail_options(settings: Settings) -> MailOptions:
         first_cases=settings.mail_first_cases,
         full_cases=settings.mail_full_cases,
         staff_names=settings.mail_staff_names,
+        templates_dir=settings.mail_templates_dir,
     )
 
 
@@ -237,6 +239,19 @@ def load_checked_rules(settings: Settings) -> RuleDir:
             [str(p) for p in ruledir.problems],
         )
     return ruledir
+
+
+def check_templates(settings: Settings) -> None:
+    """Refuse the run (before anything is queued) when a template override is broken."""
+    if settings.mail_templates_dir is None:
+        return
+    problems = check_template_overrides(settings.mail_templates_dir)
+    if problems:
+        raise RunRefused(
+            f"de sjablonen in {settings.mail_templates_dir} bevatten fouten; er is niets "
+            "verstuurd. Herstel ze of haal [mail] templates_dir weg en start de run opnieuw.",
+            problems,
+        )
 
 
 @contextmanager
@@ -361,6 +376,7 @@ def _run(
     _abort_stale_runs(store)
     try:
         ruledir = load_checked_rules(settings)
+        check_templates(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
         _preflight(settings, options, store, source)
