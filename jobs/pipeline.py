@@ -54,6 +54,12 @@ from notifications.digests import (
     team_digests,
 )
 from notifications.model import ComposedMessage, Recipient, SignalLine
+from notifications.rule_report import (
+    RuleInfo,
+    compose_rule_report,
+    rule_report,
+    write_rule_report_page,
+)
 
 log = logging.getLogger("regiesignaal.run")
 
@@ -614,12 +620,51 @@ def _pipeline(
                         email,
                         compose_team_digest(Recipient(lead, email), digest, shape),
                     )
+        _rule_report(settings, conn, as_of, rules_by_id, staff, queue, queued, summary)
     summary.messages_enqueued = dict(enqueued)
 
     if options.deliver and settings.mail_enabled:
         with _timed(d, "deliver"):
             summary.delivery = deliver_pending(store, settings.smtp)
         summary.problems.extend(summary.delivery.errors[:50])
+
+
+def _rule_report(
+    settings: Settings,
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules_by_id: Mapping[str, Any],
+    staff: Mapping[str, Mapping[str, Any]],
+    queue: Any,
+    queued: set[tuple[str, str]],
+    summary: RunSummary,
+) -> None:
+    """The rule report: the page in ``[report] dir`` after every run; the mail to staff
+    with role ``beleid`` weekly, on ``[mail] digest_weekday``."""
+    weekly = as_of.weekday() == settings.digest_weekday
+    policy = sorted(sid for sid, m in staff.items() if m.get("role") == "beleid")
+    if settings.rule_report_dir is None and not (weekly and policy):
+        return
+    info = {rid: RuleInfo(rid, r.mail_title, r.mail_code) for rid, r in rules_by_id.items()}
+    report = rule_report(conn, as_of, info)
+    if settings.rule_report_dir is not None:
+        try:
+            write_rule_report_page(report, settings.rule_report_dir)
+        except OSError as exc:
+            summary.problems.append(
+                f"regelrapport niet geschreven in {settings.rule_report_dir} "
+                f"({type(exc).__name__}); controleer [report] dir"
+            )
+    if weekly and policy:
+        message = compose_rule_report(
+            report, show_rule_ids=False, templates_dir=settings.mail_templates_dir
+        )
+        for sid in policy:
+            if ("beleid", sid) in queued:
+                continue
+            email = _email_of(staff, sid, summary.problems, 1)
+            if email is not None:
+                queue("beleid", sid, email, message)
 
 
 def _email_of(

@@ -100,6 +100,8 @@ TEMPLATE_NAMES = (
     "case_manager.txt",
     "team_digest.html",
     "team_digest.txt",
+    "rule_report.html",
+    "rule_report.txt",
 )
 """The templates an operator may override (same names in ``[mail] templates_dir``)."""
 

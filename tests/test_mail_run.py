@@ -33,7 +33,10 @@ WIDTHS = (375, 900)
 
 @pytest.fixture(scope="module")
 def mail_run(tmp_path_factory: pytest.TempPathFactory) -> MailRun:
-    return multi_night_run(tmp_path_factory.mktemp("mailrun"), NIGHTS, cases=400, seed=5)
+    directory = tmp_path_factory.mktemp("mailrun")
+    return multi_night_run(
+        directory, NIGHTS, cases=400, seed=5, changes={"rule_report_dir": directory / "rapport"}
+    )
 
 
 def visible_text(body: str) -> str:
@@ -46,7 +49,7 @@ def test_privacy_scan_finds_no_rule_id_sensitive_word_or_name(mail_run: MailRun)
     a team lead's own case managers' display names ([mail] staff_names, on by default)."""
     messages = mail_run.messages
     assert len(messages) >= 30
-    assert {m.kind for m in messages} == {"regievoerder", "teamleider"}
+    assert {m.kind for m in messages} == {"regievoerder", "teamleider", "beleid"}
     rule_ids = {r.id for r in load_rule_dir(RULES_DIR).rules}
     forbidden = word_lists(RULES_DIR).forbidden
     name_parts = {w for n in (*FIRST_NAMES, *SURNAMES) for w in n.split() if len(w) > 3}
@@ -276,3 +279,19 @@ def test_mail_preview_writes_what_the_run_sent_and_changes_nothing(
         assert unknown.exit_code == 1
         assert "rv-9999 staat niet in het medewerkersbestand" in unknown.output
     assert state() == before
+
+
+@pytest.mark.slow
+def test_rule_report_is_mailed_weekly_to_policy_staff_and_written_as_a_page(
+    mail_run: MailRun,
+) -> None:
+    reports = [m for m in mail_run.messages if m.kind == "beleid"]
+    policy = {sid for sid, s in mail_run.staff.items() if s.get("role") == "beleid"}
+    assert policy and {m.recipient_id for m in reports} == policy
+    assert {m.as_of for m in reports} == {d for d in NIGHTS if d.weekday() == 0}
+    assert "4 weken: afgegaan" in reports[-1].text and "13 weken" in reports[-1].text
+    assert mail_run.settings.rule_report_dir is not None
+    page = (mail_run.settings.rule_report_dir / "regelrapport.html").read_text(encoding="utf-8")
+    assert "VG-FIRST: " in page  # the policy owners' page names rules by id
+    assert "VG-FIRST" not in reports[-1].html  # the mail does not
+    assert "09-11-2026" in page  # written by the last run
