@@ -590,7 +590,10 @@ def _pipeline(
             staff,
             outbox.last_reached(conn, "teamleider", as_of),
         )
-        digest_day = settings.is_digest_day(as_of) and (settings.digest == "weekly" or working_day)
+        mail_day = settings.digest == "weekly" or working_day
+        digest_day = settings.is_digest_day(as_of) and mail_day
+        if not mail_day:
+            catch_up = {}  # a daily digest never goes out on a weekend or holiday
         if digest_day or catch_up:
             result = team_digests(
                 conn,

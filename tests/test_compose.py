@@ -295,6 +295,13 @@ def test_sections_hold_every_case_once_in_ranked_order_and_the_counts_agree(
     counted = text_counts(msg.text)
     assert counted == intro_counts(msg)
     assert counted["new"] == sum(1 for ln in lines if ln.is_new and not ln.baseline)
+    subject = re.fullmatch(
+        r"Regiesignaal \S+: (\d+) nieuw, (\d+) open(?:, (\d+) geëscaleerd)?", msg.subject
+    )
+    assert subject is not None
+    assert int(subject.group(1)) == counted["new"]
+    assert int(subject.group(2)) == counted["total"]
+    assert int(subject.group(3) or 0) == counted["escalated"]
 
 
 def test_baseline_signals_are_existing_never_new() -> None:
