@@ -35,11 +35,12 @@ from notifications.digests import (
     team_digests,
 )
 from notifications.model import ComposedMessage, Recipient
+from notifications.rule_report import RuleInfo, compose_rule_report, rule_report
 
 
 @dataclass(frozen=True)
 class Preview:
-    kind: str  # regievoerder | teamleider
+    kind: str  # regievoerder | teamleider | beleid
     recipient: Recipient
     as_of: dt.date
     message: ComposedMessage
@@ -108,10 +109,20 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                         "vul het team aan"
                     )
                 message = compose_team_digest(recipient, digest, shape)
+            elif role == "beleid":
+                info = {
+                    cr.rule.id: RuleInfo(cr.rule.id, cr.rule.mail_title, cr.rule.mail_code)
+                    for cr in compiled.rules
+                }
+                message = compose_rule_report(
+                    rule_report(conn, as_of, info),
+                    show_rule_ids=False,
+                    templates_dir=settings.mail_templates_dir,
+                )
             else:
                 raise RunRefused(
-                    f"medewerker {staff_id} heeft de rol '{role}'; alleen regievoerders en "
-                    "teamleiders krijgen een lijst of overzicht"
+                    f"medewerker {staff_id} heeft de rol '{role}'; alleen regievoerders, "
+                    "teamleiders en beleidsmedewerkers krijgen een bericht"
                 )
             kind = str(role)
     finally:
