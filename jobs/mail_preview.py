@@ -17,10 +17,10 @@ from pathlib import Path
 
 from engine.source import load_staff
 from jobs.config import Settings
+from jobs.mail_stage import mail_options
 from jobs.pipeline import (
     RunRefused,
     load_checked_rules,
-    mail_options,
     preview,
     source_engine,
     store_engine,

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,10 @@ from engine.source import (
 )
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
+from jobs.mail_stage import mail_options, queue_rule_report, template_problems
 from notifications import outbox
 from notifications.compose import (
     MailOptions,
-    check_template_overrides,
     compose_case_manager,
     compose_team_digest,
     count_nl,
@@ -54,12 +55,6 @@ from notifications.digests import (
     team_digests,
 )
 from notifications.model import ComposedMessage, Recipient, SignalLine
-from notifications.rule_report import (
-    RuleInfo,
-    compose_rule_report,
-    rule_report,
-    write_rule_report_page,
-)
 
 log = logging.getLogger("regiesignaal.run")
 
@@ -146,17 +141,6 @@ def _worker_compose(task: ComposeTask) -> ComposedMessage:
     staff_id, email, as_of, lines, mail_options, new_since = task
     return compose_case_manager(
         Recipient(staff_id, email), as_of, lines, mail_options, new_since=new_since
-    )
-
-
-def mail_options(settings: Settings) -> MailOptions:
-    """The ``[mail]`` settings that shape a message."""
-    return MailOptions(
-        detail="minimal" if settings.mail_detail == "minimal" else "full",
-        first_cases=settings.mail_first_cases,
-        full_cases=settings.mail_full_cases,
-        staff_names=settings.mail_staff_names,
-        templates_dir=settings.mail_templates_dir,
     )
 
 
@@ -249,9 +233,7 @@ def load_checked_rules(settings: Settings) -> RuleDir:
 
 def check_templates(settings: Settings) -> None:
     """Refuse the run (before anything is queued) when a template override is broken."""
-    if settings.mail_templates_dir is None:
-        return
-    problems = check_template_overrides(settings.mail_templates_dir)
+    problems = template_problems(settings)
     if problems:
         raise RunRefused(
             f"de sjablonen in {settings.mail_templates_dir} bevatten fouten; er is niets "
@@ -623,51 +605,16 @@ def _pipeline(
                         email,
                         compose_team_digest(Recipient(lead, email), digest, shape),
                     )
-        _rule_report(settings, conn, as_of, rules_by_id, staff, queue, queued, summary)
+        email_of = partial(_email_of, staff, problems=summary.problems, n=1)
+        summary.problems += queue_rule_report(
+            settings, conn, as_of, rules_by_id, staff, queue, queued, email_of
+        )
     summary.messages_enqueued = dict(enqueued)
 
     if options.deliver and settings.mail_enabled:
         with _timed(d, "deliver"):
             summary.delivery = deliver_pending(store, settings.smtp)
         summary.problems.extend(summary.delivery.errors[:50])
-
-
-def _rule_report(
-    settings: Settings,
-    conn: sa.Connection,
-    as_of: dt.date,
-    rules_by_id: Mapping[str, Any],
-    staff: Mapping[str, Mapping[str, Any]],
-    queue: Any,
-    queued: set[tuple[str, str]],
-    summary: RunSummary,
-) -> None:
-    """The rule report: the page in ``[report] dir`` after every run; the mail to staff
-    with role ``beleid`` weekly, on ``[mail] digest_weekday``."""
-    weekly = as_of.weekday() == settings.digest_weekday
-    policy = sorted(sid for sid, m in staff.items() if m.get("role") == "beleid")
-    if settings.rule_report_dir is None and not (weekly and policy):
-        return
-    info = {rid: RuleInfo(rid, r.mail_title, r.mail_code) for rid, r in rules_by_id.items()}
-    report = rule_report(conn, as_of, info)
-    if settings.rule_report_dir is not None:
-        try:
-            write_rule_report_page(report, settings.rule_report_dir)
-        except OSError as exc:
-            summary.problems.append(
-                f"regelrapport niet geschreven in {settings.rule_report_dir} "
-                f"({type(exc).__name__}); controleer [report] dir"
-            )
-    if weekly and policy:
-        message = compose_rule_report(
-            report, show_rule_ids=False, templates_dir=settings.mail_templates_dir
-        )
-        for sid in policy:
-            if ("beleid", sid) in queued:
-                continue
-            email = _email_of(staff, sid, summary.problems, 1)
-            if email is not None:
-                queue("beleid", sid, email, message)
 
 
 def _email_of(
