@@ -320,7 +320,7 @@ def team_digests(
                 resolved=resolved[(team, rv)],
                 escalated=escalated[(team, rv)],
                 explained=explained[(team, rv)],
-                name=(str(staff.get(rv, {}).get("name") or "") or None) if staff_names else None,
+                name=_own_name(staff, rv, team) if staff_names else None,
                 median_age_days=(
                     float(statistics.median(ages[(team, rv)])) if ages[(team, rv)] else None
                 ),
@@ -365,6 +365,15 @@ def team_digests(
                 "in geen enkel teamoverzicht; vul het team van deze zaken aan in het zaaksysteem"
             )
     return out
+
+
+def _own_name(staff: Mapping[str, Mapping[str, Any]], staff_id: str, team: str) -> str | None:
+    """The display name of a case manager of ``team`` itself; None for anyone else (a
+    case manager of another team whose case is in this team is shown by id only)."""
+    member = staff.get(staff_id) or {}
+    if member.get("role") != "regievoerder" or member.get("team") != team:
+        return None
+    return str(member.get("name") or "").strip() or None
 
 
 def escalation_key(e: EscalationLine) -> tuple[Any, ...]:

@@ -303,6 +303,12 @@ def test_managers_carry_name_median_age_and_trend(store: sa.Engine) -> None:
     assert counts[MON] == 3
     assert rv1.trend == tuple(counts[d] for d in days)
     assert all(m.name is None for m in unnamed.managers)
+    staff["rv-9"]["name"] = "Coen Bosveld"  # of team T9, with a case in team T1
+    add(store, "ZK-9", rv="rv-9")
+    with store.connect() as conn:
+        digest = team_digests(conn, MON, "daily", staff, {}, RULES, link).digests["T1"]
+    rv9 = next(m for m in digest.managers if m.staff_id == "rv-9")
+    assert rv9.name is None  # not one of the team's own case managers
 
 
 def test_a_baseline_row_is_never_new() -> None:

@@ -486,3 +486,24 @@ def test_a_word_the_policy_owner_allows_is_no_name(tmp_path: Path) -> None:
     assert load_rule_dir(tmp_path).rules == []
     (tmp_path / "mail-words.txt").write_text("Frontex\n", encoding="utf-8")
     assert [r.id for r in load_rule_dir(tmp_path).rules] == ["MAIL"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    prefix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=8),
+    suffix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=8),
+)
+def test_a_listed_word_is_found_inside_any_compound(
+    data: st.DataObject, prefix: str, suffix: str
+) -> None:
+    from engine.mailtext import COMPOUND_MIN_LETTERS, sensitive_words, word_lists
+
+    words = [w for w in word_lists().forbidden if w.isalpha()]
+    word = data.draw(st.sampled_from(words))
+    if len(word) >= COMPOUND_MIN_LETTERS:
+        for compound in (prefix + word, word + suffix, f"{prefix}-{word}".strip("-")):
+            text = f"Controleer de {compound.capitalize()} vandaag."
+            assert word in sensitive_words(text, word_lists().forbidden), compound
+    text = f"Leg de {prefix}-{word.upper()}-{suffix} vast.".replace("--", "-")
+    assert word in sensitive_words(text, word_lists().forbidden)
