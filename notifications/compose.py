@@ -542,8 +542,9 @@ def compose_team_digest(
             {
                 "case_ref": e.case_ref,
                 "link": safe_link(e.link),
-                "mail_title": e.mail_title,
-                "mail_code": e.mail_code,
+                # minimal detail: an escalation names only the case, not what it is about
+                "mail_title": e.mail_title if options.detail == "full" else "",
+                "mail_code": e.mail_code if options.detail == "full" else "",
                 "severity": SEVERITY_NL.get(e.severity, e.severity),
                 "severity_key": e.severity if e.severity in SEVERITY_NL else "low",
                 "days_open": format_days(e.days_open),

@@ -856,3 +856,13 @@ def test_no_personal_data_in_any_message_of_a_realistic_run(seed: int) -> None:
             for match in any_date.finditer(body):
                 year = int(match.group(3) or match.group(4))
                 assert year >= 2025, f"date {match.group(0)} looks like a birth date"
+
+
+def test_minimal_detail_leaves_titles_out_of_the_digests_escalations() -> None:
+    digest = make_digest()
+    full = compose_team_digest(RECIPIENT, digest)
+    minimal = compose_team_digest(RECIPIENT, digest, compose.MailOptions(detail="minimal"))
+    assert "* hoog | ZK-2026-000042 | Eerste vertrekgesprek | 40 dagen open" in full.text
+    assert "* hoog | ZK-2026-000042 | 40 dagen open" in minimal.text
+    assert "ZK-2026-000042 · 40 dagen open" in minimal.html
+    assert "Eerste vertrekgesprek</td>" not in minimal.html
