@@ -34,6 +34,7 @@ from engine.catalogue import (
 )
 from engine.conditions import All, Any_, Cond, Not, Pos, Test
 from engine.dates import Duration, parse_duration
+from engine.mailtext import possible_names, sensitive_words, word_lists
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DERIVED_FILE = "derived.yaml"
@@ -55,15 +56,10 @@ MAX_VALUES = 200
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 DERIVED_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# Words that must never reach an email through a rule's mail_title or expected_action:
-# identifying data, medical detail, and circumstances that reveal something about the person.
-MAIL_FORBIDDEN = (
-    "naam", "v-nummer", "vnummer", "nationaliteit", "geboortedatum", "geboren", "bsn",
-    "diagnose", "ziekte", "ziek ", "psych", "medicatie", "medicijn", "zwanger", "hiv", "tbc",
-    "kanker", "suïcid", "suicid", "trauma", "handicap", "beperking", "bma", "art. 64",
-    "art.64", "art64", "artikel 64", "mensenhandel", "slachtoffer", "schrijnend",
-    "minderjarig", "amv", "kind ", "bewaring", "detentie", "gedwongen", "gevangen",
-)  # fmt: skip
+# Words that must never reach an email through a rule's mail_title, expected_action or
+# mail_code: the product's list in engine/data/mail-forbidden.txt (see engine.mailtext).
+MAIL_FORBIDDEN = word_lists().forbidden
+MAIL_CODE = re.compile(r"^[A-Z][0-9]{1,4}$")
 MAIL_TITLE_MAX = 60
 
 LEAF_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "not_contains")
@@ -90,6 +86,7 @@ RULE_KEYS = {
     "when": True,
     "unless": False,
     "expected_action": True,
+    "mail_code": False,
     "escalate_after": False,
     "overdue": False,
     "max_explanation": False,
@@ -158,6 +155,8 @@ class Rule:
     overdue: Overdue | None = None
     # the longest an explanation may keep a signal of this rule quiet (issue 6)
     max_explanation: Duration | None = None
+    mail_code: str = ""
+    """Neutral code shown in mail next to the title (``R07``); empty: the title alone."""
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:
@@ -868,8 +867,18 @@ def _plain(value: Any) -> Any:
 
 
 def parse_rule(
-    node: Any, rel: str, stem: str, catalogue: Catalogue, problems: list[Problem]
+    node: Any,
+    rel: str,
+    stem: str,
+    catalogue: Catalogue,
+    problems: list[Problem],
+    rules_dir: Path | None = None,
 ) -> Rule | None:
+    """One rule from its YAML node; problems are appended, None when it is unusable.
+
+    ``rules_dir`` extends the mail word lists with the folder's own files (see
+    ``engine.mailtext``).
+    """
     ctx = _Ctx(rel, problems)
     before = len(problems)
     if not isinstance(node, CommentedMap):
@@ -939,15 +948,37 @@ def parse_rule(
     if "overdue" in node:
         overdue = _parse_overdue(node, severity, cparser, ctx)
     texts = {k: _text(node, k, ctx) for k in ("title", "mail_title", "owner", "expected_action")}
-    for key in ("mail_title", "expected_action"):
-        padded = f" {texts[key].lower()} "
-        found = [w.strip() for w in MAIL_FORBIDDEN if re.search(rf"\b{re.escape(w)}", padded)]
+    mail_code = ""
+    if node.get("mail_code") is not None:
+        raw_code = node["mail_code"]
+        if not isinstance(raw_code, str) or not MAIL_CODE.match(raw_code):
+            ctx.add(
+                _pos_of(node, "mail_code", value=True),
+                "'mail_code' is een neutrale code: een hoofdletter en 1 tot 4 cijfers",
+                "bijvoorbeeld R07; laat het veld weg voor alleen de titel",
+            )
+        else:
+            mail_code = raw_code
+    texts["mail_code"] = mail_code
+    lists = word_lists(rules_dir)
+    for key in ("mail_title", "expected_action", "mail_code"):
+        found = sensitive_words(texts[key], lists.forbidden)
         if found:
             ctx.add(
                 _pos_of(node, key, value=True),
-                f"'{key}' staat in e-mail en mag '{found[0]}' niet bevatten",
+                f"'{key}' staat in e-mail en mag '{found[0]}' niet bevatten "
+                "(ook niet als deel van een woord)",
                 "schrijf neutraal: geen namen, nummers, medische details of gevoelige "
                 "omstandigheden (zie de gids, hoofdstuk 13)",
+            )
+        names = possible_names(texts[key], lists.allowed_capitalised)
+        if names:
+            ctx.add(
+                _pos_of(node, key, value=True),
+                f"'{key}' staat in e-mail; een woord met een hoofdletter midden in een zin "
+                f"kan een naam zijn ({len(names)} keer)",
+                "schrijf het woord met een kleine letter, of zet het in mail-words.txt in de "
+                "regelmap als het geen naam is (zie de gids, hoofdstuk 13)",
             )
     if len(texts["mail_title"]) > MAIL_TITLE_MAX:
         ctx.add(
@@ -980,6 +1011,7 @@ def parse_rule(
         tests=tests,
         overdue=overdue,
         max_explanation=max_explanation,
+        mail_code=mail_code,
     )
 
 
@@ -1303,7 +1335,7 @@ def load_rule_dir(root: Path) -> RuleDir:
             continue
         if isinstance(node, Mapping) and isinstance(node.get("id"), str):
             declared.add(node["id"])
-        rule = parse_rule(node, rel(p), p.stem, result.catalogue, result.problems)
+        rule = parse_rule(node, rel(p), p.stem, result.catalogue, result.problems, root)
         if rule is None:
             continue
         if rule.id in seen:

@@ -35,6 +35,7 @@ from engine.rulefile import (
     DERIVED_NAME,
     EXPECT_VALUES,
     LOGIC_KEYS,
+    MAIL_CODE,
     OPS_BY_TYPE,
     RULE_ID,
     RULE_KEYS,
@@ -81,6 +82,8 @@ RULE_KEY_DESCRIPTIONS = {
     "title": "Titel van de regel voor regievoerders en teamleiders.",
     "mail_title": "Neutrale titel die in e-mail mag staan: geen namen, nummers of "
     "medische details.",
+    "mail_code": "Neutrale code die in e-mail naast de titel staat, bijv. R07 (een "
+    "hoofdletter en 1 tot 4 cijfers); weglaten: alleen de titel. Nooit de id van de regel.",
     "severity": "Ernst: low, medium, high of critical.",
     "owner": "Wie de regel beheert, bijv. team-kwaliteit.",
     "description": "Uitleg: wat de regel signaleert en waarom (bevinding of aanbeveling).",
@@ -316,6 +319,7 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
         "id": {"type": "string", "pattern": RULE_ID.pattern},
         "title": _text(""),
         "mail_title": _text(""),
+        "mail_code": {"type": "string", "pattern": MAIL_CODE.pattern},
         "severity": {"enum": list(SEVERITIES)},
         "owner": _text(""),
         "description": _text(""),

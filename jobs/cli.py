@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import sys
@@ -623,6 +624,7 @@ def _register_fixtures() -> None:
 
 
 _register_fixtures()
+main.add_command(importlib.import_module("jobs.cli_mail").mail_group, "mail")
 
 
 def _register_lko() -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import URL, make_url
@@ -86,6 +87,12 @@ class Settings:
     # working days over which first-night (baseline) escalation clocks are spread
     grace_days: int = 2
     baseline_spread_days: int = 10
+    mail_detail: str = "full"  # full | minimal: per case only reference, count and link
+    mail_full_cases: int = 25  # cases shown in full in a case manager's list; rest compact
+    mail_first_cases: int = 5  # at most this many cases under "Eerst doen"
+    mail_staff_names: bool = True  # team digests show the team's case managers' names
+    mail_templates_dir: Path | None = None  # operator's template overrides
+    rule_report_dir: Path | None = None  # static HTML rule report written per run
     config_path: Path | None = None  # the TOML file that was read, if any
     # an operator's file of days equated to public holidays, besides the shipped one
     calendar_file: Path | None = None
@@ -100,7 +107,8 @@ class Settings:
         return ZoneInfo(self.timezone)
 
     def case_link(self, case_ref: str) -> str:
-        return self.case_link_template.format(case_ref=case_ref)
+        """The link to a case; the reference is URL-encoded (``Z-7#intern`` -> ``Z-7%23intern``)."""
+        return self.case_link_template.format(case_ref=quote(case_ref, safe=""))
 
     def is_digest_day(self, day: dt.date) -> bool:
         """Whether team leads get their digest for as-of date ``day``."""
@@ -256,6 +264,13 @@ def _parse_digest(value: Any) -> DigestMode:
     raise ValueError("verwacht 'daily' (dagelijks) of 'weekly' (wekelijks)")
 
 
+def _parse_detail(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text in ("full", "minimal"):
+        return text
+    raise ValueError("verwacht 'full' (alle signalen) of 'minimal' (per zaak alleen het aantal)")
+
+
 def _parse_weekday(value: Any) -> int:
     text = value.strip().lower() if isinstance(value, str) else ""
     for names in (WEEKDAYS, _WEEKDAYS_NL):
@@ -362,6 +377,12 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("mail", "case_link_template"): ("case_link_template", _parse_link_template),
     ("mail", "digest"): ("digest", _parse_digest),
     ("mail", "digest_weekday"): ("digest_weekday", _parse_weekday),
+    ("mail", "detail"): ("mail_detail", _parse_detail),
+    ("mail", "full_cases"): ("mail_full_cases", _int_parser(0, 10_000)),
+    ("mail", "first_cases"): ("mail_first_cases", _int_parser(0, 50)),
+    ("mail", "staff_names"): ("mail_staff_names", _parse_bool),
+    ("mail", "templates_dir"): ("mail_templates_dir", _parse_path),
+    ("report", "dir"): ("rule_report_dir", _parse_path),
     ("run", "batch_size"): ("batch_size", _int_parser(1, 1_000_000)),
     ("run", "workers"): ("workers", _int_parser(1, 256)),
     ("run", "timezone"): ("timezone", _parse_timezone),
@@ -394,11 +415,8 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    if (
-        field_name in ("rules_dir", "calendar_file")
-        and isinstance(value, Path)
-        and not value.is_absolute()
-    ):
+    dirs = ("rules_dir", "mail_templates_dir", "rule_report_dir", "calendar_file")
+    if field_name in dirs and isinstance(value, Path) and not value.is_absolute():
         return base / value
     if field_name == "smtp.ca_file" and not Path(value).is_absolute():
         return str(base / value)
@@ -585,6 +603,12 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("mail.case_link_template", settings.case_link_template),
         ("mail.digest", settings.digest),
         ("mail.digest_weekday", weekday_name(settings.digest_weekday)),
+        ("mail.detail", settings.mail_detail),
+        ("mail.full_cases", str(settings.mail_full_cases)),
+        ("mail.first_cases", str(settings.mail_first_cases)),
+        ("mail.staff_names", flag(settings.mail_staff_names)),
+        ("mail.templates_dir", str(settings.mail_templates_dir or "(geen; ingebouwde sjablonen)")),
+        ("report.dir", str(settings.rule_report_dir or "(niet gezet; geen regelrapport)")),
         ("run.batch_size", str(settings.batch_size)),
         ("run.workers", str(settings.workers)),
         ("run.timezone", settings.timezone),

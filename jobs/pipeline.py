@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,23 @@ from engine.source import (
 )
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
+from jobs.mail_stage import mail_options, queue_rule_report, template_problems
 from notifications import outbox
 from notifications.addresses import AddressError, check_address, domain_allowed
-from notifications.compose import compose_case_manager, compose_team_digest, count_nl
+from notifications.compose import (
+    MailOptions,
+    compose_case_manager,
+    compose_team_digest,
+    count_nl,
+)
 from notifications.delivery import DeliveryReport, deliver_pending
-from notifications.digests import RuleMeta, case_manager_lines, team_digests
+from notifications.digests import (
+    RuleMeta,
+    case_manager_lines,
+    missed_digest_starts,
+    previous_working_day,
+    team_digests,
+)
 from notifications.model import ComposedMessage, Recipient, SignalLine
 
 log = logging.getLogger("regiesignaal.run")
@@ -138,10 +151,15 @@ class Extracted:
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
+ComposeTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | None]
+
+
+def _worker_compose(task: ComposeTask) -> ComposedMessage:
     """In a worker process: render one case manager's message."""
-    staff_id, email, as_of, lines = task
-    return compose_case_manager(Recipient(staff_id, email), as_of, lines)
+    staff_id, email, as_of, lines, mail_options, new_since = task
+    return compose_case_manager(
+        Recipient(staff_id, email), as_of, lines, mail_options, new_since=new_since
+    )
 
 
 def _calendar() -> str | None:
@@ -268,6 +286,17 @@ def load_checked_rules(settings: Settings) -> RuleDir:
             [str(p) for p in ruledir.problems],
         )
     return ruledir
+
+
+def check_templates(settings: Settings) -> None:
+    """Refuse the run (before anything is queued) when a template override is broken."""
+    problems = template_problems(settings)
+    if problems:
+        raise RunRefused(
+            f"de sjablonen in {settings.mail_templates_dir} bevatten fouten; er is niets "
+            "verstuurd. Herstel ze of haal [mail] templates_dir weg en start de run opnieuw.",
+            problems,
+        )
 
 
 @contextmanager
@@ -411,6 +440,7 @@ def _run(
     _abort_stale_runs(store)
     try:
         ruledir = load_checked_rules(settings)
+        check_templates(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
             _check_rule_set(conn, ruledir)
@@ -581,7 +611,7 @@ def _pipeline(
     checkpoint("reconciled")
 
     meta = {
-        rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after)
+        rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after, r.mail_code)
         for rid, r in rules_by_id.items()
     }
     bonus = {h.case_ref: h.bonus for h in extracted.hits if h.bonus}
@@ -610,27 +640,47 @@ def _pipeline(
                 f"{as_of} is geen werkdag: geen berichten aan regievoerders (wel signalen "
                 "bijgewerkt); de volgende werkdag tellen ze als nieuw"
             )
+        shape = mail_options(settings)
         if working_day:
-            recipients = case_manager_lines(conn, as_of, meta, settings.case_link, bonus)
+            reached = outbox.last_reached(conn, "regievoerder", as_of)
+            recipients = case_manager_lines(
+                conn, as_of, meta, settings.case_link, bonus, last_reached=reached
+            )
             summary.problems.extend(recipients.problems)
-            tasks = []
+            tasks: list[ComposeTask] = []
+            usual = previous_working_day(as_of)
             for staff_id, lines in sorted(recipients.lines.items()):
                 if ("regievoerder", staff_id) in queued:
                     continue
                 email = _email_of(
                     staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
                 )
+                since = reached.get(staff_id)
                 if email is not None:
-                    tasks.append((staff_id, email, as_of, lines))
+                    tasks.append(
+                        (staff_id, email, as_of, lines, shape, since if since != usual else None)
+                    )
             messages = (
                 pool.imap(_worker_compose, tasks, chunksize=4)
                 if pool is not None
                 else map(_worker_compose, tasks)
             )
-            for (staff_id, email, _, _), message in zip(tasks, messages, strict=True):
+            for (staff_id, email, *_), message in zip(tasks, messages, strict=True):
                 queue("regievoerder", staff_id, email, message)
-        # weekly digests go out on their weekday whatever it is; daily ones on working days
-        if settings.is_digest_day(as_of) and (settings.digest == "weekly" or working_day):
+        # weekly digests go out on their weekday whatever it is; daily ones on working days;
+        # a digest that was missed goes out with the next run (catch-up)
+        catch_up = missed_digest_starts(
+            as_of,
+            settings.digest,
+            settings.is_digest_day,
+            staff,
+            outbox.last_reached(conn, "teamleider", as_of),
+        )
+        mail_day = settings.digest == "weekly" or working_day
+        digest_day = settings.is_digest_day(as_of) and mail_day
+        if not mail_day:
+            catch_up = {}  # a daily digest never goes out on a weekend or holiday
+        if digest_day or catch_up:
             result = team_digests(
                 conn,
                 as_of,
@@ -639,11 +689,15 @@ def _pipeline(
                 open_cases_per_manager,
                 meta,
                 settings.case_link,
+                period_starts=catch_up,
+                staff_names=settings.mail_staff_names,
             )
             summary.problems.extend(result.problems)
             for lead, member in sorted(staff.items()):
                 digest = result.digests.get(member.get("team") or "")
                 if member.get("role") != "teamleider" or digest is None:
+                    continue
+                if not digest_day and digest.team not in catch_up:
                     continue
                 if ("teamleider", lead) in queued:
                     continue
@@ -653,8 +707,18 @@ def _pipeline(
                         "teamleider",
                         lead,
                         email,
-                        compose_team_digest(Recipient(lead, email), digest),
+                        compose_team_digest(Recipient(lead, email), digest, shape),
                     )
+        email_of = partial(
+            _email_of,
+            staff,
+            problems=summary.problems,
+            n=1,
+            allowed=settings.smtp.allowed_domains,
+        )
+        summary.problems += queue_rule_report(
+            settings, conn, as_of, rules_by_id, staff, queue, queued, email_of
+        )
     summary.messages_enqueued = dict(enqueued)
     checkpoint("composed")
 

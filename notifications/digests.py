@@ -19,6 +19,7 @@ day a signal counts as explained when that end date had not yet passed then.
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,17 +27,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.dates import Duration, add_working_days, shift
+from engine.dates import Duration, add_working_days, is_working_day, shift
 from engine.prioritise import score
 from engine.store import signals
 from notifications.compose import count_nl, team_label
 from notifications.model import (
     SEVERITIES,
+    SEVERITY_RANK,
     EscalationLine,
     ManagerSummary,
     RuleCount,
     SignalLine,
     TeamDigest,
+    TrendPoint,
 )
 
 MAX_ESCALATIONS_IN_DIGEST = 50
@@ -47,6 +50,7 @@ class RuleMeta:
     mail_title: str
     expected_action: str
     escalate_after: Duration | None
+    mail_code: str = ""
 
 
 @dataclass
@@ -83,30 +87,62 @@ def period_start(as_of: dt.date, period: str) -> dt.date:
     return previous_working_day(as_of) + dt.timedelta(days=1)
 
 
+def missed_digest_starts(
+    as_of: dt.date,
+    period: str,
+    is_digest_day: Callable[[dt.date], bool],
+    staff: Mapping[str, Mapping[str, Any]],
+    last_sent: Mapping[str, dt.date],
+) -> dict[str, dt.date]:
+    """Catch-up for team digests: per team whose lead missed a digest, the first day the
+    next digest must cover (the day after the last digest that reached the lead).
+
+    A digest is missed when a digest day (for a daily digest: a working day) lies after
+    the last sent digest and before ``as_of``, with no digest sent for it (a failed run, no
+    run, or mail that never went out). A lead who never got a digest has nothing to
+    catch up. The returned teams get a digest with the next run even on a day that is not
+    a digest day.
+    """
+    out: dict[str, dt.date] = {}
+    for lead, member in staff.items():
+        team = member.get("team")
+        if member.get("role") != "teamleider" or not team or lead not in last_sent:
+            continue
+        after = last_sent[lead]
+        day = after + dt.timedelta(days=1)
+        missed = False
+        while day < as_of:
+            due = is_digest_day(day) and (period == "weekly" or is_working_day(day))
+            if due:
+                missed = True
+                break
+            day += dt.timedelta(days=1)
+        if missed:
+            start = after + dt.timedelta(days=1)
+            out[team] = min(start, out.get(team, start))
+    return out
+
+
 def explained_on(explained_until: dt.date | None, day: dt.date) -> bool:
     """An explanation is in force up to and including its end date."""
     return explained_until is not None and explained_until >= day
 
 
 def _open_signals(conn: sa.Connection) -> list[Any]:
-    """Every open signal episode, explained or not."""
+    """Every open signal episode not in a gap (all columns of ``signals``), explained or not.
+
+    A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
+    period) keeps its history but is not shown."""
     c = signals.c
     return list(
-        conn.execute(
-            sa.select(
-                c.case_ref,
-                c.rule_id,
-                c.severity,
-                c.regievoerder,
-                c.team,
-                c.opened_on,
-                c.reopened,
-                c.escalated_on,
-                c.explained_until,
-                c.clock_start,
-            ).where(c.closed_on.is_(None), c.gap_since.is_(None))  # gap: did not fire today
-        )
+        conn.execute(sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None)))
     )
+
+
+def is_baseline(row: Any) -> bool:
+    """Whether a signal row is a baseline finding (first night of the product or of its
+    rule)."""
+    return bool(row._mapping.get("baseline", False))
 
 
 def case_manager_lines(
@@ -115,11 +151,18 @@ def case_manager_lines(
     rules: Mapping[str, RuleMeta],
     link: Callable[[str], str],
     case_bonus: Mapping[str, int],
+    last_reached: Mapping[str, dt.date] | None = None,
 ) -> Recipients:
-    """The open, unexplained signals of every case manager, as message lines."""
+    """The open, unexplained signals of every case manager, as message lines.
+
+    A signal is new for a case manager when it was opened after the as-of date of the
+    last list that reached them (``last_reached``, from the outbox's sent rows), or,
+    without such a list, after the previous working day. A baseline signal is never new.
+    """
     out = Recipients()
     no_manager = 0
     last_working_day = previous_working_day(as_of)
+    reached = last_reached or {}
     for row in _open_signals(conn):
         meta = rules.get(row.rule_id)
         if meta is None:
@@ -142,7 +185,8 @@ def case_manager_lines(
                 severity=row.severity,
                 opened_on=row.opened_on,
                 days_open=days_open,
-                is_new=row.opened_on > last_working_day,
+                is_new=row.opened_on > reached.get(row.regievoerder, last_working_day)
+                and not is_baseline(row),
                 reopened=bool(row.reopened),
                 escalated=escalated,
                 escalates_on=escalates_on,
@@ -152,6 +196,8 @@ def case_manager_lines(
                 explanation_expired=(
                     row.explained_until is not None and row.explained_until < as_of
                 ),
+                mail_code=meta.mail_code,
+                baseline=is_baseline(row),
             )
         )
     if no_manager:
@@ -162,6 +208,21 @@ def case_manager_lines(
     return out
 
 
+TREND_PERIODS = 8
+"""How many periods the digest's trend shows (the current one included)."""
+
+
+def trend_days(as_of: dt.date, period: str, n: int = TREND_PERIODS) -> list[dt.date]:
+    """The last day of each of the last ``n`` periods, oldest first: working days for a
+    daily digest (the as-of date itself last), weeks for a weekly one."""
+    if period == "weekly":
+        return [as_of - dt.timedelta(days=7 * k) for k in range(n - 1, -1, -1)]
+    days = [as_of]
+    while len(days) < n:
+        days.append(previous_working_day(days[-1]))
+    return days[::-1]
+
+
 def team_digests(
     conn: sa.Connection,
     as_of: dt.date,
@@ -170,10 +231,19 @@ def team_digests(
     open_cases: Mapping[str, int],
     rules: Mapping[str, RuleMeta],
     link: Callable[[str], str],
+    *,
+    period_starts: Mapping[str, dt.date] | None = None,
+    staff_names: bool = True,
 ) -> TeamDigests:
     """One digest per team that has a team lead; open signals of a team without a team
-    lead (or without a team) are reported as problems, since no digest shows them."""
-    start = period_start(as_of, period)
+    lead (or without a team) are reported as problems, since no digest shows them.
+
+    ``period_starts`` moves a team's period start back (catch-up: the first day after
+    the last digest that was sent, when a digest day was missed); such a digest has
+    ``missed_since`` set. ``staff_names``: case managers carry their display name.
+    """
+    default_start = period_start(as_of, period)
+    starts = {t: min(d, default_start) for t, d in (period_starts or {}).items()}
     c = signals.c
     teams_with_lead = {
         s["team"] for s in staff.values() if s.get("role") == "teamleider" and s.get("team")
@@ -184,6 +254,7 @@ def team_digests(
             members[s["team"]].add(sid)
 
     open_sev: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    ages: dict[tuple[str, str], list[int]] = defaultdict(list)
     new: Counter[tuple[str, str]] = Counter()
     escalated: Counter[tuple[str, str]] = Counter()
     explained: Counter[tuple[str, str]] = Counter()
@@ -205,37 +276,44 @@ def team_digests(
             explained[(team, rv)] += 1
             continue
         open_sev[(team, rv)][row.severity] += 1
+        ages[(team, rv)].append((as_of - row.opened_on).days)
         rule_open[team][row.rule_id] += 1
-        if row.opened_on >= start:
+        if row.opened_on >= starts.get(team, default_start) and not is_baseline(row):
             new[(team, rv)] += 1
             rule_new[team][row.rule_id] += 1
         if row.escalated_on is not None:
             escalated[(team, rv)] += 1
+            meta = rules[row.rule_id]
             escalations[team].append(
                 EscalationLine(
                     row.case_ref,
                     row.rule_id,
-                    rules[row.rule_id].mail_title,
+                    meta.mail_title,
                     (as_of - row.opened_on).days,
                     rv,
                     link(row.case_ref),
+                    severity=row.severity,
+                    mail_code=meta.mail_code,
                 )
             )
+    earliest = min([default_start, *starts.values()])
     resolved: Counter[tuple[str, str]] = Counter()
-    for team, rv, n in conn.execute(
-        sa.select(c.team, c.regievoerder, sa.func.count())
+    for team, rv, closed_on, n in conn.execute(
+        sa.select(c.team, c.regievoerder, c.closed_on, sa.func.count())
         .where(
-            c.closed_on >= start,
+            c.closed_on >= earliest,
             c.closed_on <= as_of,
             c.close_reason == "resolved",
             c.rule_id.in_(sorted(rules)),
         )
-        .group_by(c.team, c.regievoerder)
+        .group_by(c.team, c.regievoerder, c.closed_on)
     ):
-        if team in teams_with_lead and rv:
+        if team in teams_with_lead and rv and closed_on >= starts.get(team, default_start):
             members[team].add(rv)
             resolved[(team, rv)] += n
-    previous = _previous_open(conn, start, teams_with_lead, rules)
+    previous = _previous_open(conn, default_start, teams_with_lead, rules)
+    days = trend_days(as_of, period)
+    trend = _open_at(conn, days, teams_with_lead, rules)
 
     out = TeamDigests()
     for team in sorted(teams_with_lead):
@@ -248,14 +326,23 @@ def team_digests(
                 resolved=resolved[(team, rv)],
                 escalated=escalated[(team, rv)],
                 explained=explained[(team, rv)],
+                name=_own_name(staff, rv, team) if staff_names else None,
+                median_age_days=(
+                    float(statistics.median(ages[(team, rv)])) if ages[(team, rv)] else None
+                ),
+                trend=tuple(trend[(team, rv)].get(d, 0) for d in days),
             )
             for rv in sorted(members[team])
         ]
         rule_counts = [
-            RuleCount(rid, rules[rid].mail_title, n, rule_new[team][rid])
+            RuleCount(rid, rules[rid].mail_title, n, rule_new[team][rid], rules[rid].mail_code)
             for rid, n in sorted(rule_open[team].items(), key=lambda kv: (-kv[1], kv[0]))
         ]
-        esc = sorted(escalations[team], key=lambda e: (-e.days_open, e.case_ref, e.rule_id))
+        esc = sorted(escalations[team], key=escalation_key)
+        team_trend = Counter[dt.date]()
+        for (t, _), per_day in trend.items():
+            if t == team:
+                team_trend.update(per_day)
         out.digests[team] = TeamDigest(
             team=team,
             as_of=as_of,
@@ -265,7 +352,9 @@ def team_digests(
             escalations=esc[:MAX_ESCALATIONS_IN_DIGEST],
             previous_open_signals=None if previous is None else previous.get(team, 0),
             escalations_total=len(esc),
-            period_start=start,
+            period_start=starts.get(team, default_start),
+            trend=tuple(TrendPoint(d, team_trend.get(d, 0)) for d in days),
+            missed_since=starts[team] if starts.get(team, default_start) < default_start else None,
         )
     for team, n in sorted(without_lead.items(), key=lambda kv: (not kv[0], kv[0])):
         stand = "staat" if n == 1 else "staan"
@@ -281,6 +370,45 @@ def team_digests(
                 f"{count_nl(n, 'open signaal', 'open signalen')} op zaken zonder team {stand} "
                 "in geen enkel teamoverzicht; vul het team van deze zaken aan in het zaaksysteem"
             )
+    return out
+
+
+def _own_name(staff: Mapping[str, Mapping[str, Any]], staff_id: str, team: str) -> str | None:
+    """The display name of a case manager of ``team`` itself; None for anyone else (a
+    case manager of another team whose case is in this team is shown by id only)."""
+    member = staff.get(staff_id) or {}
+    if member.get("role") != "regievoerder" or member.get("team") != team:
+        return None
+    return str(member.get("name") or "").strip() or None
+
+
+def escalation_key(e: EscalationLine) -> tuple[Any, ...]:
+    """Escalations in the digest: most severe first, then the oldest."""
+    return (-SEVERITY_RANK.get(e.severity, -1), -e.days_open, e.case_ref, e.rule_id)
+
+
+def _open_at(
+    conn: sa.Connection, days: list[dt.date], teams: set[str], rules: Mapping[str, RuleMeta]
+) -> dict[tuple[str, str], Counter[dt.date]]:
+    """Per (team, case manager) the open signals at the end of each of ``days``, counted
+    like the digest's open figures (an explanation counts as in force on a day when its
+    end date, the latest the store keeps, had not passed then)."""
+    c = signals.c
+    first = min(days)
+    stmt = sa.select(c.team, c.regievoerder, c.opened_on, c.closed_on, c.explained_until).where(
+        c.opened_on <= max(days),
+        sa.or_(c.closed_on.is_(None), c.closed_on > first),
+        c.regievoerder.is_not(None),
+        c.regievoerder != "",
+        c.rule_id.in_(sorted(rules)),
+        c.team.in_(sorted(teams)),
+    )
+    out: dict[tuple[str, str], Counter[dt.date]] = defaultdict(Counter)
+    for team, rv, opened_on, closed_on, until in conn.execute(stmt):
+        for day in days:
+            still_open = opened_on <= day and (closed_on is None or closed_on > day)
+            if still_open and not explained_on(until, day):
+                out[(team, rv)][day] += 1
     return out
 
 

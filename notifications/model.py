@@ -2,8 +2,10 @@
 
 These dataclasses hold everything an email may show, and nothing else: a message is
 rendered from these fields only, so no other part of a case can ever reach an email.
-There are deliberately no names anywhere: staff appear by staff id, cases by their
-pseudonymous case reference.
+Cases appear by their pseudonymous case reference only; rules by their neutral
+``mail_code`` and checked ``mail_title`` (never by rule id). The only names that may
+appear are the display names of a team's own case managers in their team lead's digest
+(``[mail] staff_names``); names of foreign nationals are never part of the model.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class SignalLine:
     score: float
     explanation_expired: bool = False
     """The case manager's explanation for this signal ran out before the as-of date."""
+    mail_code: str = ""
+    """The rule's neutral code for mail (e.g. ``R07``); empty: only the title is shown."""
+    baseline: bool = False
+    """Found on the product's (or the rule's) first night: shown as existing
+    ("bestaand"), never counted as new."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,12 @@ class ManagerSummary:
     resolved: int
     escalated: int
     explained: int = 0
+    name: str | None = None
+    """Display name of the case manager (staff ``name``), when names are shown."""
+    median_age_days: float | None = None
+    """Median number of days the open (unexplained) signals have been open."""
+    trend: tuple[int, ...] = ()
+    """Open signals at the end of each of the last periods, oldest first."""
 
     @property
     def open_signals(self) -> int:
@@ -92,6 +105,7 @@ class RuleCount:
     mail_title: str
     open: int
     new: int
+    mail_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,8 @@ class EscalationLine:
     days_open: int
     regievoerder: str  # staff id
     link: str = ""
+    severity: Severity = "high"
+    mail_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,14 @@ class TeamTotals:
     @property
     def signals_per_10_cases(self) -> float | None:
         return per_10_cases(self.open_signals, self.open_cases)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """Open signals (without a valid explanation) at the end of ``day``."""
+
+    day: dt.date
+    open_signals: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,11 @@ class TeamDigest:
     escalations_total: int | None = None
     period_start: dt.date | None = None
     """First day of the period; None: the as-of date alone (daily) or seven days (weekly)."""
+    trend: tuple[TrendPoint, ...] = ()
+    """The team's open signals at the end of each of the last periods, oldest first."""
+    missed_since: dt.date | None = None
+    """Set when an earlier digest was not sent (failed or missing run): this digest
+    covers the whole period since the last digest that was sent, starting on this day."""
 
     @property
     def escalations_not_listed(self) -> int:

@@ -68,8 +68,8 @@ IN_FLIGHT = ("sending", "transmitting")
 """Statuses of a claimed row whose outcome is not recorded yet."""
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 """A claim (status ``sending``) older than this is taken to be from a process that died."""
-KINDS = ("regievoerder", "teamleider", "lko")  # lko: the chain meeting's agenda
-_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl"}
+KINDS = ("regievoerder", "teamleider", "beleid", "lko")  # lko: the chain meeting's agenda
+_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl", "beleid": "bl"}
 
 
 @dataclass(frozen=True)
@@ -506,3 +506,15 @@ def finish_uncertain(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
     """The data went out but no reply came (timeout, dropped connection): the message may
     have arrived. Not retried automatically (see ``requeue_uncertain``)."""
     return _finish(conn, row, {"status": "uncertain", "last_error": error, "next_attempt_at": None})
+
+
+def last_reached(conn: sa.Connection, kind: str, before: dt.date) -> dict[str, dt.date]:
+    """Per recipient the as-of date of the newest message of ``kind`` before ``before``
+    that was actually sent (status ``sent``): what last reached that person. Used for
+    catch-up: "new" since that list, and a digest covering a missed day."""
+    stmt = (
+        sa.select(outbox.c.recipient_id, sa.func.max(outbox.c.as_of))
+        .where(outbox.c.kind == kind, outbox.c.status == "sent", outbox.c.as_of < before)
+        .group_by(outbox.c.recipient_id)
+    )
+    return {str(rid): day for rid, day in conn.execute(stmt)}

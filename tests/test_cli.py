@@ -61,7 +61,10 @@ def test_rules_check_names_file_line_and_hint(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(rules)])
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if "latest_contakt_on" in x)
-    assert line.startswith(f"{path}:") and ":16:3: onbekend veld" in line
+    expected_line = 1 + path.read_text().splitlines().index(
+        next(x for x in path.read_text().splitlines() if "latest_contakt_on" in x)
+    )
+    assert line.startswith(f"{path}:") and f":{expected_line}:3: onbekend veld" in line
     assert "bedoelde je 'latest_contact_on'?" in result.output
 
 

@@ -231,6 +231,9 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
         ('[mail]\ncase_link_template = "https://x.example/{case_ref}/{x}"\n', "{case_ref}"),
         ('[database]\nstore_url = "geen url"\n', "database-URL"),
         ('[rules]\ndir = ""\n', "niet-lege tekst"),
+        ('[mail]\ndetail = "alles"\n', "'minimal'"),
+        ("[mail]\nfull_cases = -1\n", "0 tot en met 10000"),
+        ('[mail]\nstaff_names = "soms"\n', "true of false"),
     ],
 )
 def test_bad_values_say_what_is_allowed(tmp_path: Path, text: str, allowed: str) -> None:
@@ -376,3 +379,18 @@ def test_file_values_round_trip(
         "zaterdag",
         "sunday",
     ].index(weekday.lower())
+
+
+def test_mail_settings_are_read_and_relative_folders_follow_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[mail]\ndetail = "minimal"\nfull_cases = 10\nfirst_cases = 3\nstaff_names = false\n'
+        'templates_dir = "sjablonen"\n[report]\ndir = "rapport"\n',
+    )
+    s = load_settings(path, env={})
+    assert (s.mail_detail, s.mail_full_cases, s.mail_first_cases) == ("minimal", 10, 3)
+    assert s.mail_staff_names is False
+    assert s.mail_templates_dir == tmp_path / "sjablonen"
+    assert s.rule_report_dir == tmp_path / "rapport"
+    shown = dict(describe(s))
+    assert shown["mail.detail"] == "minimal" and shown["report.dir"] == str(tmp_path / "rapport")

@@ -243,3 +243,156 @@ def test_signals_of_teams_without_a_team_lead_are_reported(store: sa.Engine) -> 
         "1 open signaal op zaken zonder team staat in geen enkel teamoverzicht; "
         "vul het team van deze zaken aan in het zaaksysteem",
     ]
+
+
+# --- issue 7: the digest's figures per case manager, escalations, trend ----------------
+
+
+def test_escalations_are_most_severe_first_then_oldest(store: sa.Engine) -> None:
+    """Failure 6: 60 old medium escalations do not push 4 newer critical ones off the list."""
+    for i in range(60):
+        add(
+            store,
+            f"ZK-M{i:02d}",
+            severity="medium",
+            opened_on=dt.date(2026, 9, 1),
+            escalated_on=FRI,
+        )
+    for i in range(4):
+        add(
+            store,
+            f"ZK-C{i}",
+            severity="critical",
+            opened_on=dt.date(2026, 11, 10 + i),
+            escalated_on=FRI,
+        )
+    digest = digests_of(store).digests["T1"]
+    assert digest.escalations_total == 64
+    assert len(digest.escalations) == MAX_ESCALATIONS_IN_DIGEST
+    assert [e.case_ref for e in digest.escalations[:4]] == ["ZK-C0", "ZK-C1", "ZK-C2", "ZK-C3"]
+    assert {e.severity for e in digest.escalations[4:]} == {"medium"}
+
+
+def test_managers_carry_name_median_age_and_trend(store: sa.Engine) -> None:
+    staff = {k: dict(v) for k, v in STAFF.items()}
+    staff["rv-1"]["name"] = "Kees Tolhuis"
+    add(store, "ZK-1", opened_on=dt.date(2026, 11, 20))  # 10 days open on MON
+    add(store, "ZK-2", opened_on=dt.date(2026, 11, 26))  # 4 days
+    add(store, "ZK-3", opened_on=dt.date(2026, 11, 29))  # 1 day
+    add(
+        store,
+        "ZK-4",
+        opened_on=dt.date(2026, 11, 16),
+        closed_on=dt.date(2026, 11, 25),
+        close_reason="resolved",
+    )
+    with store.connect() as conn:
+        digest = team_digests(conn, MON, "daily", staff, {"rv-1": 10}, RULES, link).digests["T1"]
+        unnamed = team_digests(
+            conn, MON, "daily", staff, {"rv-1": 10}, RULES, link, staff_names=False
+        ).digests["T1"]
+    rv1 = next(m for m in digest.managers if m.staff_id == "rv-1")
+    assert rv1.name == "Kees Tolhuis"
+    assert rv1.median_age_days == 4.0
+    days = [p.day for p in digest.trend]
+    assert len(days) == 8 and days[-1] == MON and all(is_working_day(d) for d in days)
+    counts = {p.day: p.open_signals for p in digest.trend}
+    assert counts[dt.date(2026, 11, 20)] == 2  # ZK-1 opened that day, ZK-4 still open
+    assert counts[dt.date(2026, 11, 25)] == 1  # ZK-4 closed on the 25th
+    assert counts[dt.date(2026, 11, 26)] == 2
+    assert counts[MON] == 3
+    assert rv1.trend == tuple(counts[d] for d in days)
+    assert all(m.name is None for m in unnamed.managers)
+    staff["rv-9"]["name"] = "Coen Bosveld"  # of team T9, with a case in team T1
+    add(store, "ZK-9", rv="rv-9")
+    with store.connect() as conn:
+        digest = team_digests(conn, MON, "daily", staff, {}, RULES, link).digests["T1"]
+    rv9 = next(m for m in digest.managers if m.staff_id == "rv-9")
+    assert rv9.name is None  # not one of the team's own case managers
+
+
+def test_a_baseline_row_is_never_new() -> None:
+    """h6's ``signals.baseline`` column is read defensively: a row without it is no
+    baseline; a row with baseline=True is shown as existing and never counted as new."""
+    from notifications.digests import is_baseline
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        with_col = conn.execute(sa.select(sa.literal(True).label("baseline"))).one()
+        without = conn.execute(sa.select(sa.literal(1).label("id"))).one()
+    assert is_baseline(with_col) is True
+    assert is_baseline(without) is False
+
+
+# --- catch-up (issue 6, failure 5) ---------------------------------------------------
+
+
+def test_last_reached_reads_only_sent_messages(store: sa.Engine) -> None:
+    from notifications import outbox as ob
+    from notifications.model import ComposedMessage
+
+    msg = ComposedMessage("s", "t", "<p>h</p>")
+    with store.begin() as conn:
+        for day, status in ((THU, "sent"), (FRI, "failed"), (MON, "pending")):
+            ob.enqueue(
+                conn,
+                run_id=1,
+                as_of=day,
+                kind="regievoerder",
+                recipient_id="rv-1",
+                recipient_email="rv-1@dtv.example",
+                message=msg,
+                sender_domain="dtv.example",
+            )
+            conn.execute(ob.outbox.update().where(ob.outbox.c.as_of == day).values(status=status))
+    with store.connect() as conn:
+        assert ob.last_reached(conn, "regievoerder", MON) == {"rv-1": THU}
+        assert ob.last_reached(conn, "teamleider", MON) == {}
+
+
+def test_new_counts_since_the_last_list_that_reached_the_reader(store: sa.Engine) -> None:
+    add(store, "ZK-FRI", opened_on=FRI)
+    add(store, "ZK-THU", opened_on=THU)
+    add(store, "ZK-WED", opened_on=dt.date(2026, 11, 25))
+    with store.connect() as conn:
+        usual = case_manager_lines(conn, MON, RULES, link, {})
+        caught_up = case_manager_lines(
+            conn, MON, RULES, link, {}, last_reached={"rv-1": dt.date(2026, 11, 25)}
+        )
+    assert {ln.case_ref for ln in usual.lines["rv-1"] if ln.is_new} == set()
+    assert {ln.case_ref for ln in caught_up.lines["rv-1"] if ln.is_new} == {"ZK-FRI", "ZK-THU"}
+
+
+@pytest.mark.parametrize(
+    ("period", "last_sent", "as_of", "expected"),
+    [
+        ("daily", THU, MON, FRI),  # Friday's digest was missed
+        ("daily", FRI, MON, None),  # nothing missed over the weekend
+        ("weekly", dt.date(2026, 11, 16), MON, dt.date(2026, 11, 17)),  # 23rd missed
+        ("weekly", dt.date(2026, 11, 23), MON, None),  # on schedule
+        ("weekly", dt.date(2026, 11, 16), dt.date(2026, 11, 24), dt.date(2026, 11, 17)),
+        ("daily", None, MON, None),  # never sent: nothing to catch up
+    ],
+)
+def test_missed_digest_days_are_caught_up(
+    period: str, last_sent: dt.date | None, as_of: dt.date, expected: dt.date | None
+) -> None:
+    from notifications.digests import missed_digest_starts
+
+    def digest_day(day: dt.date) -> bool:
+        return period == "daily" or day.weekday() == 0
+
+    sent = {"tl-1": last_sent} if last_sent else {}
+    starts = missed_digest_starts(as_of, period, digest_day, STAFF, sent)
+    assert starts.get("T1") == expected
+
+
+def test_a_caught_up_digest_covers_the_whole_period(store: sa.Engine) -> None:
+    add(store, "ZK-FRI", opened_on=FRI)
+    add(store, "ZK-THU", opened_on=THU)
+    with store.connect() as conn:
+        digest = team_digests(
+            conn, MON, "daily", STAFF, {}, RULES, link, period_starts={"T1": FRI}
+        ).digests["T1"]
+    assert digest.missed_since == FRI and digest.period_start == FRI
+    assert digest.totals.new == 1  # Friday's, which no digest showed

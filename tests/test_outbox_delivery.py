@@ -156,7 +156,7 @@ def test_enqueue_rejects_unknown_kind_and_missing_address(store: sa.Engine) -> N
                 conn,
                 run_id=1,
                 as_of=AS_OF,
-                kind="beleid",
+                kind="nieuwsbrief",
                 recipient_id="x",
                 recipient_email="x@dtv.example",
                 message=message(1),

@@ -126,11 +126,22 @@ def test_messages_hold_no_personal_data(tmp_path: Path) -> None:
     birth_date = re.compile(r"\b(19|20)\d\d-\d\d-\d\d\b")
     messages = read_mail(tmp_path / "demo" / "mail")
     assert messages
+    by_email = {s["email"]: s for s in staff.values()}
     for m in messages:
+        reader = by_email[str(m["To"])]
+        # a team lead's digest may name the team's own case managers ([mail] staff_names)
+        own_team = {
+            part
+            for s in staff.values()
+            if reader["role"] == "teamleider"
+            and s["role"] == "regievoerder"
+            and s.get("team") == reader.get("team")
+            for part in s["name"].split()
+        }
         for part in m.iter_parts():
             body = part.get_content()  # type: ignore[attr-defined]
             text = f"{m['Subject']}\n{body}"
-            for word in name_parts | outcomes:
+            for word in (name_parts - own_team) | outcomes:
                 assert not re.search(rf"\b{re.escape(word)}\b", text), (m["To"], word)
             for dest in destinations:
                 assert not re.search(rf"(?<![\w/-]){re.escape(dest)}(?![\w-])", body), dest

@@ -446,3 +446,93 @@ def test_derived_names_cannot_shadow_fact_keys_and_broken_ones_are_named(tmp_pat
     messages = [p.message for p in problems]
     assert "ongeldige naam 'person__amv'" in messages and "ongeldige naam 'sid'" in messages
     assert "afgeleid veld 'vg_count' heeft zelf een fout in derived.yaml" in messages
+
+
+# --- what a rule may put in mail (issue 7, failure 5) ------------------------------
+
+
+def mail_rule(field: str, value: str) -> str:
+    text = rule("MAIL", "  opened_on: {older_than: 14d}\n")
+    if field == "mail_title":
+        return text.replace("mail_title: M\n", f"mail_title: {value}\n")
+    if field == "expected_action":
+        return text.replace("expected_action: Doe iets.\n", f"expected_action: {value}\n")
+    return text.replace("mail_title: M\n", f"mail_title: M\n{field}: {value}\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "gist"),
+    [
+        ("mail_title", "Vreemdelingenbewaring niet besproken", "mag 'bewaring' niet bevatten"),
+        ("mail_title", "Detentieduur onbekend", "mag 'detentie' niet bevatten"),
+        ("expected_action", "Bespreek vóór het einde van de VBL-termijn.", "mag 'vbl' niet"),
+        ("expected_action", "Laat de medische situatie beoordelen.", "'medische situatie'"),
+        ("expected_action", "Vraag een Suïcidepreventieplan op.", "mag 'suicid' niet"),
+        ("expected_action", "Bel mevrouw Jansen over het gesprek.", "kan een naam zijn"),
+        ("mail_title", "Gesprek met Pieter ontbreekt", "kan een naam zijn"),
+        ("mail_code", "AMV", "'mail_code' is een neutrale code"),
+        ("mail_code", "A123", "mag 'a123' niet bevatten"),
+    ],
+)
+def test_mail_texts_refuse_sensitive_words_in_compounds_and_names(
+    tmp_path: Path, field: str, value: str, gist: str
+) -> None:
+    if value == "A123":  # a policy owner's own word list extends the product's
+        (tmp_path / "mail-forbidden.txt").write_text("# eigen woorden\na123\n", encoding="utf-8")
+    (tmp_path / "mail.yaml").write_text(mail_rule(field, value), encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    assert rd.rules == []
+    assert any(gist in p.message for p in rd.problems), [str(p) for p in rd.problems]
+    problem = next(p for p in rd.problems if gist in p.message)
+    assert problem.line == ({"mail_title": 3, "mail_code": 4}.get(field, 8))
+    if "naam" in gist:  # the possible name itself is not repeated
+        assert value.split()[2] not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mail_title", "Vertrekgesprek niet gehouden"),
+        ("expected_action", "Plan het gesprek. Leg vast via IOM of de IND."),
+        ("expected_action", "'Leg het besluit vast: Bespreek het daarna.'"),
+        ("mail_code", "R07"),
+        ("expected_action", "Archiveer het verslag van Regiesignaal."),
+    ],
+)
+def test_neutral_mail_texts_pass(tmp_path: Path, field: str, value: str) -> None:
+    (tmp_path / "mail.yaml").write_text(mail_rule(field, value), encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    assert rd.problems == []
+    assert [r.id for r in rd.rules] == ["MAIL"]
+    if field == "mail_code":
+        assert rd.rules[0].mail_code == "R07"
+
+
+def test_a_word_the_policy_owner_allows_is_no_name(tmp_path: Path) -> None:
+    (tmp_path / "mail.yaml").write_text(
+        mail_rule("expected_action", "Meld het bij Frontex en leg het vast."), encoding="utf-8"
+    )
+    assert load_rule_dir(tmp_path).rules == []
+    (tmp_path / "mail-words.txt").write_text("Frontex\n", encoding="utf-8")
+    assert [r.id for r in load_rule_dir(tmp_path).rules] == ["MAIL"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    prefix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=8),
+    suffix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=8),
+)
+def test_a_listed_word_is_found_inside_any_compound(
+    data: st.DataObject, prefix: str, suffix: str
+) -> None:
+    from engine.mailtext import COMPOUND_MIN_LETTERS, sensitive_words, word_lists
+
+    words = [w for w in word_lists().forbidden if w.isalpha()]
+    word = data.draw(st.sampled_from(words))
+    if len(word) >= COMPOUND_MIN_LETTERS:
+        for compound in (prefix + word, word + suffix, f"{prefix}-{word}".strip("-")):
+            text = f"Controleer de {compound.capitalize()} vandaag."
+            assert word in sensitive_words(text, word_lists().forbidden), compound
+    text = f"Leg de {prefix}-{word.upper()}-{suffix} vast.".replace("--", "-")
+    assert word in sensitive_words(text, word_lists().forbidden)

@@ -1,0 +1,153 @@
+"""``regiesignaal mail preview``: what one staff member would get, written to files.
+
+The message is composed exactly as a run composes it (same rules metadata, case bonus
+from evaluating the source, same catch-up of "new", same ``[mail]`` settings and
+template overrides), from the signals in the store as they stand. Nothing is queued,
+sent or written to the store: the store is only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections import Counter
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from engine.source import load_staff
+from jobs.config import Settings
+from jobs.mail_stage import mail_options
+from jobs.pipeline import (
+    RunRefused,
+    load_checked_rules,
+    preview,
+    source_engine,
+    store_engine,
+)
+from notifications import outbox
+from notifications.compose import compose_case_manager, compose_team_digest
+from notifications.digests import (
+    RuleMeta,
+    case_manager_lines,
+    missed_digest_starts,
+    previous_working_day,
+    team_digests,
+)
+from notifications.model import ComposedMessage, Recipient
+from notifications.rule_report import RuleInfo, compose_rule_report, rule_report
+
+
+@dataclass(frozen=True)
+class Preview:
+    kind: str  # regievoerder | teamleider | beleid
+    recipient: Recipient
+    as_of: dt.date
+    message: ComposedMessage
+
+
+def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Preview:
+    """The message ``staff_id`` would get for ``as_of``. Raises RunRefused (Dutch message)
+    for an unknown staff member, a role that gets no mail, or broken rules."""
+    ruledir = load_checked_rules(settings)
+    compiled, extracted = preview(settings, ruledir, as_of)
+    source = source_engine(settings.source_url)
+    try:
+        staff = load_staff(source)
+    finally:
+        source.dispose()
+    member = staff.get(staff_id)
+    if member is None:
+        raise RunRefused(
+            f"medewerker {staff_id} staat niet in het medewerkersbestand; "
+            "kies een id uit het medewerkersbestand"
+        )
+    role = member.get("role")
+    recipient = Recipient(staff_id, str(member.get("email") or ""))
+    meta = {
+        cr.rule.id: RuleMeta(
+            cr.rule.mail_title, cr.rule.expected_action, cr.rule.escalate_after, cr.rule.mail_code
+        )
+        for cr in compiled.rules
+    }
+    bonus = {h.case_ref: h.bonus for h in extracted.hits if h.bonus}
+    shape = mail_options(settings)
+    store = store_engine(settings.store_url)
+    try:
+        with store.connect() as conn:
+            if role == "regievoerder":
+                reached = outbox.last_reached(conn, "regievoerder", as_of)
+                lines = case_manager_lines(
+                    conn, as_of, meta, settings.case_link, bonus, last_reached=reached
+                ).lines.get(staff_id, [])
+                since = reached.get(staff_id)
+                new_since = since if since and since != previous_working_day(as_of) else None
+                message = compose_case_manager(recipient, as_of, lines, shape, new_since=new_since)
+            elif role == "teamleider":
+                catch_up = missed_digest_starts(
+                    as_of,
+                    settings.digest,
+                    settings.is_digest_day,
+                    staff,
+                    outbox.last_reached(conn, "teamleider", as_of),
+                )
+                open_cases = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
+                digest = team_digests(
+                    conn,
+                    as_of,
+                    settings.digest,
+                    staff,
+                    open_cases,
+                    meta,
+                    settings.case_link,
+                    period_starts=catch_up,
+                    staff_names=settings.mail_staff_names,
+                ).digests.get(str(member.get("team") or ""))
+                if digest is None:
+                    raise RunRefused(
+                        f"teamleider {staff_id} heeft geen team in het medewerkersbestand; "
+                        "vul het team aan"
+                    )
+                message = compose_team_digest(recipient, digest, shape)
+            elif role == "beleid":
+                info = {
+                    cr.rule.id: RuleInfo(cr.rule.id, cr.rule.mail_title, cr.rule.mail_code)
+                    for cr in compiled.rules
+                }
+                message = compose_rule_report(
+                    rule_report(conn, as_of, info),
+                    show_rule_ids=False,
+                    templates_dir=settings.mail_templates_dir,
+                )
+            else:
+                raise RunRefused(
+                    f"medewerker {staff_id} heeft de rol '{role}'; alleen regievoerders, "
+                    "teamleiders en beleidsmedewerkers krijgen een bericht"
+                )
+            kind = str(role)
+    finally:
+        store.dispose()
+    return Preview(kind, recipient, as_of, message)
+
+
+def write_preview(result: Preview, out_dir: Path, sender: str) -> list[Path]:
+    """Write ``<staff id>-<as_of>.html``, ``.txt`` and ``.eml`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in result.recipient.staff_id)
+    stem = out_dir / f"{safe_id}-{result.as_of.isoformat()}"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = result.recipient.email or "onbekend@invalid"
+    msg["Subject"] = result.message.subject
+    msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(result.message.text, charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(
+        result.message.html, subtype="html", charset="utf-8", cte="quoted-printable"
+    )
+    msg["Content-Language"] = "nl"
+    paths = [stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml")]
+    paths[0].write_text(result.message.html, encoding="utf-8")
+    paths[1].write_text(result.message.text, encoding="utf-8")
+    paths[2].write_bytes(bytes(msg))
+    return paths

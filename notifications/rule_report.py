@@ -1,0 +1,171 @@
+"""The rule report for policy owners: per rule, how it behaves over the last 4 and 13 weeks.
+
+Per rule and window (the 28 or 91 days up to and including the as-of date):
+
+- ``fired``: signal episodes open on at least one day of the window;
+- ``new``: episodes opened in the window;
+- ``resolved``: episodes closed as resolved in the window;
+- ``median_days_to_resolution``: median of (closed_on - opened_on) in days over those
+  resolved episodes (None without any);
+- ``share_explained``: of the fired episodes, the share with an explanation recorded
+  (the store keeps an episode's latest explanation end date);
+- ``share_escalated``: of the fired episodes, the share that escalated.
+
+Mailed weekly (on ``[mail] digest_weekday``) to staff with role ``beleid``, and written
+after every run as ``regelrapport.html`` in ``[report] dir`` when that is set. The mail
+names a rule by its ``mail_code`` and ``mail_title``; the page for the policy owners'
+folder also shows the rule id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.store import signals
+from notifications.model import ComposedMessage
+
+WINDOWS = (28, 91)
+"""The report's windows in days: the last 4 and the last 13 weeks."""
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    rule_id: str
+    mail_title: str
+    mail_code: str = ""
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    fired: int
+    new: int
+    resolved: int
+    median_days_to_resolution: float | None
+    share_explained: float | None
+    share_escalated: float | None
+
+
+@dataclass(frozen=True)
+class RuleStats:
+    rule: RuleInfo
+    windows: dict[int, WindowStats]
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    as_of: dt.date
+    rules: list[RuleStats]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInfo]) -> RuleReport:
+    """The figures of every rule in ``rules`` as of ``as_of`` (see the module docstring)."""
+    c = signals.c
+    first = as_of - dt.timedelta(days=max(WINDOWS) - 1)
+    rows = conn.execute(
+        sa.select(
+            c.rule_id, c.opened_on, c.closed_on, c.close_reason, c.escalated_on, c.explained_until
+        ).where(
+            c.rule_id.in_(sorted(rules)),
+            c.opened_on <= as_of,
+            sa.or_(c.closed_on.is_(None), c.closed_on >= first),
+        )
+    ).all()
+    out = []
+    for rid in sorted(rules, key=lambda r: (rules[r].mail_code or "~", r)):
+        mine = [r for r in rows if r.rule_id == rid]
+        windows = {}
+        for days in WINDOWS:
+            start = as_of - dt.timedelta(days=days - 1)
+            fired = [r for r in mine if r.closed_on is None or r.closed_on >= start]
+            resolved = [
+                r
+                for r in fired
+                if r.closed_on is not None and r.closed_on <= as_of and r.close_reason == "resolved"
+            ]
+            durations = [(r.closed_on - r.opened_on).days for r in resolved]
+            windows[days] = WindowStats(
+                fired=len(fired),
+                new=sum(1 for r in fired if r.opened_on >= start),
+                resolved=len(resolved),
+                median_days_to_resolution=(
+                    float(statistics.median(durations)) if durations else None
+                ),
+                share_explained=_share(
+                    sum(1 for r in fired if r.explained_until is not None), len(fired)
+                ),
+                share_escalated=_share(
+                    sum(1 for r in fired if r.escalated_on is not None), len(fired)
+                ),
+            )
+        out.append(RuleStats(rules[rid], windows))
+    return RuleReport(as_of, out)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{round(100 * value)}%"
+
+
+def _days(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}".replace(".", ",").removesuffix(",0")
+
+
+def compose_rule_report(
+    report: RuleReport, *, show_rule_ids: bool, templates_dir: Path | None = None
+) -> ComposedMessage:
+    """The report as a message (``show_rule_ids=False``: for mail) or a page."""
+    from notifications.compose import _render, format_date
+
+    rows: list[dict[str, Any]] = []
+    for stats in report.rules:
+        label = stats.rule.mail_title
+        if stats.rule.mail_code:
+            label += f" ({stats.rule.mail_code})"
+        if show_rule_ids:
+            label = f"{stats.rule.rule_id}: {label}"
+        rows.append(
+            {
+                "label": label,
+                "windows": [
+                    {
+                        "weeks": days // 7,
+                        "fired": w.fired,
+                        "new": w.new,
+                        "resolved": w.resolved,
+                        "median": _days(w.median_days_to_resolution),
+                        "explained": _pct(w.share_explained),
+                        "escalated": _pct(w.share_escalated),
+                    }
+                    for days, w in sorted(stats.windows.items())
+                ],
+            }
+        )
+    subject = f"Regiesignaal regelrapport {format_date(report.as_of)}"
+    context = {"subject": subject, "as_of": format_date(report.as_of), "rows": rows}
+    return ComposedMessage(
+        subject=subject,
+        text=_render("rule_report.txt", context, templates_dir),
+        html=_render("rule_report.html", context, templates_dir),
+    )
+
+
+def write_rule_report_page(report: RuleReport, directory: Path) -> Path:
+    """Write ``regelrapport.html`` (with rule ids) into ``directory``; returns its path.
+    Written to a temporary file first and renamed, so a reader never sees half a page."""
+    directory.mkdir(parents=True, exist_ok=True)
+    page = compose_rule_report(report, show_rule_ids=True).html
+    target = directory / "regelrapport.html"
+    tmp = directory / ".regelrapport.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    return target
