@@ -228,7 +228,7 @@ def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[st
     for case_ref, position, rule in sorted(refs):
         if rule in rule_ids:
             continue  # a rule that exists but is switched off
-        hint = suggest(rule.strip().upper(), rule_ids) or "controleer het regel-id"
+        hint = suggest(rule.strip().upper(), rule_ids) or "controleer het regel-id."
         problems.append(
             f"zaak {case_ref}: toelichting {position} noemt een regel die niet bestaat en telt "
             f"niet mee; {hint} Herstel de toelichting in het zaaksysteem."

@@ -211,3 +211,33 @@ def test_explanations_add_list_revoke_reach_the_signal_history(env: Path) -> Non
     assert "toegelicht (tot en met 2026-04-01; via opdrachtregel; door rv-0001)" in show.output
     assert "toelichting ingetrokken" in show.output
     assert "reisdocument" not in show.output  # the reason stays in the explanations table
+
+
+def test_a_case_delivered_closed_for_one_night_keeps_its_signals(env: Path) -> None:
+    """Failure 1 through whole runs: the same episodes, same opened_on, gap in the history."""
+    cli("db", "upgrade")
+    assert run(AS_OF).exit_code == 0
+    case = open_signals()[0]["case_ref"]
+    before = {s["id"]: s for s in open_signals() if s["case_ref"] == case}
+    lines = (env / "cases.jsonl").read_text().splitlines()
+    (line,) = [x for x in lines if json.loads(x)["case_ref"] == case]
+    source = sa.create_engine(f"sqlite:///{env / 'src.sqlite'}")
+    try:
+        for status, day in (("closed", dt.date(2026, 3, 3)), ("open", dt.date(2026, 3, 4))):
+            record = json.loads(line) | {"status": status}
+            (env / "one.jsonl").write_text(json.dumps(record) + "\n")
+            load_cases(source, env / "one.jsonl")
+            result = run(day)
+            assert result.exit_code == 0, result.output
+            if status == "closed":
+                assert "zaak gesloten 0" in result.output
+                gaps = {s["id"]: s["gap_since"] for s in open_signals() if s["case_ref"] == case}
+                assert gaps == dict.fromkeys(before, "2026-03-03")
+    finally:
+        source.dispose()
+    after = {s["id"]: s for s in open_signals() if s["case_ref"] == case}
+    assert set(after) == set(before)
+    assert all(after[i]["opened_on"] == before[i]["opened_on"] for i in before)
+    show = cli("signals", "show", case).output
+    assert show.count("tijdelijk afwezig (zaak gesloten of ontbreekt)") == len(before)
+    assert show.count("weer aanwezig (zelfde episode") == len(before)
