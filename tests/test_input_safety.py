@@ -310,7 +310,7 @@ def _evaluator() -> Evaluator:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(lines=_lines)
 def test_fuzzed_case_files_load_or_name_the_line(tmp_path: Path, lines: list[str]) -> None:
@@ -341,7 +341,7 @@ def test_fuzzed_case_files_load_or_name_the_line(tmp_path: Path, lines: list[str
 
 @pytest.mark.postgres
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(lines=_lines)
 def test_fuzzed_case_files_on_postgres(pg_url: str, tmp_path: Path, lines: list[str]) -> None:
