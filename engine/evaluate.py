@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.casefile import shown_key
 from engine.compiler import CompiledRuleSet, compile_rules
 from engine.conditions import Trace, explain
 from engine.facts import build_fact, explained_until
@@ -60,8 +61,9 @@ class Evaluator:
         durable = list(self._durable.fired(fact))
         if self.verify and durable != (python := self._python(fact)):
             raise EvaluationMismatch(
-                f"case {fact.get('sid')}: durable-rules gave {durable}, the Python evaluator "
-                f"{python}; the run stops rather than lose or invent a signal"
+                f"case {shown_key(str(fact.get('sid')))}: durable-rules gave {durable}, the "
+                "Python evaluator "
+                f"gave {python}; the run stops rather than lose or invent a signal"
             )
         return durable
 
