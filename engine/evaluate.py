@@ -30,6 +30,10 @@ class Hit:
     bonus: int = 0  # priority bonus from the case factors (rules/priority.yaml)
 
 
+ENGINE_SKIP = "de regelengine kon de zaak niet beoordelen"
+"""How ``Evaluator.hits`` names a case it skipped (followed by the error's type)."""
+
+
 class EvaluationMismatch(RuntimeError):
     """durable-rules and the Python evaluator disagree on a case: a bug, never ignored."""
 
@@ -94,9 +98,7 @@ class Evaluator:
             except Exception as exc:
                 if skipped is None:
                     raise
-                skipped[str(case["case_ref"])] = (
-                    f"de regelengine kon de zaak niet beoordelen ({type(exc).__name__})"
-                )
+                skipped[str(case["case_ref"])] = f"{ENGINE_SKIP} ({type(exc).__name__})"
                 continue
             for rule_id in fired:
                 out.append(

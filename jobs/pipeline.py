@@ -29,7 +29,7 @@ from engine.casefile import shown_key
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
-from engine.evaluate import Evaluator, Hit
+from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
     case_index,
@@ -473,6 +473,13 @@ def _pipeline(
         extracted = evaluate_source(source, compiled, settings.batch_size, pool)
     checkpoint("evaluated")
     summary.cases = len(extracted.open_cases)
+    engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
+    if engine_failed > max(10, len(extracted.open_cases) // 10):
+        # one case is that case's problem; this many is the engine's: stop, change nothing
+        raise RuntimeError(
+            f"de regelengine kon {engine_failed} van {len(extracted.open_cases)} zaken niet "
+            "beoordelen; de run stopt zonder iets te wijzigen"
+        )
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
             f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
