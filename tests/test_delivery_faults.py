@@ -354,3 +354,15 @@ def test_any_mix_of_faults_never_gives_two_copies(
             assert arrived == expected, (rid, row.status)
     finally:
         engine.dispose()
+
+
+def test_an_unusable_sender_charges_no_message(store: sa.Engine) -> None:
+    enqueue(store, ["rv-1", "rv-2"])
+    with FaultServer() as server:
+        report = deliver_pending(
+            store, smtp_for(server.port, sender="regie@dtv.example\nBcc: x@evil.example"), now=T0
+        )
+    assert (report.sent, report.failed, report.untried) == (0, 0, 2)
+    assert "afzenderadres" in report.errors[0] and "evil" not in report.errors[0]
+    assert all(r.status == "pending" and r.attempts == 0 for r in state(store).values())
+    assert not server.received
