@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
-from engine.casefile import shown_key
+from engine.casefile import shown_key, unknown_choices
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import is_working_day
@@ -102,6 +102,7 @@ def _worker_init(rules_dir: str, as_of: dt.date, version: str, source_url: str) 
 class RangeResult:
     hits: list[Hit]
     unreadable: dict[str, str]  # case_ref -> kind of problem
+    unknown_choices: Counter[str] = field(default_factory=Counter)  # field -> values
 
 
 def _evaluate_range(
@@ -109,7 +110,10 @@ def _evaluate_range(
 ) -> RangeResult:
     read = read_case_range(source, *key_range)
     unreadable = dict(read.unreadable)
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable)
+    unknown: Counter[str] = Counter()
+    for case in read.cases:
+        unknown_choices(case, unknown)
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, unknown)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -122,6 +126,7 @@ class Extracted:
     hits: list[Hit] = field(default_factory=list)
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    unknown_choices: Counter[str] = field(default_factory=Counter)
 
 
 def _worker_compose(task: tuple[str, str, dt.date, list[SignalLine]]) -> ComposedMessage:
@@ -177,6 +182,7 @@ def evaluate_source(
     for result in results:
         out.hits.extend(result.hits)
         out.unreadable.update(result.unreadable)
+        out.unknown_choices.update(result.unknown_choices)
     return out
 
 
@@ -485,6 +491,12 @@ def _pipeline(
             f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
             "overgeslagen, haar open signalen blijven ongewijzigd staan. Herstel de zaak in "
             "de bron."
+        )
+    for name, count in sorted(extracted.unknown_choices.items()):
+        summary.problems.append(
+            f"veld {name}: {count} {'waarde' if count == 1 else 'waarden'} buiten de "
+            "keuzelijst in de bron (een nieuwe keuze in het bronsysteem?); regels die dit veld "
+            "vergelijken zien ze als 'een andere waarde'"
         )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}

@@ -433,3 +433,37 @@ def test_an_engine_failing_on_most_cases_stops_the_run_unchanged(
         assert conn.execute(sa.select(runs.c.status)).scalar_one() == "failed"
         assert conn.execute(sa.select(sa.func.count()).select_from(signals)).scalar_one() == 0
     store.dispose()
+
+
+def test_a_run_reports_unknown_choice_values_in_the_source_per_field(tmp_path: Path) -> None:
+    import dataclasses
+
+    from jobs.config import load_settings
+    from jobs.pipeline import RunOptions, run, upgrade_store
+
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    path = write_lines(
+        tmp_path / "cases.jsonl",
+        [
+            json.dumps(case("Z-1", contacts=[{"on": "2026-02-20", "channel": "Geheim-7"}])),
+            json.dumps(case("Z-2", contacts=[{"on": "2026-02-20", "channel": "telefonisch"}])),
+        ],
+    )
+    source = sa.create_engine(source_url)
+    assert load_cases(source, path).loaded == 2
+    source.dispose()
+    settings = dataclasses.replace(
+        load_settings(env={}),
+        source_url=source_url,
+        store_url=f"sqlite:///{tmp_path / 'store.sqlite'}",
+        rules_dir=RULES,
+        workers=1,
+        mail_enabled=False,
+    )
+    upgrade_store(settings)
+    summary = run(settings, RunOptions(AS_OF))
+    assert summary.status == "succeeded" and summary.cases == 2
+    assert any(p.startswith("veld contacts[].channel: 1 waarde buiten") for p in summary.problems)
+    assert not any("Geheim" in p for p in summary.problems)
+    # the unknown channel is another value: the contact still counts for CONTACT-30D
+    assert summary.signals_per_rule["CONTACT-30D"] == 0
