@@ -443,6 +443,32 @@ def parse_case(raw: Any, unknown: Counter[str] | None = None) -> dict[str, Any]:
     return _parse_object(CASE_SPEC, raw, "", unknown)
 
 
+def unknown_choices(case: Mapping[str, Any], counts: Counter[str]) -> None:
+    """Count the choice values of an in-memory ``case`` outside their lists, per field
+    (``contacts[].channel``), into ``counts``: for cases read from the source database,
+    which did not pass through ``parse_case``."""
+    _count_unknown(CASE_SPEC, case, "", counts)
+
+
+def _count_unknown(
+    specs: tuple[Field | Group, ...], record: Mapping[str, Any], prefix: str, counts: Counter[str]
+) -> None:
+    for spec in specs:
+        value = record.get(spec.name)
+        if value is None:
+            continue
+        if isinstance(spec, Field):
+            if spec.type == "enum" and value not in spec.values:
+                counts[f"{prefix}{spec.name}"] += 1
+        elif spec.is_list:
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, Mapping):
+                        _count_unknown(spec.fields, item, f"{prefix}{spec.name}[].", counts)
+        elif isinstance(value, Mapping):
+            _count_unknown(spec.fields, value, f"{prefix}{spec.name}.", counts)
+
+
 def parse_staff(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise CaseFileError("", "een medewerker moet een JSON-object zijn")

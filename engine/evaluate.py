@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.casefile import shown_key
 from engine.compiler import CompiledRuleSet, compile_rules
 from engine.conditions import Trace, explain
 from engine.facts import build_fact, explained_by, explained_until
@@ -32,6 +33,10 @@ class Hit:
     severity: str = ""  # the rule's severity, or its overdue severity when the deadline passed
     overdue: bool = False
     explained_by: str | None = None  # staff id of the explanation in force (issue 6)
+
+
+ENGINE_SKIP = "de regelengine kon de zaak niet beoordelen"
+"""How ``Evaluator.hits`` names a case it skipped (followed by the error's type)."""
 
 
 class EvaluationMismatch(RuntimeError):
@@ -72,8 +77,9 @@ class Evaluator:
             raw = list(self._durable.fired(fact))
             if self.verify and raw != (python := self._python(fact)):
                 raise EvaluationMismatch(
-                    f"case {fact.get('sid')}: durable-rules gave {raw}, the Python evaluator "
-                    f"{python}; the run stops rather than lose or invent a signal"
+                    f"case {shown_key(str(fact.get('sid')))}: durable-rules gave {raw}, the "
+                    f"Python evaluator gave {python}; the run stops rather than lose or invent "
+                    "a signal"
                 )
         late = {r[: -len(OVERDUE_MARK)] for r in raw if r.endswith(OVERDUE_MARK)}
         return {r: r in late for r in raw if not r.endswith(OVERDUE_MARK)}
@@ -114,9 +120,7 @@ class Evaluator:
             except Exception as exc:
                 if skipped is None:
                     raise
-                skipped[str(case["case_ref"])] = (
-                    f"de regelengine kon de zaak niet beoordelen ({type(exc).__name__})"
-                )
+                skipped[str(case["case_ref"])] = f"{ENGINE_SKIP} ({type(exc).__name__})"
                 continue
             for rule_id, overdue in fired.items():
                 rule = self.rules[rule_id]

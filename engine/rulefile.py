@@ -687,6 +687,30 @@ def _too_deep(node: Any) -> tuple[int, int] | None:
     return None
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow brackets (``[``, ``{``) outside quotes and comments:
+    a cheap check before parsing, which is slow (and recursive) on very deep input."""
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            if ch == quote or ch == "\n":
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     yaml = YAML(typ="rt")
     try:
@@ -726,6 +750,9 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         f"te diep genest (meer dan {MAX_YAML_DEPTH} niveaus)",
         "een regel heeft hooguit enkele niveaus all/any/not; vereenvoudig het bestand",
     )
+    if _flow_depth(text) > MAX_YAML_DEPTH:
+        problems.append(too_deep)
+        return None
     try:
         try:
             composed = yaml.compose(text)

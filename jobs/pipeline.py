@@ -26,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
-from engine.casefile import shown_key
+from engine.casefile import shown_key, unknown_choices
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
-from engine.evaluate import Evaluator, Hit
+from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.facts import explanation_rule_refs
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
@@ -121,6 +121,7 @@ class RangeResult:
     unreadable: dict[str, str]  # case_ref -> kind of problem
     # explanations naming a rule that is not active: (case_ref, position, rule as written)
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
+    unknown_choices: Counter[str] = field(default_factory=Counter)  # field -> values
 
 
 def _evaluate_range(
@@ -135,7 +136,10 @@ def _evaluate_range(
         for i, rule in explanation_rule_refs(case)
         if rule not in active
     ]
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs)
+    unknown: Counter[str] = Counter()
+    for case in read.cases:
+        unknown_choices(case, unknown)
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs, unknown)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
@@ -149,6 +153,7 @@ class Extracted:
     open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
+    unknown_choices: Counter[str] = field(default_factory=Counter)
 
 
 ComposeTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | None]
@@ -216,6 +221,7 @@ def evaluate_source(
         out.hits.extend(result.hits)
         out.unreadable.update(result.unreadable)
         out.explanation_refs.extend(result.explanation_refs)
+        out.unknown_choices.update(result.unknown_choices)
     return out
 
 
@@ -563,6 +569,13 @@ def _pipeline(
         extracted = evaluate_source(source, compiled, settings.batch_size, pool)
     checkpoint("evaluated")
     summary.cases = len(extracted.open_cases)
+    engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
+    if engine_failed > max(10, len(extracted.open_cases) // 10):
+        # one case is that case's problem; this many is the engine's: stop, change nothing
+        raise RuntimeError(
+            f"de regelengine kon {engine_failed} van {len(extracted.open_cases)} zaken niet "
+            "beoordelen; de run stopt zonder iets te wijzigen"
+        )
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
             f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
@@ -574,6 +587,12 @@ def _pipeline(
             extracted.explanation_refs, set(all_rule_ids or compiled.rule_ids)
         )
     )
+    for name, count in sorted(extracted.unknown_choices.items()):
+        summary.problems.append(
+            f"veld {name}: {count} {'waarde' if count == 1 else 'waarden'} buiten de "
+            "keuzelijst in de bron (een nieuwe keuze in het bronsysteem?); regels die dit veld "
+            "vergelijken zien ze als 'een andere waarde'"
+        )
     per_rule = Counter(h.rule_id for h in extracted.hits)
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 

@@ -407,6 +407,17 @@ async def deliver_pending_async(
         log.info("delivery: nothing due")
         return _finish(batch)
 
+    try:
+        check_address(smtp.sender)
+    except AddressError as exc:
+        # a configuration problem, not the messages': none is tried or charged
+        batch.untried += len(row_ids)
+        batch.errors.append(
+            f"afzenderadres ([smtp] sender) onbruikbaar ({exc}); {len(row_ids)} niet "
+            "geprobeerd, blijven in de wachtrij"
+        )
+        log.warning("delivery: unusable sender, %d rows untried", len(row_ids))
+        return _finish(batch)
     client: aiosmtplib.SMTP | None = None
     lost_in_a_row = 0
     try:

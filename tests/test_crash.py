@@ -144,7 +144,7 @@ def test_a_killed_run_rerun_matches_a_clean_run(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("point", ["composed", "deliver.transmitting#3"])
+@pytest.mark.parametrize("point", ["deliver.transmitting#3"])
 def test_a_killed_run_rerun_matches_a_clean_run_on_postgres(
     point: str, source: str, clean: tuple[Any, Any], tmp_path: Path, pg_url: str
 ) -> None:

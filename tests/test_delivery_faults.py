@@ -8,6 +8,7 @@ to a message that was not offered to the server.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -159,8 +160,10 @@ def test_a_stalled_reply_before_data_blocks_nobody_and_charges_nobody_else(
 
 
 def test_every_message_stalling_stops_after_three_and_leaves_the_rest_untried(
-    store: sa.Engine,
+    sqlite_url: str,
 ) -> None:
+    store = sa.create_engine(sqlite_url)
+    metadata.create_all(store)
     recipients = [f"rv-{i}" for i in range(6)]
     enqueue(store, recipients)
     with FaultServer(Plan(stall_rcpt={f"{r}@dtv.example" for r in recipients})) as server:
@@ -169,9 +172,10 @@ def test_every_message_stalling_stops_after_three_and_leaves_the_rest_untried(
         )
         server.release()
     assert (report.deferred, report.untried, report.failed) == (3, 3, 0)
-    attempts = sorted(r.attempts for r in state(store).values())
-    assert attempts == [0, 0, 0, 1, 1, 1]
-    assert {r.status for r in state(store).values()} == {"pending"}
+    rows = state(store)
+    store.dispose()
+    assert sorted(r.attempts for r in rows.values()) == [0, 0, 0, 1, 1, 1]
+    assert {r.status for r in rows.values()} == {"pending"}
 
 
 def test_the_delivery_deadline_leaves_the_rest_pending_untried(store: sa.Engine) -> None:
@@ -198,6 +202,8 @@ def test_domain_allow_list_refuses_other_domains(store: sa.Engine) -> None:
 
 
 def _make_cert(tmp: Path, cn: str) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
     key, cert = tmp / f"{cn}.key", tmp / f"{cn}.pem"
     subprocess.run(
         [
@@ -305,7 +311,7 @@ def test_deliver_reports_may_have_arrived_and_requeues_on_request(
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     faults=st.lists(st.sampled_from(["ok", "drop", "refuse"]), min_size=1, max_size=6),
@@ -351,3 +357,15 @@ def test_any_mix_of_faults_never_gives_two_copies(
             assert arrived == expected, (rid, row.status)
     finally:
         engine.dispose()
+
+
+def test_an_unusable_sender_charges_no_message(store: sa.Engine) -> None:
+    enqueue(store, ["rv-1", "rv-2"])
+    with FaultServer() as server:
+        report = deliver_pending(
+            store, smtp_for(server.port, sender="regie@dtv.example\nBcc: x@evil.example"), now=T0
+        )
+    assert (report.sent, report.failed, report.untried) == (0, 0, 2)
+    assert "afzenderadres" in report.errors[0] and "evil" not in report.errors[0]
+    assert all(r.status == "pending" and r.attempts == 0 for r in state(store).values())
+    assert not server.received
