@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Float,
+    LargeBinary,
+    Unicode,
     Boolean,
     Column,
     Date,
@@ -45,6 +48,8 @@ runs = Table(
     Column("errors", JSON),
     Column("host", String(255)),
     Column("pid", Integer),
+    # written every 30 s while the run is running (migration 0005; see jobs/lock.py)
+    Column("heartbeat_at", DateTime(timezone=True)),
     Index("ix_runs_as_of", "as_of"),
     # at most one run in progress per store (migration 0002)
     Index(
@@ -109,4 +114,14 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("as_of", "kind", "recipient_id", name="uq_outbox_once_per_day"),
     Index("ix_outbox_status", "status"),
+)
+
+# The job store of ``regiesignaal scheduler`` (APScheduler 3's SQLAlchemyJobStore table,
+# created by migration 0005 so the scheduler never has to create tables itself).
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
 )

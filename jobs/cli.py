@@ -133,10 +133,18 @@ def run(
         err.print(f"Run niet gestart: {exc}", style="red", markup=False)
         for line in exc.details:
             click.echo(line, err=True)
-        sys.exit(1)
+        sys.exit(_refused_exit_code(exc))
     print_summary(summary)
     if summary.delivery and (summary.delivery.deferred or summary.delivery.failed):
         sys.exit(3)
+
+
+def _refused_exit_code(exc: Exception) -> int:
+    """1 for a refused run, 4 when another run holds the lock (jobs/lock.py)."""
+    from jobs.lock import EXIT_LOCKED
+    from jobs.pipeline import RunLocked
+
+    return EXIT_LOCKED if isinstance(exc, RunLocked) else 1
 
 
 def print_summary(summary: Any) -> None:
@@ -418,62 +426,6 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_context
-def runs(ctx: click.Context, limit: int, fmt: str) -> None:
-    """De geschiedenis van runs: status, aantallen, duur, fouten."""
-    import sqlalchemy as sa
-
-    from engine.store import runs as runs_table
-    from jobs.pipeline import store_engine
-
-    settings = _settings(ctx)
-    store = store_engine(settings.store_url)
-    try:
-        with store.connect() as conn:
-            rows = conn.execute(
-                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
-            ).all()
-    finally:
-        store.dispose()
-    if fmt == "json":
-        for r in rows:
-            record = {k: v for k, v in r._mapping.items()}
-            click.echo(json.dumps(record, default=str, ensure_ascii=False))
-        return
-    table = Table(
-        "id",
-        "peildatum",
-        "status",
-        "zaken",
-        "nieuw",
-        "opgelost",
-        "verstuurd",
-        "duur",
-        "fouten",
-        title="Runs",
-    )
-    for r in rows:
-        counts = r.counts or {}
-        rec = counts.get("reconcile") or {}
-        delivery = counts.get("delivery") or {}
-        total = sum((r.durations or {}).values())
-        table.add_row(
-            str(r.id),
-            str(r.as_of),
-            r.status,
-            str(counts.get("cases", "")),
-            str(rec.get("new", "")),
-            str(rec.get("resolved", "")),
-            str(delivery.get("sent", "")),
-            f"{total:.0f}s",
-            str(len(r.errors or [])),
-        )
-    console.print(table)
-
-
-@main.command()
 @click.option("--now", "now_", is_flag=True, help="Wacht niet op de herhaaltijd: probeer alles nu.")
 @click.option(
     "--retry-failed",
@@ -570,6 +522,15 @@ def _register_fixtures() -> None:
 
 
 _register_fixtures()
+
+
+def _register_operations() -> None:
+    from jobs.cli_ops import register
+
+    register(main)
+
+
+_register_operations()
 
 
 def run_cli() -> None:

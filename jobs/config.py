@@ -40,7 +40,24 @@ DigestMode = Literal["daily", "weekly"]
 CONFIG_ENV = "REGIESIGNAAL_CONFIG"
 PASSWORD_ENV = "REGIESIGNAAL_SMTP_PASSWORD"
 DEFAULT_CONFIG_FILE = "regiesignaal.toml"
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+RULES_PACKAGE = "regiesignaal_rules"  # the repository's rules/ folder, shipped in the wheel
+
+
+def packaged_rules_dir() -> Path:
+    """The default rule pack: ``rules/`` next to the code in a source checkout, else the
+    copy installed with the package (``regiesignaal_rules`` in site-packages)."""
+    checkout = Path(__file__).resolve().parents[1] / "rules"
+    if checkout.is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec(RULES_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout  # not installed: load_rule_dir reports the missing folder
+
+
+DEFAULT_RULES_DIR = packaged_rules_dir()
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
@@ -51,6 +68,9 @@ _DIGEST_ALIASES: dict[str, DigestMode] = {
     "wekelijks": "weekly",
 }
 _TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
+_LOG_FORMATS = ("plain", "json")
+_DAYS = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?"
+                   r"(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*$")
 _SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -80,7 +100,16 @@ class Settings:
     digest: DigestMode = "daily"
     digest_weekday: int = 0  # date.weekday(): 0 = Monday; used when digest == "weekly"
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
+    schedule_days: str = "mon-fri"  # cron day_of_week of the scheduler (APScheduler syntax)
+    misfire_grace_minutes: int = 240  # a night missed while down still runs this late
     mail_enabled: bool = True
+    operators: tuple[str, ...] = ()  # operator addresses for alerts ([alerts] operators)
+    alert_undelivered_hours: int = 6  # mail pending/failed longer than this: alert
+    retention_body_days: int = 60  # outbox message bodies are emptied after this many days
+    retention_signal_days: int = 730  # signals of cases closed longer ago are deleted
+    retention_export_days: int = 14  # processed exports in the drop folder's archive
+    drop_dir: Path | None = None  # take case plans from this drop folder before a run
+    log_format: str = "plain"  # plain | json
     config_path: Path | None = None  # the TOML file that was read, if any
 
     @property
@@ -290,6 +319,35 @@ def _parse_link_template(value: Any) -> str:
     return text
 
 
+def _parse_days(value: Any) -> str:
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if not _DAYS.match(text):
+        raise ValueError('verwacht weekdagen als "mon-fri" of "mon,wed,fri" (mon..sun)')
+    return text
+
+
+def _parse_log_format(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text not in _LOG_FORMATS:
+        raise ValueError("verwacht 'plain' of 'json'")
+    return text
+
+
+def _parse_addresses(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError('verwacht een lijst van e-mailadressen, bijvoorbeeld ["beheer@x.nl"]')
+    out = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else ""
+        if not text:
+            continue
+        if not re.fullmatch(r"[^@\s<>,\"]+@[^@\s<>,\"]+\.[^@\s<>,\"]+", text):
+            raise ValueError("verwacht kale e-mailadressen (naam@domein.nl), zonder naam erbij")
+        out.append(text)
+    return tuple(out)
+
+
 def _parse_path(value: Any) -> Path:
     return Path(_parse_str(value)).expanduser()
 
@@ -316,6 +374,15 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("run", "workers"): ("workers", _int_parser(1, 256)),
     ("run", "timezone"): ("timezone", _parse_timezone),
     ("run", "schedule"): ("schedule", _parse_schedule),
+    ("scheduler", "days"): ("schedule_days", _parse_days),
+    ("scheduler", "misfire_grace_minutes"): ("misfire_grace_minutes", _int_parser(1, 1080)),
+    ("alerts", "operators"): ("operators", _parse_addresses),
+    ("alerts", "undelivered_hours"): ("alert_undelivered_hours", _int_parser(1, 720)),
+    ("retention", "message_body_days"): ("retention_body_days", _int_parser(1, 3650)),
+    ("retention", "closed_signal_days"): ("retention_signal_days", _int_parser(1, 36500)),
+    ("retention", "export_days"): ("retention_export_days", _int_parser(1, 3650)),
+    ("intake", "drop_dir"): ("drop_dir", _parse_path),
+    ("logging", "format"): ("log_format", _parse_log_format),
 }
 
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -331,6 +398,9 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_CASE_LINK": ("case_link_template", _parse_link_template),
     "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
     "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
+    "REGIESIGNAAL_OPERATORS": ("operators", _parse_addresses),
+    "REGIESIGNAAL_DROP_DIR": ("drop_dir", _parse_path),
+    "REGIESIGNAAL_LOG_FORMAT": ("log_format", _parse_log_format),
 }
 
 _SECTIONS = sorted({section for section, _ in _FILE_KEYS})
@@ -339,7 +409,7 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    if field_name == "rules_dir" and isinstance(value, Path) and not value.is_absolute():
+    if field_name in ("rules_dir", "drop_dir") and isinstance(value, Path) and not value.is_absolute():
         return base / value
     if field_name in ("source_url", "store_url"):
         url: URL = make_url(value)
@@ -516,4 +586,13 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("run.workers", str(settings.workers)),
         ("run.timezone", settings.timezone),
         ("run.schedule", settings.schedule),
+        ("scheduler.days", settings.schedule_days),
+        ("scheduler.misfire_grace_minutes", str(settings.misfire_grace_minutes)),
+        ("alerts.operators", ", ".join(settings.operators) or "(geen)"),
+        ("alerts.undelivered_hours", str(settings.alert_undelivered_hours)),
+        ("retention.message_body_days", str(settings.retention_body_days)),
+        ("retention.closed_signal_days", str(settings.retention_signal_days)),
+        ("retention.export_days", str(settings.retention_export_days)),
+        ("intake.drop_dir", str(settings.drop_dir) if settings.drop_dir else "(geen)"),
+        ("logging.format", settings.log_format),
     ]

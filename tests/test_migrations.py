@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from engine import migrate, store
 
-TABLES = {"runs", "signals", "outbox"}
+TABLES = {"runs", "signals", "outbox", "apscheduler_jobs"}
 
 
 def _engine(url: str) -> sa.Engine:
@@ -36,7 +36,7 @@ def test_config_points_at_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     # '%' in an encoded password survives ConfigParser interpolation
     assert config.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%40ss@h/db"
-    assert migrate.head_revision() == "0002"
+    assert migrate.head_revision() == "0005"
 
 
 def test_upgrade_from_empty_matches_metadata(db_url: str) -> None:

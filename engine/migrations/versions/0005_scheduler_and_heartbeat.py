@@ -1,0 +1,46 @@
+"""Scheduler and run lock: runs.heartbeat_at and APScheduler's job table.
+
+``runs.heartbeat_at``: a running run writes the time here every 30 seconds, so a run
+that died on another host (or in a container that got a new host name) is recognised as
+dead within minutes instead of blocking every run for 12 hours.
+
+``apscheduler_jobs``: the job store of ``regiesignaal scheduler`` (APScheduler 3's
+SQLAlchemyJobStore, the same columns it would create itself), so the whole store schema
+stays under Alembic.
+
+Revision ID: 0005
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("runs", sa.Column("heartbeat_at", sa.DateTime(timezone=True)))
+    op.create_table(
+        "apscheduler_jobs",
+        sa.Column("id", sa.Unicode(191), primary_key=True),
+        sa.Column("next_run_time", sa.Float(25)),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+    )
+    op.create_index(
+        "ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_apscheduler_jobs_next_run_time", table_name="apscheduler_jobs")
+    op.drop_table("apscheduler_jobs")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("heartbeat_at")

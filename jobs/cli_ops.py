@@ -1,0 +1,204 @@
+"""Operator commands: ``runs`` (list, show, abort), ``scheduler``, ``nightly``, ``purge``,
+``init``. Thin shells over jobs.lock, jobs.scheduler, jobs.nightly, jobs.retention and
+jobs.site; registered on the main group by :func:`register`.
+
+Exit codes (also in the README): 0 done; 1 refused or not found; 2 configuration or
+database error; 3 mail not (yet) delivered; 4 another run holds the run lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from jobs.config import Settings
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    from jobs.cli import _settings as settings_of
+
+    return settings_of(ctx)
+
+
+class NoStore(Exception):
+    """The configured store does not exist yet (a SQLite file that is missing)."""
+
+
+def existing_store(url: str) -> sa.Engine:
+    """An engine for a store that must exist already: never creates a SQLite file."""
+    parsed = sa.make_url(url)
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        raise NoStore(
+            f"er is nog geen store op {database}: er is nog geen run geweest met deze "
+            "instellingen, of u bedoelt een andere store_url (zie 'regiesignaal config show'; "
+            "na 'make demo': export REGIESIGNAAL_CONFIG=var/demo/regiesignaal.toml)"
+        )
+    return sa.create_engine(url, hide_parameters=True)
+
+
+def _store_or_exit(settings: Settings) -> sa.Engine:
+    try:
+        return existing_store(settings.store_url)
+    except NoStore as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------ runs
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
+    """De geschiedenis van runs: status, aantallen, duur, fouten ('runs show ID' voor één)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from engine.store import runs as runs_table
+
+    store = _store_or_exit(_settings(ctx))
+    try:
+        with store.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+            ).all()
+    finally:
+        store.dispose()
+    if fmt == "json":
+        for r in rows:
+            click.echo(json.dumps(dict(r._mapping), default=str, ensure_ascii=False))
+        return
+    table = Table(
+        "id", "peildatum", "aanleiding", "status", "zaken", "nieuw", "opgelost", "verstuurd",
+        "duur", "fouten", title="Runs",
+    )  # fmt: skip
+    for r in rows:
+        counts = r.counts or {}
+        rec = counts.get("reconcile") or {}
+        delivery = counts.get("delivery") or {}
+        total = sum((r.durations or {}).values())
+        table.add_row(
+            str(r.id),
+            str(r.as_of),
+            r.trigger,
+            r.status,
+            str(counts.get("cases", "")),
+            str(rec.get("new", "")),
+            str(rec.get("resolved", "")),
+            str(delivery.get("sent", "")),
+            f"{total:.0f}s",
+            str(len(r.errors or [])),
+        )
+    console.print(table)
+
+
+def run_details(store: sa.Engine, run_id: int) -> dict[str, Any] | None:
+    """One run as a dict for ``runs show``: the row plus its total duration (seconds)."""
+    from engine.store import runs as runs_table
+
+    with store.connect() as conn:
+        row = conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id)).first()
+    if row is None:
+        return None
+    record = dict(row._mapping)
+    start, end = record["started_at"], record["finished_at"]
+    record["duration_seconds"] = (end - start).total_seconds() if start and end else None
+    return record
+
+
+@runs_group.command("show")
+@click.argument("run_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: int, fmt: str) -> None:
+    """Alles over één run: peildatum, aanleiding, host, begin, eind, status, duur per stap,
+    aantallen, versie van de regels en problemen."""
+    store = _store_or_exit(_settings(ctx))
+    try:
+        record = run_details(store, run_id)
+    finally:
+        store.dispose()
+    if record is None:
+        err.print(f"Run {run_id} bestaat niet (zie 'regiesignaal runs').", markup=False)
+        sys.exit(1)
+    if fmt == "json":
+        click.echo(json.dumps(record, default=str, ensure_ascii=False))
+        return
+    total = record["duration_seconds"]
+    lines = [
+        ("run", str(record["id"])),
+        ("peildatum", str(record["as_of"])),
+        ("aanleiding", record["trigger"]),
+        ("status", record["status"]),
+        ("host", f"{record['host'] or '?'} (pid {record['pid'] or '?'})"),
+        ("begin", str(record["started_at"])),
+        ("eind", str(record["finished_at"] or "-")),
+        ("laatste teken van leven", str(record.get("heartbeat_at") or "-")),
+        ("duur", f"{total:.1f} s" if total is not None else "-"),
+        ("regels (versie)", record["ruleset_version"] or "-"),
+    ]
+    for key, value in lines:
+        console.print(f"{key + ':':<25} {value}", markup=False)
+    durations = record["durations"] or {}
+    if durations:
+        console.print("duur per stap:", markup=False)
+        for stage, seconds in durations.items():
+            console.print(f"  {stage:<23} {float(seconds):.1f} s", markup=False)
+    counts = record["counts"] or {}
+    if counts:
+        console.print("aantallen:", markup=False)
+        for key, value in counts.items():
+            shown = (
+                ", ".join(f"{k} {v}" for k, v in value.items())
+                if isinstance(value, dict)
+                else str(value)
+            )
+            console.print(f"  {key:<23} {shown or '-'}", markup=False)
+    problems = record["errors"] or []
+    console.print(f"problemen: {len(problems)}", markup=False)
+    for problem in problems:
+        console.print(f"  - {problem}", markup=False)
+
+
+@runs_group.command("abort")
+@click.argument("run_id", type=int)
+@click.option("--force", is_flag=True, help="Ook als de run nog lijkt te leven.")
+@click.pass_context
+def runs_abort(ctx: click.Context, run_id: int, force: bool) -> None:
+    """Markeer een vastgelopen run als afgebroken (daarna kan de datum opnieuw draaien)."""
+    from jobs.lock import AbortRefused, abort_run
+
+    store = _store_or_exit(_settings(ctx))
+    try:
+        abort_run(store, run_id, force=force)
+    except AbortRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    finally:
+        store.dispose()
+    console.print(
+        f"Run {run_id} is als afgebroken gemarkeerd. Draai de peildatum opnieuw met "
+        "'regiesignaal run --as-of ...': er gaat niets dubbel."
+    )
+
+
+def register(main: click.Group) -> None:
+    """Add the operator commands to the main command group."""
+    main.add_command(runs_group, "runs")
