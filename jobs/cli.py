@@ -56,7 +56,16 @@ def _today(settings: Settings) -> dt.date:
 
 
 def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
-    return load_rule_dir(rules_dir or settings.rules_dir)
+    root = rules_dir or settings.rules_dir
+    if not Path(root).is_dir():  # never an empty answer for a folder that is not there
+        err.print(
+            f"De map met regels {root} bestaat niet. Geef de map op (argument, [rules] dir "
+            "of REGIESIGNAAL_RULES_DIR; zonder die twee: het meegeleverde regelpakket).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    return load_rule_dir(root)
 
 
 def _checked_rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
@@ -504,12 +513,14 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
 @click.option("--cases", default=2000, show_default=True, help="Aantal synthetische zaken.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
-def demo(cases: int, seed: int, directory: Path) -> None:
+@click.pass_context
+def demo(ctx: click.Context, cases: int, seed: int, directory: Path) -> None:
     """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
     from jobs.demo import DemoRefused, run_demo
 
+    rules_dir = _settings(ctx).rules_dir  # --config / environment / packaged default
     try:
-        run_demo(directory, cases=cases, seed=seed, console=console)
+        run_demo(directory, cases=cases, seed=seed, console=console, rules_dir=rules_dir)
     except DemoRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)

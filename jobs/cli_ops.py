@@ -86,7 +86,7 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
             click.echo(json.dumps(dict(r._mapping), default=str, ensure_ascii=False))
         return
     table = Table(
-        "id", "peildatum", "aanleiding", "status", "zaken", "nieuw", "opgelost", "verstuurd",
+        "id", "peildatum", "status", "zaken", "nieuw", "opgelost", "verstuurd",
         "duur", "fouten", title="Runs",
     )  # fmt: skip
     for r in rows:
@@ -97,7 +97,6 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
         table.add_row(
             str(r.id),
             str(r.as_of),
-            r.trigger,
             r.status,
             str(counts.get("cases", "")),
             str(rec.get("new", "")),

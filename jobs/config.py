@@ -46,8 +46,9 @@ RULES_PACKAGE = "regiesignaal_rules"  # the repository's rules/ folder, shipped 
 def packaged_rules_dir() -> Path:
     """The default rule pack: ``rules/`` next to the code in a source checkout, else the
     copy installed with the package (``regiesignaal_rules`` in site-packages)."""
-    checkout = Path(__file__).resolve().parents[1] / "rules"
-    if checkout.is_dir():
+    root = Path(__file__).resolve().parents[1]
+    checkout = root / "rules"
+    if checkout.is_dir() and (root / "pyproject.toml").is_file():
         return checkout
     import importlib.util
 

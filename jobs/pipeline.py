@@ -256,6 +256,11 @@ def run(settings: Settings, options: RunOptions) -> RunSummary:
         store.dispose()
         raise
     try:
+        if not migrate.is_up_to_date(settings.store_url):
+            raise RunRefused(
+                "de opslag (store) heeft niet het juiste schema; voer eerst "
+                "'regiesignaal db upgrade' uit"
+            )
         with run_lock(store):
             return _run(settings, options, store, source)
     except LockHeld as exc:
