@@ -116,6 +116,19 @@ outbox = Table(
     Index("ix_outbox_status", "status"),
 )
 
+# The run lock on SQLite (jobs/lock.py; PostgreSQL uses an advisory lock): at most one
+# row, id 1, held by the process named in it while its heartbeat is fresh (migration 0005).
+run_lock = Table(
+    "run_lock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
 # The job store of ``regiesignaal scheduler`` (APScheduler 3's SQLAlchemyJobStore table,
 # created by migration 0005 so the scheduler never has to create tables itself).
 apscheduler_jobs = Table(

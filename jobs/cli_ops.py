@@ -198,6 +198,89 @@ def runs_abort(ctx: click.Context, run_id: int, force: bool) -> None:
     )
 
 
+# ------------------------------------------------------------------ scheduler / nightly
+
+
+def _config_path(ctx: click.Context) -> str | None:
+    settings = _settings(ctx)
+    return str(settings.config_path) if settings.config_path else None
+
+
+@click.command("scheduler")
+@click.option("--show", is_flag=True, help="Toon alleen de volgende vijf runtijden en stop.")
+@click.pass_context
+def scheduler_command(ctx: click.Context, show: bool) -> None:
+    """Blijf draaien en start elke geplande nacht de run ([scheduler], [run] schedule).
+
+    Stoppen: SIGTERM of Ctrl-C (een lopende run wordt als afgebroken vastgelegd).
+    """
+    import datetime as dt
+
+    from jobs.scheduler import fire_times, serve
+
+    settings = _settings(ctx)
+    if show:
+        for when in fire_times(settings, dt.datetime.now(settings.tz), 5):
+            console.print(when.isoformat(), markup=False)
+        return
+    sys.exit(serve(settings, _config_path(ctx)))
+
+
+@click.command("nightly")
+@click.option("--as-of", "as_of", help="Peildatum JJJJ-MM-DD (standaard: vandaag).")
+@click.option(
+    "--trigger", default="manual", hidden=True, type=click.Choice(["manual", "scheduler"])
+)
+@click.pass_context
+def nightly_command(ctx: click.Context, as_of: str | None, trigger: str) -> None:
+    """Eén nacht zoals de scheduler hem draait: levering ophalen, run, versturen,
+    opruimen, meldingen aan de beheerder."""
+    import datetime as dt
+
+    from jobs.nightly import install_signal_handlers, nightly
+
+    settings = _settings(ctx)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise click.BadParameter("geen datum; gebruik JJJJ-MM-DD", param_hint="--as-of") from None
+    install_signal_handlers()
+    result = nightly(settings, trigger=trigger, as_of=day)
+    label = f"run {result.run_id}" if result.run_id is not None else "geen run"
+    console.print(f"Nacht: {result.status} ({label}).", markup=False)
+    for message in result.messages[:20]:
+        err.print(f"let op: {message}", markup=False)
+    sys.exit(result.exit_code)
+
+
+@click.command("purge")
+@click.option("--dry-run", is_flag=True, help="Alleen tellen, niets verwijderen.")
+@click.pass_context
+def purge_command(ctx: click.Context, dry_run: bool) -> None:
+    """Ruim op volgens [retention]: oude berichtteksten, signalen van lang gesloten zaken,
+    oude leveringen uit de dropmap."""
+    from jobs.retention import purge
+
+    settings = _settings(ctx)
+    store = _store_or_exit(settings)
+    try:
+        report = purge(settings, store, dry_run=dry_run)
+    finally:
+        store.dispose()
+    verb = "Zou opruimen" if dry_run else "Opgeruimd"
+    console.print(
+        f"{verb}: {report.message_bodies} berichtteksten (ouder dan "
+        f"{settings.retention_body_days} dagen), {report.signals} signalen en "
+        f"{report.signal_events} signaalgebeurtenissen (zaak langer dan "
+        f"{settings.retention_signal_days} dagen gesloten), {report.exports} leveringen "
+        f"(ouder dan {settings.retention_export_days} dagen).",
+        markup=False,
+    )
+
+
 def register(main: click.Group) -> None:
     """Add the operator commands to the main command group."""
     main.add_command(runs_group, "runs")
+    main.add_command(scheduler_command, "scheduler")
+    main.add_command(nightly_command, "nightly")
+    main.add_command(purge_command, "purge")

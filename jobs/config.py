@@ -70,9 +70,11 @@ _DIGEST_ALIASES: dict[str, DigestMode] = {
 }
 _TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
 _LOG_FORMATS = ("plain", "json")
-_DAYS = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?"
-                   r"(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*$")
-_SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_DAYS = re.compile(
+    r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?"
+    r"(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*$"
+)
+_SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(:[0-5]\d)?$")
 
 
 class ConfigError(Exception):
@@ -115,8 +117,8 @@ class Settings:
 
     @property
     def schedule_time(self) -> dt.time:
-        hour, minute = self.schedule.split(":")
-        return dt.time(int(hour), int(minute))
+        parts = [int(p) for p in self.schedule.split(":")] + [0]
+        return dt.time(parts[0], parts[1], parts[2])
 
     @property
     def tz(self) -> ZoneInfo:
@@ -291,8 +293,10 @@ def _parse_schedule(value: Any) -> str:
     text = value.strip() if isinstance(value, str) else ""
     m = _SCHEDULE.match(text)
     if not m:
-        raise ValueError('verwacht een tijdstip als "UU:MM" (24 uur), bijvoorbeeld "06:00"')
-    return f"{int(m.group(1)):02d}:{m.group(2)}"
+        raise ValueError(
+            'verwacht een tijdstip als "UU:MM" of "UU:MM:SS" (24 uur), bijvoorbeeld "06:00"'
+        )
+    return f"{int(m.group(1)):02d}:{m.group(2)}{m.group(3) or ''}"
 
 
 def _parse_timezone(value: Any) -> str:
@@ -410,7 +414,11 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    if field_name in ("rules_dir", "drop_dir") and isinstance(value, Path) and not value.is_absolute():
+    if (
+        field_name in ("rules_dir", "drop_dir")
+        and isinstance(value, Path)
+        and not value.is_absolute()
+    ):
         return base / value
     if field_name in ("source_url", "store_url"):
         url: URL = make_url(value)

@@ -6,11 +6,11 @@ connection ends, so the lock dies with its holder: a process killed on another h
 or a container that vanished, never blocks the next run. Whoever holds it is named by
 the ``application_name`` of the holding connection (``regiesignaal <host> pid <pid>``).
 
-SQLite: the database file is local to one host; the partial unique index on
-``runs.status = 'running'`` (migration 0002) admits one running run, and a heartbeat
-(``runs.heartbeat_at``, written every ``HEARTBEAT_INTERVAL``) tells a live run from a
-dead one: a running row without a heartbeat for ``HEARTBEAT_STALE`` is dead, whatever
-host wrote it.
+SQLite: the one row of table ``run_lock``, inserted (primary key 1, so only one insert
+can succeed) by the process that takes the lock and deleted when it lets go. Its
+heartbeat (written every ``HEARTBEAT_INTERVAL``, as is ``runs.heartbeat_at``) tells a
+live holder from a dead one: a row without a heartbeat for ``HEARTBEAT_STALE``, or of a
+process on this host that no longer exists, is taken over, whatever host wrote it.
 
 A run that holds the lock marks every other ``running`` row that is dead as ``aborted``
 (its work is resumable: rerunning the date gives the same signals and sends nothing
@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.store import run_lock as run_lock_table
 from engine.store import runs
 
 log = logging.getLogger("regiesignaal.lock")
@@ -126,14 +128,16 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
         return
     me = Identity.here()
     lock_conn: sa.Connection | None = None
+    token = ""
     if store.dialect.name == "postgresql":
         lock_conn = store.connect()
-        lock_conn.execute(sa.text("SELECT set_config('application_name', :n, false)"), {
-            "n": me.label()
-        })
+        lock_conn.execute(
+            sa.text("SELECT set_config('application_name', :n, false)"), {"n": me.label()}
+        )
         got = bool(
-            lock_conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})
-            .scalar()
+            lock_conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
+            ).scalar()
         )
         lock_conn.commit()
         if not got:
@@ -143,10 +147,7 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
                 lock_conn.close()
             raise LockHeld(holder)
     else:
-        with store.connect() as conn:
-            live = live_running_row(conn)
-        if live is not None:
-            raise LockHeld(f"run {live.id}, peildatum {live.as_of}, {live.host} pid {live.pid}")
+        token = _take_sqlite_lock(store, me)
     stop = threading.Event()
     beat = threading.Thread(
         target=_heartbeat, args=(store, me, stop), name="run-heartbeat", daemon=True
@@ -161,12 +162,54 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
         stop.set()
         if beat.is_alive():
             beat.join(timeout=5)
-        if lock_conn is not None:
+        if lock_conn is None:
+            with store.begin() as conn:
+                conn.execute(run_lock_table.delete().where(run_lock_table.c.token == token))
+        else:
             try:
                 lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
                 lock_conn.commit()
             finally:
                 lock_conn.close()
+
+
+def _take_sqlite_lock(store: sa.Engine, me: Identity) -> str:
+    """Insert the lock row (after removing a dead holder's); returns this holder's token."""
+    now = utcnow()
+    token = uuid.uuid4().hex
+    with store.begin() as conn:
+        held = conn.execute(sa.select(run_lock_table)).first()
+        if held is not None and _holder_dead(dict(held._mapping), now):
+            conn.execute(run_lock_table.delete().where(run_lock_table.c.token == held.token))
+            log.warning("run lock of %s pid %s taken over (holder gone)", held.host, held.pid)
+    try:
+        with store.begin() as conn:
+            conn.execute(
+                run_lock_table.insert().values(
+                    id=1, token=token, host=me.host, pid=me.pid, acquired_at=now,
+                    heartbeat_at=now,
+                )
+            )  # fmt: skip
+    except sa.exc.IntegrityError:
+        with store.connect() as conn:
+            held = conn.execute(sa.select(run_lock_table)).first()
+            running = _running_holder(conn)
+        if held is None:
+            raise LockHeld("een ander proces") from None
+        since = _utc(held.acquired_at)
+        raise LockHeld(
+            f"{running}; vergrendeld door {held.host} pid {held.pid} sinds "
+            f"{since:%Y-%m-%d %H:%M} UTC"
+            if running != "een ander proces"
+            else f"{held.host} pid {held.pid}, sinds {since:%Y-%m-%d %H:%M} UTC"
+        ) from None
+    return token
+
+
+def _holder_dead(m: Mapping[str, Any], now: dt.datetime) -> bool:
+    if m["host"] == socket.gethostname() and not _alive(int(m["pid"])):
+        return True
+    return now - _utc(m["heartbeat_at"]) > HEARTBEAT_STALE
 
 
 def _heartbeat(store: sa.Engine, me: Identity, stop: threading.Event) -> None:
@@ -183,6 +226,11 @@ def beat(store: sa.Engine, me: Identity | None = None) -> int:
     """Write the heartbeat of this process's running run(s); returns the rows touched."""
     me = me or Identity.here()
     with store.begin() as conn:
+        conn.execute(
+            run_lock_table.update()
+            .where(run_lock_table.c.host == me.host, run_lock_table.c.pid == me.pid)
+            .values(heartbeat_at=utcnow())
+        )
         return int(
             conn.execute(
                 runs.update()
@@ -204,7 +252,7 @@ def _alive(pid: int) -> bool:
 
 def is_dead(row: sa.Row[tuple[object, ...]] | Mapping[str, Any], now: dt.datetime) -> bool:
     """Whether a ``running`` row belongs to a process that is gone (SQLite rules)."""
-    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row
+    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
     if m["host"] == socket.gethostname() and m["pid"] is not None:
         if int(m["pid"]) == os.getpid():
             return False
@@ -214,20 +262,11 @@ def is_dead(row: sa.Row[tuple[object, ...]] | Mapping[str, Any], now: dt.datetim
     return now - _utc(last) > HEARTBEAT_STALE
 
 
-def live_running_row(conn: sa.Connection) -> sa.Row[tuple[object, ...]] | None:
-    """The running run that is still alive (SQLite rules), if any."""
-    now = utcnow()
-    for row in conn.execute(sa.select(runs).where(runs.c.status == "running")).all():
-        if not is_dead(row, now):
-            return row
-    return None
-
-
 def abort_stale_runs(store: sa.Engine) -> list[int]:
     """Mark dead ``running`` runs ``aborted``; call only while holding the lock.
 
-    On PostgreSQL every running row not of this process is dead (a live one would hold
-    the lock); on SQLite the heartbeat decides. Returns the ids marked.
+    Every running row not of this process is dead: a live run would hold the lock.
+    Returns the ids marked.
     """
     now = utcnow()
     me = Identity.here()
@@ -235,8 +274,7 @@ def abort_stale_runs(store: sa.Engine) -> list[int]:
     with store.begin() as conn:
         for row in conn.execute(sa.select(runs).where(runs.c.status == "running")).all():
             mine = row.host == me.host and row.pid == me.pid
-            dead = (not mine) if store.dialect.name == "postgresql" else is_dead(row, now)
-            if dead:
+            if not mine:
                 _mark_aborted(conn, row, now, "afgebroken: het proces bestaat niet meer")
                 marked.append(int(row.id))
                 log.warning("run %d marked aborted (process gone)", row.id)
@@ -282,6 +320,12 @@ def abort_run(store: sa.Engine, run_id: int, *, force: bool = False) -> None:
         )
     with store.begin() as conn:
         _mark_aborted(conn, row, utcnow(), "afgebroken door de beheerder (runs abort)")
+        if row.host and row.pid is not None:  # its SQLite lock row goes with it
+            conn.execute(
+                run_lock_table.delete().where(
+                    run_lock_table.c.host == row.host, run_lock_table.c.pid == row.pid
+                )
+            )
 
 
 def _pg_lock_taken(conn: sa.Connection) -> bool:

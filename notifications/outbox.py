@@ -53,8 +53,8 @@ from notifications.model import ComposedMessage
 STATUSES = ("pending", "sending", "sent", "failed", "superseded")
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 """A claim (status ``sending``) older than this is taken to be from a process that died."""
-KINDS = ("regievoerder", "teamleider")
-_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl"}
+KINDS = ("regievoerder", "teamleider", "operator")  # operator: alerts (jobs/alerts.py)
+_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl", "operator": "op"}
 
 
 @dataclass(frozen=True)

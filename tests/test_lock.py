@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
-from engine.store import runs
+from engine.store import run_lock, runs
 from jobs import lock
 from jobs.cli import main
 from jobs.pipeline import RunLocked, RunOptions, run
@@ -78,9 +78,18 @@ def test_a_live_run_refuses_with_exit_4_and_is_recorded(
 ) -> None:
     source_url, _, _ = make_source(tmp_path)
     make_settings(source_url, db_url)
-    live = _insert_running(db_url, host="host-b", pid=4242, beat_ago=dt.timedelta(seconds=5))
     if db_url.startswith("postgresql"):
         pytest.skip("on PostgreSQL the advisory lock decides (test above)")
+    live = _insert_running(db_url, host="host-b", pid=4242, beat_ago=dt.timedelta(seconds=5))
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # what the live run on host-b holds
+        now = dt.datetime.now(dt.UTC)
+        conn.execute(
+            run_lock.insert().values(
+                id=1, token="b", host="host-b", pid=4242, acquired_at=now, heartbeat_at=now
+            )
+        )
+    engine.dispose()
     monkeypatch.setenv("REGIESIGNAAL_SOURCE_URL", source_url)
     monkeypatch.setenv("REGIESIGNAAL_STORE_URL", db_url)
     monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from engine import migrate, store
 
-TABLES = {"runs", "signals", "outbox", "apscheduler_jobs"}
+TABLES = {"runs", "signals", "outbox", "apscheduler_jobs", "run_lock"}
 
 
 def _engine(url: str) -> sa.Engine:

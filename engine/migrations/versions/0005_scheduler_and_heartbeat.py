@@ -4,6 +4,9 @@
 that died on another host (or in a container that got a new host name) is recognised as
 dead within minutes instead of blocking every run for 12 hours.
 
+``run_lock``: on SQLite, the run lock itself: one row (id 1) inserted by the process
+that holds it, with its host, pid and heartbeat (PostgreSQL uses an advisory lock).
+
 ``apscheduler_jobs``: the job store of ``regiesignaal scheduler`` (APScheduler 3's
 SQLAlchemyJobStore, the same columns it would create itself), so the whole store schema
 stays under Alembic.
@@ -29,6 +32,15 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("runs", sa.Column("heartbeat_at", sa.DateTime(timezone=True)))
     op.create_table(
+        "run_lock",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("token", sa.String(64), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "apscheduler_jobs",
         sa.Column("id", sa.Unicode(191), primary_key=True),
         sa.Column("next_run_time", sa.Float(25)),
@@ -42,5 +54,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_apscheduler_jobs_next_run_time", table_name="apscheduler_jobs")
     op.drop_table("apscheduler_jobs")
+    op.drop_table("run_lock")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("heartbeat_at")
