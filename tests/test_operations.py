@@ -1,0 +1,227 @@
+"""Operations: drop-folder intake, alerts to the operator, retention (issue 8)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from ops_support import AS_OF, make_settings, make_source, run_rows
+
+from engine.source import cases as cases_table
+from engine.store import outbox, signals
+from jobs import alerts, intake, retention
+from jobs.cli import main
+from jobs.nightly import nightly
+
+OPERATOR = "beheer@dtv.example"
+
+
+def _export(drop: Path, name: str, case_file: Path, staff_file: Path) -> Path:
+    folder = drop / name
+    folder.mkdir(parents=True)
+    shutil.copy(case_file, folder / "cases.jsonl")
+    shutil.copy(staff_file, folder / "staff.jsonl")
+    intake.write_manifest(folder)
+    return folder
+
+
+def _count(url: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stmt = sa.select(sa.func.count()).select_from(table)
+            return int(conn.execute(stmt.where(*where) if where else stmt).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _open_signals(url: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(
+                tuple(r)
+                for r in conn.execute(
+                    sa.select(signals.c.case_ref, signals.c.rule_id).where(
+                        signals.c.closed_on.is_(None)
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def _alerts(url: str) -> list[sa.Row[tuple[object, ...]]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(outbox).where(outbox.c.kind == "operator")))
+    finally:
+        engine.dispose()
+
+
+def _break_checksum(folder: Path) -> None:
+    path = folder / "cases.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]))  # half an export, manifest kept
+
+
+def _break_a_line(folder: Path) -> None:
+    path = folder / "cases.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = '{"case_ref": "Z-BROKEN", "status": \n'
+    path.write_text("".join(lines))
+    intake.write_manifest(folder)  # the checksum matches: the content is what is wrong
+
+
+@pytest.mark.parametrize("damage", [_break_checksum, _break_a_line])
+def test_a_broken_export_changes_nothing_and_alerts(tmp_path: Path, damage: object) -> None:
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    _, case_file, staff_file = make_source(gen, cases=150)
+    drop = tmp_path / "drop"
+    source_url = f"sqlite:///{tmp_path / 'source.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    settings = make_settings(source_url, store_url, drop_dir=drop, operators=(OPERATOR,))
+    _export(drop, "2026-03-02T0300", case_file, staff_file)
+    first = nightly(settings, trigger="manual", as_of=AS_OF)
+    assert (first.status, first.exit_code) == ("succeeded", 0), first.messages
+    assert (drop / "archive" / "2026-03-02T0300").is_dir()
+    n_cases = _count(source_url, cases_table)
+    assert n_cases == 150
+    before = _open_signals(store_url)
+    assert before
+
+    broken = _export(drop, "2026-03-03T0300", case_file, staff_file)
+    damage(broken)  # type: ignore[operator]
+    second = nightly(settings, trigger="manual", as_of=AS_OF + dt.timedelta(days=1))
+    assert (second.status, second.exit_code) == ("refused", 1)
+    assert _count(source_url, cases_table) == n_cases, "yesterday's data stays"
+    assert _open_signals(store_url) == before, "no signal closed"
+    assert (drop / "refused" / "2026-03-03T0300").is_dir()
+    assert run_rows(store_url)[-1].status == "refused"
+    (alert,) = _alerts(store_url)
+    assert alert.recipient_email == OPERATOR and "levering" in alert.subject
+    assert "Z-BROKEN" not in alert.body_text and "Z-" not in alert.body_text
+
+    again = _export(drop, "2026-03-03T0400", case_file, staff_file)
+    damage(again)  # type: ignore[operator]
+    nightly(settings, trigger="manual", as_of=AS_OF + dt.timedelta(days=1))
+    assert len(_alerts(store_url)) == 1, "at most one alert per subject per day"
+
+
+def test_an_export_still_arriving_is_left_alone(tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    _, case_file, staff_file = make_source(gen, cases=30)
+    drop = tmp_path / "drop"
+    complete = _export(drop, "2026-03-01T0300", case_file, staff_file)
+    arriving = drop / "2026-03-02T0300"
+    arriving.mkdir()
+    shutil.copy(case_file, arriving / "cases.jsonl")  # no manifest yet
+    assert intake.complete_exports(drop) == [complete]
+
+
+def test_rules_that_do_not_check_refuse_and_alert_once_a_day(tmp_path: Path) -> None:
+    source_url, _, _ = make_source(tmp_path, cases=60)
+    rules = tmp_path / "rules"
+    shutil.copytree(make_settings(source_url, "sqlite://").rules_dir, rules)
+    (rules / "med-check.yaml").write_text("id: [kapot\n")
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    settings = make_settings(source_url, store_url, rules_dir=rules, operators=(OPERATOR,))
+    result = nightly(settings, trigger="manual", as_of=AS_OF)
+    assert (result.status, result.exit_code) == ("refused", 1)
+    subjects = sorted(str(a.subject) for a in _alerts(store_url))
+    assert len(subjects) == 2
+    assert any("regels" in s for s in subjects) and any("geweigerd" in s for s in subjects)
+    nightly(settings, trigger="manual", as_of=AS_OF)
+    assert len(_alerts(store_url)) == 2
+
+
+def test_undelivered_mail_past_the_threshold_alerts(tmp_path: Path) -> None:
+    source_url, _, _ = make_source(tmp_path, cases=60)
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    settings = make_settings(source_url, store_url, operators=(OPERATOR,))
+    summary = nightly(settings, trigger="manual", as_of=AS_OF)  # mail off: stays pending
+    assert summary.status == "succeeded"
+    engine = sa.create_engine(store_url)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.alert_undelivered_hours + 1)
+    assert alerts.check_undelivered(engine, settings, now=dt.datetime.now(dt.UTC)) == 0
+    assert alerts.check_undelivered(engine, settings, now=later) > 0
+    engine.dispose()
+    assert any("niet afgeleverd" in str(a.subject) for a in _alerts(store_url))
+
+
+def test_purge_by_retention(tmp_path: Path, db_url: str) -> None:
+    source_url, _, _ = make_source(tmp_path, cases=60)
+    settings = make_settings(source_url, db_url, drop_dir=tmp_path / "drop")
+    settings = dataclasses.replace(settings, retention_body_days=30, retention_signal_days=100)
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    old = now - dt.timedelta(days=31)
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        for i, status in enumerate(("sent", "failed", "pending")):
+            conn.execute(
+                outbox.insert().values(
+                    run_id=1, as_of=dt.date(2026, 4, 1), kind="regievoerder",
+                    recipient_id=f"rv{i}", recipient_email=f"rv{i}@dtv.example",
+                    subject="s", body_text="lijst", body_html="<p>lijst</p>",
+                    message_id=f"<m{i}@x>", status=status, attempts=1, created_at=old,
+                )
+            )  # fmt: skip
+        rows = [
+            ("Z-1", "R1", dt.date(2026, 1, 1), "case_closed"),  # closed long ago: goes
+            ("Z-1", "R2", dt.date(2025, 12, 1), "resolved"),  # same case: goes too
+            ("Z-2", "R1", dt.date(2026, 5, 20), "case_closed"),  # recent: stays
+            ("Z-3", "R1", dt.date(2026, 1, 1), "resolved"),  # case still open: stays
+            ("Z-3", "R2", None, None),
+        ]
+        for ref, rule, closed, reason in rows:
+            conn.execute(
+                signals.insert().values(
+                    case_ref=ref, rule_id=rule, severity="hoog", opened_on=dt.date(2025, 11, 1),
+                    last_seen_on=closed or dt.date(2026, 6, 1), closed_on=closed,
+                    close_reason=reason,
+                )
+            )  # fmt: skip
+        conn.execute(
+            sa.text("CREATE TABLE signal_events (signal_id INTEGER NOT NULL)")
+        )
+        ids = [r.id for r in conn.execute(sa.select(signals.c.id).order_by(signals.c.id))]
+        for sid in ids:
+            conn.execute(sa.text("INSERT INTO signal_events (signal_id) VALUES (:s)"), {"s": sid})
+    archive = tmp_path / "drop" / "archive"
+    (archive / "2026-01-01T0300").mkdir(parents=True)
+    os.utime(archive / "2026-01-01T0300", (0, 0))
+    (archive / "2026-05-31T0300").mkdir()
+
+    dry = retention.purge(settings, engine, now=now, dry_run=True)
+    assert (dry.message_bodies, dry.signals, dry.signal_events) == (2, 2, 2)
+    assert _count(db_url, signals) == 5, "a dry run changes nothing"
+    done = retention.purge(settings, engine, now=now)
+    assert (done.message_bodies, done.signals, done.signal_events, done.exports) == (2, 2, 2, 1)
+    with engine.connect() as conn:
+        left = {r.recipient_id: (r.status, r.body_text) for r in conn.execute(sa.select(outbox))}
+        refs = sorted(r.case_ref for r in conn.execute(sa.select(signals)))
+        events = conn.execute(sa.text("SELECT count(*) FROM signal_events")).scalar_one()
+    engine.dispose()
+    assert left == {"rv0": ("sent", ""), "rv1": ("failed", ""), "rv2": ("pending", "lijst")}
+    assert refs == ["Z-2", "Z-3", "Z-3"] and events == 3
+    assert [p.name for p in archive.iterdir()] == ["2026-05-31T0300"]
+
+
+def test_purge_command_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source_url, _, _ = make_source(tmp_path, cases=30)
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    make_settings(source_url, store_url)
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", store_url)
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    result = CliRunner().invoke(main, ["purge", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Zou opruimen: 0 berichtteksten" in result.output
