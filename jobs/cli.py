@@ -98,11 +98,14 @@ def _fail_on_problems(ruledir: RuleDir) -> None:
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """regiesignaal: kwaliteitssignalen op vertrekplannen van DT&V."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter, not ours
+    from jobs.logs import setup_logging
+
+    try:
+        log_format = load_settings(config).log_format
+    except ConfigError:
+        log_format = "plain"  # the command itself reports the configuration problem
+    scheduler = ctx.invoked_subcommand in ("scheduler", "nightly")  # services log INFO
+    setup_logging(logging.INFO if verbose or scheduler else logging.WARNING, log_format)
     ctx.ensure_object(dict)["config"] = config
 
 

@@ -278,9 +278,34 @@ def purge_command(ctx: click.Context, dry_run: bool) -> None:
     )
 
 
+@click.command("init")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def init_command(directory: Path) -> None:
+    """Maak een sitemap: configuratie met uitleg, bewerkbare kopie van de regels en een
+    systemd-unit voor de scheduler."""
+    from jobs.site import SiteRefused, create_site
+
+    try:
+        written = create_site(directory)
+    except SiteRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    for path in written:
+        console.print(f"  {path}", markup=False)
+    config = written[0]
+    console.print(
+        "Klaar. Vul de configuratie in, zet het SMTP-wachtwoord in regiesignaal.env en "
+        f"controleer met:\n  regiesignaal --config {config} config show\n"
+        f"  regiesignaal --config {config} rules check\n"
+        f"  regiesignaal --config {config} db upgrade",
+        markup=False,
+    )
+
+
 def register(main: click.Group) -> None:
     """Add the operator commands to the main command group."""
     main.add_command(runs_group, "runs")
     main.add_command(scheduler_command, "scheduler")
     main.add_command(nightly_command, "nightly")
     main.add_command(purge_command, "purge")
+    main.add_command(init_command, "init")

@@ -190,9 +190,7 @@ def test_purge_by_retention(tmp_path: Path, db_url: str) -> None:
                     close_reason=reason,
                 )
             )  # fmt: skip
-        conn.execute(
-            sa.text("CREATE TABLE signal_events (signal_id INTEGER NOT NULL)")
-        )
+        conn.execute(sa.text("CREATE TABLE signal_events (signal_id INTEGER NOT NULL)"))
         ids = [r.id for r in conn.execute(sa.select(signals.c.id).order_by(signals.c.id))]
         for sid in ids:
             conn.execute(sa.text("INSERT INTO signal_events (signal_id) VALUES (:s)"), {"s": sid})
@@ -225,3 +223,36 @@ def test_purge_command_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     result = CliRunner().invoke(main, ["purge", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "Zou opruimen: 0 berichtteksten" in result.output
+
+
+def test_init_creates_a_site_folder_that_checks(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = CliRunner().invoke(main, ["init", str(site)])
+    assert result.exit_code == 0, result.output
+    config = site / "regiesignaal.toml"
+    assert (site / "rules" / "contact-30d.yaml").is_file()
+    unit = (site / "regiesignaal-scheduler.service").read_text()
+    assert f"REGIESIGNAAL_CONFIG={config}" in unit and "scheduler" in unit
+    assert "KillSignal=SIGTERM" in unit
+    assert (site / "regiesignaal.env").stat().st_mode & 0o077 == 0
+    checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
+    assert checked.exit_code == 0 and "20 regels" in checked.output
+    shown = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
+    assert str(site / "rules") in shown.output
+    again = CliRunner().invoke(main, ["init", str(site)])
+    assert again.exit_code == 1 and "niet leeg" in again.output
+
+
+def test_json_log_lines_hold_ids_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from jobs.logs import JsonFormatter
+
+    record = logging.LogRecord("regiesignaal.run", logging.INFO, __file__, 1, "run %d %s",
+                               (12, "succeeded"), None)  # fmt: skip
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["event"] == "run 12 succeeded" and data["level"] == "INFO"
+    assert data["logger"] == "regiesignaal.run" and data["ts"].endswith("+00:00")
