@@ -237,8 +237,9 @@ def test_init_creates_a_site_folder_that_checks(tmp_path: Path) -> None:
     assert (site / "regiesignaal.env").stat().st_mode & 0o077 == 0
     checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
     assert checked.exit_code == 0 and "20 regels" in checked.output
-    shown = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
-    assert str(site / "rules") in shown.output
+    from jobs.config import load_settings
+
+    assert load_settings(config, env={}).rules_dir == site / "rules"
     again = CliRunner().invoke(main, ["init", str(site)])
     assert again.exit_code == 1 and "niet leeg" in again.output
 
