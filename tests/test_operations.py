@@ -257,3 +257,45 @@ def test_json_log_lines_hold_ids_and_counts(capsys: pytest.CaptureFixture[str]) 
     data = json.loads(line)
     assert data["event"] == "run 12 succeeded" and data["level"] == "INFO"
     assert data["logger"] == "regiesignaal.run" and data["ts"].endswith("+00:00")
+
+
+def test_the_next_steps_after_the_demo_work_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README quick start: after the demo, runs and preview --diff read the demo's store;
+    the demo honours REGIESIGNAAL_RULES_DIR; runs never creates an empty store."""
+    from ops_support import RULES
+
+    from engine.rulefile import load_rule_dir
+
+    for name in list(os.environ):
+        if name.startswith("REGIESIGNAAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    rules = tmp_path / "mijn-regels"
+    shutil.copytree(RULES, rules)
+    (rules / "wish-unexplored.yaml").unlink()
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(rules))
+    demo = CliRunner().invoke(main, ["demo", "--cases", "120", "--dir", "var/demo"])
+    assert demo.exit_code == 0, demo.output
+    assert "export REGIESIGNAAL_CONFIG=" in demo.output
+    assert load_rule_dir(rules).version in demo.output, "the demo ran the configured rules"
+    monkeypatch.delenv("REGIESIGNAAL_RULES_DIR")
+
+    nothing = CliRunner().invoke(main, ["runs"])
+    assert nothing.exit_code == 1 and "nog geen store" in nothing.output
+    assert not (tmp_path / "var" / "store.sqlite").exists(), "runs created no store"
+
+    monkeypatch.setenv("REGIESIGNAAL_CONFIG", "var/demo/regiesignaal.toml")
+    listed = CliRunner().invoke(main, ["runs", "--format", "json"])
+    assert listed.exit_code == 0 and '"succeeded"' in listed.output
+    diff = CliRunner().invoke(main, ["preview", "--diff"])
+    assert diff.exit_code == 0, diff.output
+    assert "Totaal: +0 openen, -0 sluiten." in diff.output
+    shown = CliRunner().invoke(main, ["runs", "show", "1"])
+    assert shown.exit_code == 0
+    for label in ("peildatum", "aanleiding", "host", "begin", "eind", "duur per stap",
+                  "aantallen", "regels (versie)", "problemen"):  # fmt: skip
+        assert label in shown.output
+    missing = CliRunner().invoke(main, ["rules", "fields", str(tmp_path / "nergens")])
+    assert missing.exit_code == 1 and "bestaat niet" in missing.output
