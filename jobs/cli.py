@@ -139,8 +139,12 @@ def run(
 
     settings = _settings(ctx)
     day = as_of or _today(settings)
+    from jobs.progress import busy
+
     try:
-        summary = run_pipeline(settings, RunOptions(day, trigger, deliver=not no_mail, force=force))
+        with busy(f"Run peildatum {day}", err):
+            options = RunOptions(day, trigger, deliver=not no_mail, force=force)
+            summary = run_pipeline(settings, options)
     except RunRefused as exc:
         err.print(f"Run niet gestart: {exc}", style="red", markup=False)
         for line in exc.details:

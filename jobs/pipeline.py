@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
@@ -217,8 +217,13 @@ def load_checked_rules(settings: Settings) -> RuleDir:
     return ruledir
 
 
+stage_listeners: list[Callable[[str], None]] = []  # told each stage as it starts (progress)
+
+
 @contextmanager
 def _timed(durations: dict[str, float], stage: str) -> Iterator[None]:
+    for listener in stage_listeners:
+        listener(stage)
     start = time.perf_counter()
     try:
         yield

@@ -299,3 +299,22 @@ def test_the_next_steps_after_the_demo_work_as_written(
         assert label in shown.output
     missing = CliRunner().invoke(main, ["rules", "fields", str(tmp_path / "nergens")])
     assert missing.exit_code == 1 and "bestaat niet" in missing.output
+
+
+def test_progress_is_quiet_off_a_terminal_and_follows_the_stages() -> None:
+    import io
+
+    from rich.console import Console
+
+    from jobs import pipeline
+    from jobs.progress import busy
+
+    quiet = io.StringIO()
+    with busy("Run", Console(file=quiet, force_terminal=False)):
+        assert pipeline.stage_listeners == []
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    with busy("Run", Console(file=shown, force_terminal=True)):
+        (listener,) = pipeline.stage_listeners
+        listener("reconcile")
+    assert pipeline.stage_listeners == []
