@@ -14,19 +14,19 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    Float,
-    LargeBinary,
-    Unicode,
     Boolean,
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    Unicode,
     UniqueConstraint,
     text,
 )

@@ -46,9 +46,7 @@ def upgrade() -> None:
         sa.Column("next_run_time", sa.Float(25)),
         sa.Column("job_state", sa.LargeBinary(), nullable=False),
     )
-    op.create_index(
-        "ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"]
-    )
+    op.create_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"])
 
 
 def downgrade() -> None:
