@@ -120,9 +120,12 @@ def nightly(
     """One night: see the module docstring. Never raises for trouble it can report."""
     day = as_of or dt.datetime.now(settings.tz).date()
     if not migrate.is_up_to_date(settings.store_url):
-        from jobs.pipeline import upgrade_store
-
-        upgrade_store(settings)  # the scheduler owns its store: bring it up to date
+        why = (
+            "de opslag (store) heeft niet het juiste schema; voer eerst "
+            "'regiesignaal db upgrade' uit"
+        )
+        log.error("store not at the current schema: night %s not run", day)
+        return NightlyResult(1, "refused", None, [why])
     store = store_engine(settings.store_url)
     try:
         return _nightly(settings, store, trigger, day)

@@ -47,8 +47,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from engine import migrate
 from jobs.config import Settings, load_settings
-from jobs.pipeline import store_engine, upgrade_store
+from jobs.pipeline import store_engine
 
 log = logging.getLogger("regiesignaal.scheduler")
 
@@ -211,8 +212,15 @@ def build_scheduler(settings: Settings) -> BackgroundScheduler:
 
 
 def serve(settings: Settings, config_path: str | None, stop: threading.Event | None = None) -> int:
-    """Run the scheduler until SIGTERM/SIGINT (or ``stop``); returns the exit code (0)."""
-    upgrade_store(settings)
+    """Run the scheduler until SIGTERM/SIGINT (or ``stop``); returns the exit code: 0, or
+    1 when the store is not at the current schema (run ``regiesignaal db upgrade``)."""
+    if not migrate.is_up_to_date(settings.store_url):
+        print(
+            "Scheduler niet gestart: de opslag (store) heeft niet het juiste schema; voer "
+            "eerst 'regiesignaal db upgrade' uit.",
+            file=sys.stderr,
+        )
+        return 1
     stop = stop or threading.Event()
     scheduler = build_scheduler(settings)
 

@@ -318,3 +318,114 @@ def test_progress_is_quiet_off_a_terminal_and_follows_the_stages() -> None:
         (listener,) = pipeline.stage_listeners
         listener("reconcile")
     assert pipeline.stage_listeners == []
+
+
+def test_an_alert_reaches_the_operator_over_smtp_without_case_contents(tmp_path: Path) -> None:
+    import email
+    from email import policy
+
+    from notifications.mailserver import MailCatcher
+
+    source_url, _, _ = make_source(tmp_path, cases=60)
+    rules = tmp_path / "rules"
+    from ops_support import RULES
+
+    shutil.copytree(RULES, rules)
+    (rules / "med-check.yaml").write_text("id: [kapot\n")
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = make_settings(
+            source_url, store_url, catcher.port, rules_dir=rules, operators=(OPERATOR,),
+            mail_enabled=True,
+        )  # fmt: skip
+        nightly(settings, trigger="manual", as_of=AS_OF)
+    received = [
+        email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        for p in sorted((tmp_path / "mail").glob("*.eml"))
+    ]
+    assert len(received) == 2 and {m["To"] for m in received} == {OPERATOR}
+    for message in received:
+        body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "MED-CHECK" not in body and "Z-" not in body
+        assert message["Subject"].startswith("[regiesignaal]")
+
+
+def test_new_settings_from_file_and_environment(tmp_path: Path) -> None:
+    from jobs.config import ConfigError, load_settings
+
+    path = tmp_path / "regiesignaal.toml"
+    path.write_text(
+        '[run]\nschedule = "05:30:15"\n[scheduler]\ndays = "mon-sat"\n'
+        'misfire_grace_minutes = 90\n[alerts]\noperators = ["a@dtv.example", "b@dtv.example"]\n'
+        '[retention]\nmessage_body_days = 7\n[intake]\ndrop_dir = "drop"\n'
+        '[logging]\nformat = "json"\n'
+    )
+    s = load_settings(path, env={})
+    assert s.schedule_time == dt.time(5, 30, 15) and s.schedule_days == "mon-sat"
+    assert s.misfire_grace_minutes == 90 and s.operators == ("a@dtv.example", "b@dtv.example")
+    assert s.retention_body_days == 7 and s.drop_dir == tmp_path / "drop"
+    assert s.log_format == "json"
+    env = load_settings(path, env={"REGIESIGNAAL_OPERATORS": "c@dtv.example"})
+    assert env.operators == ("c@dtv.example",)
+    for bad in ('[scheduler]\ndays = "weekdays"\n', '[alerts]\noperators = ["Naam <x@y.nl>"]\n',
+                '[logging]\nformat = "xml"\n'):  # fmt: skip
+        path.write_text(bad)
+        with pytest.raises(ConfigError):
+            load_settings(path, env={})
+
+
+@pytest.mark.slow
+def test_a_night_missed_beyond_the_grace_time_is_alerted_not_run(tmp_path: Path) -> None:
+    import signal as sig
+    import subprocess
+    import sys
+    import time
+
+    from apscheduler.job import Job
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from jobs.config import load_settings
+    from jobs.scheduler import JOB_ID, make_trigger
+
+    source_url, _, _ = make_source(tmp_path, cases=30)
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    config = tmp_path / "regiesignaal.toml"
+    config.write_text(
+        f'[database]\nsource_url = "{source_url}"\nstore_url = "{store_url}"\n'
+        "[scheduler]\nmisfire_grace_minutes = 1\n"
+        f'[alerts]\noperators = ["{OPERATOR}"]\n[mail]\nenabled = false\n'
+    )
+    settings = load_settings(config, env={})
+    make_settings(source_url, store_url)  # migrates the store
+    engine = sa.create_engine(store_url)
+    never_started = BackgroundScheduler(timezone=settings.tz)
+    jobstore = SQLAlchemyJobStore(engine=engine)
+    jobstore.start(never_started, "default")
+    jobstore.add_job(
+        Job(
+            never_started, id=JOB_ID, func="jobs.scheduler:nightly_job",
+            trigger=make_trigger(settings), args=[str(config)], kwargs={},
+            name="regiesignaal nightly", misfire_grace_time=60, coalesce=True,
+            max_instances=1, executor="default",
+            next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        )
+    )  # fmt: skip
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "--config", str(config), "scheduler"],
+        cwd=Path(__file__).resolve().parents[1], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not _alerts(store_url):
+            assert time.monotonic() < deadline, "no alert"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(sig.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    (alert,) = _alerts(store_url)
+    assert "niet gedraaid" in alert.subject
+    assert [r for r in run_rows(store_url) if r.trigger == "scheduler"] == [], "not run"
