@@ -139,12 +139,16 @@ def run(
 
     settings = _settings(ctx)
     day = as_of or _today(settings)
+    from jobs.nightly import Terminated, stop_cleanly
     from jobs.progress import busy
 
     try:
-        with busy(f"Run peildatum {day}", err):
+        with stop_cleanly(settings), busy(f"Run peildatum {day}", err):
             options = RunOptions(day, trigger, deliver=not no_mail, force=force)
             summary = run_pipeline(settings, options)
+    except Terminated as exc:
+        err.print(f"Run gestopt ({exc}); vastgelegd als afgebroken.", markup=False)
+        sys.exit(1)
     except RunRefused as exc:
         err.print(f"Run niet gestart: {exc}", style="red", markup=False)
         for line in exc.details:

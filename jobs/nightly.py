@@ -26,6 +26,9 @@ import logging
 import os
 import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -61,6 +64,32 @@ def install_signal_handlers() -> None:
     """Turn SIGTERM/SIGINT into :class:`Terminated` in the main thread."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+
+
+@contextmanager
+def stop_cleanly(settings: Settings) -> Iterator[None]:
+    """For a run started by hand: SIGTERM/SIGINT stop it, its run row is recorded
+    ``aborted`` (not left ``running``), then :class:`Terminated` propagates. The previous
+    signal handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    install_signal_handlers()
+    try:
+        yield
+    except Terminated as exc:
+        store = store_engine(settings.store_url)
+        try:
+            _mark_own_run_aborted(
+                store, f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
+            )
+        finally:
+            store.dispose()
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _record(store: sa.Engine, as_of: dt.date, trigger: str, status: str, why: str) -> int:

@@ -250,3 +250,48 @@ def test_sigterm_during_a_run_leaves_a_consistent_store(
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert run_rows(store_url)[-1].status == "succeeded"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_hand_started_run_records_it_aborted(tmp_path: Path) -> None:
+    config = _config(tmp_path, dt.datetime.now(dt.UTC), cases=1500)
+    upgrade_store(load_settings(config, env={}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "--config", str(config), "run", "--no-mail"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    store_url = _store(tmp_path)
+    _wait_for(lambda: bool(run_rows(store_url)) or proc.poll() is not None)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    (row,) = run_rows(store_url)
+    if row.status == "succeeded":  # finished before the signal arrived: nothing to stop
+        assert proc.returncode == 0
+        return
+    assert proc.returncode == 1 and "afgebroken" in stderr, stderr
+    assert row.status == "aborted" and row.finished_at is not None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_nightly_processes_on_postgres_process_the_night_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    config = _config(tmp_path, dt.datetime.now(dt.UTC))
+    config.write_text(
+        config.read_text().replace(
+            f'store_url = "sqlite:///{tmp_path / "store.sqlite"}"', f'store_url = "{pg_url}"'
+        )
+    )
+    upgrade_store(load_settings(config, env={}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
+    command = [sys.executable, "-m", "jobs.cli", "--config", str(config), "nightly",
+               "--trigger", "scheduler"]  # fmt: skip
+    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
+    codes = sorted(p.wait(timeout=180) for p in procs)
+    statuses = sorted(r.status for r in _scheduled(pg_url))
+    assert statuses.count("succeeded") == 1 and len(statuses) == 2, statuses
+    other = next(s for s in statuses if s != "succeeded")
+    assert (other, codes) in [("locked", [0, 4]), ("skipped", [0, 0])]
