@@ -8,6 +8,7 @@ database error; 3 mail not (yet) delivered; 4 another run holds the run lock.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -141,15 +142,22 @@ def runs_show(ctx: click.Context, run_id: int, fmt: str) -> None:
         click.echo(json.dumps(record, default=str, ensure_ascii=False))
         return
     total = record["duration_seconds"]
+
+    def when(value: Any) -> str:
+        if value is None:
+            return "-"
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return f"{utc:%Y-%m-%d %H:%M:%S} UTC"
+
     lines = [
         ("run", str(record["id"])),
         ("peildatum", str(record["as_of"])),
         ("aanleiding", record["trigger"]),
         ("status", record["status"]),
         ("host", f"{record['host'] or '?'} (pid {record['pid'] or '?'})"),
-        ("begin", str(record["started_at"])),
-        ("eind", str(record["finished_at"] or "-")),
-        ("laatste teken van leven", str(record.get("heartbeat_at") or "-")),
+        ("begin", when(record["started_at"])),
+        ("eind", when(record["finished_at"])),
+        ("laatste teken van leven", when(record.get("heartbeat_at"))),
         ("duur", f"{total:.1f} s" if total is not None else "-"),
         ("regels (versie)", record["ruleset_version"] or "-"),
     ]
