@@ -299,9 +299,9 @@ class AbortRefused(Exception):
 def abort_run(store: sa.Engine, run_id: int, *, force: bool = False) -> None:
     """Operator action: mark the running run ``run_id`` aborted.
 
-    Refused when the run is not running, or when it still looks alive (a fresh heartbeat,
-    or on PostgreSQL the lock is held) unless ``force``. Rerunning its date afterwards is
-    safe: nothing is sent twice.
+    Refused when the run is not running, or when it still looks alive (on PostgreSQL: the
+    run lock is held; on SQLite: a heartbeat within ``HEARTBEAT_STALE``) unless ``force``.
+    Rerunning its date afterwards is safe: nothing is sent twice.
     """
     with store.connect() as conn:
         row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
@@ -309,13 +309,14 @@ def abort_run(store: sa.Engine, run_id: int, *, force: bool = False) -> None:
             raise AbortRefused(f"run {run_id} bestaat niet (zie 'regiesignaal runs')")
         if row.status != "running":
             raise AbortRefused(f"run {run_id} loopt niet (status {row.status}); niets te doen")
-        alive = not is_dead(row, utcnow())
-        if store.dialect.name == "postgresql":
-            alive = alive or _pg_lock_taken(conn)
+        if store.dialect.name == "postgresql":  # the lock is the truth: it dies with its holder
+            alive = _pg_lock_taken(conn)
+        else:
+            alive = not is_dead(row, utcnow())
     if alive and not force:
         raise AbortRefused(
-            f"run {run_id} lijkt nog te lopen ({row.host} pid {row.pid}, laatste teken van "
-            "leven minder dan 5 minuten geleden of de vergrendeling is bezet). Stop dat "
+            f"run {run_id} lijkt nog te lopen ({row.host} pid {row.pid}: de vergrendeling is "
+            "bezet of het laatste teken van leven is minder dan 5 minuten oud). Stop dat "
             "proces, of gebruik --force als u zeker weet dat het niet meer bestaat."
         )
     with store.begin() as conn:

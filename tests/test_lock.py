@@ -74,12 +74,12 @@ def test_a_held_postgres_lock_refuses_and_names_the_holder(tmp_path: Path, pg_ur
 
 
 def test_a_live_run_refuses_with_exit_4_and_is_recorded(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """SQLite: the lock row of a live run (fresh heartbeat) on another host."""
+    db_url = sqlite_url
     source_url, _, _ = make_source(tmp_path)
     make_settings(source_url, db_url)
-    if db_url.startswith("postgresql"):
-        pytest.skip("on PostgreSQL the advisory lock decides (test above)")
     live = _insert_running(db_url, host="host-b", pid=4242, beat_ago=dt.timedelta(seconds=5))
     engine = sa.create_engine(db_url)
     with engine.begin() as conn:  # what the live run on host-b holds
@@ -123,3 +123,25 @@ def test_the_heartbeat_keeps_a_long_run_alive(tmp_path: Path, sqlite_url: str) -
             assert lock.is_dead(other, later), "without heartbeats it counts as dead"
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_runs_abort_on_postgres_follows_the_lock(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_url, _, _ = make_source(tmp_path)
+    make_settings(source_url, pg_url)
+    stuck = _insert_running(pg_url, host="elders", pid=9, beat_ago=dt.timedelta(seconds=1))
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", pg_url)
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    other = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with other.connect() as conn:  # its holder is alive: the lock is taken
+        conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock.LOCK_KEY})
+        refused = CliRunner().invoke(main, ["runs", "abort", str(stuck)])
+        assert refused.exit_code == 1 and "lijkt nog te lopen" in refused.output
+    other.dispose()
+    done = CliRunner().invoke(main, ["runs", "abort", str(stuck)])  # the holder is gone
+    assert done.exit_code == 0, done.output
+    assert [r.status for r in run_rows(pg_url)] == ["aborted"]
+    missing = CliRunner().invoke(main, ["runs", "abort", "999"])
+    assert missing.exit_code == 1 and "bestaat niet" in missing.output
