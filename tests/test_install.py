@@ -16,6 +16,7 @@ instead (pinned by constraints.txt; slow the first time, then from pip's cache).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,6 +25,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_IGNORE = (
+    ".venv", ".git", "build", "dist", "var", "*.egg-info", "__pycache__", ".mypy_cache",
+    ".pytest_cache", ".hypothesis", ".ruff_cache",
+)  # fmt: skip
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,8 +45,11 @@ def _env(**extra: str) -> dict[str, str]:
 def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # a clean copy: a build/ folder left in the checkout must not hide missing package data
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*BUILD_IGNORE))
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
         check=True,
         capture_output=True,
     )
