@@ -146,9 +146,9 @@ def _move(export: Path, folder: str) -> None:
     shutil.move(str(export), str(target))
 
 
-def pull(settings: Settings, store: sa.Engine | None = None) -> PullResult:
+def pull(settings: Settings) -> PullResult:
     """Take the newest complete export into the source (see module); never raises for a
-    bad export. ``store`` is unused (kept for the nightly job's call)."""
+    bad export. Nothing happens (an empty result) without ``[intake] drop_dir``."""
     if settings.drop_dir is None:
         return PullResult()
     drop_dir = settings.drop_dir

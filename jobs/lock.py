@@ -42,6 +42,7 @@ log = logging.getLogger("regiesignaal.lock")
 
 LOCK_KEY = 0x7265_6769  # "regi": the advisory lock's key, one per store database
 HEARTBEAT_INTERVAL = 30.0  # seconds between heartbeats of a running run
+HEARTBEAT_FIRST = 2.0  # seconds before the first heartbeat
 HEARTBEAT_STALE = dt.timedelta(minutes=5)  # no heartbeat for this long: the run is dead
 EXIT_LOCKED = 4  # exit code of a command refused because another run holds the lock
 
@@ -213,6 +214,8 @@ def _holder_dead(m: Mapping[str, Any], now: dt.datetime) -> bool:
 
 
 def _heartbeat(store: sa.Engine, me: Identity, stop: threading.Event) -> None:
+    if stop.wait(HEARTBEAT_FIRST):  # the run's row is inserted just after the lock is taken
+        return
     while True:
         try:
             beat(store, me)

@@ -195,7 +195,7 @@ def _locked_night(
     from jobs import intake, retention
 
     if settings.drop_dir is not None:
-        pulled = intake.pull(settings, store)
+        pulled = intake.pull(settings)
         if pulled.refused:
             why = "levering geweigerd: " + "; ".join(pulled.problems[:5])
             run_id = _record(store, day, trigger, "refused", why)
