@@ -18,12 +18,15 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    Unicode,
     UniqueConstraint,
     text,
 )
@@ -45,6 +48,8 @@ runs = Table(
     Column("errors", JSON),
     Column("host", String(255)),
     Column("pid", Integer),
+    # written every 30 s while the run is running (migration 0004; see jobs/lock.py)
+    Column("heartbeat_at", DateTime(timezone=True)),
     Index("ix_runs_as_of", "as_of"),
     # at most one run in progress per store (migration 0002)
     Index(
@@ -159,4 +164,27 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("as_of", "kind", "recipient_id", name="uq_outbox_once_per_day"),
     Index("ix_outbox_status", "status"),
+)
+
+# The run lock on SQLite (jobs/lock.py; PostgreSQL uses an advisory lock): at most one
+# row, id 1, held by the process named in it while its heartbeat is fresh (migration 0004).
+run_lock = Table(
+    "run_lock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# The job store of ``regiesignaal scheduler`` (APScheduler 3's SQLAlchemyJobStore table,
+# created by migration 0004 so the scheduler never has to create tables itself).
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
 )

@@ -58,7 +58,16 @@ def _today(settings: Settings) -> dt.date:
 
 
 def _rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
-    return load_rule_dir(rules_dir or settings.rules_dir)
+    root = rules_dir or settings.rules_dir
+    if not Path(root).is_dir():  # never an empty answer for a folder that is not there
+        err.print(
+            f"De map met regels {root} bestaat niet. Geef de map op (argument, [rules] dir "
+            "of REGIESIGNAAL_RULES_DIR; zonder die twee: het meegeleverde regelpakket).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    return load_rule_dir(root)
 
 
 def _checked_rules(settings: Settings, rules_dir: Path | None) -> RuleDir:
@@ -91,11 +100,14 @@ def _fail_on_problems(ruledir: RuleDir) -> None:
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """regiesignaal: kwaliteitssignalen op vertrekplannen van DT&V."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter, not ours
+    from jobs.logs import setup_logging
+
+    try:
+        log_format = load_settings(config).log_format
+    except ConfigError:
+        log_format = "plain"  # the command itself reports the configuration problem
+    scheduler = ctx.invoked_subcommand in ("scheduler", "nightly")  # services log INFO
+    setup_logging(logging.INFO if verbose or scheduler else logging.WARNING, log_format)
     ctx.ensure_object(dict)["config"] = config
 
 
@@ -129,13 +141,21 @@ def run(
 
     settings = _settings(ctx)
     day = as_of or _today(settings)
+    from jobs.nightly import Terminated, stop_cleanly
+    from jobs.progress import busy
+
     try:
-        summary = run_pipeline(settings, RunOptions(day, trigger, deliver=not no_mail, force=force))
+        with stop_cleanly(settings), busy(f"Run peildatum {day}", err):
+            options = RunOptions(day, trigger, deliver=not no_mail, force=force)
+            summary = run_pipeline(settings, options)
+    except Terminated as exc:
+        err.print(f"Run gestopt ({exc}); vastgelegd als afgebroken.", markup=False)
+        sys.exit(1)
     except RunRefused as exc:
         err.print(f"Run niet gestart: {exc}", style="red", markup=False)
         for line in exc.details:
             click.echo(line, err=True)
-        sys.exit(1)
+        sys.exit(_refused_exit_code(exc))
     print_summary(summary)
     if (summary.delivery and summary.delivery.troubled) or _unsettled(summary.problems):
         sys.exit(3)
@@ -143,6 +163,14 @@ def run(
 
 def _unsettled(problems: list[str]) -> bool:
     return any("mogelijk aangekomen" in p or "hangen in verzending" in p for p in problems)
+
+
+def _refused_exit_code(exc: Exception) -> int:
+    """1 for a refused run, 4 when another run holds the lock (jobs/lock.py)."""
+    from jobs.lock import EXIT_LOCKED
+    from jobs.pipeline import RunLocked
+
+    return EXIT_LOCKED if isinstance(exc, RunLocked) else 1
 
 
 def print_summary(summary: Any) -> None:
@@ -457,62 +485,6 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_context
-def runs(ctx: click.Context, limit: int, fmt: str) -> None:
-    """De geschiedenis van runs: status, aantallen, duur, fouten."""
-    import sqlalchemy as sa
-
-    from engine.store import runs as runs_table
-    from jobs.pipeline import store_engine
-
-    settings = _settings(ctx)
-    store = store_engine(settings.store_url)
-    try:
-        with store.connect() as conn:
-            rows = conn.execute(
-                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
-            ).all()
-    finally:
-        store.dispose()
-    if fmt == "json":
-        for r in rows:
-            record = {k: v for k, v in r._mapping.items()}
-            click.echo(json.dumps(record, default=str, ensure_ascii=False))
-        return
-    table = Table(
-        "id",
-        "peildatum",
-        "status",
-        "zaken",
-        "nieuw",
-        "opgelost",
-        "verstuurd",
-        "duur",
-        "fouten",
-        title="Runs",
-    )
-    for r in rows:
-        counts = r.counts or {}
-        rec = counts.get("reconcile") or {}
-        delivery = counts.get("delivery") or {}
-        total = sum((r.durations or {}).values())
-        table.add_row(
-            str(r.id),
-            str(r.as_of),
-            r.status,
-            str(counts.get("cases", "")),
-            str(rec.get("new", "")),
-            str(rec.get("resolved", "")),
-            str(delivery.get("sent", "")),
-            f"{total:.0f}s",
-            str(len(r.errors or [])),
-        )
-    console.print(table)
-
-
-@main.command()
 @click.option("--now", "now_", is_flag=True, help="Wacht niet op de herhaaltijd: probeer alles nu.")
 @click.option(
     "--retry-failed",
@@ -606,12 +578,21 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
     type=click.IntRange(1, 60),
     help="Aantal werkdagen na elkaar (tot en met vandaag) met veranderende zaken.",
 )
-def demo(cases: int, seed: int, directory: Path, nights: int) -> None:
+@click.pass_context
+def demo(ctx: click.Context, cases: int, seed: int, directory: Path, nights: int) -> None:
     """Alles in één: synthetische data, lokale mailserver, één run per vandaag."""
     from jobs.demo import DemoRefused, run_demo
 
+    rules_dir = _settings(ctx).rules_dir  # --config / environment / packaged default
     try:
-        run_demo(directory, cases=cases, seed=seed, console=console, nights=nights)
+        run_demo(
+            directory,
+            cases=cases,
+            seed=seed,
+            console=console,
+            nights=nights,
+            rules_dir=rules_dir,
+        )
     except DemoRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)
@@ -643,6 +624,15 @@ def _register_signals() -> None:
 
 
 _register_signals()
+
+
+def _register_operations() -> None:
+    from jobs.cli_ops import register
+
+    register(main)
+
+
+_register_operations()
 
 
 def run_cli() -> None:

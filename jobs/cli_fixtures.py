@@ -92,7 +92,10 @@ def generate_command(
         raise click.BadParameter(
             "mag niet hetzelfde bestand zijn als --out", param_hint="--staff-out"
         )
-    report = generate(n_cases, seed=seed, as_of=as_of, out=out, staff_out=staff_path)
+    from jobs.progress import busy
+
+    with busy(f"{n_cases} zaken genereren"):
+        report = generate(n_cases, seed=seed, as_of=as_of, out=out, staff_out=staff_path)
     click.echo(f"{report.summary()} (peildatum {as_of.isoformat()}, seed {seed})")
 
 
@@ -136,7 +139,10 @@ def load_command(file: Path, staff: Path | None, source_url: str, replace: bool)
             staff_report = load_staff_file(engine, staff)
             _show(f"medewerkers uit {staff}", staff_report)
             rejected += staff_report.rejected
-        case_report = load_cases(engine, file, replace=replace)
+        from jobs.progress import busy
+
+        with busy(f"zaken laden uit {file}"):
+            case_report = load_cases(engine, file, replace=replace)
         _show(f"zaken uit {file}", case_report)
         rejected += case_report.rejected
     except sa.exc.OperationalError as exc:

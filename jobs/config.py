@@ -42,7 +42,25 @@ DigestMode = Literal["daily", "weekly"]
 CONFIG_ENV = "REGIESIGNAAL_CONFIG"
 PASSWORD_ENV = "REGIESIGNAAL_SMTP_PASSWORD"
 DEFAULT_CONFIG_FILE = "regiesignaal.toml"
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+RULES_PACKAGE = "regiesignaal_rules"  # the repository's rules/ folder, shipped in the wheel
+
+
+def packaged_rules_dir() -> Path:
+    """The default rule pack: ``rules/`` next to the code in a source checkout, else the
+    copy installed with the package (``regiesignaal_rules`` in site-packages)."""
+    root = Path(__file__).resolve().parents[1]
+    checkout = root / "rules"
+    if checkout.is_dir() and (root / "pyproject.toml").is_file():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec(RULES_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout  # not installed: load_rule_dir reports the missing folder
+
+
+DEFAULT_RULES_DIR = packaged_rules_dir()
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
@@ -53,7 +71,12 @@ _DIGEST_ALIASES: dict[str, DigestMode] = {
     "wekelijks": "weekly",
 }
 _TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
-_SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_LOG_FORMATS = ("plain", "json")
+_DAYS = re.compile(
+    r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?"
+    r"(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*$"
+)
+_SCHEDULE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(:[0-5]\d)?$")
 
 
 class ConfigError(Exception):
@@ -82,6 +105,8 @@ class Settings:
     digest: DigestMode = "daily"
     digest_weekday: int = 0  # date.weekday(): 0 = Monday; used when digest == "weekly"
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
+    schedule_days: str = "mon-fri"  # cron day_of_week of the scheduler (APScheduler syntax)
+    misfire_grace_minutes: int = 240  # a night missed while down still runs this late
     mail_enabled: bool = True
     # [signals] (issue 6): working days a signal may be absent and continue its episode;
     # working days over which first-night (baseline) escalation clocks are spread
@@ -93,14 +118,21 @@ class Settings:
     mail_staff_names: bool = True  # team digests show the team's case managers' names
     mail_templates_dir: Path | None = None  # operator's template overrides
     rule_report_dir: Path | None = None  # static HTML rule report written per run
+    operators: tuple[str, ...] = ()  # operator addresses for alerts ([alerts] operators)
+    alert_undelivered_hours: int = 6  # mail pending/failed longer than this: alert
+    retention_body_days: int = 60  # outbox message bodies are emptied after this many days
+    retention_signal_days: int = 730  # signals of cases closed longer ago are deleted
+    retention_export_days: int = 14  # processed exports in the drop folder's archive
+    drop_dir: Path | None = None  # take case plans from this drop folder before a run
+    log_format: str = "plain"  # plain | json
     config_path: Path | None = None  # the TOML file that was read, if any
     # an operator's file of days equated to public holidays, besides the shipped one
     calendar_file: Path | None = None
 
     @property
     def schedule_time(self) -> dt.time:
-        hour, minute = self.schedule.split(":")
-        return dt.time(int(hour), int(minute))
+        parts = [int(p) for p in self.schedule.split(":")] + [0]
+        return dt.time(parts[0], parts[1], parts[2])
 
     @property
     def tz(self) -> ZoneInfo:
@@ -283,8 +315,10 @@ def _parse_schedule(value: Any) -> str:
     text = value.strip() if isinstance(value, str) else ""
     m = _SCHEDULE.match(text)
     if not m:
-        raise ValueError('verwacht een tijdstip als "UU:MM" (24 uur), bijvoorbeeld "06:00"')
-    return f"{int(m.group(1)):02d}:{m.group(2)}"
+        raise ValueError(
+            'verwacht een tijdstip als "UU:MM" of "UU:MM:SS" (24 uur), bijvoorbeeld "06:00"'
+        )
+    return f"{int(m.group(1)):02d}:{m.group(2)}{m.group(3) or ''}"
 
 
 def _parse_timezone(value: Any) -> str:
@@ -310,6 +344,35 @@ def _parse_link_template(value: Any) -> str:
             '"https://zaaksysteem.dtv.example/zaken/{case_ref}"'
         )
     return text
+
+
+def _parse_days(value: Any) -> str:
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if not _DAYS.match(text):
+        raise ValueError('verwacht weekdagen als "mon-fri" of "mon,wed,fri" (mon..sun)')
+    return text
+
+
+def _parse_log_format(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text not in _LOG_FORMATS:
+        raise ValueError("verwacht 'plain' of 'json'")
+    return text
+
+
+def _parse_addresses(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError('verwacht een lijst van e-mailadressen, bijvoorbeeld ["beheer@x.nl"]')
+    out = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else ""
+        if not text:
+            continue
+        if not re.fullmatch(r"[^@\s<>,\"]+@[^@\s<>,\"]+\.[^@\s<>,\"]+", text):
+            raise ValueError("verwacht kale e-mailadressen (naam@domein.nl), zonder naam erbij")
+        out.append(text)
+    return tuple(out)
 
 
 def _parse_path(value: Any) -> Path:
@@ -390,6 +453,15 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("calendar", "extra_days_file"): ("calendar_file", _parse_path),
     ("signals", "grace_days"): ("grace_days", _int_parser(0, 30)),
     ("signals", "baseline_spread_days"): ("baseline_spread_days", _int_parser(1, 60)),
+    ("scheduler", "days"): ("schedule_days", _parse_days),
+    ("scheduler", "misfire_grace_minutes"): ("misfire_grace_minutes", _int_parser(1, 1080)),
+    ("alerts", "operators"): ("operators", _parse_addresses),
+    ("alerts", "undelivered_hours"): ("alert_undelivered_hours", _int_parser(1, 720)),
+    ("retention", "message_body_days"): ("retention_body_days", _int_parser(1, 3650)),
+    ("retention", "closed_signal_days"): ("retention_signal_days", _int_parser(1, 36500)),
+    ("retention", "export_days"): ("retention_export_days", _int_parser(1, 3650)),
+    ("intake", "drop_dir"): ("drop_dir", _parse_path),
+    ("logging", "format"): ("log_format", _parse_log_format),
 }
 
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -407,6 +479,9 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
     "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
     "REGIESIGNAAL_CALENDAR_FILE": ("calendar_file", _parse_path),
+    "REGIESIGNAAL_OPERATORS": ("operators", _parse_addresses),
+    "REGIESIGNAAL_DROP_DIR": ("drop_dir", _parse_path),
+    "REGIESIGNAAL_LOG_FORMAT": ("log_format", _parse_log_format),
 }
 
 _SECTIONS = sorted({section for section, _ in _FILE_KEYS})
@@ -415,7 +490,7 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    dirs = ("rules_dir", "mail_templates_dir", "rule_report_dir", "calendar_file")
+    dirs = ("rules_dir", "mail_templates_dir", "rule_report_dir", "calendar_file", "drop_dir")
     if field_name in dirs and isinstance(value, Path) and not value.is_absolute():
         return base / value
     if field_name == "smtp.ca_file" and not Path(value).is_absolute():
@@ -616,4 +691,13 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("calendar.extra_days_file", str(settings.calendar_file or "(geen; alleen meegeleverd)")),
         ("signals.grace_days", str(settings.grace_days)),
         ("signals.baseline_spread_days", str(settings.baseline_spread_days)),
+        ("scheduler.days", settings.schedule_days),
+        ("scheduler.misfire_grace_minutes", str(settings.misfire_grace_minutes)),
+        ("alerts.operators", ", ".join(settings.operators) or "(geen)"),
+        ("alerts.undelivered_hours", str(settings.alert_undelivered_hours)),
+        ("retention.message_body_days", str(settings.retention_body_days)),
+        ("retention.closed_signal_days", str(settings.retention_signal_days)),
+        ("retention.export_days", str(settings.retention_export_days)),
+        ("intake.drop_dir", str(settings.drop_dir) if settings.drop_dir else "(geen)"),
+        ("logging.format", settings.log_format),
     ]

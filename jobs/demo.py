@@ -36,9 +36,12 @@ def run_demo(
     seed: int = 42,
     console: Console | None = None,
     nights: int = 1,
+    rules_dir: Path | None = None,
 ) -> RunSummary:
-    """The demo; with ``nights`` > 1 the source evolves over that many working days ending
-    today (see jobs/demo_nights.py) and the last night's summary is returned."""
+    """The demo in ``directory``; ``rules_dir`` (default: the configured rules folder, see
+    jobs.config) is the rule pack it runs. With ``nights`` > 1 the source evolves over that
+    many working days ending today (see jobs/demo_nights.py) and the last night's summary
+    is returned."""
     console = console or Console()
     directory = Path(directory)
     marker = directory / DEMO_MARKER
@@ -75,6 +78,9 @@ def run_demo(
         f"(seed {seed}, peildatum {as_of})."
     )
     base = load_settings(env={})
+    if rules_dir is not None:
+        base = dataclasses.replace(base, rules_dir=Path(rules_dir).resolve())
+    config_file = write_demo_config(directory, source_url, store_url, base.rules_dir)
     with MailCatcher(mail_dir) as catcher:
         settings = dataclasses.replace(
             base,
@@ -113,8 +119,13 @@ def run_demo(
         f"  berichten:     {mail_dir}/*.eml (open ze in een mailprogramma)\n"
         f"  brondata:      {case_file} en {staff_file}\n"
         f"  databases:     {directory / 'source.sqlite'} en {directory / 'store.sqlite'}\n"
-        f"  verder kijken: REGIESIGNAAL_SOURCE_URL={source_url} "
-        "regiesignaal explain <zaak> of preview"
+        f"  configuratie:  {config_file} (bron, store en regels van deze demo)\n"
+        "  verder kijken (in de virtuele omgeving, of met .venv/bin/ ervoor):\n"
+        f"    export REGIESIGNAAL_CONFIG={config_file}\n"
+        "    regiesignaal runs\n"
+        "    regiesignaal preview --diff\n"
+        "    regiesignaal explain <zaak>",
+        markup=True,
     )
     if nights > 1:
         console.print(
@@ -122,3 +133,28 @@ def run_demo(
             "en regiesignaal signals show <zaak>"
         )
     return summary
+
+
+def write_demo_config(directory: Path, source_url: str, store_url: str, rules_dir: Path) -> Path:
+    """A configuration file for the demo's databases, so the next commands read them."""
+    path = directory / "regiesignaal.toml"
+    path.write_text(
+        "# Geschreven door 'regiesignaal demo': de databases en regels van deze demo.\n"
+        "# Gebruik: export REGIESIGNAAL_CONFIG=<dit bestand> (of --config <dit bestand>).\n"
+        "[database]\n"
+        f"source_url = {_toml(source_url)}\n"
+        f"store_url = {_toml(store_url)}\n\n"
+        "[rules]\n"
+        f"dir = {_toml(str(Path(rules_dir).resolve()))}\n\n"
+        "[smtp]\n"
+        "# 'regiesignaal mailcatcher' luistert hier; alleen loopback, dus zonder TLS\n"
+        'host = "127.0.0.1"\n'
+        "port = 1025\n"
+        'tls = "none"\n',
+        encoding="utf-8",
+    )
+    return path.resolve()
+
+
+def _toml(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +41,7 @@ from engine.source import (
 )
 from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
+from jobs.lock import LockHeld, abort_stale_runs, run_lock
 from jobs.mail_stage import mail_options, queue_rule_report, template_problems
 from notifications import outbox
 from notifications.addresses import AddressError, check_address, domain_allowed
@@ -69,6 +70,10 @@ class RunRefused(Exception):
     def __init__(self, message: str, details: list[str] | None = None):
         super().__init__(message)
         self.details = details or []
+
+
+class RunLocked(RunRefused):
+    """Another run holds the store's run lock (exit code 4); the message names it."""
 
 
 @dataclass
@@ -245,7 +250,6 @@ def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[st
 # ---------------------------------------------------------------- the run
 
 
-STALE_RUN_AFTER = dt.timedelta(hours=12)
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
 
 
@@ -305,8 +309,13 @@ def check_templates(settings: Settings) -> None:
         )
 
 
+stage_listeners: list[Callable[[str], None]] = []  # told each stage as it starts (progress)
+
+
 @contextmanager
 def _timed(durations: dict[str, float], stage: str) -> Iterator[None]:
+    for listener in stage_listeners:
+        listener(stage)
     start = time.perf_counter()
     try:
         yield
@@ -314,14 +323,16 @@ def _timed(durations: dict[str, float], stage: str) -> Iterator[None]:
         durations[stage] = round(time.perf_counter() - start, 3)
 
 
-def _record_refusal(store: sa.Engine, options: RunOptions, exc: RunRefused) -> None:
+def _record_refusal(
+    store: sa.Engine, options: RunOptions, exc: RunRefused, status: str = "refused"
+) -> None:
     now = dt.datetime.now(dt.UTC)
     with store.begin() as conn:
         conn.execute(
             runs.insert().values(
                 as_of=options.as_of,
                 trigger=options.trigger,
-                status="refused",
+                status=status,
                 started_at=now,
                 finished_at=now,
                 errors=[str(exc), *exc.details[:200]],
@@ -342,7 +353,18 @@ def run(settings: Settings, options: RunOptions) -> RunSummary:
         store.dispose()
         raise
     try:
-        return _run(settings, options, store, source)
+        if not migrate.is_up_to_date(settings.store_url):
+            raise RunRefused(
+                "de opslag (store) heeft niet het juiste schema; voer eerst "
+                "'regiesignaal db upgrade' uit"
+            )
+        with run_lock(store):
+            return _run(settings, options, store, source)
+    except LockHeld as exc:
+        locked = RunLocked(str(exc))
+        if migrate.is_up_to_date(settings.store_url):
+            _record_refusal(store, options, locked, status="locked")
+        raise locked from None
     finally:
         store.dispose()
         source.dispose()
@@ -402,36 +424,8 @@ def _check_rule_set(conn: sa.Connection, ruledir: RuleDir) -> None:
 
 
 def _abort_stale_runs(store: sa.Engine) -> None:
-    """Mark runs left 'running' by a process that died (or hangs for 12 hours) as aborted."""
-    now = dt.datetime.now(dt.UTC)
-    host = socket.gethostname()
-    with store.begin() as conn:
-        for row in conn.execute(sa.select(runs).where(runs.c.status == "running")).all():
-            started = row.started_at
-            if started.tzinfo is None:
-                started = started.replace(tzinfo=dt.UTC)
-            dead = row.host == host and row.pid is not None and not _alive(int(row.pid))
-            if dead or now - started > STALE_RUN_AFTER:
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id == row.id)
-                    .values(
-                        status="aborted",
-                        finished_at=now,
-                        errors=[*(row.errors or []), "afgebroken: het proces bestaat niet meer"],
-                    )
-                )
-                log.warning("run %d marked aborted (process gone)", row.id)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Mark runs left 'running' by a process that died as aborted (see jobs/lock.py)."""
+    abort_stale_runs(store)
 
 
 def _run(
@@ -482,10 +476,7 @@ def _run(
         where = ""
         if other is not None:
             where = f" (run {other.id}, peildatum {other.as_of}, {other.host} pid {other.pid})"
-        raise RunRefused(
-            f"er loopt al een run{where}; er draait nooit meer dan één run tegelijk. "
-            "Wacht tot die klaar is."
-        ) from None
+        raise LockHeld(where.strip(" ()") or "een ander proces") from None
     summary = RunSummary(run_id, as_of, "running", ruledir.version)
     log.info("run %d started: as_of=%s rules=%s", run_id, as_of, ruledir.version)
     try:

@@ -68,8 +68,10 @@ IN_FLIGHT = ("sending", "transmitting")
 """Statuses of a claimed row whose outcome is not recorded yet."""
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 """A claim (status ``sending``) older than this is taken to be from a process that died."""
-KINDS = ("regievoerder", "teamleider", "beleid", "lko")  # lko: the chain meeting's agenda
-_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl", "beleid": "bl"}
+KINDS = ("regievoerder", "teamleider", "beleid", "lko", "operator")
+"""Message kinds: case manager list, team digest, rule report (``beleid``), the chain
+meeting's agenda (``lko``), operator alerts (``operator``, jobs/alerts.py)."""
+_KIND_TAG = {"regievoerder": "rv", "teamleider": "tl", "beleid": "bl", "operator": "op"}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,16 @@ from alembic.runtime.migration import MigrationContext
 
 from engine import migrate, store
 
-TABLES = {"runs", "signals", "outbox", "signal_events", "known_rules", "signal_explanations"}
+TABLES = {
+    "runs",
+    "signals",
+    "outbox",
+    "signal_events",
+    "known_rules",
+    "signal_explanations",
+    "apscheduler_jobs",
+    "run_lock",
+}
 
 
 def _engine(url: str) -> sa.Engine:
@@ -36,7 +45,7 @@ def test_config_points_at_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     # '%' in an encoded password survives ConfigParser interpolation
     assert config.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%40ss@h/db"
-    assert migrate.head_revision() == "0003"
+    assert migrate.head_revision() == "0004"
 
 
 def test_upgrade_from_empty_matches_metadata(db_url: str) -> None:

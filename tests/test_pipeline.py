@@ -19,7 +19,7 @@ from engine.compiler import compile_rules
 from engine.evaluate import Evaluator
 from engine.rulefile import load_rule_dir
 from engine.source import iter_case_batches
-from engine.store import outbox, runs, signals
+from engine.store import outbox, run_lock, runs, signals
 from fixtures.generator import generate
 from fixtures.loader import load_cases, load_staff_file
 from jobs.cli import main
@@ -344,6 +344,12 @@ def test_run_guards_protect_the_signal_history(tmp_path: Path, dataset: tuple[Pa
                 started_at=dt.datetime.now(dt.UTC), host="elders", pid=1,
             )
         )  # fmt: skip
+        now = dt.datetime.now(dt.UTC)  # ... and holds the run lock, alive (heartbeat)
+        conn.execute(
+            run_lock.insert().values(
+                id=1, token="t", host="elders", pid=1, acquired_at=now, heartbeat_at=now
+            )
+        )
     store.dispose()
     with pytest.raises(RunRefused, match="er loopt al een run"):
         run(settings, RunOptions(nxt + dt.timedelta(days=1)))

@@ -1,0 +1,58 @@
+"""Shared helpers for the operations tests (scheduler, lock, alerts, retention, intake)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from fixtures.generator import generate
+from fixtures.loader import load_cases, load_staff_file
+from jobs.config import Settings, load_settings
+from jobs.pipeline import upgrade_store
+from notifications.settings import SmtpSettings
+
+RULES = Path(__file__).resolve().parents[1] / "rules"
+AS_OF = dt.date(2026, 3, 2)  # a Monday
+
+
+def make_source(directory: Path, cases: int = 120, seed: int = 3) -> tuple[str, Path, Path]:
+    """A SQLite source with synthetic cases; returns (url, cases.jsonl, staff.jsonl)."""
+    case_file, staff_file = directory / "cases.jsonl", directory / "staff.jsonl"
+    generate(cases, seed, AS_OF, case_file, staff_file)
+    url = f"sqlite:///{directory / 'source.sqlite'}"
+    engine = sa.create_engine(url)
+    try:
+        load_staff_file(engine, staff_file)
+        load_cases(engine, case_file)
+    finally:
+        engine.dispose()
+    return url, case_file, staff_file
+
+
+def make_settings(source_url: str, store_url: str, port: int = 1, **changes: object) -> Settings:
+    settings = dataclasses.replace(
+        load_settings(env={}),
+        source_url=source_url,
+        store_url=store_url,
+        rules_dir=RULES,
+        workers=1,
+        mail_enabled=False,
+        smtp=SmtpSettings(host="127.0.0.1", port=port, tls="none", timeout_seconds=10),
+    )
+    settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    upgrade_store(settings)
+    return settings
+
+
+def run_rows(store_url: str) -> list[sa.Row[tuple[object, ...]]]:
+    from engine.store import runs
+
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(runs).order_by(runs.c.id)).all())
+    finally:
+        engine.dispose()
