@@ -179,29 +179,18 @@ def mail_server(directory: Path, env: dict[str, str]) -> Iterator[int]:
 
 def plain_select(url: str) -> tuple[int, dict[str, float]]:
     """One plain ``SELECT *`` per source table, fetched into tuples. Returns row count."""
+    from engine.source import metadata
+
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            tables = [t for t in sa.inspect(conn).get_table_names() if t not in STORE_TABLES]
             rows = 0
             with timed() as t:
-                for table in tables:
-                    rows += len(conn.exec_driver_sql(f'SELECT * FROM "{table}"').fetchall())
+                for table in metadata.sorted_tables:
+                    rows += len(conn.exec_driver_sql(f'SELECT * FROM "{table.name}"').fetchall())
         return rows, t
     finally:
         engine.dispose()
-
-
-STORE_TABLES = {
-    "runs",
-    "signals",
-    "outbox",
-    "alembic_version",
-    "signal_events",
-    "explanations",
-    "retired_rules",
-    "apscheduler_jobs",
-}
 
 
 def source_read(url: str, batch_size: int) -> tuple[int, dict[str, float]]:
