@@ -26,5 +26,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# Side-by-side benchmark (docs/performance.md): 10,000 and 100,000 cases on SQLite and
+# PostgreSQL against plain baselines. BENCH_ARGS="--cases 1000000 --db sqlite" for more.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+
 clean:
 	rm -rf var/demo .pytest_cache .mypy_cache .hypothesis

@@ -1,98 +1,609 @@
-"""Benchmark of a full nightly run: generate, load, then extract -> outbox, timed per stage.
+"""Side-by-side benchmark of a full nightly run against plain baselines (``make bench``).
 
-    .venv/bin/python bench/benchmark.py --cases 100000 [--workers 2] [--db sqlite|postgresql]
+    .venv/bin/python bench/benchmark.py [--cases 10000,100000] [--db sqlite,postgresql]
+                                        [--workers 2] [--out var/bench/results.json]
 
-Writes under var/bench/ (or a fresh PostgreSQL database on 127.0.0.1), mail delivery
-goes to a local mail catcher. Prints the stage durations from the run record, the
-throughput and the peak memory (RSS) of this process and of the worker processes.
-Speed is measured here and reported in the README; no test asserts a time.
+For every (database, number of cases) it generates synthetic case plans, loads them into a
+fresh source, and measures in one go, on the same data:
+
+- ``plain_select``: one plain ``SELECT *`` per source table into tuples (the floor for
+  anything that reads the source);
+- ``source_read``: the product's own reader over all open cases (``engine.source``);
+- ``run``: ``regiesignaal run --no-mail`` (extract to outbox) in a process of its own;
+  wall time, CPU time of the whole process tree, per-stage durations from the run record,
+  and the peak memory (RSS) of the main process and of each worker, sampled from the
+  process tree every 20 ms (``ru_maxrss`` cannot tell them apart: spawned children
+  inherit the parent's peak);
+- the three starter rules (``bench/starter-rules``: CONTACT-30D, MED-CHECK,
+  WISH-UNEXPLORED, frozen copies so the baseline does not move with the rule pack) three
+  ways: ``regiesignaal preview``, hand-written SQL and plain Python over plain SELECTs;
+  the benchmark fails when the three do not give the same (case, rule) pairs;
+- delivery: ``regiesignaal deliver`` against a plain aiosmtplib sender that sends the same
+  outbox messages over one connection, each to a local mail catcher in its own process.
+
+It prints the ratios that issue 11 sets targets for and writes everything as JSON.
+Speed is measured here; no test asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import asyncio
+import contextlib
 import datetime as dt
+import json
+import os
+import platform
 import resource
 import shutil
+import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
+import aiosmtplib
+import psutil
 import sqlalchemy as sa
 
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.config import load_settings
-from jobs.pipeline import RunOptions, run, upgrade_store
-from notifications.mailserver import MailCatcher
-from notifications.settings import SmtpSettings
+ROOT = Path(__file__).resolve().parent.parent
+STARTER_RULES = ROOT / "bench" / "starter-rules"
+PG_ADMIN = os.environ.get(
+    "REGIESIGNAAL_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+CLI = [sys.executable, "-m", "jobs.cli"]
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TARGETS = {
+    "run_vs_plain_select": 10.0,
+    "memory_100k_vs_10k": 1.5,
+    "starter_preview_vs_sql": 5.0,
+    "source_read_vs_plain_select": 2.0,
+    "deliver_vs_plain_sender": 1.1,
+    "postgresql_vs_sqlite": 1.5,
+}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    ap.add_argument("--as-of", default="2026-03-02")
-    args = ap.parse_args()
-    as_of = dt.date.fromisoformat(args.as_of)
-    root = Path("var/bench")
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    cases, staff = root / "cases.jsonl", root / "staff.jsonl"
-    t = time.perf_counter()
-    generate(args.cases, 1, as_of, cases, staff)
-    print(f"generate {args.cases} cases: {time.perf_counter() - t:.1f}s")
-    admin = None
-    if args.db == "sqlite":
-        source_url = f"sqlite:///{(root / 'source.sqlite').resolve()}"
-        store_url = f"sqlite:///{(root / 'store.sqlite').resolve()}"
+# ----------------------------------------------------------------- measuring processes
+
+
+@dataclass
+class ProcessMeasure:
+    """Wall and CPU seconds of a command and its process tree, and peak RSS per process."""
+
+    wall_s: float
+    cpu_s: float
+    main_peak_mb: float
+    worker_peaks_mb: list[float]
+    stdout: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "wall_s": round(self.wall_s, 2),
+            "cpu_s": round(self.cpu_s, 2),
+            "main_peak_mb": round(self.main_peak_mb, 1),
+            "worker_peaks_mb": [round(p, 1) for p in self.worker_peaks_mb],
+        }
+
+
+def measure(
+    cmd: list[str], env: dict[str, str], *, ok_codes: tuple[int, ...] = (0,)
+) -> ProcessMeasure:
+    """Run ``cmd``; sample the RSS of it and its descendants until it ends."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                for p in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        rss = p.memory_info().rss
+                        if rss > peaks.get(p.pid, 0):
+                            peaks[p.pid] = rss
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in ok_codes:
+        raise SystemExit(f"{' '.join(cmd[3:])} exited {proc.returncode}:\n{err[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    main = peaks.pop(proc.pid, 0) / 2**20
+    return ProcessMeasure(
+        wall, cpu, main, sorted((v / 2**20 for v in peaks.values()), reverse=True), out
+    )
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[dict[str, float]]:
+    """Wall and CPU seconds of a block in this process."""
+    out: dict[str, float] = {}
+    w, c = time.perf_counter(), time.process_time()
+    yield out
+    out["wall_s"] = round(time.perf_counter() - w, 3)
+    out["cpu_s"] = round(time.process_time() - c, 3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mail_server(directory: Path, env: dict[str, str]) -> Iterator[int]:
+    """``regiesignaal mailcatcher`` in a process of its own, on a free loopback port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "mailcatcher", "--dir", str(directory), "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("mail catcher did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# ----------------------------------------------------------------- baselines
+
+
+def plain_select(url: str) -> tuple[int, dict[str, float]]:
+    """One plain ``SELECT *`` per source table, fetched into tuples. Returns row count."""
+    from engine.source import metadata
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = 0
+            with timed() as t:
+                for table in metadata.sorted_tables:
+                    rows += len(conn.exec_driver_sql(f'SELECT * FROM "{table.name}"').fetchall())
+        return rows, t
+    finally:
+        engine.dispose()
+
+
+def source_read(url: str, batch_size: int) -> tuple[int, dict[str, float]]:
+    """The product's reader over every open case, batch by batch."""
+    from engine.source import iter_case_batches
+
+    engine = sa.create_engine(url)
+    try:
+        n = 0
+        with timed() as t:
+            for batch in iter_case_batches(engine, batch_size):
+                n += len(batch)
+        return n, t
+    finally:
+        engine.dispose()
+
+
+def starter_sql(url: str, as_of: dt.date) -> tuple[set[tuple[str, str]], dict[str, float]]:
+    """The three starter rules as hand-written SQL (same semantics as the rule files:
+    records dated after the as-of date do not count)."""
+    d30, d21, d14 = (as_of - dt.timedelta(days=n) for n in (30, 21, 14))
+    params = {"asof": as_of, "d30": d30, "d21": d21, "d14": d14}
+    types = {k: sa.Date() for k in params}
+    queries = {
+        "CONTACT-30D": """
+            SELECT c.case_ref FROM cases c
+            LEFT JOIN (
+              SELECT case_ref, MAX(d) AS latest FROM (
+                SELECT case_ref, "on" AS d FROM contacts WHERE "on" IS NOT NULL AND "on" <= :asof
+                UNION ALL
+                SELECT case_ref, "on" AS d FROM interviews WHERE "on" IS NOT NULL AND "on" <= :asof
+              ) x GROUP BY case_ref
+            ) l ON l.case_ref = c.case_ref
+            WHERE c.status = 'open' AND COALESCE(l.latest, c.opened_on) < :d30""",
+        "MED-CHECK": """
+            SELECT c.case_ref FROM cases c
+            WHERE c.status = 'open' AND c.opened_on < :d14 AND NOT EXISTS (
+              SELECT 1 FROM medical_checks m
+              WHERE m.case_ref = c.case_ref AND (m."on" IS NULL OR m."on" <= :asof))""",
+        "WISH-UNEXPLORED": """
+            SELECT DISTINCT c.case_ref FROM cases c
+            JOIN departure_wishes w ON w.case_ref = c.case_ref
+            WHERE c.status = 'open' AND w.explored_on IS NULL
+              AND w.recorded_on IS NOT NULL AND w.recorded_on < :d21""",
+    }
+    engine = sa.create_engine(url)
+    pairs: set[tuple[str, str]] = set()
+    try:
+        with engine.connect() as conn, timed() as t:
+            for rule, sql in queries.items():
+                used = {k: v for k, v in types.items() if f":{k}" in sql}
+                stmt = sa.text(sql).bindparams(*(sa.bindparam(k, type_=v) for k, v in used.items()))
+                values = {k: params[k] for k in used}
+                pairs.update((r[0], rule) for r in conn.execute(stmt, values))
+        return pairs, t
+    finally:
+        engine.dispose()
+
+
+def starter_python(url: str, as_of: dt.date) -> tuple[set[tuple[str, str]], dict[str, float]]:
+    """The three starter rules in plain Python over plain SELECTs of the columns they use."""
+    engine = sa.create_engine(url)
+    pairs: set[tuple[str, str]] = set()
+    date = sa.Date()
+    try:
+        with engine.connect() as conn, timed() as t:
+            cases = sa.table(
+                "cases", sa.column("case_ref"), sa.column("status"), sa.column("opened_on", date)
+            )
+            opened = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    sa.select(cases.c.case_ref, cases.c.opened_on).where(cases.c.status == "open")
+                )
+            }
+            latest: dict[str, dt.date] = {}
+            for name in ("contacts", "interviews"):
+                tb = sa.table(name, sa.column("case_ref"), sa.column("on", date))
+                for ref, on in conn.execute(sa.select(tb.c.case_ref, tb.c.on)):
+                    if on is not None and on <= as_of and (ref not in latest or on > latest[ref]):
+                        latest[ref] = on
+            checked: set[str] = set()
+            tb = sa.table("medical_checks", sa.column("case_ref"), sa.column("on", date))
+            for ref, on in conn.execute(sa.select(tb.c.case_ref, tb.c.on)):
+                if on is None or on <= as_of:
+                    checked.add(ref)
+            wishes: set[str] = set()
+            tb = sa.table(
+                "departure_wishes",
+                sa.column("case_ref"),
+                sa.column("recorded_on", date),
+                sa.column("explored_on", date),
+            )
+            for ref, rec, exp in conn.execute(
+                sa.select(tb.c.case_ref, tb.c.recorded_on, tb.c.explored_on)
+            ):
+                if exp is None and rec is not None and (as_of - rec).days > 21:
+                    wishes.add(ref)
+            for ref, op in opened.items():
+                last = latest.get(ref, op)
+                if last is not None and (as_of - last).days > 30:
+                    pairs.add((ref, "CONTACT-30D"))
+                if op is not None and (as_of - op).days > 14 and ref not in checked:
+                    pairs.add((ref, "MED-CHECK"))
+                if ref in wishes:
+                    pairs.add((ref, "WISH-UNEXPLORED"))
+        return pairs, t
+    finally:
+        engine.dispose()
+
+
+async def _plain_send(port: int, messages: list[EmailMessage]) -> None:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60, start_tls=False)
+    await client.connect()
+    try:
+        for msg in messages:
+            await client.send_message(msg)
+    finally:
+        await client.quit()
+
+
+def plain_sender(url: str, port: int, sender: str) -> tuple[int, dict[str, float]]:
+    """Read the outbox's messages and send them with plain aiosmtplib over one connection."""
+    engine = sa.create_engine(url)
+    try:
+        with timed() as t:
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT recipient_email, subject, body_text, body_html, message_id "
+                    "FROM outbox WHERE kind <> 'operator' ORDER BY id"
+                ).fetchall()
+            messages = []
+            for to, subject, text, html, message_id in rows:
+                msg = EmailMessage()
+                msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = (
+                    sender,
+                    to,
+                    subject,
+                    message_id,
+                )
+                msg.set_content(text)
+                msg.add_alternative(html, subtype="html")
+                messages.append(msg)
+            asyncio.run(_plain_send(port, messages))
+        return len(messages), t
+    finally:
+        engine.dispose()
+
+
+# ----------------------------------------------------------------- one configuration
+
+
+@dataclass
+class Case:
+    db: str
+    cases: int
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def _pairs_from_preview(stdout: str) -> set[tuple[str, str]]:
+    pairs = set()
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            obj = json.loads(line)
+            pairs.add((obj["case_ref"], obj["rule"]))
+    return pairs
+
+
+def _runs_record(env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [*CLI, "runs", "--limit", "1", "--format", "json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{") or line.startswith("["):
+            obj = json.loads(line)
+            return obj[0] if isinstance(obj, list) else obj
+    return {}
+
+
+def bench_one(
+    db: str, n: int, workers: int, batch_size: int, as_of: dt.date, work: Path
+) -> dict[str, Any]:
+    folder = work / f"{db}-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    data = work / f"data-{n}"
+    admin = name = None
+    if db == "sqlite":
+        source_url = f"sqlite:///{(folder / 'source.sqlite').resolve()}"
+        store_url = f"sqlite:///{(folder / 'store.sqlite').resolve()}"
     else:
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         name = f"rs_bench_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         source_url = store_url = admin.url.set(database=name).render_as_string(False)
+    env = {
+        **os.environ,
+        "REGIESIGNAAL_SOURCE_URL": source_url,
+        "REGIESIGNAAL_STORE_URL": store_url,
+        "REGIESIGNAAL_WORKERS": str(workers),
+        "REGIESIGNAAL_BATCH_SIZE": str(batch_size),
+        "REGIESIGNAAL_SMTP_HOST": "127.0.0.1",
+        "REGIESIGNAAL_SMTP_TLS": "none",
+        "REGIESIGNAAL_CONFIG": str(folder / "none.toml"),
+        "PYTHONPATH": str(ROOT),
+    }
+    (folder / "none.toml").write_text("")
+    r: dict[str, Any] = {"db": db, "cases": n}
     try:
-        engine = sa.create_engine(source_url)
-        t = time.perf_counter()
-        load_staff_file(engine, staff)
-        report = load_cases(engine, cases)
-        engine.dispose()
-        print(f"load: {report.loaded} cases in {time.perf_counter() - t:.1f}s")
-        with MailCatcher(root / "mail") as catcher:
-            settings = dataclasses.replace(
-                load_settings(env={}),
-                source_url=source_url,
-                store_url=store_url,
-                workers=args.workers,
-                batch_size=args.batch_size,
-                smtp=SmtpSettings(host="127.0.0.1", port=catcher.port, tls="none"),
+        if not (data / "cases.jsonl").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            m = measure(
+                [
+                    *CLI,
+                    "fixtures",
+                    "generate",
+                    "--cases",
+                    str(n),
+                    "--seed",
+                    "1",
+                    "--as-of",
+                    as_of.isoformat(),
+                    "--out",
+                    str(data / "cases.jsonl"),
+                    "--staff-out",
+                    str(data / "staff.jsonl"),
+                ],
+                env,
             )
-            upgrade_store(settings)
-            for label in ("first night", "same night again"):
-                t = time.perf_counter()
-                summary = run(settings, RunOptions(as_of, case_manager_mail_any_day=True))
-                total = time.perf_counter() - t
-                print(
-                    f"run ({label}): {total:.1f}s for {summary.cases} open cases "
-                    f"({summary.cases / total:,.0f} cases/s); signals "
-                    f"{sum(summary.signals_per_rule.values())}; stages {summary.durations}; "
-                    f"messages enqueued {summary.messages_enqueued}"
-                )
-            print(f"messages received by the mail catcher: {catcher.messages}")
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"peak RSS: main process {own:.0f} MB, largest worker {kids:.0f} MB")
+            r["generate"] = m.as_dict()
+        m = measure(
+            [
+                *CLI,
+                "fixtures",
+                "load",
+                str(data / "cases.jsonl"),
+                "--staff",
+                str(data / "staff.jsonl"),
+                "--source-url",
+                source_url,
+            ],
+            env,
+        )
+        r["load"] = m.as_dict()
+        subprocess.run([*CLI, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+
+        rows, t = plain_select(source_url)
+        r["plain_select"] = {**t, "rows": rows}
+        read, t = source_read(source_url, batch_size)
+        r["source_read"] = {**t, "cases": read}
+
+        m = measure(
+            [
+                *CLI,
+                "preview",
+                "--rules",
+                str(STARTER_RULES),
+                "--as-of",
+                as_of.isoformat(),
+                "--format",
+                "json",
+            ],
+            env,
+        )
+        preview_pairs = _pairs_from_preview(m.stdout)
+        r["starter_preview"] = {**m.as_dict(), "pairs": len(preview_pairs)}
+        sql_pairs, t = starter_sql(source_url, as_of)
+        r["starter_sql"] = {**t, "pairs": len(sql_pairs)}
+        py_pairs, t = starter_python(source_url, as_of)
+        r["starter_python"] = {**t, "pairs": len(py_pairs)}
+        r["starter_same_pairs"] = preview_pairs == sql_pairs == py_pairs
+        if not r["starter_same_pairs"]:
+            diff = (preview_pairs ^ sql_pairs) | (preview_pairs ^ py_pairs)
+            r["starter_differences"] = sorted(diff)[:20]
+
+        m = measure(
+            [*CLI, "run", "--as-of", as_of.isoformat(), "--no-mail", "--force"],
+            env,
+            ok_codes=(0, 3),
+        )
+        r["run"] = m.as_dict()
+        record = _runs_record(env)
+        r["run"]["stages"] = record.get("durations")
+        r["run"]["open_cases"] = (record.get("counts") or {}).get("cases")
+        r["run"]["signals"] = sum(
+            ((record.get("counts") or {}).get("signals_per_rule") or {}).values()
+        )
+        r["run"]["messages"] = sum(
+            ((record.get("counts") or {}).get("messages_enqueued") or {}).values()
+        )
+
+        sender = "regiesignaal@dtv.example"
+        with mail_server(folder / "mail-plain", env) as port:
+            sent, t = plain_sender(store_url, port, sender)
+            r["plain_sender"] = {**t, "messages": sent}
+        with mail_server(folder / "mail-product", env) as port:
+            m = measure(
+                [*CLI, "deliver", "--now"],
+                {**env, "REGIESIGNAAL_SMTP_PORT": str(port)},
+                ok_codes=(0, 3),
+            )
+            r["deliver"] = m.as_dict()
+            r["deliver"]["received"] = len(list((folder / "mail-product").glob("*.eml")))
+        return r
     finally:
         if admin is not None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's measures per configuration, with their targets."""
+    rows = []
+    by = {(r["db"], r["cases"]): r for r in results}
+    for r in results:
+        line = {
+            "db": r["db"],
+            "cases": r["cases"],
+            "run_vs_plain_select": ratio(r["run"]["wall_s"], r["plain_select"]["wall_s"]),
+            "starter_preview_vs_sql": ratio(
+                r["starter_preview"]["wall_s"], r["starter_sql"]["wall_s"]
+            ),
+            "starter_preview_vs_python": ratio(
+                r["starter_preview"]["wall_s"], r["starter_python"]["wall_s"]
+            ),
+            "source_read_vs_plain_select": ratio(
+                r["source_read"]["wall_s"], r["plain_select"]["wall_s"]
+            ),
+            "deliver_vs_plain_sender": ratio(r["deliver"]["wall_s"], r["plain_sender"]["wall_s"]),
+            "run_cases_per_s": round(r["run"]["open_cases"] / r["run"]["wall_s"])
+            if r["run"].get("open_cases")
+            else None,
+        }
+        small = [k for k in by if k[0] == r["db"] and k[1] < r["cases"]]
+        if small:
+            base = by[max(small)]
+            mem = ratio(r["run"]["main_peak_mb"], base["run"]["main_peak_mb"])
+            line["memory_vs_smaller"] = f"{mem} (vs {base['cases']})"
+        if r["db"] == "postgresql" and ("sqlite", r["cases"]) in by:
+            line["postgresql_vs_sqlite"] = ratio(
+                r["run"]["wall_s"], by[("sqlite", r["cases"])]["run"]["wall_s"]
+            )
+        rows.append(line)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="10000,100000", help="comma-separated case counts")
+    ap.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--as-of", default="2026-03-02")
+    ap.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    args = ap.parse_args()
+    as_of = dt.date.fromisoformat(args.as_of)
+    counts = sorted(int(c) for c in args.cases.split(","))
+    dbs = [d.strip() for d in args.db.split(",")]
+    work = args.out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in counts:
+        for db in dbs:
+            print(f"== {db}, {n:,} cases", flush=True)
+            r = bench_one(db, n, args.workers, args.batch_size, as_of, work)
+            print(json.dumps(r, default=str), flush=True)
+            results.append(r)
+    table = ratios(results)
+    report = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
+        "targets": TARGETS,
+        "ratios": table,
+        "results": results,
+    }
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(
+        "\nratio (target)           " + "  ".join(f"{r['db'][:2]}-{r['cases']:>7}" for r in table)
+    )
+    keys = [k for k in table[0] if k not in ("db", "cases")]
+    for k in sorted(
+        {k for row in table for k in row} - {"db", "cases"},
+        key=lambda x: keys.index(x) if x in keys else 99,
+    ):
+        target = TARGETS.get(k)
+        label = f"{k} (<= {target})" if target else k
+        print(f"{label:<45}" + "  ".join(f"{row.get(k, '-')!s:>10}" for row in table))
+    print(f"\nwritten: {args.out}")
+    for r in results:
+        if not r.get("starter_same_pairs"):
+            raise SystemExit(
+                f"starter rules disagree on {r['db']} {r['cases']}: {r.get('starter_differences')}"
+            )
 
 
 if __name__ == "__main__":
