@@ -1,12 +1,13 @@
 """Date arithmetic relative to the as-of date: calendar days, weeks and working days.
 
 Working days are Monday to Friday minus the days the Algemene termijnenwet (the Dutch
-General Time Limits Act) treats as public holidays: New Year's Day, Good Friday, Easter
-Monday, King's Day, Liberation Day (5 May, every year), Ascension Day, Whit Monday and
-Christmas: the `holidays` package's NL calendar plus Good Friday and 5 May in every year
-(that package counts 5 May only in lustrum years); plus the days the government declares
-equal to them (art. 3(3) of that act, e.g. 2 January and 15 May 2026), read from the shipped
-data file ``engine/data/gelijkgestelde-dagen.toml`` and an optional operator file
+General Time Limits Act, art. 3) treats as public holidays: New Year's Day, Easter Monday,
+King's Day, Liberation Day (5 May, every year), Ascension Day, Whit Monday and both days of
+Christmas. That is the `holidays` package's NL calendar without Good Friday (the package
+lists it; the act does not) and with 5 May in every year (the package counts it only in
+lustrum years); plus the days the government declares equal to them (art. 3(3), e.g.
+2 January and 15 May 2026), read from the shipped data file
+``engine/data/gelijkgestelde-dagen.toml`` and an optional operator file
 (``use_calendar_file``). Given the calendar, all functions are pure and deterministic.
 """
 
@@ -145,7 +146,8 @@ def equated_days() -> frozenset[dt.date]:
 @lru_cache(maxsize=64)
 def _nl_holidays(year: int) -> frozenset[dt.date]:
     days = set(holidays.country_holidays("NL", years=year).keys())
-    days.add(easter(year) - dt.timedelta(days=2))  # Goede Vrijdag
+    # Goede Vrijdag is no "algemeen erkende feestdag" under art. 3 Algemene termijnenwet
+    days.discard(easter(year) - dt.timedelta(days=2))
     days.add(dt.date(year, 5, 5))  # Bevrijdingsdag, every year under the Algemene termijnenwet
     days |= {d for d in _extra_days if d.year == year}
     return frozenset(days)

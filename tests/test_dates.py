@@ -31,14 +31,11 @@ EQUATED = (dt.date(2026, 1, 2), dt.date(2026, 5, 15))
 
 
 def brute_working(day: dt.date) -> bool:
-    """Algemene termijnenwet: the NL calendar plus Good Friday and 5 May every year, plus the
-    days declared equal to public holidays."""
+    """Algemene termijnenwet art. 3: the NL calendar without Good Friday, with 5 May every
+    year, plus the days declared equal to public holidays."""
     good_friday = easter(day.year) - dt.timedelta(days=2)
-    off = day in holidays.country_holidays("NL", years=day.year) or day in (
-        good_friday,
-        dt.date(day.year, 5, 5),
-        *EQUATED,
-    )
+    listed = day in holidays.country_holidays("NL", years=day.year) and day != good_friday
+    off = listed or day in (dt.date(day.year, 5, 5), *EQUATED)
     return day.weekday() < 5 and not off
 
 
@@ -108,7 +105,10 @@ def test_dutch_holidays_are_not_working_days() -> None:
     assert not is_working_day(dt.date(2026, 4, 27))  # Koningsdag
     assert not is_working_day(dt.date(2026, 12, 25))  # Eerste Kerstdag
     assert not is_working_day(dt.date(2026, 5, 25))  # Tweede Pinksterdag
-    assert not is_working_day(dt.date(2026, 4, 3))  # Goede Vrijdag
+    # Goede Vrijdag is no public holiday under the Algemene termijnenwet (art. 3)
+    assert is_working_day(dt.date(2026, 4, 3))
+    assert is_working_day(dt.date(2027, 3, 26))
+    assert not is_working_day(dt.date(2026, 4, 6))  # Tweede Paasdag
     assert not is_working_day(dt.date(2026, 5, 5))  # Bevrijdingsdag, also outside lustrum years
     assert not is_working_day(dt.date(2027, 5, 5))
     assert is_working_day(dt.date(2026, 4, 28))

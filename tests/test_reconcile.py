@@ -35,10 +35,11 @@ from engine.store import metadata, signals
 
 CASES = ["Z-001", "Z-002", "Z-003", "Z-004"]
 RULES = ["VG-FIRST", "MED-CHECK", "CONTACT-30D"]
-# The Algemene termijnenwet: the NL calendar plus Good Friday and 5 May in every year.
-NL_HOLIDAYS = set(holidays.country_holidays("NL", years=range(2024, 2030))) | {
-    d for y in range(2024, 2030) for d in (easter(y) - dt.timedelta(days=2), dt.date(y, 5, 5))
-}
+# The Algemene termijnenwet: the NL calendar without Good Friday, with 5 May in every year.
+NL_HOLIDAYS = (
+    set(holidays.country_holidays("NL", years=range(2024, 2030)))
+    - {easter(y) - dt.timedelta(days=2) for y in range(2024, 2030)}
+) | {dt.date(y, 5, 5) for y in range(2024, 2030)}
 # ... and the days declared equal to public holidays (engine/data/gelijkgestelde-dagen.toml)
 NL_HOLIDAYS |= {dt.date(2026, 1, 2), dt.date(2026, 5, 15)}
 
