@@ -279,7 +279,8 @@ def purge_command(ctx: click.Context, dry_run: bool) -> None:
     console.print(
         f"{verb}: {report.message_bodies} berichtteksten (ouder dan "
         f"{settings.retention_body_days} dagen), {report.signals} signalen en "
-        f"{report.signal_events} signaalgebeurtenissen (zaak langer dan "
+        f"{report.signal_events} signaalgebeurtenissen en {report.explanations} "
+        "toelichtingen via de opdrachtregel (zaak langer dan "
         f"{settings.retention_signal_days} dagen gesloten), {report.exports} leveringen "
         f"(ouder dan {settings.retention_export_days} dagen).",
         markup=False,

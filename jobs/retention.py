@@ -1,11 +1,12 @@
 """Retention: what the store and the drop folder keep, and for how long (``[retention]``).
 
 - Outbox message bodies (``body_text``, ``body_html``) of mail that is no longer waiting
-  to be sent (sent, failed, superseded) are emptied after ``message_body_days``; the row
+  to be sent (sent, failed, uncertain, superseded) are emptied after ``message_body_days``; the row
   (recipient id, date, status, Message-ID) stays as the record of what was sent.
 - Signals of cases closed (close reason ``case_closed``) more than ``closed_signal_days``
-  ago are deleted with every episode of that case, and their rows in ``signal_events``
-  when that table exists (by ``signal_id``, else by ``case_ref``).
+  ago are deleted with every episode of that case, the case's events (``signal_events``)
+  and its command-line explanations (``signal_explanations``, whose free-text reasons
+  should not outlive the case).
 - Processed exports in ``<drop_dir>/archive`` older than ``export_days`` are deleted.
 
 ``purge(..., dry_run=True)`` counts without changing anything. The nightly job purges
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine.store import outbox, signals
+from engine.store import explanations as signal_explanations
+from engine.store import outbox, signal_events, signals
 from jobs.config import Settings
 
 log = logging.getLogger("regiesignaal.retention")
@@ -34,6 +36,7 @@ class PurgeReport:
     message_bodies: int = 0
     signals: int = 0
     signal_events: int = 0
+    explanations: int = 0
     exports: int = 0
     dry_run: bool = False
 
@@ -51,12 +54,6 @@ def _expired_case_refs(conn: sa.Connection, cutoff: dt.date) -> sa.Select[tuple[
     )
 
 
-def _signal_events(conn: sa.Connection) -> sa.Table | None:
-    if not sa.inspect(conn).has_table("signal_events"):
-        return None
-    return sa.Table("signal_events", sa.MetaData(), autoload_with=conn)
-
-
 def purge_store(
     store: sa.Engine, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False
 ) -> PurgeReport:
@@ -67,7 +64,7 @@ def purge_store(
     body_cutoff = now - dt.timedelta(days=settings.retention_body_days)
     case_cutoff = today - dt.timedelta(days=settings.retention_signal_days)
     old_bodies = sa.and_(
-        outbox.c.status.in_(("sent", "failed", "superseded")),
+        outbox.c.status.in_(("sent", "failed", "uncertain", "superseded")),
         outbox.c.created_at < body_cutoff,
         sa.or_(outbox.c.body_text != "", outbox.c.body_html != ""),
     )
@@ -81,19 +78,27 @@ def purge_store(
         doomed = sa.select(signals.c.id).where(signals.c.case_ref.in_(sa.select(refs.c.case_ref)))
         ids = [int(i) for i in conn.execute(doomed).scalars()]
         report.signals = len(ids)
-        events = _signal_events(conn)
-        if events is not None and ids:
-            if "signal_id" in events.c:
-                where = events.c.signal_id.in_(ids)
-            else:
-                where = events.c.case_ref.in_(sa.select(refs.c.case_ref))
+        if ids:
+            of_case = sa.select(refs.c.case_ref)
             report.signal_events = int(
                 conn.execute(
-                    sa.select(sa.func.count()).select_from(events).where(where)
+                    sa.select(sa.func.count())
+                    .select_from(signal_events)
+                    .where(signal_events.c.case_ref.in_(of_case))
+                ).scalar_one()
+            )
+            report.explanations = int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(signal_explanations)
+                    .where(signal_explanations.c.case_ref.in_(of_case))
                 ).scalar_one()
             )
             if not dry_run:
-                conn.execute(events.delete().where(where))
+                conn.execute(signal_events.delete().where(signal_events.c.case_ref.in_(of_case)))
+                conn.execute(
+                    signal_explanations.delete().where(signal_explanations.c.case_ref.in_(of_case))
+                )
         if not dry_run:
             conn.execute(outbox.update().where(old_bodies).values(body_text="", body_html=""))
             for start in range(0, len(ids), 500):
@@ -130,11 +135,12 @@ def purge(
     report = purge_store(store, settings, now=now, dry_run=dry_run)
     report.exports = purge_exports(settings, now=now.timestamp() if now else None, dry_run=dry_run)
     log.info(
-        "purge%s: bodies=%d signals=%d events=%d exports=%d",
+        "purge%s: bodies=%d signals=%d events=%d explanations=%d exports=%d",
         " (dry run)" if dry_run else "",
         report.message_bodies,
         report.signals,
         report.signal_events,
+        report.explanations,
         report.exports,
     )
     return report

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
+from engine.rulefile import load_rule_dir
 from engine.source import cases as cases_table
-from engine.store import outbox, signals
+from engine.store import explanations as signal_explanations
+from engine.store import outbox, signal_events, signals
 from jobs import alerts, intake, retention
 from jobs.cli import main
 from jobs.nightly import nightly
@@ -190,27 +192,40 @@ def test_purge_by_retention(tmp_path: Path, db_url: str) -> None:
                     close_reason=reason,
                 )
             )  # fmt: skip
-        conn.execute(sa.text("CREATE TABLE signal_events (signal_id INTEGER NOT NULL)"))
-        ids = [r.id for r in conn.execute(sa.select(signals.c.id).order_by(signals.c.id))]
-        for sid in ids:
-            conn.execute(sa.text("INSERT INTO signal_events (signal_id) VALUES (:s)"), {"s": sid})
+        ids = conn.execute(sa.select(signals.c.id, signals.c.case_ref, signals.c.rule_id)).all()
+        for sid, ref, rule in ids:
+            conn.execute(
+                signal_events.insert().values(
+                    signal_id=sid, case_ref=ref, rule_id=rule, kind="opened",
+                    as_of=dt.date(2025, 11, 1), created_at=old,
+                )
+            )  # fmt: skip
+        for ref in ("Z-1", "Z-3"):
+            conn.execute(
+                signal_explanations.insert().values(
+                    case_ref=ref, rule_id="R1", until=dt.date(2026, 1, 1), reason="vrije tekst",
+                    created_by="rv-1", created_at=old,
+                )
+            )  # fmt: skip
     archive = tmp_path / "drop" / "archive"
     (archive / "2026-01-01T0300").mkdir(parents=True)
     os.utime(archive / "2026-01-01T0300", (0, 0))
     (archive / "2026-05-31T0300").mkdir()
 
     dry = retention.purge(settings, engine, now=now, dry_run=True)
-    assert (dry.message_bodies, dry.signals, dry.signal_events) == (2, 2, 2)
+    assert (dry.message_bodies, dry.signals, dry.signal_events, dry.explanations) == (2, 2, 2, 1)
     assert _count(db_url, signals) == 5, "a dry run changes nothing"
     done = retention.purge(settings, engine, now=now)
     assert (done.message_bodies, done.signals, done.signal_events, done.exports) == (2, 2, 2, 1)
     with engine.connect() as conn:
         left = {r.recipient_id: (r.status, r.body_text) for r in conn.execute(sa.select(outbox))}
         refs = sorted(r.case_ref for r in conn.execute(sa.select(signals)))
-        events = conn.execute(sa.text("SELECT count(*) FROM signal_events")).scalar_one()
+        events = conn.execute(sa.select(sa.func.count()).select_from(signal_events)).scalar_one()
+        kept = [r.case_ref for r in conn.execute(sa.select(signal_explanations))]
     engine.dispose()
     assert left == {"rv0": ("sent", ""), "rv1": ("failed", ""), "rv2": ("pending", "lijst")}
     assert refs == ["Z-2", "Z-3", "Z-3"] and events == 3
+    assert kept == ["Z-3"], "a purged case's command-line explanations go with it"
     assert [p.name for p in archive.iterdir()] == ["2026-05-31T0300"]
 
 
@@ -236,7 +251,8 @@ def test_init_creates_a_site_folder_that_checks(tmp_path: Path) -> None:
     assert "KillSignal=SIGTERM" in unit
     assert (site / "regiesignaal.env").stat().st_mode & 0o077 == 0
     checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
-    assert checked.exit_code == 0 and "20 regels" in checked.output
+    shipped = len(load_rule_dir(Path(__file__).resolve().parent.parent / "rules").rules)
+    assert checked.exit_code == 0 and f"{shipped} regels" in checked.output
     from jobs.config import load_settings
 
     assert load_settings(config, env={}).rules_dir == site / "rules"
