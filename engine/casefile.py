@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -299,7 +300,9 @@ def _kind(value: Any) -> str:
 def shown_key(value: str) -> str:
     """A key (case_ref, staff id) safe to put in a message or log line: control
     characters, quotes and backslashes escaped (``\\n``), so no line can be forged."""
-    if re.search(r'[\x00-\x1f\x7f-\x9f"\\]', value):
+    if re.search(r'[\x00-\x1f\x7f-\x9f"\\]', value) or any(
+        unicodedata.category(ch) in ("Cf", "Zl", "Zp") for ch in value
+    ):
         return value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
     return value
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine.casefile import shown_key
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
 
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
@@ -84,8 +85,9 @@ def _fail_on_problems(ruledir: RuleDir) -> None:
         for p in ruledir.problems:
             click.echo(str(p), err=True)  # unwrapped: editors jump to path:line:column
         err.print(
-            f"[red]{len(ruledir.problems)} probleem/problemen in {ruledir.root}; "
-            "herstel ze en probeer opnieuw.[/red]"
+            f"[red]{len(ruledir.problems)} probleem/problemen in {escape(str(ruledir.root))}; "
+            "herstel ze en probeer opnieuw.[/red]",
+            markup=True,
         )
         sys.exit(1)
 
@@ -175,8 +177,9 @@ def _refused_exit_code(exc: Exception) -> int:
 
 def print_summary(summary: Any) -> None:
     console.print(
-        f"Run {summary.run_id} peildatum {summary.as_of}: [bold]{summary.status}[/bold] "
-        f"(regels {summary.ruleset_version})"
+        f"Run {summary.run_id} peildatum {summary.as_of}: [bold]{escape(summary.status)}[/bold] "
+        f"(regels {escape(str(summary.ruleset_version))})",
+        markup=True,
     )
     console.print(f"Open zaken gelezen: {summary.cases}")
     table = Table("regel", "signalen", title="Signalen per regel")
@@ -317,6 +320,8 @@ def explain(
     ctx: click.Context, case_ref: str, as_of: dt.date | None, rules_dir: Path | None
 ) -> None:
     """Per regel: gaat hij af voor deze zaak, met elke voorwaarde en de gevonden waarde."""
+    import sqlalchemy as sa
+
     from engine.conditions import Trace
     from engine.evaluate import explain_case
     from engine.source import get_case
@@ -332,6 +337,15 @@ def explain(
         sys.exit(1)
     try:
         case = get_case(source, case_ref)
+    except (ValueError, TypeError, OverflowError, sa.exc.StatementError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        err.print(
+            f"Zaak {shown_key(case_ref)} heeft onleesbare gegevens in de brondatabase "
+            f"({type(cause).__name__}); de nachtelijke run slaat haar over. Herstel de zaak in "
+            "de bron.",
+            style="red",
+        )
+        sys.exit(1)
     finally:
         source.dispose()
     if case is None:
@@ -339,23 +353,26 @@ def explain(
         sys.exit(1)
     if case.get("status") != "open":
         console.print(
-            f"[yellow]Zaak {case_ref} is gesloten: de nachtelijke run slaat haar over.[/]"
+            f"[yellow]Zaak {escape(case_ref)} is gesloten: de nachtelijke run slaat haar over.[/]",
+            markup=True,
         )
     _, results = explain_case(ruledir, case, day)
 
     def show(trace: Trace, indent: int) -> None:
         mark = "[green]waar[/green]" if trace.result else "[red]onwaar[/red]"
         seen = "" if trace.seen is None and trace.children else f"  (gezien: {trace.seen!r})"
-        console.print(f"{'  ' * indent}- {trace.text}: {mark}{seen}", markup=True)
+        console.print(f"{'  ' * indent}- {escape(trace.text)}: {mark}{escape(seen)}", markup=True)
         for child in trace.children:
             show(child, indent + 1)
 
-    console.print(f"Zaak {case_ref} per {day}:")
+    console.print(f"Zaak {case_ref} per {day}:", markup=False)
     for r in results:
         verdict = "[bold red]GAAT AF[/]" if r.fires else "[green]gaat niet af[/]"
         extra = f" (toelichting geldig t/m {r.explained_until})" if r.explained_until else ""
         extra += f" (termijn verstreken: ernst {r.severity})" if r.fires and r.overdue else ""
-        console.print(f"\n[bold]{r.rule_id}[/] {r.title}: {verdict}{extra}")
+        console.print(
+            f"\n[bold]{escape(r.rule_id)}[/] {escape(r.title)}: {verdict}{extra}", markup=True
+        )
         show(r.trace, 1)
 
 
@@ -375,13 +392,15 @@ def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
     ruledir = _checked_rules(_settings(ctx), rules_dir)
     if not ruledir.rules:
         err.print(
-            f"[red]{ruledir.root} bevat geen regels; een run met deze map wordt geweigerd. "
-            "Controleer de map (REGIESIGNAAL_RULES_DIR of [rules] dir).[/red]"
+            f"[red]{escape(str(ruledir.root))} bevat geen regels; een run met deze map wordt "
+            "geweigerd. Controleer de map (REGIESIGNAAL_RULES_DIR of \\[rules] dir).[/red]",
+            markup=True,
         )
         sys.exit(1)
     console.print(
         f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
-        f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {ruledir.version})."
+        f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {escape(ruledir.version)}).",
+        markup=True,
     )
 
 

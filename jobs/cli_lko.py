@@ -42,8 +42,9 @@ def _inputs(
     settings: Settings, as_of: dt.date
 ) -> tuple[RuleDir, list[dict[str, Any]], list[Escalated]]:
     """Rules, open cases and escalated episodes, or a clear exit."""
+    from engine.casefile import shown_key
     from engine.compiler import check_rule_dir
-    from engine.source import iter_case_batches
+    from engine.source import case_index, read_case_range
     from jobs.pipeline import RunRefused, source_engine, store_engine
     from notifications.lko_agenda import load_escalated
 
@@ -57,12 +58,25 @@ def _inputs(
         source = source_engine(settings.source_url)
     except RunRefused as exc:
         _fail(str(exc))
+    cases: list[dict[str, Any]] = []
+    unreadable: dict[str, str] = {}
     try:
-        cases = [c for batch in iter_case_batches(source, settings.batch_size) for c in batch]
+        index = case_index(source, status="open")
+        for i in range(0, len(index), settings.batch_size):
+            chunk = index[i : i + settings.batch_size]
+            read = read_case_range(source, chunk[0][0], chunk[-1][0])
+            cases.extend(read.cases)
+            unreadable.update(read.unreadable)
     except sa.exc.SQLAlchemyError:
         _fail("De brondatabase kan niet worden gelezen; controleer source_url.")
     finally:
         source.dispose()
+    for case_ref, kind in sorted(unreadable.items()):
+        click.echo(
+            f"Let op: zaak {shown_key(case_ref)} heeft onleesbare gegevens in de brondatabase "
+            f"({kind}); overgeslagen. Herstel de zaak in de bron.",
+            err=True,
+        )
     store = store_engine(settings.store_url)
     try:
         escalated = load_escalated(store, as_of)

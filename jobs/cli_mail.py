@@ -40,10 +40,21 @@ def mail_preview(ctx: click.Context, staff_id: str, as_of: dt.date | None, out_d
     wijzigt de opslag niet."""
     from jobs.cli import _settings, _today
     from jobs.mail_preview import compose_preview, write_preview
+    from jobs.mail_stage import template_problems
     from jobs.pipeline import RunRefused
 
     settings = _settings(ctx)
     day = as_of or _today(settings)
+    broken = template_problems(settings)
+    if broken:
+        click.echo(
+            f"De sjablonen in {settings.mail_templates_dir} bevatten fouten; herstel ze of haal "
+            "[mail] templates_dir weg:",
+            err=True,
+        )
+        for line in broken:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
     try:
         result = compose_preview(settings, staff_id, day)
     except RunRefused as exc:

@@ -21,8 +21,8 @@ from rich.table import Table
 
 from jobs.config import Settings
 
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _settings(ctx: click.Context) -> Settings:

@@ -17,13 +17,14 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine import history
 from jobs.config import ConfigError, Settings, load_settings
 
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 STATE_NL = {
     "open": "open",
@@ -231,8 +232,9 @@ def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
     for h in found:
         s = h.signal
         console.print(
-            f"[bold]Signaal {s['id']}[/bold]  zaak {s['case_ref']}  regel {s['rule_id']}  "
-            f"ernst {s['severity']}  status: {STATE_NL[s['state']]}"
+            f"[bold]Signaal {s['id']}[/bold]  zaak {escape(str(s['case_ref']))}  regel "
+            f"{escape(str(s['rule_id']))}  ernst {s['severity']}  status: {STATE_NL[s['state']]}",
+            markup=True,
         )
         line = (
             f"  regievoerder {s['regievoerder'] or '-'} (team {s['team'] or '-'}), "
@@ -240,11 +242,12 @@ def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
         )
         if s["closed_on"]:
             line += f", gesloten {s['closed_on']} ({s['close_reason']})"
-        console.print(line)
+        console.print(line, markup=False)
         for ev in h.events:
             console.print(
-                f"  {ev['as_of']}  {describe_event(ev)}  "
-                f"[dim](run {ev['run_id'] or '-'}, regels {ev['ruleset_version'] or '-'})[/dim]"
+                f"  {ev['as_of']}  {escape(describe_event(ev))}  "
+                f"[dim](run {ev['run_id'] or '-'}, regels {ev['ruleset_version'] or '-'})[/dim]",
+                markup=True,
             )
         console.print()
 

@@ -775,7 +775,7 @@ def _email_of(
     member = staff.get(staff_id)
     if member is None:
         problems.append(
-            f"medewerker {staff_id} staat niet in het medewerkersbestand: "
+            f"medewerker {shown_key(staff_id)} staat niet in het medewerkersbestand: "
             f"bericht ({count_nl(n, 'regel', 'regels')}) niet verstuurd; "
             "vul het medewerkersbestand aan"
         )
@@ -783,7 +783,7 @@ def _email_of(
     email = str(member.get("email") or "").strip()
     if not email:
         problems.append(
-            f"medewerker {staff_id} heeft geen e-mailadres: bericht niet verstuurd; "
+            f"medewerker {shown_key(staff_id)} heeft geen e-mailadres: bericht niet verstuurd; "
             "vul het e-mailadres aan in het medewerkersbestand"
         )
         return None
@@ -791,13 +791,13 @@ def _email_of(
         email = check_address(email)
     except AddressError as exc:
         problems.append(
-            f"medewerker {staff_id}: e-mailadres onbruikbaar ({exc}): bericht niet verstuurd; "
-            "vul één kaal adres in (naam@domein.nl) in het medewerkersbestand"
+            f"medewerker {shown_key(staff_id)}: e-mailadres onbruikbaar ({exc}): bericht niet "
+            "verstuurd; vul één kaal adres in (naam@domein.nl) in het medewerkersbestand"
         )
         return None
     if not domain_allowed(email, allowed):
         problems.append(
-            f"medewerker {staff_id}: e-mailadres buiten de toegestane domeinen ([mail] "
+            f"medewerker {shown_key(staff_id)}: e-mailadres buiten de toegestane domeinen ([mail] "
             "allowed_domains): bericht niet verstuurd"
         )
         return None

@@ -9,11 +9,14 @@ manager when it was opened after the previous working day (on a Monday: Saturday
 and Monday), and a daily digest's period runs from the day after the previous working
 day up to the as-of date (a weekly digest's: the seven days up to the as-of date).
 
-The digest's figures are all counted alike: open signals of an active rule, on a case
-with a case manager, in a team with a team lead, without an explanation valid on the
-day counted. The trend compares with the same count at the end of the day before the
-period. The store keeps only a signal's latest explanation end date, so for that earlier
-day a signal counts as explained when that end date had not yet passed then.
+The digest's figures are all counted alike: signals of an active rule that fired on the
+day counted (opened on or before it and last seen on or after it; a signal in its grace
+gap, "tijdelijk afwezig", did not fire and is not counted), on a case with a case
+manager, in a team with a team lead, without an explanation valid on the day counted.
+The headline, the trend bars and the comparison with the day before the period all use
+this one count, so they agree. The store keeps only a signal's latest explanation end
+date, so for an earlier day a signal counts as explained when that end date had not yet
+passed then.
 """
 
 from __future__ import annotations
@@ -390,24 +393,24 @@ def escalation_key(e: EscalationLine) -> tuple[Any, ...]:
 def _open_at(
     conn: sa.Connection, days: list[dt.date], teams: set[str], rules: Mapping[str, RuleMeta]
 ) -> dict[tuple[str, str], Counter[dt.date]]:
-    """Per (team, case manager) the open signals at the end of each of ``days``, counted
-    like the digest's open figures (an explanation counts as in force on a day when its
+    """Per (team, case manager) the signals that fired on each of ``days``, counted like
+    the digest's open figures (an explanation counts as in force on a day when its
     end date, the latest the store keeps, had not passed then)."""
     c = signals.c
     first = min(days)
-    stmt = sa.select(c.team, c.regievoerder, c.opened_on, c.closed_on, c.explained_until).where(
+    stmt = sa.select(c.team, c.regievoerder, c.opened_on, c.last_seen_on, c.explained_until).where(
         c.opened_on <= max(days),
-        sa.or_(c.closed_on.is_(None), c.closed_on > first),
+        c.last_seen_on >= first,
         c.regievoerder.is_not(None),
         c.regievoerder != "",
         c.rule_id.in_(sorted(rules)),
         c.team.in_(sorted(teams)),
     )
     out: dict[tuple[str, str], Counter[dt.date]] = defaultdict(Counter)
-    for team, rv, opened_on, closed_on, until in conn.execute(stmt):
+    for team, rv, opened_on, last_seen_on, until in conn.execute(stmt):
         for day in days:
-            still_open = opened_on <= day and (closed_on is None or closed_on > day)
-            if still_open and not explained_on(until, day):
+            fired = opened_on <= day <= last_seen_on
+            if fired and not explained_on(until, day):
                 out[(team, rv)][day] += 1
     return out
 
@@ -426,7 +429,7 @@ def _previous_open(
         sa.select(c.team, sa.func.count())
         .where(
             c.opened_on <= day,
-            sa.or_(c.closed_on.is_(None), c.closed_on > day),
+            c.last_seen_on >= day,  # fired that day (see the module docstring)
             sa.or_(c.explained_until.is_(None), c.explained_until < day),
             c.regievoerder.is_not(None),
             c.regievoerder != "",

@@ -2,8 +2,10 @@
 
 Per rule and window (the 28 or 91 days up to and including the as-of date):
 
-- ``fired``: signal episodes open on at least one day of the window;
-- ``new``: episodes opened in the window;
+- ``fired``: signal episodes that fired on at least one day of the window (last seen in
+  it or later);
+- ``new``: episodes opened in the window, except baseline episodes (findings that already
+  existed on the first night of the product or of the rule: "bestaand", never new);
 - ``resolved``: episodes closed as resolved in the window;
 - ``median_days_to_resolution``: median of (closed_on - opened_on) in days over those
   resolved episodes (None without any);
@@ -74,11 +76,18 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
     first = as_of - dt.timedelta(days=max(WINDOWS) - 1)
     rows = conn.execute(
         sa.select(
-            c.rule_id, c.opened_on, c.closed_on, c.close_reason, c.escalated_on, c.explained_until
+            c.rule_id,
+            c.opened_on,
+            c.last_seen_on,
+            c.closed_on,
+            c.close_reason,
+            c.escalated_on,
+            c.explained_until,
+            c.baseline,
         ).where(
             c.rule_id.in_(sorted(rules)),
             c.opened_on <= as_of,
-            sa.or_(c.closed_on.is_(None), c.closed_on >= first),
+            c.last_seen_on >= first,
         )
     ).all()
     out = []
@@ -87,7 +96,7 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
         windows = {}
         for days in WINDOWS:
             start = as_of - dt.timedelta(days=days - 1)
-            fired = [r for r in mine if r.closed_on is None or r.closed_on >= start]
+            fired = [r for r in mine if r.last_seen_on >= start]
             resolved = [
                 r
                 for r in fired
@@ -96,7 +105,7 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
             durations = [(r.closed_on - r.opened_on).days for r in resolved]
             windows[days] = WindowStats(
                 fired=len(fired),
-                new=sum(1 for r in fired if r.opened_on >= start),
+                new=sum(1 for r in fired if r.opened_on >= start and not r.baseline),
                 resolved=len(resolved),
                 median_days_to_resolution=(
                     float(statistics.median(durations)) if durations else None

@@ -221,3 +221,43 @@ def test_rules_fields_lists_the_fields_of_list_records() -> None:
     lines = [json.loads(x) for x in cli("rules", "fields", "--format", "json").output.splitlines()]
     records = {(x["list"], x["field"]) for x in lines if x["origin"] == "record"}
     assert {("interviews", "kind"), ("lko", "decision"), ("measures", "until")} <= records
+
+
+def _break_one_case(source_url: str) -> str:
+    """Write an impossible date into one open case, straight into the source database."""
+    engine = sa.create_engine(source_url)
+    with engine.begin() as conn:
+        ref = conn.execute(
+            sa.text("SELECT case_ref FROM cases WHERE status = 'open' ORDER BY case_ref LIMIT 1")
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE cases SET opened_on = '2026-02-31' WHERE case_ref = :r"), {"r": ref}
+        )
+    engine.dispose()
+    return str(ref)
+
+
+def test_one_unreadable_case_is_named_not_a_traceback_in_explain_and_lko(env: Path) -> None:
+    ref = _break_one_case(f"sqlite:///{env / 'src.sqlite'}")
+    explained = CliRunner().invoke(main, ["explain", ref, "--as-of", str(AS_OF)])
+    assert explained.exit_code == 1
+    assert f"Zaak {ref} heeft onleesbare gegevens" in explained.output
+    assert "2026-02-31" not in explained.output, "the bad value is never repeated"
+    agenda = CliRunner().invoke(
+        main, ["lko", "agenda", "--team", "team-001", "--as-of", str(AS_OF)]
+    )
+    assert agenda.exit_code == 0, agenda.output
+    assert f"zaak {ref} heeft onleesbare gegevens" in agenda.output
+    assert "2026-02-31" not in agenda.output
+
+
+def test_square_brackets_in_output_are_text_not_markup(env: Path) -> None:
+    """Rich would swallow '[...]' as a style tag: a rule's list must show, and a case value
+    can never restyle or hide what an operator sees."""
+    preview = cli("preview", "--as-of", str(AS_OF), "--format", "json")
+    ref = json.loads(preview.output.splitlines()[0])["case_ref"]
+    result = cli("explain", ref, "--as-of", str(AS_OF))
+    assert "location_type in [vbl, gezinslocatie]" in result.output
+    empty = CliRunner().invoke(main, ["rules", "check", str(env)])
+    assert empty.exit_code == 1
+    assert "[rules] dir" in empty.output

@@ -78,7 +78,9 @@ def add(
                 regievoerder=rv,
                 team=team,
                 opened_on=opened_on,
-                last_seen_on=closed_on or MON,
+                # reconcile closes a signal on the first run it no longer fires: it was
+                # last seen on an earlier day
+                last_seen_on=(closed_on - dt.timedelta(days=1)) if closed_on else MON,
                 closed_on=closed_on,
                 close_reason=close_reason if closed_on else None,
                 escalated_on=escalated_on,
@@ -198,6 +200,26 @@ def test_the_trend_counts_like_the_open_figures(store: sa.Engine) -> None:
     assert (totals.open_signals, totals.new, totals.resolved) == (4, 1, 1)
     assert digest.previous_open_signals == 4
     assert digest.previous_open_signals + totals.new - totals.resolved == totals.open_signals
+
+
+def test_headline_and_trend_agree_when_signals_are_in_a_grace_gap(store: sa.Engine) -> None:
+    """A signal in its grace gap ("tijdelijk afwezig") did not fire today: it is not in the
+    headline, not in today's trend bar, and it was in the bars of the days it fired."""
+    add(store, "ZK-1")
+    add(store, "ZK-2")
+    add(store, "ZK-GAP")
+    with store.begin() as conn:
+        conn.execute(
+            signals.update()
+            .where(signals.c.case_ref == "ZK-GAP")
+            .values(last_seen_on=THU, gap_since=FRI, gap_reason="not_firing")
+        )
+    digest = digests_of(store).digests["T1"]
+    counts = {p.day: p.open_signals for p in digest.trend}
+    assert digest.totals.open_signals == 2
+    assert counts[MON] == digest.totals.open_signals
+    assert counts[THU] == 3 and counts[FRI] == 2
+    assert digest.previous_open_signals == 2  # end of Friday: ZK-GAP no longer fired
 
 
 def test_the_first_run_shows_no_trend(store: sa.Engine) -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import parse_case
+from engine.casefile import parse_case, shown_key
 from engine.compiler import compile_rules
 from engine.evaluate import Evaluator
 from engine.rulefile import load_rule_dir
@@ -467,3 +467,23 @@ def test_a_run_reports_unknown_choice_values_in_the_source_per_field(tmp_path: P
     assert not any("Geheim" in p for p in summary.problems)
     # the unknown channel is another value: the contact still counts for CONTACT-30D
     assert summary.signals_per_rule["CONTACT-30D"] == 0
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u2066", "\ufeff", "\u2028"])
+def test_invisible_and_direction_characters_in_keys_are_refused(tmp_path: Path, char: str) -> None:
+    """U+202E would make 'Z-1\u202e2-Z' display reversed in every mail and log line."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'src.sqlite'}")
+    try:
+        path = write_lines(
+            tmp_path / "cases.jsonl",
+            [json.dumps(case(f"Z-1{char}9")), json.dumps(case("Z-2", regievoerder=f"rv{char}1"))],
+        )
+        report = load_cases(engine, path)
+        assert (report.loaded, report.rejected) == (0, 2), report.problems
+        text = "\n".join(report.problems)
+        assert f"{path}:1: case_ref: bevat tekens die niet zijn toegestaan" in text
+        assert f"{path}:2: zaak Z-2: regievoerder: bevat tekens" in text
+        assert char not in text
+    finally:
+        engine.dispose()
+    assert char not in shown_key(f"Z-1{char}9")

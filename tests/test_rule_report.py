@@ -42,11 +42,13 @@ def add(engine: sa.Engine, ref: str, opened: int, closed: int | None = None, **k
                 regievoerder="rv-1",
                 team="T1",
                 opened_on=AS_OF - dt.timedelta(days=opened),
-                last_seen_on=AS_OF,
+                # a closed signal was last seen the day before it closed
+                last_seen_on=AS_OF if closed is None else AS_OF - dt.timedelta(days=closed + 1),
                 closed_on=None if closed is None else AS_OF - dt.timedelta(days=closed),
                 close_reason=kw.get("reason", "resolved") if closed is not None else None,
                 escalated_on=AS_OF if kw.get("escalated") else None,
                 explained_until=AS_OF if kw.get("explained") else None,
+                baseline=bool(kw.get("baseline")),
             )
         )
 
@@ -77,3 +79,13 @@ def test_figures_per_rule_over_4_and_13_weeks(store: sa.Engine, tmp_path: Path) 
     assert "4 weken: afgegaan 4, nieuw 2, opgelost 1, mediaan tot oplossing 55 dagen" in mail.text
     page = write_rule_report_page(report, tmp_path / "rapport")
     assert "A-1: Titel A (R01)" in page.read_text(encoding="utf-8")
+
+
+def test_baseline_findings_are_fired_but_never_new(store: sa.Engine) -> None:
+    """First-night findings ("bestaand") existed before the product: not new in the report,
+    as nowhere else."""
+    add(store, "Z-1", opened=3, baseline=True)
+    add(store, "Z-2", opened=3)
+    with store.connect() as conn:
+        four = rule_report(conn, AS_OF, RULES).rules[0].windows[28]
+    assert (four.fired, four.new) == (2, 1)

@@ -91,3 +91,33 @@ def test_a_broken_override_refuses_the_run_before_any_mail(tmp_path: Path) -> No
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
         assert conn.execute(sa.select(runs.c.status)).scalars().all() == ["refused"]
     store.dispose()
+
+
+def test_every_broken_override_is_named_at_once(tmp_path: Path) -> None:
+    """An unknown file name does not hide a syntax error in another override."""
+    (tmp_path / "casemanager.txt").write_text("x\n", encoding="utf-8")
+    (tmp_path / "case_manager.html").write_text("<p>{{ intro }</p>\n", encoding="utf-8")
+    problems = check_template_overrides(tmp_path)
+    assert [p.split(":")[0] for p in problems] == [
+        str(tmp_path / "casemanager.txt"),
+        str(tmp_path / "case_manager.html"),
+    ]
+
+
+def test_mail_preview_refuses_a_broken_override_with_file_and_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import main
+
+    overrides = tmp_path / "sjablonen"
+    overrides.mkdir()
+    (overrides / "case_manager.html").write_text("<p>{{ intro }</p>\n", encoding="utf-8")
+    config = tmp_path / "regiesignaal.toml"
+    config.write_text(f'[mail]\ntemplates_dir = "{overrides}"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(config), "mail", "preview", "--recipient", "rv-1", "--out", "uit"],
+    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{overrides / 'case_manager.html'}:1:" in result.output
