@@ -108,6 +108,7 @@ def agenda_command(
     output: Path | None,
 ) -> None:
     """De agenda van het lokaal ketenoverleg: per zaak waarom en de vraag aan het overleg."""
+    from engine.casefile import shown_key
     from engine.dates import today_amsterdam
     from notifications.lko_agenda import build_agenda, render_agenda
 
@@ -116,6 +117,15 @@ def agenda_command(
     settings = _settings(ctx)
     day = as_of.date() if as_of else today_amsterdam()
     ruledir, cases, escalated = _inputs(settings, day)
+    key, wanted = ("location", location) if location is not None else ("team", team)
+    known = sorted({str(c.get(key)) for c in cases if c.get(key)})
+    if wanted not in known:
+        kind = "locatie" if key == "location" else "team"
+        shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        _fail(
+            f"Geen open zaken met {kind} {shown_key(str(wanted))} in de brondatabase; een "
+            f"tikfout? Bekende {kind}s: {shown or '(geen)'}."
+        )
     agenda = build_agenda(cases, escalated, ruledir, day, location=location, team=team)
     message = render_agenda(agenda)
     text = message.html if as_html else message.text

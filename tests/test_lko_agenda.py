@@ -262,6 +262,12 @@ def test_the_command_needs_one_scope_and_prints_the_agenda(
     assert "Agenda lokaal ketenoverleg, team team-001\n" in out.output
     assert "geen signaalopslag gevonden" in out.output  # no run yet: said, not hidden
     assert "Vraag aan het overleg:" in out.output
+    typo = runner.invoke(
+        main, ["lko", "agenda", "--location", "loc-999-9", "--as-of", "2026-03-02"], env=env
+    )
+    assert typo.exit_code == 1
+    assert "Geen open zaken met locatie loc-999-9" in typo.output
+    assert "Bekende locaties: loc-" in typo.output
 
 
 def test_escalated_episodes_are_read_from_the_store(tmp_path: Path, db_url: str) -> None:
