@@ -6,13 +6,19 @@ mailbox, so ``regiesignaal rules check`` refuses in them:
 - **sensitive words** from ``engine/data/mail-forbidden.txt`` (plus ``mail-forbidden.txt``
   in the rules folder): a word matches case- and accent-insensitively as a whole word, as a
   hyphenated part (``VBL-termijn``) and, for words of at least
-  ``COMPOUND_MIN_LETTERS`` letters, at the start or end of a longer word (Dutch compounds:
-  ``Vreemdelingenbewaring``); a line with a space is a phrase matched on word boundaries;
+  ``COMPOUND_MIN_LETTERS`` letters, at the start or end of a longer word (Dutch compounds
+  and inflections: ``Vreemdelingenbewaring``, ``medische``); an entry of several words
+  (``uitstel van vertrek``, ``art. 64``) is a phrase: its words match in order with any
+  punctuation or spacing between them (``art 64``, ``art.64``, ``Uitstel-van-vertrek``),
+  and a last (first) word of at least ``COMPOUND_MIN_LETTERS`` letters may also start
+  (end) a longer word;
 - **possible personal names**: a word that starts with a capital and has lowercase letters
   after it, that is not the first word of a sentence (the text's start, or after ``.``,
   ``!``, ``?`` or ``:``), and is not in ``engine/data/mail-words.txt`` (plus
   ``mail-words.txt`` in the rules folder). Abbreviations in capitals only (``IND``) are no
-  names.
+  names. A word after a form of address or a case word (``mw.``, ``dhr.``, ``mevr.``,
+  ``zaak:``; see ``NAME_INTRODUCERS``) or after an initial (``J.``) is never taken as the
+  first word of a sentence: that is where a name stands.
 """
 
 from __future__ import annotations
@@ -74,30 +80,69 @@ def word_lists(rules_dir: Path | None = None) -> MailWordLists:
     )
 
 
+def _entry_tokens(entry: str) -> list[str]:
+    return re.findall(r"[^\W_]+", entry)
+
+
+@lru_cache(maxsize=512)
+def _phrase_pattern(entry: str) -> re.Pattern[str]:
+    """The pattern of a listed phrase: its words in order, any non-letters between them."""
+    tokens = _entry_tokens(entry)
+    head = "" if len(tokens[0]) >= COMPOUND_MIN_LETTERS else r"(?<![^\W_])"
+    tail = r"\w*" if len(tokens[-1]) >= COMPOUND_MIN_LETTERS else r"(?![^\W_])"
+    return re.compile(head + r"[\W_]*".join(map(re.escape, tokens)) + tail)
+
+
 def sensitive_words(text: str, forbidden: tuple[str, ...]) -> list[str]:
-    """The listed words or phrases found in ``text`` (see the module docstring)."""
+    """The listed words or phrases found in ``text`` (see the module docstring).
+
+    ``forbidden`` holds folded entries (``word_lists``); the result keeps their order.
+    """
     folded = fold(text)
     tokens = [t for t in re.split(r"[^\w&.]+", folded) if t]
-    parts = {p.strip(".") for t in tokens for p in re.split(r"[-/]", t) if p.strip(".")}
-    words = {t.strip(".") for t in tokens}
+    parts = {p.strip(".") for t in tokens for p in re.split(r"[-/.]", t) if p.strip(".")}
     found = []
     for entry in forbidden:
-        if " " in entry or not re.fullmatch(r"[\w]+", entry):
-            pattern = rf"(?<!\w){re.escape(entry)}(?!\w)"
-            if re.search(pattern, folded) or (
-                " " not in entry and entry.strip(".") in words | parts
-            ):
+        if len(_entry_tokens(entry)) != 1:
+            if _entry_tokens(entry) and _phrase_pattern(entry).search(folded):
                 found.append(entry)
             continue
-        if entry in parts or (
-            len(entry) >= COMPOUND_MIN_LETTERS
-            and any(p.startswith(entry) or p.endswith(entry) for p in parts)
+        word = _entry_tokens(entry)[0]
+        if word in parts or (
+            len(word) >= COMPOUND_MIN_LETTERS
+            and any(p.startswith(word) or p.endswith(word) for p in parts)
         ):
             found.append(entry)
     return found
 
 
 _SENTENCE_END = re.compile(r"[.!?:]\s*$")
+# Words after which a capitalised word is where a name stands, even after a '.' or ':'
+# (forms of address, their abbreviations, and words that introduce a person or a case).
+NAME_INTRODUCERS = frozenset(
+    {
+        "mw", "mevr", "mevrouw", "mej", "dhr", "hr", "heer", "meneer", "mr", "dr", "drs",
+        "ir", "ing", "prof", "fam", "familie", "zaak", "dossier", "client", "betrokkene",
+        "vreemdeling", "naam", "echtgenoot", "echtgenote", "sr", "jr",
+    }
+)  # fmt: skip
+_LAST_WORD = re.compile(r"([^\W\d_]+)[.:]?\s*$")
+
+
+def _sentence_initial(before: str) -> bool:
+    """Whether a word preceded by ``before`` starts a sentence (see the module docstring)."""
+    if not before.strip():
+        return True
+    if not _SENTENCE_END.search(before):
+        return False
+    last = _LAST_WORD.search(before)
+    if last is None:
+        return True
+    word = last.group(1)
+    if fold(word) in NAME_INTRODUCERS:
+        return False
+    # an initial ("J. Jansen") is no sentence end
+    return not (len(word) == 1 and word.isupper() and before.rstrip().endswith("."))
 
 
 def possible_names(text: str, allowed: frozenset[str]) -> list[str]:
@@ -109,7 +154,7 @@ def possible_names(text: str, allowed: frozenset[str]) -> list[str]:
         if not word[0].isupper() or not any(ch.islower() for ch in head[1:]):
             continue  # lowercase word, or an abbreviation in capitals (IND, VBL-termijn)
         before = text[: m.start()].rstrip("(\"'“‘ ")
-        if not before.strip() or _SENTENCE_END.search(before):
+        if _sentence_initial(before):
             continue  # first word of a sentence
         if fold(word) in allowed or all(fold(p) in allowed for p in word.split("-")):
             continue

@@ -5,7 +5,8 @@ question each case puts to the meeting, ranked by urgency. Built from the same r
 as the nightly run and from the open episodes in the signal store:
 
 - a departure term that ends soon or has passed without an LKO decision (TERM-ENDING);
-- a stay at a restricted-freedom location that needs its review (VBL-10W);
+- a stay at a restricted-freedom location that needs its review (VBL-10W; the agenda
+  says "periodieke bespreking", never the kind of location or its maximum stay);
 - an LKO decision without recorded challenge (LKO-CHALLENGE);
 - a case in detention without departure activity (DETENTION-PACE);
 - any escalated signal in the store (shown by its neutral mail title).
@@ -40,6 +41,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from engine.compiler import compile_rules
 from engine.evaluate import Evaluator
 from engine.facts import build_fact
+from engine.mailtext import sensitive_words
 from engine.rulefile import MAIL_FORBIDDEN, RuleDir
 from engine.store import signals
 from notifications.compose import TEMPLATE_DIR, format_date
@@ -189,14 +191,15 @@ def _reasons_from_rules(
     if "VBL-10W" in fired:
         days = _stay_days(case, as_of)
         stay = f"{days} dagen" if days is not None else "lang"
+        # neutral: no maximum stay or location kind (that would reveal the category)
         if fired["VBL-10W"]:
-            text = f"Verblijf op de locatie duurt {stay}, langer dan de maximale 84, niet besproken"
+            text = f"Periodieke bespreking verstreken: verblijf duurt {stay}, niet besproken"
             weight = 100
         else:
-            text = f"Verblijf op de locatie duurt {stay} (maximaal 84), nog niet besproken"
+            text = f"Periodieke bespreking nodig: verblijf duurt {stay}, nog niet besproken"
             weight = 70 + min(14, max(0, (days or 70) - 70))  # the longer, the higher
         out.append(
-            AgendaReason(text, "Wat is het vervolg na het verblijf, en wie regelt het?", weight)
+            AgendaReason(text, "Welk vervolg besluit het overleg, en wie regelt het?", weight)
         )
     if "DETENTION-PACE" in fired:
         last = _last_activity(case, as_of)
@@ -355,13 +358,12 @@ _RULE_ID = re.compile(r"\b[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+\b")
 
 
 def agenda_problems(message: ComposedMessage, rule_ids: Iterable[str]) -> list[str]:
-    """Words in a rendered agenda that must not be in mail (empty when clean)."""
+    """Words in a rendered agenda that must not be in mail (empty when clean): the listed
+    sensitive words and phrases (``engine.mailtext.sensitive_words``, the check every rule
+    text gets) and rule ids, as sorted strings."""
     found = []
     for part in (message.subject, message.text, message.html):
-        lowered = f" {part.lower()} "
-        for word in MAIL_FORBIDDEN:
-            if re.search(rf"\b{re.escape(word)}", lowered):
-                found.append(word.strip())
+        found += sensitive_words(part, MAIL_FORBIDDEN)
         for rid in rule_ids:
             if re.search(rf"\b{re.escape(rid)}\b", part):
                 found.append(rid)

@@ -87,7 +87,7 @@ def test_cases_are_on_the_agenda_for_their_reasons_ranked(ruledir: Any) -> None:
         "Vertrektermijn verstreken op 20-02-2026, zonder besluit van het overleg"
     ]
     assert texts["Z-3"] == [
-        "Verblijf op de locatie duurt 74 dagen (maximaal 84), nog niet besproken"
+        "Periodieke bespreking nodig: verblijf duurt 74 dagen, nog niet besproken"
     ]
     assert texts["Z-6"] == [
         "Geëscaleerd signaal: Eerste vertrekgesprek nog niet gehouden (open sinds 01-01-2026)"
@@ -141,6 +141,43 @@ def test_the_scan_can_fail() -> None:
 
     bad = ComposedMessage("Agenda", "Zaak in detentie, TERM-ENDING", "<p>AMV</p>")
     assert agenda_problems(bad, ["TERM-ENDING"]) == ["TERM-ENDING", "amv", "detentie"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Deze agenda bevat geen namen of medische gegevens.",  # the old footer
+        "Verblijf in de gezinslocatie duurt 74 dagen",
+        "Uitstel van vertrek art 64 eindigt",
+        "Ama zonder voogd",
+    ],
+)
+def test_the_scan_refuses_category_words_in_any_form(text: str) -> None:
+    from notifications.model import ComposedMessage
+
+    assert agenda_problems(ComposedMessage("Agenda", text, "<p></p>"), []) != []
+
+
+def test_every_reason_in_both_states_is_neutral(ruledir: Any) -> None:
+    """A stay's review, before and after its maximum, names neither the kind of location nor
+    its maximum (84 days would tell a reader which kind it is)."""
+    cases = [
+        case("Z-1", location_type="vbl", measures=[{"kind": "vbl", "from": "2025-12-18"}]),
+        case("Z-2", location_type="vbl", measures=[{"kind": "vbl", "from": "2025-11-01"}]),
+        case("Z-3", departure_term_ends_on="2026-02-20"),
+        case("Z-4", departure_term_ends_on="2026-03-06"),
+        case("Z-5", location_type="detentie", contacts=[{"on": "2026-02-01"}]),
+        case("Z-6", lko=[{"on": "2026-02-10", "decision": "bewaring"}]),
+    ]
+    agenda = build_agenda(cases, [], ruledir, AS_OF, location="loc-001-2")
+    assert len(agenda.items) == 6
+    weights = {i.case_ref: i.reasons[0].weight for i in agenda.items}
+    assert weights["Z-2"] == 100 > weights["Z-1"]  # overdue stays first
+    message = render_agenda(agenda)
+    assert agenda_problems(message, [r.id for r in ruledir.rules]) == []
+    for part in (message.text, message.html):
+        assert "84" not in part and "maximaal" not in part.lower()
+        assert "medisch" not in part.lower()
 
 
 def _config(tmp_path: Path, body: str) -> Path:

@@ -137,6 +137,21 @@ def test_mail_titles_are_short_and_distinct(ruledir: RuleDir) -> None:
     assert all(len(t) <= 60 for t in titles), [t for t in titles if len(t) > 60]
 
 
+def test_mail_titles_name_no_norm_and_hold_in_the_overdue_state(ruledir: RuleDir) -> None:
+    """A number of days in a title gives the norm away (14 days of contact is the norm of
+    a restricted-freedom location or detention, next to 30 elsewhere); a rule with an
+    overdue state fires after its deadline too, so its texts may not say the deadline is
+    still ahead."""
+    for rule in ruledir.rules:
+        assert not re.search(r"\d", rule.mail_title), rule.id
+        if rule.overdue is not None:
+            for text in (rule.mail_title, rule.expected_action):
+                assert not re.search(r"binnenkort|eindigt|dreigt|v[oó]{1,2}r het einde", text), (
+                    rule.id
+                )
+    assert sum(rule.overdue is not None for rule in ruledir.rules) >= 3
+
+
 def test_forbidden_word_check_can_fail() -> None:
     """The scan above is not vacuous: a title with medical detail is caught."""
     title = " Diagnose psychische klachten niet vastgelegd ".lower()

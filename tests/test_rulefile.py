@@ -508,6 +508,75 @@ def test_neutral_mail_texts_pass(tmp_path: Path, field: str, value: str) -> None
         assert rd.rules[0].mail_code == "R07"
 
 
+# Review of issues 6-10: texts that reveal a case's category in any spelling, and a name
+# after a form of address (the gist is what the checker reports first).
+REVIEW_REFUSED = [
+    ("mail_title", "Gezinslocatie termijn", "mag 'gezinslocatie' niet"),
+    ("mail_title", "Dublinclaimant zonder plan", "mag 'dublin' niet"),
+    ("mail_title", "Ama zonder voogd", "mag 'ama' niet"),
+    ("mail_title", "Nidos-voogd niet gemeld", "mag 'nidos' niet"),
+    ("mail_title", "Medisch dossier ontbreekt", "mag 'medisch' niet"),
+    ("mail_title", "Vastlegging medische opvolging ontbreekt", "mag 'medisch' niet"),
+    ("mail_title", "Uitstel van vertrek art 64", "mag 'art. 64' niet"),
+    ("mail_title", "Herbeoordeling art.64 nodig", "mag 'art. 64' niet"),
+    ("mail_title", "Vertrekdatum valt binnen een periode van uitstel", "mag 'uitstel' niet"),
+    ("expected_action", "Controleer de adequate opvang.", "'adequate opvang'"),
+    ("mail_title", "Controle opvang na terugkeer ontbreekt", "'opvang na terugkeer'"),
+    ("mail_title", "Zaak mw. Benali", "kan een naam zijn"),
+    ("mail_title", "Zaak dhr. Benali", "kan een naam zijn"),
+    ("expected_action", "Bel mevr. Jansen over het gesprek.", "kan een naam zijn"),
+    ("mail_title", "'Zaak: Benali'", "kan een naam zijn"),
+    ("expected_action", "Bel J. Jansen over het gesprek.", "kan een naam zijn"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "gist"), REVIEW_REFUSED)
+def test_the_review_examples_are_refused(tmp_path: Path, field: str, value: str, gist: str) -> None:
+    (tmp_path / "mail.yaml").write_text(mail_rule(field, value), encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    assert rd.rules == []
+    assert any(gist in p.message for p in rd.problems), [str(p) for p in rd.problems]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Herbeoordeling niet vastgelegd",
+        "Geboekte vertrekdatum niet toegestaan",
+        "Verplichte check na overdracht niet vastgelegd",
+        "Besluit ketenoverleg over vertrektermijn nodig",
+        "Periodieke bespreking ketenoverleg nodig",
+        "Contactmoment te lang geleden",
+        "Opvanglocatie gebeld, gesprek niet vastgelegd",  # 'opvang' alone is no category
+        "Artikel 8 vertrekplan onvolledig",  # another article, not 64
+        "Zaak overgedragen. Plan het gesprek",  # after a sentence, not after 'zaak'
+    ],
+)
+def test_neutral_review_titles_pass(tmp_path: Path, value: str) -> None:
+    (tmp_path / "mail.yaml").write_text(mail_rule("mail_title", value), encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    assert rd.problems == [], [str(p) for p in rd.problems]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    phrase=st.sampled_from(
+        ["uitstel van vertrek", "art. 64", "adequate opvang", "medische situatie"]
+    ),
+    seps=st.lists(st.sampled_from([" ", "  ", ".", ". ", "-", "/", " - ", "_"]), min_size=3),
+    upper=st.booleans(),
+)
+def test_a_listed_phrase_is_found_whatever_the_punctuation(
+    phrase: str, seps: list[str], upper: bool
+) -> None:
+    from engine.mailtext import sensitive_words, word_lists
+
+    words = phrase.replace(".", "").split()
+    text = words[0] + "".join(sep + w for sep, w in zip(seps, words[1:], strict=False))
+    text = f"Controleer {text.upper() if upper else text.capitalize()} vandaag."
+    assert phrase in sensitive_words(text, word_lists().forbidden), text
+
+
 def test_a_word_the_policy_owner_allows_is_no_name(tmp_path: Path) -> None:
     (tmp_path / "mail.yaml").write_text(
         mail_rule("expected_action", "Meld het bij Frontex en leg het vast."), encoding="utf-8"
