@@ -157,12 +157,10 @@ def run(
             click.echo(line, err=True)
         sys.exit(_refused_exit_code(exc))
     print_summary(summary)
-    if (summary.delivery and summary.delivery.troubled) or _unsettled(summary.problems):
-        sys.exit(3)
+    from jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 
-
-def _unsettled(problems: list[str]) -> bool:
-    return any("mogelijk aangekomen" in p or "hangen in verzending" in p for p in problems)
+    if mail_needs_look(summary.delivery, summary.problems):
+        sys.exit(EXIT_MAIL_WAITING)
 
 
 def _refused_exit_code(exc: Exception) -> int:
@@ -532,10 +530,10 @@ def deliver(ctx: click.Context, now_: bool, retry_failed: bool, retry_uncertain:
     console.print(
         "Outbox: " + ", ".join(f"{status} {n}" for status, n in counts.items()), markup=False
     )
-    troubled = report is not None and report.troubled
-    in_flight = counts.get("sending") or counts.get("transmitting")
-    if troubled or counts.get("pending") or in_flight:
-        sys.exit(3)
+    from jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
+
+    if mail_needs_look(report, (), counts):
+        sys.exit(EXIT_MAIL_WAITING)
 
 
 @main.group("config")
