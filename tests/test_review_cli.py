@@ -1,0 +1,51 @@
+"""Review fixes: init, demo and table output of the command line."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import main
+from jobs.site import SiteRefused, create_site
+
+
+def test_init_where_the_folder_cannot_be_made_is_a_dutch_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["init", str(blocker / "site")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "sitemap" in result.output and str(blocker / "site") in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_init_without_permission_is_a_dutch_message(tmp_path: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        with pytest.raises(SiteRefused, match="schrijfrechten"):
+            create_site(parent / "site")
+    finally:
+        parent.chmod(0o700)
+
+
+def test_init_leaves_operators_unset_and_config_show_says_alerts_are_logged(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    create_site(site)
+    config = tomllib.loads((site / "regiesignaal.toml").read_text())
+    assert "operators" not in config["alerts"], "no placeholder address gets alerts"
+    assert "# operators = [" in (site / "regiesignaal.toml").read_text()
+    assert (site / "regiesignaal-scheduler.service").read_text().endswith("\n")
+    shown = CliRunner().invoke(
+        main, ["--config", str(site / "regiesignaal.toml"), "config", "show"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "alleen gelogd" in shown.output
