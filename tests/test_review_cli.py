@@ -49,3 +49,23 @@ def test_init_leaves_operators_unset_and_config_show_says_alerts_are_logged(
     )
     assert shown.exit_code == 0, shown.output
     assert "alleen gelogd" in shown.output
+
+
+def test_demo_with_no_cases_is_a_dutch_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--cases", "0", "--dir", str(tmp_path / "d")])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "geen open zaken" in result.output and "--cases 1" in result.output
+
+
+def test_demo_hints_fit_any_installation(tmp_path: Path) -> None:
+    import sys
+
+    result = CliRunner().invoke(
+        main, ["demo", "--cases", "60", "--nights", "2", "--dir", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "met .venv/bin/ ervoor" not in result.output and "STORE_URL" not in result.output
+    assert f"regiesignaal staat in {Path(sys.executable).parent}" in result.output
+    assert "    regiesignaal signals list\n" in result.output
+    assert "op elke dag" in result.output and "alleen op werkdagen" in result.output
