@@ -69,3 +69,24 @@ def test_demo_hints_fit_any_installation(tmp_path: Path) -> None:
     assert f"regiesignaal staat in {Path(sys.executable).parent}" in result.output
     assert "    regiesignaal signals list\n" in result.output
     assert "op elke dag" in result.output and "alleen op werkdagen" in result.output
+
+
+def test_retire_names_every_unknown_rule(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from engine import history, migrate
+    from engine.store import known_rules
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(known_rules.insert().values(rule_id="CONTACT-30D"))
+        with engine.begin() as conn, pytest.raises(history.HistoryError) as caught:
+            history.retire_rules(conn, ["NOPE-1", "CONTACT-30D", "NOPE-2"], "op-1", set())
+    finally:
+        engine.dispose()
+    message = str(caught.value)
+    assert "NOPE-1" in message and "NOPE-2" in message
+    assert "CONTACT-30D onbekend" not in message
