@@ -90,3 +90,81 @@ def test_retire_names_every_unknown_rule(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "NOPE-1" in message and "NOPE-2" in message
     assert "CONTACT-30D onbekend" not in message
+
+
+def test_tables_in_a_pipe_keep_every_key_value_whole(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    import json
+
+    from engine import migrate
+    from engine.store import runs
+
+    fields = CliRunner().invoke(main, ["rules", "fields"])
+    assert fields.exit_code == 0, fields.output
+    assert "…" not in fields.output
+    catalogue = CliRunner().invoke(main, ["rules", "fields", "--format", "json"]).output
+    names = [json.loads(line)["field"] for line in catalogue.splitlines() if line.strip()]
+    assert len(names) > 20
+    lines = fields.output.splitlines()
+    for name in names:
+        assert any(f" {name} " in line for line in lines), name
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    now = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                as_of=dt.date(2026, 11, 30), trigger="scheduler", status="succeeded",
+                started_at=now, finished_at=now, counts={"cases": 1900}, errors=[],
+            )
+        )  # fmt: skip
+    engine.dispose()
+    listed = CliRunner().invoke(main, ["runs"], env={"REGIESIGNAAL_STORE_URL": url})
+    assert listed.exit_code == 0, listed.output
+    assert "2026-11-30" in listed.output and "succeeded" in listed.output
+    assert "…" not in listed.output
+
+
+def test_a_narrow_terminal_folds_but_never_cuts_off() -> None:
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rich.console import Console
+
+    from jobs.tables import cli_table, print_table
+
+    cell = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        rows=st.lists(st.tuples(cell, cell, cell), min_size=1, max_size=5),
+        extra=st.integers(min_value=0, max_value=60),
+    )
+    def check(rows: list[tuple[str, str, str]], extra: int) -> None:
+        # any terminal that fits the key columns whole: there they never fold or cut off
+        keys = [
+            max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("sleutel", "status"))
+        ]
+        width = sum(k + 3 for k in keys) + 1 + 4 + extra
+        out = io.StringIO()
+        console = Console(file=out, width=width, force_terminal=True, color_system=None)
+        table = cli_table("sleutel", "status", "tekst", wrap=("tekst",))
+        for row in rows:
+            table.add_row(*row)
+        print_table(console, table)
+        text = out.getvalue()
+        assert "…" not in text
+        for row in rows:
+            assert row[0] in text and row[1] in text, "key values stay whole on one line"
+        flat = "".join(ch for ch in text if ch not in " │┃┏┓┗┛━┡┩└┘─┬┴┼┳┻╇\n")
+        for row in rows:
+            for value in row:
+                assert all(ch in flat for ch in value)
+
+    check()
