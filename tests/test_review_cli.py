@@ -94,10 +94,9 @@ def test_retire_names_every_unknown_rule(tmp_path: Path) -> None:
 
 def test_tables_in_a_pipe_keep_every_key_value_whole(tmp_path: Path) -> None:
     import datetime as dt
+    import json
 
     import sqlalchemy as sa
-
-    import json
 
     from engine import migrate
     from engine.store import runs
