@@ -143,9 +143,13 @@ def run_demo(
 
 def _refusal(exc: RunRefused, cases: int) -> str:
     """The Dutch message for a demo whose run was refused (exit code 1)."""
-    hint = " Gebruik --cases 1 of meer." if cases < 1 else ""
+    if cases < 1:
+        return (
+            "De demo kon de run niet starten: de brondatabase heeft geen open zaken "
+            "(--cases 0). Gebruik --cases 1 of meer."
+        )
     details = "".join(f"\n  {line}" for line in exc.details[:10])
-    return f"De demo kon de run niet starten: {exc}{hint}{details}"
+    return f"De demo kon de run niet starten: {exc}{details}"
 
 
 def _installed_at() -> str:
