@@ -247,12 +247,15 @@ def retire_rules(
                 f"regel {rule_id} staat nog aan in de regelmap; zet hem uit (enabled: false) "
                 "of verwijder het bestand, en trek hem daarna in"
             )
-        if rule_id not in holding and rule_id not in known:
-            hint = suggest(rule_id.strip().upper(), holding | set(known))
-            raise HistoryError(
-                "een van de regels is onbekend in de opslag (geen signalen)"
-                + (f"; {hint}" if hint else "")
-            )
+    unknown = [r for r in rule_ids if r not in holding and r not in known]
+    if unknown:
+        # rule ids are no case data: naming them tells the operator which one to fix
+        hints = [suggest(r.strip().upper(), holding | set(known)) for r in unknown]
+        raise HistoryError(
+            f"{'regel' if len(unknown) == 1 else 'regels'} "
+            f"{', '.join(r[:60] for r in unknown)} onbekend in de opslag (geen signalen)"
+            + "".join(f"; {hint}" for hint in hints if hint)
+        )
     for rule_id in rule_ids:
         if rule_id in known:
             conn.execute(

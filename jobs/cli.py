@@ -14,11 +14,11 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from engine.casefile import shown_key
 from engine.rulefile import RuleDir, load_rule_dir
 from jobs.config import ConfigError, Settings, describe, load_settings
+from jobs.tables import cli_table, print_table
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -159,12 +159,10 @@ def run(
             click.echo(line, err=True)
         sys.exit(_refused_exit_code(exc))
     print_summary(summary)
-    if (summary.delivery and summary.delivery.troubled) or _unsettled(summary.problems):
-        sys.exit(3)
+    from jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 
-
-def _unsettled(problems: list[str]) -> bool:
-    return any("mogelijk aangekomen" in p or "hangen in verzending" in p for p in problems)
+    if mail_needs_look(summary.delivery, summary.problems):
+        sys.exit(EXIT_MAIL_WAITING)
 
 
 def _refused_exit_code(exc: Exception) -> int:
@@ -182,10 +180,10 @@ def print_summary(summary: Any) -> None:
         markup=True,
     )
     console.print(f"Open zaken gelezen: {summary.cases}")
-    table = Table("regel", "signalen", title="Signalen per regel")
+    table = cli_table("regel", "signalen", title="Signalen per regel")
     for rule_id, n in summary.signals_per_rule.items():
         table.add_row(rule_id, str(n))
-    console.print(table)
+    print_table(console, table)
     r = summary.reconcile
     console.print(
         f"Nieuw: {r.get('new', 0)} (heropend {r.get('reopened', 0)}), "
@@ -263,7 +261,7 @@ def preview(
                 click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
                                        "alone": o.alone, "also": also}))  # fmt: skip
             return
-        table = Table(
+        table = cli_table(
             "regel",
             "nu open",
             "zou openen",
@@ -277,7 +275,7 @@ def preview(
         after_by = Counter(r for _, r in would)
         for r in rules:
             table.add_row(r, str(now_by[r]), f"+{open_by[r]}", f"-{close_by[r]}", str(after_by[r]))
-        console.print(table)
+        print_table(console, table)
         console.print(f"Totaal: +{len(opened)} openen, -{len(closed)} sluiten.")
         if found:
             console.print(f"Overlap van nieuwe en gewijzigde regels (t.o.v. {settings.rules_dir}):")
@@ -302,12 +300,12 @@ def preview(
             )
         return
     per_rule = Counter(h.rule_id for h in hits)
-    table = Table("regel", "ernst", "signalen", "% zaken", title=f"Voorbeeld per {day}")
+    table = cli_table("regel", "ernst", "signalen", "% zaken", title=f"Voorbeeld per {day}")
     for cr in compiled.rules:
         n = per_rule[cr.rule.id]
         pct = f"{100 * n / n_cases:.1f}" if n_cases else "-"
         table.add_row(cr.rule.id, cr.rule.severity, str(n), pct)
-    console.print(table)
+    print_table(console, table)
     console.print(f"{len(hits)} signalen op {n_cases} open zaken.")
 
 
@@ -469,19 +467,22 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
                 item["list"] = group
             click.echo(json.dumps(item, ensure_ascii=False))
         return
-    table = Table("veld", "type", "herkomst", "omschrijving", title="Veldencatalogus")
+    table = cli_table(
+        "veld", "type", "herkomst", "omschrijving", title="Veldencatalogus",
+        wrap=("type", "omschrijving"),
+    )  # fmt: skip
     for f in fields:
         kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
         table.add_row(f.name, kind, f.origin, f.description)
-    console.print(table)
-    table = Table(
-        "lijst", "veld", "type", "omschrijving",
+    print_table(console, table)
+    table = cli_table(
+        "lijst", "veld", "type", "omschrijving", wrap=("type", "omschrijving"),
         title="Velden van lijstrecords (voor 'where' in een afgeleid veld in derived.yaml)",
     )  # fmt: skip
     for group, f in records:
         kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
         table.add_row(group, f.name, kind, f.description)
-    console.print(table)
+    print_table(console, table)
 
 
 # ------------------------------------------------------------------ operations
@@ -551,10 +552,10 @@ def deliver(ctx: click.Context, now_: bool, retry_failed: bool, retry_uncertain:
     console.print(
         "Outbox: " + ", ".join(f"{status} {n}" for status, n in counts.items()), markup=False
     )
-    troubled = report is not None and report.troubled
-    in_flight = counts.get("sending") or counts.get("transmitting")
-    if troubled or counts.get("pending") or in_flight:
-        sys.exit(3)
+    from jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
+
+    if mail_needs_look(report, (), counts):
+        sys.exit(EXIT_MAIL_WAITING)
 
 
 @main.group("config")
@@ -566,10 +567,10 @@ def config_group() -> None:
 @click.pass_context
 def config_show(ctx: click.Context) -> None:
     """Toon de instellingen (wachtwoorden gemaskeerd)."""
-    table = Table("instelling", "waarde")
+    table = cli_table("instelling", "waarde", wrap=("waarde",))
     for key, value in describe(_settings(ctx)):
         table.add_row(key, value)
-    console.print(table)
+    print_table(console, table)
 
 
 @main.command()

@@ -17,9 +17,9 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from rich.console import Console
-from rich.table import Table
 
 from jobs.config import Settings
+from jobs.tables import cli_table, print_table
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -86,7 +86,7 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
         for r in rows:
             click.echo(json.dumps(dict(r._mapping), default=str, ensure_ascii=False))
         return
-    table = Table(
+    table = cli_table(
         "id", "peildatum", "status", "zaken", "nieuw", "opgelost", "verstuurd",
         "duur", "fouten", title="Runs",
     )  # fmt: skip
@@ -106,7 +106,7 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
             f"{total:.0f}s",
             str(len(r.errors or [])),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def run_details(store: sa.Engine, run_id: int) -> dict[str, Any] | None:

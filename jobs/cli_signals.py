@@ -18,10 +18,10 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from engine import history
 from jobs.config import ConfigError, Settings, load_settings
+from jobs.tables import cli_table, print_table
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -140,7 +140,7 @@ def signals_list(
         for record in rows:
             click.echo(_json(record))
         return
-    table = Table(
+    table = cli_table(
         "id",
         "zaak",
         "regel",
@@ -173,7 +173,7 @@ def signals_list(
             str(r["opened_on"]),
             ", ".join(marks),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -301,7 +301,10 @@ def explanations_list(ctx: click.Context, include_revoked: bool, fmt: str) -> No
         for r in rows:
             click.echo(_json(r))
         return
-    table = Table("id", "zaak", "regel", "tot en met", "door", "op", "ingetrokken", "reden")
+    table = cli_table(
+        "id", "zaak", "regel", "tot en met", "door", "op", "ingetrokken", "reden",
+        wrap=("ingetrokken", "reden"),
+    )  # fmt: skip
     for r in rows:
         revoked = f"{r['revoked_at']:%Y-%m-%d} door {r['revoked_by']}" if r["revoked_at"] else ""
         table.add_row(
@@ -314,7 +317,7 @@ def explanations_list(ctx: click.Context, include_revoked: bool, fmt: str) -> No
             revoked,
             r["reason"],
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @explanations_group.command("revoke")

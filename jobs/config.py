@@ -693,7 +693,10 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("signals.baseline_spread_days", str(settings.baseline_spread_days)),
         ("scheduler.days", settings.schedule_days),
         ("scheduler.misfire_grace_minutes", str(settings.misfire_grace_minutes)),
-        ("alerts.operators", ", ".join(settings.operators) or "(geen)"),
+        (
+            "alerts.operators",
+            ", ".join(settings.operators) or "(geen: meldingen worden alleen gelogd)",
+        ),
         ("alerts.undelivered_hours", str(settings.alert_undelivered_hours)),
         ("retention.message_body_days", str(settings.retention_body_days)),
         ("retention.closed_signal_days", str(settings.retention_signal_days)),

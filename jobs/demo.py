@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from engine.dates import today_amsterdam
 from fixtures.generator import generate
 from fixtures.loader import load_cases, load_staff_file
 from jobs.config import load_settings
-from jobs.pipeline import RunOptions, RunSummary, run, upgrade_store
+from jobs.pipeline import RunOptions, RunRefused, RunSummary, run, upgrade_store
 from notifications.mailserver import MailCatcher
 from notifications.settings import SmtpSettings
 
@@ -101,7 +102,10 @@ def run_demo(
                 evolution.evolve(sa.create_engine(source_url), day, directory)
                 if i == 1:
                     operator_explanation(store_url, day)
-            summary = run(settings, RunOptions(day, "demo", case_manager_mail_any_day=True))
+            try:
+                summary = run(settings, RunOptions(day, "demo", case_manager_mail_any_day=True))
+            except RunRefused as exc:
+                raise DemoRefused(_refusal(exc, cases)) from None
             if evolution is not None:
                 r = summary.reconcile
                 console.print(
@@ -120,7 +124,7 @@ def run_demo(
         f"  brondata:      {case_file} en {staff_file}\n"
         f"  databases:     {directory / 'source.sqlite'} en {directory / 'store.sqlite'}\n"
         f"  configuratie:  {config_file} (bron, store en regels van deze demo)\n"
-        "  verder kijken (in de virtuele omgeving, of met .venv/bin/ ervoor):\n"
+        f"  verder kijken (regiesignaal staat in {_installed_at()}):\n"
         f"    export REGIESIGNAAL_CONFIG={config_file}\n"
         "    regiesignaal runs\n"
         "    regiesignaal preview --diff\n"
@@ -128,11 +132,29 @@ def run_demo(
         markup=True,
     )
     if nights > 1:
-        console.print(
-            f"  geschiedenis:  REGIESIGNAAL_STORE_URL={store_url} regiesignaal signals list "
-            "en regiesignaal signals show <zaak>"
-        )
+        console.print("    regiesignaal signals list\n    regiesignaal signals show <zaak>")
+    console.print(
+        "  let op: de demo mailt regievoerders op elke dag, ook in het weekend; een echte "
+        "run alleen op werkdagen.",
+        markup=False,
+    )
     return summary
+
+
+def _refusal(exc: RunRefused, cases: int) -> str:
+    """The Dutch message for a demo whose run was refused (exit code 1)."""
+    if cases < 1:
+        return (
+            "De demo kon de run niet starten: de brondatabase heeft geen open zaken "
+            "(--cases 0). Gebruik --cases 1 of meer."
+        )
+    details = "".join(f"\n  {line}" for line in exc.details[:10])
+    return f"De demo kon de run niet starten: {exc}{details}"
+
+
+def _installed_at() -> str:
+    """The folder holding the ``regiesignaal`` command of this installation."""
+    return str(Path(sys.executable).parent)
 
 
 def write_demo_config(directory: Path, source_url: str, store_url: str, rules_dir: Path) -> Path:

@@ -23,10 +23,18 @@ yesterday's data, no signal is closed, the operator is alerted (by the nightly j
 the export is moved to ``<drop_dir>/refused/``. Processed exports go to
 ``<drop_dir>/archive/``, which retention empties after ``[retention] export_days``.
 Messages name files and lines, never values.
+
+Which export became the source, and for which as-of date, is recorded in
+``<drop_dir>/.regiesignaal-accepted.json`` (``{"export": name, "as_of": "YYYY-MM-DD"}``).
+A re-run of a night (after a refused, failed or aborted run) finds no new export; when the
+export accepted for that same as-of date is still the source, it goes on with it
+(``PullResult.reused``). Only when no export was accepted for the night (the source would
+be the previous night's) is the pull refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -46,6 +54,7 @@ log = logging.getLogger("regiesignaal.intake")
 
 MANIFEST = "MANIFEST.json"
 FILES = ("cases.jsonl", "staff.jsonl")
+ACCEPTED = ".regiesignaal-accepted.json"
 COPY_BATCH = 2000
 
 
@@ -53,6 +62,7 @@ COPY_BATCH = 2000
 class PullResult:
     export_name: str | None = None
     refused: bool = False
+    reused: bool = False  # no new export: the one accepted for this as-of date stays
     cases: int = 0
     staff: int = 0
     problems: list[str] = field(default_factory=list)
@@ -146,14 +156,37 @@ def _move(export: Path, folder: str) -> None:
     shutil.move(str(export), str(target))
 
 
-def pull(settings: Settings) -> PullResult:
+def accepted_export(drop_dir: Path) -> tuple[str, dt.date] | None:
+    """The export that last became the source and its as-of date (None: not recorded)."""
+    try:
+        record = json.loads((drop_dir / ACCEPTED).read_text(encoding="utf-8"))
+        return str(record["export"]), dt.date.fromisoformat(record["as_of"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_accepted(drop_dir: Path, export_name: str, as_of: dt.date) -> None:
+    record = {"export": export_name, "as_of": as_of.isoformat()}
+    (drop_dir / ACCEPTED).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
     """Take the newest complete export into the source (see module); never raises for a
-    bad export. Nothing happens (an empty result) without ``[intake] drop_dir``."""
+    bad export. Nothing happens (an empty result) without ``[intake] drop_dir``.
+
+    ``as_of``: the night the export is for (default: today in ``[run] timezone``). With no
+    new export, the pull goes on (``reused``) when the export accepted for this same date
+    is still the source, and is refused otherwise."""
     if settings.drop_dir is None:
         return PullResult()
+    day = as_of or dt.datetime.now(settings.tz).date()
     drop_dir = settings.drop_dir
     exports = complete_exports(drop_dir)
     if not exports:
+        accepted = accepted_export(drop_dir)
+        if accepted is not None and accepted[1] == day:
+            log.info("no new export: export %s accepted for %s stays the source", *accepted)
+            return PullResult(export_name=accepted[0], reused=True)
         return PullResult(
             refused=True,
             problems=[
@@ -179,6 +212,7 @@ def pull(settings: Settings) -> PullResult:
                     _replace_source(scratch_url, source)
                 finally:
                     source.dispose()
+                _record_accepted(drop_dir, newest.name, day)
     _move(newest, "refused" if result.refused else "archive")
     log.info(
         "export %s %s: cases=%d staff=%d problems=%d",

@@ -4,10 +4,14 @@
 scheduled night; an operator may start it by hand too. In order, all under the run lock
 (jobs/lock.py), so two schedulers on two hosts never process a night twice:
 
-1. the as-of date is today in the configured time zone; when a run for that date already
-   succeeded, nothing happens (recorded as ``skipped``);
+1. the as-of date is today in the configured time zone (or ``--as-of``); when a run for
+   that date already succeeded, nothing happens, whoever started it (recorded as
+   ``skipped``, exit 0), before any export is taken;
 2. with ``[intake] drop_dir`` set, the newest complete export replaces the source data
-   (jobs/intake.py); a broken one is refused and alerted, and yesterday's data stays;
+   (jobs/intake.py); a broken one is refused and alerted, and yesterday's data stays.
+   Re-running a night whose export was already accepted (the first attempt was refused,
+   failed or aborted after intake) goes on with that export; without any export accepted
+   for the date the night is refused (the source would be stale);
 3. the rules are checked (alert when they do not), then the run with delivery;
 4. retention (jobs/retention.py) purges old bodies, signals and exports;
 5. alerts: a failed or refused run, mail undelivered past the threshold.
@@ -15,8 +19,9 @@ scheduled night; an operator may start it by hand too. In order, all under the r
 SIGTERM/SIGINT while running: the run stops at once, its row is recorded ``aborted`` (not
 left ``running``), and a rerun of the date completes it; nothing is sent twice.
 
-Exit codes: 0 done (or already done), 1 refused or failed, 3 mail not delivered yet,
-4 another run holds the lock.
+Exit codes: 0 done (or already done), 1 refused or failed, 3 mail needs a look (the same
+test as ``run`` and ``deliver``: jobs/mail_status.py), 4 another run holds the lock.
+:class:`NightlyResult` names the run row recorded for every outcome (``run_id``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from engine.store import runs
 from jobs import alerts
 from jobs.config import Settings
 from jobs.lock import EXIT_LOCKED, LockHeld, run_lock
+from jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 from jobs.pipeline import RunOptions, RunRefused, run, store_engine
 
 log = logging.getLogger("regiesignaal.nightly")
@@ -171,7 +177,7 @@ def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -
     try:
         with run_lock(store):
             done = _done_run(store, day)
-            if done is not None and trigger == "scheduler":
+            if done is not None:
                 why = f"peildatum {day} is al verwerkt door run {done}; niets gedaan"
                 run_id = _record(store, day, trigger, "skipped", why)
                 log.info("night %s already done by run %d (run %d skipped)", day, done, run_id)
@@ -194,8 +200,9 @@ def _locked_night(
     from engine.compiler import check_rule_dir
     from jobs import intake, retention
 
+    run_id: int | None = None
     if settings.drop_dir is not None:
-        pulled = intake.pull(settings)
+        pulled = intake.pull(settings, day)
         if pulled.refused:
             why = "levering geweigerd: " + "; ".join(pulled.problems[:5])
             run_id = _record(store, day, trigger, "refused", why)
@@ -213,43 +220,63 @@ def _locked_night(
             )
             return NightlyResult(1, "refused", run_id, pulled.problems)
     ruledir = check_rule_dir(settings.rules_dir)
-    if not ruledir.ok:
-        alerts.raise_alert(
-            store,
-            settings,
-            "rules",
-            [
-                f"De regels in {settings.rules_dir} bevatten {len(ruledir.problems)} "
-                "probleem/problemen; de run van vannacht is niet gestart en er is niets "
-                "verstuurd.",
-                "Herstel ze (zie 'regiesignaal rules check').",
-            ],
-        )
     try:
         summary = run(settings, RunOptions(day, trigger))
     except RunRefused as exc:
-        alerts.raise_alert(
-            store,
-            settings,
-            "run_refused",
-            [f"De run voor peildatum {day} is niet gestart: {exc}"],
-        )
-        return NightlyResult(1, "refused", None, [str(exc)])
+        run_id = exc.run_id if exc.run_id is not None else _own_latest_run(store)
+        if not ruledir.ok:
+            alerts.raise_alert(
+                store,
+                settings,
+                "rules",
+                [
+                    f"De regels in {settings.rules_dir} bevatten {len(ruledir.problems)} "
+                    f"probleem/problemen; run {run_id} (peildatum {day}) is niet gestart en "
+                    "er is niets verstuurd.",
+                    "Herstel ze (zie 'regiesignaal rules check') en draai de nacht opnieuw "
+                    f"('regiesignaal nightly --as-of {day}').",
+                ],
+                run_id=run_id or 0,
+            )
+        else:
+            alerts.raise_alert(
+                store,
+                settings,
+                "run_refused",
+                [f"De run voor peildatum {day} is niet gestart (run {run_id}): {exc}"],
+                run_id=run_id or 0,
+            )
+        return NightlyResult(1, "refused", run_id, [str(exc)])
     except Terminated:
         raise
     except Exception as exc:
         log.exception("run for %s failed", day)
+        run_id = _own_latest_run(store)
         alerts.raise_alert(
             store,
             settings,
             "run_failed",
-            [f"De run voor peildatum {day} is mislukt ({type(exc).__name__})."],
+            [f"De run voor peildatum {day} (run {run_id}) is mislukt ({type(exc).__name__})."],
+            run_id=run_id or 0,
         )
-        return NightlyResult(1, "failed", None, [type(exc).__name__])
+        return NightlyResult(1, "failed", run_id, [type(exc).__name__])
     try:
         retention.purge(settings, store)
     except sa.exc.SQLAlchemyError as exc:
         log.error("purge failed: %s", type(exc).__name__)
-    delivery = summary.delivery
-    code = 3 if delivery is not None and (delivery.deferred or delivery.failed) else 0
+    code = EXIT_MAIL_WAITING if mail_needs_look(summary.delivery, summary.problems) else 0
     return NightlyResult(code, summary.status, summary.run_id, summary.problems)
+
+
+def _own_latest_run(store: sa.Engine) -> int | None:
+    """The newest run row this process recorded (the run that just refused or failed)."""
+    try:
+        with store.connect() as conn:
+            return conn.execute(
+                sa.select(runs.c.id)
+                .where(runs.c.host == socket.gethostname(), runs.c.pid == os.getpid())
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+    except sa.exc.SQLAlchemyError:
+        return None

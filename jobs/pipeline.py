@@ -70,6 +70,7 @@ class RunRefused(Exception):
     def __init__(self, message: str, details: list[str] | None = None):
         super().__init__(message)
         self.details = details or []
+        self.run_id: int | None = None  # the refused run's row, once recorded
 
 
 class RunLocked(RunRefused):
@@ -328,7 +329,7 @@ def _record_refusal(
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     with store.begin() as conn:
-        conn.execute(
+        exc.run_id = conn.execute(
             runs.insert().values(
                 as_of=options.as_of,
                 trigger=options.trigger,
@@ -339,7 +340,7 @@ def _record_refusal(
                 host=socket.gethostname(),
                 pid=os.getpid(),
             )
-        )
+        ).inserted_primary_key[0]  # type: ignore[index]
 
 
 def run(settings: Settings, options: RunOptions) -> RunSummary:

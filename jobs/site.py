@@ -8,11 +8,14 @@ Creates, in a new or empty folder:
   with this configuration (install with ``systemctl link`` or copy to /etc/systemd/system);
 - ``regiesignaal.env``: where the SMTP password goes (read by the unit; mode 600).
 
-Nothing is overwritten: a folder that is not empty is refused.
+Nothing is overwritten: a folder that is not empty is refused. Any file system error
+(no permission, a path through a file, a full disk) becomes :class:`SiteRefused` naming
+the folder; what was already written stays for the operator to inspect.
 """
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sys
 from pathlib import Path
@@ -66,8 +69,9 @@ days = "mon-fri"                   # werkdagen; "mon-sun" voor elke dag
 misfire_grace_minutes = 240        # gemiste nacht: draait alsnog als de scheduler zo laat terug is
 
 [alerts]
-# meldingen bij storingen (hoogstens één per onderwerp per dag)
-operators = ["beheer@dtv.example"]
+# meldingen bij storingen (hoogstens één per onderwerp per dag). Zolang hier geen adres
+# staat, worden meldingen alleen gelogd; vul het adres van het beheerteam in:
+# operators = ["beheer@dtv.example"]
 undelivered_hours = 6              # melding als mail langer dan dit onverstuurd blijft
 
 [retention]
@@ -121,9 +125,34 @@ def _executable() -> str:
     return str(script) if script.exists() else f"{sys.executable} -m jobs.cli"
 
 
+_OS_REASONS = {
+    errno.ENOTDIR: "een deel van het pad is een bestand, geen map",
+    errno.EEXIST: "een deel van het pad bestaat al als bestand",
+    errno.ENOSPC: "de schijf is vol",
+    errno.EROFS: "het bestandssysteem is alleen-lezen",
+    errno.EACCES: "geen schrijfrechten",
+}
+
+
 def create_site(directory: Path) -> list[Path]:
-    """Create the site folder (see module docstring); returns the paths written."""
+    """Create the site folder (see module docstring); returns the paths written.
+
+    Raises :class:`SiteRefused` (Dutch message naming the folder) when the folder is not
+    empty or cannot be written."""
     directory = Path(directory).resolve()
+    try:
+        return _create_site(directory)
+    except OSError as exc:
+        reason = (
+            "geen schrijfrechten (maak de map eerst aan als een gebruiker die dat mag en geef "
+            "hem aan de gebruiker van regiesignaal, bijv. met mkdir en chown)"
+            if isinstance(exc, PermissionError)
+            else _OS_REASONS.get(exc.errno or 0, f"bestandsfout ({type(exc).__name__})")
+        )
+        raise SiteRefused(f"de sitemap {directory} kan niet worden aangemaakt: {reason}") from None
+
+
+def _create_site(directory: Path) -> list[Path]:
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise SiteRefused(
             f"{directory} bestaat al en is niet leeg; kies een nieuwe of lege map "
