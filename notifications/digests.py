@@ -128,15 +128,14 @@ def explained_on(explained_until: dt.date | None, day: dt.date) -> bool:
     return explained_until is not None and explained_until >= day
 
 
-def _open_signals(conn: sa.Connection) -> list[Any]:
-    """Every open signal episode not in a gap (all columns of ``signals``), explained or not.
+def _open_signals(conn: sa.Connection) -> Iterator[Any]:
+    """Every open signal episode not in a gap (all columns of ``signals``), explained or not,
+    one row at a time (the caller must not write on ``conn`` meanwhile).
 
     A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
     period) keeps its history but is not shown."""
     c = signals.c
-    return list(
-        conn.execute(sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None)))
-    )
+    yield from conn.execute(sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None)))
 
 
 def is_baseline(row: Any) -> bool:
