@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
 from engine.source import cases as cases_table
-from engine.store import outbox, signals
+from engine.store import outbox, signal_events, signals
 from jobs import alerts, intake, retention
 from jobs.cli import main
 from jobs.nightly import nightly
@@ -190,10 +190,14 @@ def test_purge_by_retention(tmp_path: Path, db_url: str) -> None:
                     close_reason=reason,
                 )
             )  # fmt: skip
-        conn.execute(sa.text("CREATE TABLE signal_events (signal_id INTEGER NOT NULL)"))
-        ids = [r.id for r in conn.execute(sa.select(signals.c.id).order_by(signals.c.id))]
-        for sid in ids:
-            conn.execute(sa.text("INSERT INTO signal_events (signal_id) VALUES (:s)"), {"s": sid})
+        c = signals.c
+        for r in conn.execute(sa.select(c.id, c.case_ref, c.rule_id).order_by(c.id)):
+            conn.execute(
+                signal_events.insert().values(
+                    signal_id=r.id, case_ref=r.case_ref, rule_id=r.rule_id, kind="opened",
+                    as_of=dt.date(2025, 11, 1), created_at=dt.datetime(2025, 11, 1, tzinfo=dt.UTC),
+                )
+            )  # fmt: skip
     archive = tmp_path / "drop" / "archive"
     (archive / "2026-01-01T0300").mkdir(parents=True)
     os.utime(archive / "2026-01-01T0300", (0, 0))
@@ -236,7 +240,7 @@ def test_init_creates_a_site_folder_that_checks(tmp_path: Path) -> None:
     assert "KillSignal=SIGTERM" in unit
     assert (site / "regiesignaal.env").stat().st_mode & 0o077 == 0
     checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
-    assert checked.exit_code == 0 and "20 regels" in checked.output
+    assert checked.exit_code == 0 and "22 regels" in checked.output
     from jobs.config import load_settings
 
     assert load_settings(config, env={}).rules_dir == site / "rules"
