@@ -135,7 +135,9 @@ def _open_signals(conn: sa.Connection) -> Iterator[Any]:
     A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
     period) keeps its history but is not shown."""
     c = signals.c
-    yield from conn.execute(sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None)))
+    stmt = sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None))
+    # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row at once
+    yield from conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
 
 
 def is_baseline(row: Any) -> bool:
@@ -167,6 +169,9 @@ def case_manager_lines(
         out.lines[staff_id] = lines
     return out
 
+
+STREAM_ROWS = 5000
+"""Rows fetched at a time when the open signals are read in one pass."""
 
 MANAGERS_PER_READ = 64
 """Case managers whose open signals are read from the store with one query."""

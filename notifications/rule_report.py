@@ -83,11 +83,14 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
     result = conn.execute(
         sa.select(
             c.rule_id, c.opened_on, c.closed_on, c.close_reason, c.escalated_on, c.explained_until
-        ).where(
+        )
+        .where(
             c.rule_id.in_(sorted(rules)),
             c.opened_on <= as_of,
             sa.or_(c.closed_on.is_(None), c.closed_on >= first),
         )
+        # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row
+        .execution_options(yield_per=5000)
     )
     for r in result:
         for days, start in starts.items():
