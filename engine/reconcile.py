@@ -71,6 +71,9 @@ SOURCE_COMMAND_LINE = "command_line"
 ID_CHUNK = 5000
 # Event rows per executemany.
 EVENT_CHUNK = 10_000
+# Inserted or updated signal rows per executemany: the parameter dicts of one chunk are
+# all that is held at once (issue 11: memory bounded by the chunk, not the signals).
+INSERT_CHUNK = 10_000
 
 
 class ReconcileError(Exception):
@@ -650,9 +653,14 @@ def apply(
             .where(signals.c.id == sa.bindparam("b_id"))
             .values(last_seen_on=as_of, **new_values)
         )
-        conn.execute(
-            stmt, [{"b_id": u.id, **{f"b_{c}": getattr(u, c) for c in columns}} for u in seen]
-        )
+        for start in range(0, len(seen), INSERT_CHUNK):
+            conn.execute(
+                stmt,
+                [
+                    {"b_id": u.id, **{f"b_{c}": getattr(u, c) for c in columns}}
+                    for u in seen[start : start + INSERT_CHUNK]
+                ],
+            )
     # a gap start leaves last_seen_on on the last day the key fired
     gaps = [u for u in plan.updates if not u.seen]
     if gaps:
@@ -666,7 +674,7 @@ def apply(
             [{"b_id": u.id, "b_gap_since": u.gap_since, "b_reason": u.gap_reason} for u in gaps],
         )
 
-    if plan.inserts:
+    for start in range(0, len(plan.inserts), INSERT_CHUNK):
         rows: list[dict[str, Any]] = [
             {
                 "case_ref": n.case_ref,
@@ -691,12 +699,12 @@ def apply(
                 "explained_given_until": n.explained_given_until,
                 "explanation_expired_on": None,
             }
-            for n in plan.inserts
+            for n in plan.inserts[start : start + INSERT_CHUNK]
         ]
         conn.execute(sa.insert(signals), rows)
 
-    if plan.events:
-        now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    for start in range(0, len(plan.events), EVENT_CHUNK):
         event_rows = [
             {
                 "signal_id": e.signal_id,
@@ -709,23 +717,22 @@ def apply(
                 "details": e.details,
                 "created_at": now,
             }
-            for e in plan.events
+            for e in plan.events[start : start + EVENT_CHUNK]
         ]
-        for start in range(0, len(event_rows), EVENT_CHUNK):
-            conn.execute(sa.insert(signal_events), event_rows[start : start + EVENT_CHUNK])
-        if plan.inserts:
-            # events of episodes inserted above get their id from the one open episode per key
-            s, ev = signals.alias("s"), signal_events
-            episode_id = (
-                sa.select(s.c.id)
-                .where(
-                    s.c.case_ref == ev.c.case_ref,
-                    s.c.rule_id == ev.c.rule_id,
-                    s.c.closed_on.is_(None),
-                )
-                .scalar_subquery()
+        conn.execute(sa.insert(signal_events), event_rows)
+    if plan.events and plan.inserts:
+        # events of episodes inserted above get their id from the one open episode per key
+        s, ev = signals.alias("s"), signal_events
+        episode_id = (
+            sa.select(s.c.id)
+            .where(
+                s.c.case_ref == ev.c.case_ref,
+                s.c.rule_id == ev.c.rule_id,
+                s.c.closed_on.is_(None),
             )
-            conn.execute(sa.update(ev).where(ev.c.signal_id.is_(None)).values(signal_id=episode_id))
+            .scalar_subquery()
+        )
+        conn.execute(sa.update(ev).where(ev.c.signal_id.is_(None)).values(signal_id=episode_id))
 
     if plan.introduced_rules:
         conn.execute(sa.delete(known_rules).where(known_rules.c.rule_id.in_(plan.introduced_rules)))
@@ -758,7 +765,24 @@ def check_forward(conn: Connection, as_of: dt.date) -> None:
         raise ReconcileError(_backwards_message(max(dates), as_of))
 
 
-def load_open_episodes(conn: Connection) -> list[OpenEpisode]:
+KeyRange = tuple[str | None, str | None]
+"""A case_ref range ``(above, up_to)``: ``above < case_ref <= up_to``; None is unbounded."""
+
+
+def _in_range(column: Any, bounds: KeyRange | None) -> list[sa.ColumnElement[bool]]:
+    if bounds is None:
+        return []
+    above, up_to = bounds
+    out = []
+    if above is not None:
+        out.append(column > above)
+    if up_to is not None:
+        out.append(column <= up_to)
+    return out
+
+
+def load_open_episodes(conn: Connection, bounds: KeyRange | None = None) -> list[OpenEpisode]:
+    """The open episodes (of the case_ref range ``bounds``, all when None)."""
     c = signals.c
     result = conn.execute(
         sa.select(
@@ -778,26 +802,31 @@ def load_open_episodes(conn: Connection) -> list[OpenEpisode]:
             c.explained_since,
             c.explained_given_until,
             c.explanation_expired_on,
-        ).where(c.closed_on.is_(None))
+        ).where(c.closed_on.is_(None), *_in_range(c.case_ref, bounds))
     )
     return list(map(OpenEpisode._make, result.all()))
 
 
-def load_closed_keys(conn: Connection) -> set[Key]:
+def load_closed_keys(conn: Connection, bounds: KeyRange | None = None) -> set[Key]:
     c = signals.c
     result = conn.execute(
-        sa.select(c.case_ref, c.rule_id).where(c.closed_on.is_not(None)).distinct()
+        sa.select(c.case_ref, c.rule_id)
+        .where(c.closed_on.is_not(None), *_in_range(c.case_ref, bounds))
+        .distinct()
     )
     return {(case_ref, rule_id) for case_ref, rule_id in result.all()}
 
 
-def load_stored_explanations(conn: Connection, as_of: dt.date) -> dict[Key, StoredExplanation]:
-    """Command-line explanations in force on ``as_of`` (not revoked); the latest end per key."""
+def load_stored_explanations(
+    conn: Connection, as_of: dt.date, bounds: KeyRange | None = None
+) -> dict[Key, StoredExplanation]:
+    """Command-line explanations in force on ``as_of`` (not revoked); the latest end per key
+    (of the case_ref range ``bounds``, all when None)."""
     c = explanations.c
     out: dict[Key, StoredExplanation] = {}
     rows = conn.execute(
         sa.select(c.id, c.case_ref, c.rule_id, c.until, c.created_by)
-        .where(c.revoked_at.is_(None), c.until >= as_of)
+        .where(c.revoked_at.is_(None), c.until >= as_of, *_in_range(c.case_ref, bounds))
         .order_by(c.until, c.id)
     )
     for row in rows:
@@ -863,3 +892,68 @@ def reconcile(
     if problems is not None:
         problems.extend(reconcile_plan.problems)
     return reconcile_plan.counts
+
+
+def _add_counts(a: ReconcileCounts, b: ReconcileCounts) -> ReconcileCounts:
+    return ReconcileCounts(
+        **{f.name: getattr(a, f.name) + getattr(b, f.name) for f in dataclasses.fields(a)}
+    )
+
+
+def reconcile_in_ranges(
+    conn: Connection,
+    chunks: Iterable[tuple[KeyRange, Mapping[Key, Fired]]],
+    open_case_refs: Collection[str],
+    active_rules: Mapping[str, RuleInfo],
+    as_of: dt.date,
+    run_id: int | None,
+    untouched_case_refs: Collection[str] = (),
+    *,
+    policy: Policy = Policy(),
+    baseline: bool = False,
+    ruleset_version: str | None = None,
+    problems: list[str] | None = None,
+) -> ReconcileCounts:
+    """:func:`reconcile` one case_ref range at a time, in the caller's transaction.
+
+    ``chunks`` gives, in ascending order, ranges ``(above, up_to)`` that together cover
+    every case_ref (the first ``above`` and the last ``up_to`` None) with the fired keys
+    of that range. Every (case, rule) key belongs to exactly one range and the plan of a
+    key reads only that key's rows, so the result is that of one :func:`reconcile` over
+    everything, while memory holds one range's episodes, fired keys and plan at a time.
+    Rules introduced today are decided once, before the first range.
+    """
+    check_forward(conn, as_of)
+    known, retired = load_known_rules(conn)
+    total = ReconcileCounts()
+    first = True
+    covered_to: str | None = None
+    for bounds, fired in chunks:
+        if bounds[0] != covered_to:
+            raise ValueError("reconcile_in_ranges: the ranges must follow each other")
+        chunk_plan = plan(
+            load_open_episodes(conn, bounds),
+            load_closed_keys(conn, bounds),
+            fired,
+            open_case_refs,
+            active_rules,
+            as_of,
+            untouched_case_refs,
+            explanations=load_stored_explanations(conn, as_of, bounds),
+            retired_rules=retired,
+            known_rules=known if baseline else None,
+            policy=policy,
+        )
+        if not first:  # known_rules rows are written once, with the first range
+            chunk_plan = dataclasses.replace(chunk_plan, introduced_rules=[])
+        apply(conn, chunk_plan, run_id, ruleset_version)
+        if problems is not None:
+            problems.extend(chunk_plan.problems)
+        total = _add_counts(total, chunk_plan.counts)
+        first = False
+        covered_to = bounds[1]
+        if covered_to is None:
+            break
+    if covered_to is not None or first:
+        raise ValueError("reconcile_in_ranges: the last range must be unbounded above")
+    return total

@@ -164,6 +164,8 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("as_of", "kind", "recipient_id", name="uq_outbox_once_per_day"),
     Index("ix_outbox_status", "status"),
+    # supersede_older / _newer_exists per queued message (migration 0005)
+    Index("ix_outbox_kind_recipient", "kind", "recipient_id", "status"),
 )
 
 # The run lock on SQLite (jobs/lock.py; PostgreSQL uses an advisory lock): at most one

@@ -9,6 +9,7 @@ at most one message per (date, kind, recipient).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from engine.store import runs
 from jobs.config import Settings, ensure_sqlite_dir
 from jobs.lock import LockHeld, abort_stale_runs, run_lock
 from jobs.mail_stage import mail_options, queue_rule_report, template_problems
+from jobs.spool import HitSpool
 from notifications import outbox
 from notifications.addresses import AddressError, check_address, domain_allowed
 from notifications.compose import (
@@ -54,7 +56,7 @@ from notifications.compose import (
 from notifications.delivery import DeliveryReport, deliver_pending
 from notifications.digests import (
     RuleMeta,
-    case_manager_lines,
+    iter_case_manager_lines,
     missed_digest_starts,
     previous_working_day,
     team_digests,
@@ -162,6 +164,9 @@ class Extracted:
     unknown_choices: Counter[str] = field(default_factory=Counter)
 
 
+COMPOSE_GROUP = 64
+"""Case managers whose messages are composed (by the worker pool) and queued together."""
+
 ComposeTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | None]
 
 
@@ -197,11 +202,17 @@ def start_pool(
     )
 
 
+HitSink = Callable[[str | None, list[Hit]], None]
+"""Receives, range by range in case_ref order, the last case_ref of the range (None for
+the last range) and the range's hits."""
+
+
 def evaluate_source(
     source: sa.Engine,
     compiled: CompiledRuleSet,
     batch_size: int,
     pool: Pool | None = None,
+    sink: HitSink | None = None,
 ) -> Extracted:
     """Extract the open cases in batches and evaluate them, in the worker pool if given.
 
@@ -209,6 +220,7 @@ def evaluate_source(
     ``batch_size`` cases; each range is read and evaluated on its own (by a worker when
     there is a pool), so memory per process is bounded by the batch size. A case whose
     record cannot be read is named in ``unreadable`` and skipped; the rest goes on.
+    With ``sink`` the hits go there range by range instead of into ``Extracted.hits``.
     """
     out = Extracted()
     index = case_index(source, status="open")
@@ -223,8 +235,11 @@ def evaluate_source(
         results: Iterator[RangeResult] = (_evaluate_range(evaluator, source, r) for r in ranges)
     else:
         results = pool.imap(_worker_eval, ranges)
-    for result in results:
-        out.hits.extend(result.hits)
+    for i, result in enumerate(results):
+        if sink is None:
+            out.hits.extend(result.hits)
+        else:
+            sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits)
         out.unreadable.update(result.unreadable)
         out.explanation_refs.extend(result.explanation_refs)
         out.unknown_choices.update(result.unknown_choices)
@@ -554,11 +569,32 @@ def _pipeline(
     pool: Pool | None,
     all_rule_ids: frozenset[str] = frozenset(),
 ) -> None:
+    rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
+    spool = HitSpool({rid: r.severity for rid, r in rules_by_id.items()})
+    try:
+        _after_extract(
+            settings, options, store, source, compiled, summary, pool, all_rule_ids, spool
+        )
+    finally:
+        spool.close()
+
+
+def _after_extract(
+    settings: Settings,
+    options: RunOptions,
+    store: sa.Engine,
+    source: sa.Engine,
+    compiled: CompiledRuleSet,
+    summary: RunSummary,
+    pool: Pool | None,
+    all_rule_ids: frozenset[str],
+    spool: HitSpool,
+) -> None:
     as_of = options.as_of
     d = summary.durations
     with _timed(d, "extract_evaluate"):
         staff = load_staff(source)
-        extracted = evaluate_source(source, compiled, settings.batch_size, pool)
+        extracted = evaluate_source(source, compiled, settings.batch_size, pool, spool.add)
     checkpoint("evaluated")
     summary.cases = len(extracted.open_cases)
     engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
@@ -585,29 +621,19 @@ def _pipeline(
             "keuzelijst in de bron (een nieuwe keuze in het bronsysteem?); regels die dit veld "
             "vergelijken zien ze als 'een andere waarde'"
         )
-    per_rule = Counter(h.rule_id for h in extracted.hits)
+    per_rule = spool.per_rule
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 
     rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
     with _timed(d, "reconcile"):
-        fired = {
-            (h.case_ref, h.rule_id): reconcile.Fired(
-                h.severity or rules_by_id[h.rule_id].severity,
-                h.regievoerder,
-                h.team,
-                h.explained_until,
-                h.explained_by,
-            )
-            for h in extracted.hits
-        }
         active = {
             rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation)
             for rid, r in rules_by_id.items()
         }
         with store.begin() as conn:
-            counts = reconcile.reconcile(
+            counts = reconcile.reconcile_in_ranges(
                 conn,
-                fired,
+                spool.chunks(),
                 set(extracted.open_cases),
                 active,
                 as_of,
@@ -625,7 +651,7 @@ def _pipeline(
         rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after, r.mail_code)
         for rid, r in rules_by_id.items()
     }
-    bonus = {h.case_ref: h.bonus for h in extracted.hits if h.bonus}
+    bonus = spool.bonus
     open_cases_per_manager = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
     enqueued: Counter[str] = Counter()
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
@@ -654,30 +680,34 @@ def _pipeline(
         shape = mail_options(settings)
         if working_day:
             reached = outbox.last_reached(conn, "regievoerder", as_of)
-            recipients = case_manager_lines(
-                conn, as_of, meta, settings.case_link, bonus, last_reached=reached
-            )
-            summary.problems.extend(recipients.problems)
-            tasks: list[ComposeTask] = []
+            lines_problems: list[str] = []
             usual = previous_working_day(as_of)
-            for staff_id, lines in sorted(recipients.lines.items()):
-                if ("regievoerder", staff_id) in queued:
-                    continue
-                email = _email_of(
-                    staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
-                )
-                since = reached.get(staff_id)
-                if email is not None:
-                    tasks.append(
-                        (staff_id, email, as_of, lines, shape, since if since != usual else None)
+
+            def compose_tasks() -> Iterator[ComposeTask]:
+                for staff_id, lines in iter_case_manager_lines(
+                    conn, as_of, meta, settings.case_link, bonus, reached, lines_problems
+                ):
+                    if ("regievoerder", staff_id) in queued:
+                        continue
+                    email = _email_of(
+                        staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
                     )
-            messages = (
-                pool.imap(_worker_compose, tasks, chunksize=4)
-                if pool is not None
-                else map(_worker_compose, tasks)
-            )
-            for (staff_id, email, *_), message in zip(tasks, messages, strict=True):
-                queue("regievoerder", staff_id, email, message)
+                    since = reached.get(staff_id)
+                    if email is not None:
+                        new_since = since if since != usual else None
+                        yield (staff_id, email, as_of, lines, shape, new_since)
+
+            # one group of recipients at a time: memory holds a group's lines and messages
+            tasks = compose_tasks()
+            while group := list(itertools.islice(tasks, COMPOSE_GROUP)):
+                messages = (
+                    pool.imap(_worker_compose, group, chunksize=4)
+                    if pool is not None
+                    else map(_worker_compose, group)
+                )
+                for (staff_id, address, *_), message in zip(group, messages, strict=True):
+                    queue("regievoerder", staff_id, address, message)
+            summary.problems.extend(lines_problems)
         # weekly digests go out on their weekday whatever it is; daily ones on working days;
         # a digest that was missed goes out with the next run (catch-up)
         catch_up = missed_digest_starts(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,15 +131,16 @@ def explained_on(explained_until: dt.date | None, day: dt.date) -> bool:
     return explained_until is not None and explained_until >= day
 
 
-def _open_signals(conn: sa.Connection) -> list[Any]:
-    """Every open signal episode not in a gap (all columns of ``signals``), explained or not.
+def _open_signals(conn: sa.Connection) -> Iterator[Any]:
+    """Every open signal episode not in a gap (all columns of ``signals``), explained or not,
+    one row at a time (the caller must not write on ``conn`` meanwhile).
 
     A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
     period) keeps its history but is not shown."""
     c = signals.c
-    return list(
-        conn.execute(sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None)))
-    )
+    stmt = sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None))
+    # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row at once
+    yield from conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
 
 
 def is_baseline(row: Any) -> bool:
@@ -161,54 +162,107 @@ def case_manager_lines(
     A signal is new for a case manager when it was opened after the as-of date of the
     last list that reached them (``last_reached``, from the outbox's sent rows), or,
     without such a list, after the previous working day. A baseline signal is never new.
+    All of them in memory at once; :func:`iter_case_manager_lines` gives them one case
+    manager at a time.
     """
     out = Recipients()
-    no_manager = 0
+    for staff_id, lines in iter_case_manager_lines(
+        conn, as_of, rules, link, case_bonus, last_reached, out.problems
+    ):
+        out.lines[staff_id] = lines
+    return out
+
+
+STREAM_ROWS = 5000
+"""Rows fetched at a time when the open signals are read in one pass."""
+
+MANAGERS_PER_READ = 64
+"""Case managers whose open signals are read from the store with one query."""
+
+
+def iter_case_manager_lines(
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules: Mapping[str, RuleMeta],
+    link: Callable[[str], str],
+    case_bonus: Mapping[str, int],
+    last_reached: Mapping[str, dt.date] | None = None,
+    problems: list[str] | None = None,
+) -> Iterator[tuple[str, list[SignalLine]]]:
+    """(case manager, their lines) one case manager at a time, ordered by staff id; lines
+    as :func:`case_manager_lines` gives them. Memory holds the signals of
+    :data:`MANAGERS_PER_READ` case managers (issue 11); every read is complete before the
+    caller gets a line, so the caller may write on ``conn`` meanwhile (no open cursor on
+    SQLite). Problems (signals without a case manager) go to ``problems`` at the end."""
     last_working_day = previous_working_day(as_of)
     reached = last_reached or {}
-    for row in _open_signals(conn):
-        meta = rules.get(row.rule_id)
-        if meta is None:
-            continue  # the rule is no longer active; reconcile closed or will close it
-        if explained_on(row.explained_until, as_of):
-            continue
-        if not row.regievoerder:
-            no_manager += 1
-            continue
+    # the escalation date of every line: one working-day shift per (start, duration)
+    due_cache: dict[tuple[dt.date, Duration], dt.date] = {}
+    c = signals.c
+    shown = sa.select(signals).where(c.closed_on.is_(None), c.gap_since.is_(None))
+    has_manager = sa.and_(c.regievoerder.is_not(None), c.regievoerder != "")
+
+    def line(row: Any, meta: RuleMeta) -> SignalLine:
         days_open = (as_of - row.opened_on).days
         escalated = row.escalated_on is not None
         escalates_on = None
         if not escalated and meta.escalate_after is not None:
-            escalates_on = shift(row.clock_start or row.opened_on, meta.escalate_after, +1)
-        out.lines.setdefault(row.regievoerder, []).append(
-            SignalLine(
-                case_ref=row.case_ref,
-                rule_id=row.rule_id,
-                mail_title=meta.mail_title,
-                severity=row.severity,
-                opened_on=row.opened_on,
-                days_open=days_open,
-                is_new=row.opened_on > reached.get(row.regievoerder, last_working_day)
-                and not is_baseline(row),
-                reopened=bool(row.reopened),
-                escalated=escalated,
-                escalates_on=escalates_on,
-                expected_action=meta.expected_action,
-                link=link(row.case_ref),
-                score=score(row.severity, days_open, escalated, case_bonus.get(row.case_ref, 0)),
-                explanation_expired=(
-                    row.explained_until is not None and row.explained_until < as_of
-                ),
-                mail_code=meta.mail_code,
-                baseline=is_baseline(row),
-            )
+            start = row.clock_start or row.opened_on
+            key = (start, meta.escalate_after)
+            if key not in due_cache:
+                due_cache[key] = shift(start, meta.escalate_after, +1)
+            escalates_on = due_cache[key]
+        baseline = is_baseline(row)
+        return SignalLine(
+            case_ref=row.case_ref,
+            rule_id=row.rule_id,
+            mail_title=meta.mail_title,
+            severity=row.severity,
+            opened_on=row.opened_on,
+            days_open=days_open,
+            is_new=row.opened_on > reached.get(row.regievoerder, last_working_day) and not baseline,
+            reopened=bool(row.reopened),
+            escalated=escalated,
+            escalates_on=escalates_on,
+            expected_action=meta.expected_action,
+            link=link(row.case_ref),
+            score=score(row.severity, days_open, escalated, case_bonus.get(row.case_ref, 0)),
+            explanation_expired=(row.explained_until is not None and row.explained_until < as_of),
+            mail_code=meta.mail_code,
+            baseline=baseline,
         )
-    if no_manager:
-        out.problems.append(
+
+    managers = sorted(
+        str(m)
+        for m in conn.execute(
+            sa.select(c.regievoerder)
+            .where(c.closed_on.is_(None), c.gap_since.is_(None), has_manager)
+            .distinct()
+        ).scalars()
+    )
+    for start in range(0, len(managers), MANAGERS_PER_READ):
+        group = managers[start : start + MANAGERS_PER_READ]
+        per_manager: dict[str, list[SignalLine]] = {m: [] for m in group}
+        rows = conn.execute(shown.where(c.regievoerder.in_(group)).order_by(c.id)).all()
+        for row in rows:
+            meta = rules.get(row.rule_id)
+            if meta is None or explained_on(row.explained_until, as_of):
+                continue  # no longer active (reconcile closes it), or explained
+            per_manager[row.regievoerder].append(line(row, meta))
+        del rows
+        for manager in group:
+            if per_manager[manager]:
+                yield manager, per_manager.pop(manager)
+    no_manager = sum(
+        1
+        for row in conn.execute(shown.where(~has_manager)).all()
+        if row.rule_id in rules and not explained_on(row.explained_until, as_of)
+    )
+    if no_manager and problems is not None:
+        problems.append(
             f"{count_nl(no_manager, 'signaal', 'signalen')} op zaken zonder regievoerder: "
             "geen ontvanger; wijs de zaken toe in het zaaksysteem"
         )
-    return out
 
 
 TREND_PERIODS = 8

@@ -74,7 +74,15 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
     """The figures of every rule in ``rules`` as of ``as_of`` (see the module docstring)."""
     c = signals.c
     first = as_of - dt.timedelta(days=max(WINDOWS) - 1)
-    rows = conn.execute(
+    starts = {days: as_of - dt.timedelta(days=days - 1) for days in WINDOWS}
+    # one pass over the rows, counting per (rule, window): memory holds counts and the
+    # resolution times, not the rows (issue 11)
+    fired: dict[tuple[str, int], int] = {}
+    new: dict[tuple[str, int], int] = {}
+    explained: dict[tuple[str, int], int] = {}
+    escalated: dict[tuple[str, int], int] = {}
+    durations: dict[tuple[str, int], list[int]] = {}
+    result = conn.execute(
         sa.select(
             c.rule_id,
             c.opened_on,
@@ -84,38 +92,43 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
             c.escalated_on,
             c.explained_until,
             c.baseline,
-        ).where(
+        )
+        .where(
             c.rule_id.in_(sorted(rules)),
             c.opened_on <= as_of,
             c.last_seen_on >= first,
         )
-    ).all()
+        # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row
+        .execution_options(yield_per=5000)
+    )
+    for r in result:
+        for days, start in starts.items():
+            if r.last_seen_on < start:
+                continue  # did not fire in this window
+            key = (r.rule_id, days)
+            fired[key] = fired.get(key, 0) + 1
+            if r.opened_on >= start and not r.baseline:
+                new[key] = new.get(key, 0) + 1
+            if r.explained_until is not None:
+                explained[key] = explained.get(key, 0) + 1
+            if r.escalated_on is not None:
+                escalated[key] = escalated.get(key, 0) + 1
+            if r.closed_on is not None and r.closed_on <= as_of and r.close_reason == "resolved":
+                durations.setdefault(key, []).append((r.closed_on - r.opened_on).days)
     out = []
     for rid in sorted(rules, key=lambda r: (rules[r].mail_code or "~", r)):
-        mine = [r for r in rows if r.rule_id == rid]
         windows = {}
         for days in WINDOWS:
-            start = as_of - dt.timedelta(days=days - 1)
-            fired = [r for r in mine if r.last_seen_on >= start]
-            resolved = [
-                r
-                for r in fired
-                if r.closed_on is not None and r.closed_on <= as_of and r.close_reason == "resolved"
-            ]
-            durations = [(r.closed_on - r.opened_on).days for r in resolved]
+            key = (rid, days)
+            n = fired.get(key, 0)
+            spans = durations.get(key, [])
             windows[days] = WindowStats(
-                fired=len(fired),
-                new=sum(1 for r in fired if r.opened_on >= start and not r.baseline),
-                resolved=len(resolved),
-                median_days_to_resolution=(
-                    float(statistics.median(durations)) if durations else None
-                ),
-                share_explained=_share(
-                    sum(1 for r in fired if r.explained_until is not None), len(fired)
-                ),
-                share_escalated=_share(
-                    sum(1 for r in fired if r.escalated_on is not None), len(fired)
-                ),
+                fired=n,
+                new=new.get(key, 0),
+                resolved=len(spans),
+                median_days_to_resolution=float(statistics.median(spans)) if spans else None,
+                share_explained=_share(explained.get(key, 0), n),
+                share_escalated=_share(escalated.get(key, 0), n),
             )
         out.append(RuleStats(rules[rid], windows))
     return RuleReport(as_of, out)

@@ -1,0 +1,73 @@
+"""A temporary file holding the run's hits range by range, so the main process never
+holds every hit at once (issue 11): evaluation writes each case_ref range's fired keys as
+it arrives, reconcile reads them back one range at a time."""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
+
+from engine import reconcile
+from engine.evaluate import Hit
+
+# what one hit needs for reconcile: case_ref, rule_id, severity, regievoerder, team,
+# explained_until, explained_by
+_Row = tuple[Any, ...]
+
+
+class HitSpool:
+    """Hits per case_ref range in a temporary file (deleted on close).
+
+    :meth:`add` is a :data:`jobs.pipeline.HitSink`; :meth:`chunks` yields the ranges in
+    the form :func:`engine.reconcile.reconcile_in_ranges` takes. Counts per rule and the
+    priority bonus per case are kept in memory (small: one int per rule and per case
+    with a bonus)."""
+
+    def __init__(self, severity_of: Mapping[str, str]):
+        self._severity_of = severity_of
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-")  # noqa: SIM115
+        self._ranges: list[str | None] = []
+        self.per_rule: Counter[str] = Counter()
+        self.bonus: dict[str, int] = {}
+
+    def add(self, up_to: str | None, hits: list[Hit]) -> None:
+        rows: list[_Row] = []
+        for h in hits:
+            self.per_rule[h.rule_id] += 1
+            if h.bonus:
+                self.bonus[h.case_ref] = h.bonus
+            rows.append(
+                (
+                    h.case_ref,
+                    h.rule_id,
+                    h.severity or self._severity_of[h.rule_id],
+                    h.regievoerder,
+                    h.team,
+                    h.explained_until,
+                    h.explained_by,
+                )
+            )
+        pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ranges.append(up_to)
+
+    def chunks(
+        self,
+    ) -> Iterator[tuple[reconcile.KeyRange, dict[reconcile.Key, reconcile.Fired]]]:
+        """(range, fired keys of the range) in case_ref order; the ranges cover every
+        case_ref (one unbounded range when nothing was added)."""
+        if not self._ranges:
+            yield (None, None), {}
+            return
+        self._file.seek(0)
+        above: str | None = None
+        for up_to in self._ranges:
+            rows: list[_Row] = pickle.load(self._file)
+            fired = {(r[0], r[1]): reconcile.Fired(*r[2:]) for r in rows}
+            yield (above, up_to), fired
+            above = up_to
+
+    def close(self) -> None:
+        self._file.close()
