@@ -868,30 +868,25 @@ def reconcile(
     ruleset_version: str | None = None,
     problems: list[str] | None = None,
 ) -> ReconcileCounts:
-    """Load the store's state, plan and apply, in the caller's transaction.
+    """Load the store's state, plan and apply, in the caller's transaction: one
+    :func:`reconcile_in_ranges` over a single unbounded range.
 
     ``baseline``: treat findings of rules the store has not seen before (all rules on the
     first night) as a baseline. ``problems`` receives messages for the run summary.
     """
-    check_forward(conn, as_of)
-    known, retired = load_known_rules(conn)
-    reconcile_plan = plan(
-        load_open_episodes(conn),
-        load_closed_keys(conn),
-        fired,
+    return reconcile_in_ranges(
+        conn,
+        [((None, None), fired)],
         open_case_refs,
         active_rules,
         as_of,
+        run_id,
         untouched_case_refs,
-        explanations=load_stored_explanations(conn, as_of),
-        retired_rules=retired,
-        known_rules=known if baseline else None,
         policy=policy,
+        baseline=baseline,
+        ruleset_version=ruleset_version,
+        problems=problems,
     )
-    apply(conn, reconcile_plan, run_id, ruleset_version)
-    if problems is not None:
-        problems.extend(reconcile_plan.problems)
-    return reconcile_plan.counts
 
 
 def _add_counts(a: ReconcileCounts, b: ReconcileCounts) -> ReconcileCounts:
