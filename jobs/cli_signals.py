@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine import history
-from jobs.config import ConfigError, Settings, load_settings
+from jobs.config import Settings
 from jobs.tables import cli_table, print_table
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
@@ -57,15 +57,9 @@ SOURCE_NL = {"case_file": "zaakdossier", "command_line": "opdrachtregel"}
 
 
 def _settings(ctx: click.Context) -> Settings:
-    obj = ctx.find_root().ensure_object(dict)
-    if "settings" not in obj:
-        try:
-            obj["settings"] = load_settings(obj.get("config"))
-        except ConfigError as exc:
-            err.print(str(exc), style="red", markup=False)
-            sys.exit(2)
-    settings: Settings = obj["settings"]
-    return settings
+    from jobs.cli import _settings as settings_of
+
+    return settings_of(ctx)
 
 
 @contextmanager
