@@ -31,7 +31,7 @@ from notifications.digests import (
     RuleMeta,
     case_manager_lines,
     missed_digest_starts,
-    previous_working_day,
+    new_since,
     team_digests,
 )
 from notifications.model import ComposedMessage, Recipient
@@ -80,9 +80,8 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 lines = case_manager_lines(
                     conn, as_of, meta, settings.case_link, bonus, last_reached=reached
                 ).lines.get(staff_id, [])
-                since = reached.get(staff_id)
-                new_since = since if since and since != previous_working_day(as_of) else None
-                message = compose_case_manager(recipient, as_of, lines, shape, new_since=new_since)
+                since = new_since(reached.get(staff_id), as_of)
+                message = compose_case_manager(recipient, as_of, lines, shape, new_since=since)
             elif role == "teamleider":
                 catch_up = missed_digest_starts(
                     as_of,

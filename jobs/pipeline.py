@@ -58,7 +58,7 @@ from notifications.digests import (
     RuleMeta,
     iter_case_manager_lines,
     missed_digest_starts,
-    previous_working_day,
+    new_since,
     team_digests,
 )
 from notifications.model import ComposedMessage, Recipient, SignalLine
@@ -172,9 +172,9 @@ ComposeTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | 
 
 def _worker_compose(task: ComposeTask) -> ComposedMessage:
     """In a worker process: render one case manager's message."""
-    staff_id, email, as_of, lines, mail_options, new_since = task
+    staff_id, email, as_of, lines, mail_options, since = task
     return compose_case_manager(
-        Recipient(staff_id, email), as_of, lines, mail_options, new_since=new_since
+        Recipient(staff_id, email), as_of, lines, mail_options, new_since=since
     )
 
 
@@ -681,7 +681,6 @@ def _after_extract(
         if working_day:
             reached = outbox.last_reached(conn, "regievoerder", as_of)
             lines_problems: list[str] = []
-            usual = previous_working_day(as_of)
 
             def compose_tasks() -> Iterator[ComposeTask]:
                 for staff_id, lines in iter_case_manager_lines(
@@ -692,10 +691,9 @@ def _after_extract(
                     email = _email_of(
                         staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
                     )
-                    since = reached.get(staff_id)
                     if email is not None:
-                        new_since = since if since != usual else None
-                        yield (staff_id, email, as_of, lines, shape, new_since)
+                        since = new_since(reached.get(staff_id), as_of)
+                        yield (staff_id, email, as_of, lines, shape, since)
 
             # one group of recipients at a time: memory holds a group's lines and messages
             tasks = compose_tasks()

@@ -90,6 +90,15 @@ def period_start(as_of: dt.date, period: str) -> dt.date:
     return previous_working_day(as_of) + dt.timedelta(days=1)
 
 
+def new_since(last_reached: dt.date | None, as_of: dt.date) -> dt.date | None:
+    """The date a case manager's "nieuw" counts from when it is not the usual one: the
+    as-of date of the last list that reached them, unless that was the previous working
+    day (the usual case) or they never got one (None)."""
+    if last_reached is None or last_reached == previous_working_day(as_of):
+        return None
+    return last_reached
+
+
 def missed_digest_starts(
     as_of: dt.date,
     period: str,
