@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine import migrate
 from engine.catalogue import suggest
+from engine.db import engine_options, sqlite_file
 from engine.store import explanations, known_rules, runs, signal_events, signals
 
 STATES = ("open", "escalated", "explained", "closed")
@@ -33,12 +33,10 @@ class HistoryError(Exception):
 
 def open_store(store_url: str) -> sa.Engine:
     """An engine on an existing, migrated store; never creates it (HistoryError)."""
-    url = sa.make_url(store_url)
-    database = url.database or ""
-    is_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_file and not Path(database).exists():
+    path = sqlite_file(store_url)
+    if path is not None and not path.exists():
         raise HistoryError(
-            f"de opslag {database} bestaat niet; draai eerst een run "
+            f"de opslag {path} bestaat niet; draai eerst een run "
             "(of 'regiesignaal db upgrade') of controleer store_url"
         )
     if not migrate.is_up_to_date(store_url):
@@ -46,7 +44,7 @@ def open_store(store_url: str) -> sa.Engine:
             "de opslag (store) heeft niet het juiste schema; voer eerst "
             "'regiesignaal db upgrade' uit"
         )
-    return sa.create_engine(store_url, hide_parameters=True)
+    return sa.create_engine(store_url, **engine_options(store_url))
 
 
 def reference_date(conn: sa.Connection, default: dt.date) -> dt.date:

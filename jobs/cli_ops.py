@@ -18,6 +18,7 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 
+from engine.db import engine_options, sqlite_file
 from jobs.config import Settings
 from jobs.tables import cli_table, print_table
 
@@ -37,20 +38,14 @@ class NoStore(Exception):
 
 def existing_store(url: str) -> sa.Engine:
     """An engine for a store that must exist already: never creates a SQLite file."""
-    parsed = sa.make_url(url)
-    database = parsed.database or ""
-    if (
-        parsed.get_backend_name() == "sqlite"
-        and database not in ("", ":memory:")
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    ):
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
         raise NoStore(
-            f"er is nog geen store op {database}: er is nog geen run geweest met deze "
+            f"er is nog geen store op {path}: er is nog geen run geweest met deze "
             "instellingen, of u bedoelt een andere store_url (zie 'regiesignaal config show'; "
             "na 'make demo': export REGIESIGNAAL_CONFIG=var/demo/regiesignaal.toml)"
         )
-    return sa.create_engine(url, hide_parameters=True)
+    return sa.create_engine(url, **engine_options(url))
 
 
 def _store_or_exit(settings: Settings) -> sa.Engine:

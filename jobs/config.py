@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from engine.dates import CalendarError, use_calendar_file
+from engine.db import sqlite_file
 from notifications.settings import SmtpSettings, TlsMode
 
 DigestMode = Literal["daily", "weekly"]
@@ -175,14 +176,9 @@ def ensure_sqlite_dir(url: str) -> Path | None:
 
     Does nothing (returns None) for other databases, in-memory SQLite and ``file:`` URIs.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.db import engine_options
 from engine.source import CHILD_TABLES, cases, create_source_schema, staff
 from fixtures.loader import load_cases, load_staff_file
 from jobs.config import Settings, ensure_sqlite_dir
@@ -207,7 +208,9 @@ def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
             _stage(newest, scratch_url, result)
             if not result.refused:
                 ensure_sqlite_dir(settings.source_url)
-                source = sa.create_engine(settings.source_url, hide_parameters=True)
+                source = sa.create_engine(
+                    settings.source_url, **engine_options(settings.source_url)
+                )
                 try:
                     _replace_source(scratch_url, source)
                 finally:

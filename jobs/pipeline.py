@@ -31,6 +31,7 @@ from engine.casefile import shown_key, unknown_choices
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
+from engine.db import engine_options, sqlite_file
 from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.facts import explanation_rule_refs
 from engine.rulefile import RuleDir, load_rule_dir
@@ -269,21 +270,6 @@ def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[st
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
 
 
-SQLITE_BUSY_TIMEOUT = 300.0
-"""Seconds a SQLite connection waits for another process's write (a run composing its
-messages holds the store for a while; a ``deliver`` meanwhile waits instead of failing)."""
-
-
-def engine_options(url: str) -> dict[str, Any]:
-    """Engine options for the store and the source: no bound parameters in errors; a
-    pooled connection is pinged before use (a PostgreSQL connection dropped while idle is
-    replaced, not fatal); SQLite waits ``SQLITE_BUSY_TIMEOUT`` for a lock."""
-    options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
-    if sa.make_url(url).get_backend_name() == "sqlite":
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
-    return options
-
-
 def store_engine(url: str) -> sa.Engine:
     """An engine for the store (a SQLite file and its folder are created when missing)."""
     ensure_sqlite_dir(url)
@@ -292,12 +278,10 @@ def store_engine(url: str) -> sa.Engine:
 
 def source_engine(url: str) -> sa.Engine:
     """An engine for the source; never creates it: a missing database is an error."""
-    parsed = sa.make_url(url)
-    database = parsed.database or ""
-    is_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_file and not Path(database).exists():
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
         raise RunRefused(
-            f"de brondatabase {parsed.database} bestaat niet; controleer source_url "
+            f"de brondatabase {path} bestaat niet; controleer source_url "
             "(REGIESIGNAAL_SOURCE_URL of [database] source_url)"
         )
     return sa.create_engine(url, **engine_options(url))

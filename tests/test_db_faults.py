@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine import migrate
+from engine import db, migrate
 from jobs import pipeline
 from jobs.cli import run_cli
 
@@ -63,7 +63,7 @@ def test_deliver_on_a_busy_sqlite_store_gives_the_right_hint(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(pipeline, "SQLITE_BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT", 0.05)
     try:
         code = _deliver(monkeypatch)
     finally:
