@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/benchmark.py [--cases 10000,100000] [--db sqlite,postgresql]
                                         [--workers 2] [--out var/bench/results.json]
+                                        [--no-baselines] [--keep-source]
 
 For every (database, number of cases) it generates synthetic case plans, loads them into a
 fresh source, and measures in one go, on the same data:
@@ -22,6 +23,10 @@ fresh source, and measures in one go, on the same data:
   outbox messages over one connection, each to a local mail catcher in its own process.
 
 It prints the ratios that issue 11 sets targets for and writes everything as JSON.
+For a size where only the product counts (``--cases 1000000 --db sqlite --no-baselines``)
+the reader, starter-rule and plain-sender baselines are left out; ``--keep-source`` keeps
+the loaded SQLite source beside ``--out`` (loading a million cases takes minutes) and
+reuses it, with a fresh store, the next time.
 Speed is measured here; no test asserts a time.
 """
 
@@ -377,12 +382,64 @@ def _runs_record(env: dict[str, str]) -> dict[str, Any]:
     return {}
 
 
-def bench_one(
-    db: str, n: int, workers: int, batch_size: int, as_of: dt.date, work: Path
-) -> dict[str, Any]:
+def _reader_and_starter_baselines(
+    r: dict[str, Any], source_url: str, batch_size: int, as_of: dt.date, env: dict[str, str]
+) -> None:
+    """The product's reader and the three starter rules three ways, into ``r``."""
+    read, t = source_read(source_url, batch_size)
+    r["source_read"] = {**t, "cases": read}
+
+    m = measure(
+        [
+            *CLI,
+            "preview",
+            "--rules",
+            str(STARTER_RULES),
+            "--as-of",
+            as_of.isoformat(),
+            "--format",
+            "json",
+        ],
+        env,
+    )
+    preview_pairs = _pairs_from_preview(m.stdout)
+    r["starter_preview"] = {**m.as_dict(), "pairs": len(preview_pairs)}
+    sql_pairs, t = starter_sql(source_url, as_of)
+    r["starter_sql"] = {**t, "pairs": len(sql_pairs)}
+    py_pairs, t = starter_python(source_url, as_of)
+    r["starter_python"] = {**t, "pairs": len(py_pairs)}
+    r["starter_same_pairs"] = preview_pairs == sql_pairs == py_pairs
+    if not r["starter_same_pairs"]:
+        diff = (preview_pairs ^ sql_pairs) | (preview_pairs ^ py_pairs)
+        r["starter_differences"] = sorted(diff)[:20]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How ``bench_one`` runs: ``baselines`` False measures only the product (for
+    ``--cases 1000000``: the plain SELECT stays, it is what the run is compared with);
+    ``keep_source`` keeps a loaded SQLite source for the next benchmark of that size."""
+
+    workers: int = 2
+    batch_size: int = 2000
+    baselines: bool = True
+    keep_source: bool = False
+
+
+LOADED_MARK = "source.loaded"
+
+
+def bench_one(db: str, n: int, as_of: dt.date, work: Path, opts: Options) -> dict[str, Any]:
+    workers, batch_size = opts.workers, opts.batch_size
     folder = work / f"{db}-{n}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    reuse = opts.keep_source and db == "sqlite" and (folder / LOADED_MARK).exists()
+    if reuse:  # a fresh store, the loaded source kept
+        for path in folder.iterdir():
+            if path.name not in ("source.sqlite", LOADED_MARK):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     data = work / f"data-{n}"
     admin = name = None
     if db == "sqlite":
@@ -429,50 +486,31 @@ def bench_one(
                 env,
             )
             r["generate"] = m.as_dict()
-        m = measure(
-            [
-                *CLI,
-                "fixtures",
-                "load",
-                str(data / "cases.jsonl"),
-                "--staff",
-                str(data / "staff.jsonl"),
-                "--source-url",
-                source_url,
-            ],
-            env,
-        )
-        r["load"] = m.as_dict()
+        if reuse:
+            r["load"] = {"reused": True}
+        else:
+            m = measure(
+                [
+                    *CLI,
+                    "fixtures",
+                    "load",
+                    str(data / "cases.jsonl"),
+                    "--staff",
+                    str(data / "staff.jsonl"),
+                    "--source-url",
+                    source_url,
+                ],
+                env,
+            )
+            r["load"] = m.as_dict()
+            if opts.keep_source and db == "sqlite":
+                (folder / LOADED_MARK).write_text(dt.datetime.now(dt.UTC).isoformat())
         subprocess.run([*CLI, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
 
         rows, t = plain_select(source_url)
         r["plain_select"] = {**t, "rows": rows}
-        read, t = source_read(source_url, batch_size)
-        r["source_read"] = {**t, "cases": read}
-
-        m = measure(
-            [
-                *CLI,
-                "preview",
-                "--rules",
-                str(STARTER_RULES),
-                "--as-of",
-                as_of.isoformat(),
-                "--format",
-                "json",
-            ],
-            env,
-        )
-        preview_pairs = _pairs_from_preview(m.stdout)
-        r["starter_preview"] = {**m.as_dict(), "pairs": len(preview_pairs)}
-        sql_pairs, t = starter_sql(source_url, as_of)
-        r["starter_sql"] = {**t, "pairs": len(sql_pairs)}
-        py_pairs, t = starter_python(source_url, as_of)
-        r["starter_python"] = {**t, "pairs": len(py_pairs)}
-        r["starter_same_pairs"] = preview_pairs == sql_pairs == py_pairs
-        if not r["starter_same_pairs"]:
-            diff = (preview_pairs ^ sql_pairs) | (preview_pairs ^ py_pairs)
-            r["starter_differences"] = sorted(diff)[:20]
+        if opts.baselines:
+            _reader_and_starter_baselines(r, source_url, batch_size, as_of, env)
 
         m = measure(
             [*CLI, "run", "--as-of", as_of.isoformat(), "--no-mail", "--force"],
@@ -490,10 +528,10 @@ def bench_one(
             ((record.get("counts") or {}).get("messages_enqueued") or {}).values()
         )
 
-        sender = "regiesignaal@dtv.example"
-        with mail_server(folder / "mail-plain", env) as port:
-            sent, t = plain_sender(store_url, port, sender)
-            r["plain_sender"] = {**t, "messages": sent}
+        if opts.baselines:
+            with mail_server(folder / "mail-plain", env) as port:
+                sent, t = plain_sender(store_url, port, "regiesignaal@dtv.example")
+                r["plain_sender"] = {**t, "messages": sent}
         with mail_server(folder / "mail-product", env) as port:
             m = measure(
                 [*CLI, "deliver", "--now"],
@@ -508,11 +546,22 @@ def bench_one(
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
+        if (folder / LOADED_MARK).exists():
+            for path in folder.iterdir():
+                if path.name not in ("source.sqlite", LOADED_MARK):
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
+
+
+def _wall(r: dict[str, Any], stage: str) -> float | None:
+    """The wall seconds of ``stage`` in one configuration's results (None if not run)."""
+    wall = (r.get(stage) or {}).get("wall_s")
+    return float(wall) if wall is not None else None
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -523,17 +572,13 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         line = {
             "db": r["db"],
             "cases": r["cases"],
-            "run_vs_plain_select": ratio(r["run"]["wall_s"], r["plain_select"]["wall_s"]),
-            "starter_preview_vs_sql": ratio(
-                r["starter_preview"]["wall_s"], r["starter_sql"]["wall_s"]
-            ),
+            "run_vs_plain_select": ratio(_wall(r, "run"), _wall(r, "plain_select")),
+            "starter_preview_vs_sql": ratio(_wall(r, "starter_preview"), _wall(r, "starter_sql")),
             "starter_preview_vs_python": ratio(
-                r["starter_preview"]["wall_s"], r["starter_python"]["wall_s"]
+                _wall(r, "starter_preview"), _wall(r, "starter_python")
             ),
-            "source_read_vs_plain_select": ratio(
-                r["source_read"]["wall_s"], r["plain_select"]["wall_s"]
-            ),
-            "deliver_vs_plain_sender": ratio(r["deliver"]["wall_s"], r["plain_sender"]["wall_s"]),
+            "source_read_vs_plain_select": ratio(_wall(r, "source_read"), _wall(r, "plain_select")),
+            "deliver_vs_plain_sender": ratio(_wall(r, "deliver"), _wall(r, "plain_sender")),
             "run_cases_per_s": round(r["run"]["open_cases"] / r["run"]["wall_s"])
             if r["run"].get("open_cases")
             else None,
@@ -559,7 +604,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=2000)
     ap.add_argument("--as-of", default="2026-03-02")
     ap.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    ap.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="measure only the product (and the plain SELECT it is compared with)",
+    )
+    ap.add_argument(
+        "--keep-source",
+        action="store_true",
+        help="keep a loaded SQLite source beside --out and reuse it next time (large sizes)",
+    )
     args = ap.parse_args()
+    opts = Options(args.workers, args.batch_size, not args.no_baselines, args.keep_source)
     as_of = dt.date.fromisoformat(args.as_of)
     counts = sorted(int(c) for c in args.cases.split(","))
     dbs = [d.strip() for d in args.db.split(",")]
@@ -569,7 +625,7 @@ def main() -> None:
     for n in counts:
         for db in dbs:
             print(f"== {db}, {n:,} cases", flush=True)
-            r = bench_one(db, n, args.workers, args.batch_size, as_of, work)
+            r = bench_one(db, n, as_of, work, opts)
             print(json.dumps(r, default=str), flush=True)
             results.append(r)
     table = ratios(results)
@@ -600,7 +656,7 @@ def main() -> None:
         print(f"{label:<45}" + "  ".join(f"{row.get(k, '-')!s:>10}" for row in table))
     print(f"\nwritten: {args.out}")
     for r in results:
-        if not r.get("starter_same_pairs"):
+        if "starter_same_pairs" in r and not r["starter_same_pairs"]:
             raise SystemExit(
                 f"starter rules disagree on {r['db']} {r['cases']}: {r.get('starter_differences')}"
             )
