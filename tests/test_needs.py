@@ -103,7 +103,9 @@ def _load(engine: sa.Engine, raws: list[dict[str, Any]]) -> None:
         if not parsed:
             return
         names = [c.name for c in cases.columns]
-        conn.execute(cases.insert(), [dict(zip(names, case_values(c), strict=True)) for c in parsed])
+        conn.execute(
+            cases.insert(), [dict(zip(names, case_values(c), strict=True)) for c in parsed]
+        )
         for child in CHILD_TABLES:
             cols = [c.name for c in child.table.columns]
             rows = [
