@@ -27,17 +27,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import migrate, reconcile
-from engine.casefile import shown_key, unknown_choices
+from engine.casefile import shown_key
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
 from engine.db import engine_options, sqlite_file
 from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.facts import explanation_rule_refs
+from engine.needs import SourceNeeds, needs_of
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
     case_index,
     count_cases,
+    count_unknown_choices,
     load_staff,
     read_case_range,
 )
@@ -120,7 +122,9 @@ def _worker_init(
     ruledir = load_rule_dir(Path(rules_dir))
     if ruledir.version != version:
         raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
-    _worker["evaluator"] = Evaluator(compile_rules(ruledir, as_of), "durable")
+    compiled = compile_rules(ruledir, as_of)
+    _worker["evaluator"] = Evaluator(compiled, "durable")
+    _worker["needs"] = needs_of(compiled)
     _worker["source"] = source_engine(source_url)
 
 
@@ -130,13 +134,17 @@ class RangeResult:
     unreadable: dict[str, str]  # case_ref -> kind of problem
     # explanations naming a rule that is not active: (case_ref, position, rule as written)
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
-    unknown_choices: Counter[str] = field(default_factory=Counter)  # field -> values
 
 
 def _evaluate_range(
-    evaluator: Evaluator, source: sa.Engine, key_range: tuple[str, str]
+    evaluator: Evaluator,
+    source: sa.Engine,
+    key_range: tuple[str, str],
+    needs: SourceNeeds | None = None,
 ) -> RangeResult:
-    read = read_case_range(source, *key_range)
+    """Read one case_ref range (only what ``needs`` names; None: whole cases) and
+    evaluate it."""
+    read = read_case_range(source, *key_range, needs=needs)
     unreadable = dict(read.unreadable)
     active = set(evaluator.compiled.rule_ids)
     refs = [
@@ -145,15 +153,12 @@ def _evaluate_range(
         for i, rule in explanation_rule_refs(case)
         if rule not in active
     ]
-    unknown: Counter[str] = Counter()
-    for case in read.cases:
-        unknown_choices(case, unknown)
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs, unknown)
+    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs)
 
 
 def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
     """In a worker process: read one case_ref range from the source and evaluate it."""
-    return _evaluate_range(_worker["evaluator"], _worker["source"], key_range)
+    return _evaluate_range(_worker["evaluator"], _worker["source"], key_range, _worker["needs"])
 
 
 @dataclass
@@ -222,6 +227,10 @@ def evaluate_source(
     there is a pool), so memory per process is bounded by the batch size. A case whose
     record cannot be read is named in ``unreadable`` and skipped; the rest goes on.
     With ``sink`` the hits go there range by range instead of into ``Extracted.hits``.
+
+    Only the tables and columns the rule set reads are read (``engine.needs``); the
+    choice values outside their lists are counted by one aggregate query per table
+    (``count_unknown_choices``) over the open cases that could be read.
     """
     out = Extracted()
     index = case_index(source, status="open")
@@ -233,7 +242,10 @@ def evaluate_source(
     ]
     if pool is None:
         evaluator = Evaluator(compiled, "durable")
-        results: Iterator[RangeResult] = (_evaluate_range(evaluator, source, r) for r in ranges)
+        needs = needs_of(compiled)
+        results: Iterator[RangeResult] = (
+            _evaluate_range(evaluator, source, r, needs) for r in ranges
+        )
     else:
         results = pool.imap(_worker_eval, ranges)
     for i, result in enumerate(results):
@@ -243,7 +255,7 @@ def evaluate_source(
             sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits)
         out.unreadable.update(result.unreadable)
         out.explanation_refs.extend(result.explanation_refs)
-        out.unknown_choices.update(result.unknown_choices)
+    out.unknown_choices = count_unknown_choices(source, "open", exclude=out.unreadable)
     return out
 
 

@@ -64,3 +64,26 @@ def test_starter_rule_baselines_agree_with_the_rule_engine(tmp_path: Path, db_ur
     assert {rule for _, rule in product} == {"CONTACT-30D", "MED-CHECK", "WISH-UNEXPLORED"}
     assert sql_pairs == product
     assert py_pairs == product
+
+
+def test_the_reader_baseline_selects_what_the_reader_reads(tmp_path: Path, db_url: str) -> None:
+    """``plain_select_needed`` (the baseline of ``source_read``) reads the same tables and
+    columns as the run's reader for the default pack: one row per open case and per list
+    record read (plus the list records of closed cases, which the reader skips)."""
+    bench = _bench()
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(300, 3, AS_OF, cases, staff)
+    engine = sa.create_engine(db_url)
+    try:
+        load_cases(engine, cases)
+        needs = bench.default_needs(AS_OF)
+        read = [c for b in iter_case_batches(engine, 100, needs=needs) for c in b]
+        closed = [c for b in iter_case_batches(engine, 100, "closed", needs=needs) for c in b]
+    finally:
+        engine.dispose()
+    rows, _ = bench.plain_select_needed(db_url, needs)
+    records = sum(len(c[g]) for c in read + closed for g in needs.groups())
+    assert rows == len(read) + records
+    assert set(read[0]) <= {n.partition(".")[0] for n in needs.case} | set(needs.groups())
+    n, _ = bench.source_read(db_url, 100, needs)
+    assert n == len(read)
