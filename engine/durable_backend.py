@@ -17,7 +17,8 @@ Follows the measured behaviour in shared/durable-rules-notes.md:
   31 entries (error 113 beyond); top-level alternatives become separate rules with the
   same action, groups are flattened, and ``rules check`` asks the engine per rule;
 - an exception inside an action is swallowed by durable_rules into the session state, so the
-  state is checked after each case and a failure is raised loudly;
+  state ``assert_fact`` returns (the one the actions ran on) is checked after each case and
+  a failure is raised loudly;
 - measured here: a session id holding ``"``, ``\\`` or a control character breaks
   ``delete_state`` (error 309) and every case after it; the session id is therefore never
   the case reference but a counter of our own (``s1``, ``s2`` ...), so no value from the
@@ -209,10 +210,11 @@ class DurableEvaluator:
         self._fired = []
         try:
             try:
-                host.assert_fact(self.name, {**fact, "sid": sid})
+                state = host.assert_fact(self.name, {**fact, "sid": sid})
             except MessageNotHandledException:
                 return []
-            state = host.get_state(self.name, sid)
+            # the state the actions ran on (the dict durable-rules then stores for the
+            # session, so no get_state): an exception inside an action is recorded there
             if state and "exception" in state:
                 raise DurableError(f"rule action failed for case {case}: {state['exception']}")
             return sorted(set(self._fired))

@@ -167,3 +167,31 @@ def test_oracle_sees_firing_and_not_firing() -> None:
     assert durable.fired_for_fact({"t": "case", "sid": "a", "n": 3}) == ["R-0"]
     assert durable.fired_for_fact({"t": "case", "sid": "b", "n": 2}) == []
     assert durable.fired_for_fact({"t": "case", "sid": "c"}) == []
+
+
+def test_an_exception_inside_a_rule_action_stops_the_evaluation() -> None:
+    """durable-rules swallows an exception raised in an action into the session state; the
+    state ``assert_fact`` hands back is checked, so the failure is raised, never lost."""
+    from engine.durable_backend import DurableError, DurableEvaluator
+
+    class Refusing(list[str]):
+        def append(self, rule_id: str) -> None:
+            raise ValueError("action broke")
+
+    class Failing(DurableEvaluator):
+        @property
+        def _fired(self) -> list[str]:
+            return Refusing()
+
+        @_fired.setter
+        def _fired(self, value: list[str]) -> None:
+            pass
+
+    ruledir = RuleDir(root=__import__("pathlib").Path("."), version="oracle")
+    ruledir.rules = [make_rule(0, Test("n", "gt", 2), None)]
+    compiled = compile_rules(ruledir, AS_OF)
+    assert DurableEvaluator(compiled).fired({"t": "case", "sid": "a", "n": 3}) == ["R-0"]
+    failing = Failing(compiled)
+    with pytest.raises(DurableError, match="rule action failed for case b"):
+        failing.fired({"t": "case", "sid": "b", "n": 3})
+    assert failing.fired({"t": "case", "sid": "c", "n": 1}) == []  # no action: no failure
