@@ -32,6 +32,7 @@ import contextlib
 import copy
 import itertools
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 from engine.compiler import CompiledRuleSet
 from engine.conditions import And, Const, Leaf, Node, Or
 
+_RULE_NAME = re.compile(r'\{\s*"([A-Za-z0-9_]+)"\s*:')
 _host: Any = None
 _host_lock = threading.Lock()
 _names = itertools.count(1)
@@ -238,9 +240,10 @@ class DurableEvaluator:
             state, message = started[0], started[1]
             fired = set()
             while message:  # one matched rule at a time, as Ruleset._flush_actions takes them
-                for name in json.loads(message):  # {"<rule name>": {...the fact...}}
-                    fired.add(self.ids[name])
-                    break
+                # {"<rule name>": {...the fact...}}: the name, without decoding the fact
+                named = _RULE_NAME.match(message)
+                name = named[1] if named else next(iter(json.loads(message)))
+                fired.add(self.ids[name])
                 engine.update_state(handle, state)
                 message = engine.complete_and_start_action(handle, state_handle)
             acting = None
