@@ -34,6 +34,7 @@ class CompiledRule:
 class CompiledDerived:
     field: DerivedField
     where: Callable[[Mapping[str, Any]], bool] | None
+    where_fields: frozenset[str] = frozenset()  # the flat record keys ``where`` reads
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ class CompiledRuleSet:
     @cached_property
     def derived_names(self) -> frozenset[str]:
         return frozenset(d.field.name for d in self.derived)
+
+    @cached_property
+    def fact_builder(self) -> Any:
+        """The ``engine.facts.FactBuilder`` of this rule set, made once on first use."""
+        from engine.facts import FactBuilder
+
+        return FactBuilder(self)
 
     def case_bonus(self, fact: Mapping[str, Any]) -> int:
         """The priority bonus of a case: the sum of the factors that hold for it."""
@@ -136,6 +144,13 @@ def check_rule_dir(root: Path) -> RuleDir:
     return ruledir
 
 
+def _compile_derived(d: DerivedField, as_of: dt.date) -> CompiledDerived:
+    if d.where is None:
+        return CompiledDerived(d, None)
+    where = bind(d.where, as_of)
+    return CompiledDerived(d, compile_predicate(where), frozenset(fields_of(where)))
+
+
 def compile_rules(
     ruledir: RuleDir, as_of: dt.date, only: set[str] | None = None
 ) -> CompiledRuleSet:
@@ -175,12 +190,7 @@ def compile_rules(
         if d is not None and d.kind == "days_between":
             needed |= {ref for _, ref in d.sources if ref in derived_by_name}
     derived = tuple(
-        CompiledDerived(
-            d,
-            compile_predicate(bind(d.where, as_of)) if d.where is not None else None,
-        )
-        for name, d in sorted(derived_by_name.items())
-        if name in needed
+        _compile_derived(d, as_of) for name, d in sorted(derived_by_name.items()) if name in needed
     )
     case_fields = tuple(sorted(n for n in needed if n not in derived_by_name))
     return CompiledRuleSet(

@@ -286,6 +286,14 @@ def _leaf_predicate(leaf: Leaf) -> Callable[[Mapping[str, Any]], bool]:
         return lambda f: mr if (v := f.get(key)) is None else v <= target
     if op == "ne":
         return lambda f: mr if (v := f.get(key)) is None else v != target
+    if op == "in":
+        return lambda f: mr if (v := f.get(key)) is None else v in target
+    if op == "not_in":
+        return lambda f: mr if (v := f.get(key)) is None else v not in target
+    if op == "missing":
+        return lambda f: (v := f.get(key)) is None or v == []
+    if op == "present":
+        return lambda f: not ((v := f.get(key)) is None or v == [])
     return lambda fact: leaf_holds(leaf, fact)
 
 
@@ -300,14 +308,26 @@ def compile_predicate(node: Node) -> Callable[[Mapping[str, Any]], bool]:
         inner = compile_predicate(node.item)
         return lambda fact: not inner(fact)
     parts = [compile_predicate(c) for c in node.items]
-    if len(parts) == 2:
-        a, b = parts
-        if isinstance(node, And):
-            return lambda fact: a(fact) and b(fact)
-        return lambda fact: a(fact) or b(fact)
-    if isinstance(node, And):
-        return lambda fact: all(p(fact) for p in parts)
-    return lambda fact: any(p(fact) for p in parts)
+    if not parts:
+        empty = isinstance(node, And)  # all([]) / any([])
+        return lambda fact: empty
+    # a chain of two-part closures: cheaper than all()/any() over a generator
+    combined = parts[-1]
+    for p in reversed(parts[:-1]):
+        combined = _both(p, combined) if isinstance(node, And) else _either(p, combined)
+    return combined
+
+
+def _both(
+    a: Callable[[Mapping[str, Any]], bool], b: Callable[[Mapping[str, Any]], bool]
+) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda fact: a(fact) and b(fact)
+
+
+def _either(
+    a: Callable[[Mapping[str, Any]], bool], b: Callable[[Mapping[str, Any]], bool]
+) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda fact: a(fact) or b(fact)
 
 
 # ---------------------------------------------------------------- explanation

@@ -167,3 +167,49 @@ def test_oracle_sees_firing_and_not_firing() -> None:
     assert durable.fired_for_fact({"t": "case", "sid": "a", "n": 3}) == ["R-0"]
     assert durable.fired_for_fact({"t": "case", "sid": "b", "n": 2}) == []
     assert durable.fired_for_fact({"t": "case", "sid": "c"}) == []
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    rules=st.lists(st.tuples(conditions, st.one_of(st.none(), conditions)), min_size=1, max_size=4),
+    cases=st.lists(facts(), min_size=1, max_size=8),
+)
+def test_direct_engine_calls_equal_the_durable_host(
+    rules: list[tuple[Cond, Cond | None]], cases: list[dict]
+) -> None:
+    """DurableEvaluator drives the engine without the Host's per-action machinery; the rules
+    that fire are the ones durable-rules' own Host.assert_fact reports through actions."""
+    from engine.durable_backend import (
+        PRIME_RULE,
+        DurableEvaluator,
+        _get_host,
+        ruleset_definition,
+    )
+
+    ruledir = RuleDir(root=__import__("pathlib").Path("."), version="oracle")
+    ruledir.rules = [make_rule(i, w, u) for i, (w, u) in enumerate(rules)]
+    assume(not engine_limit_problems(ruledir, AS_OF))
+    compiled = compile_rules(ruledir, AS_OF)
+    direct = DurableEvaluator(compiled)
+    seen: list[str] = []
+    definition = ruleset_definition(compiled, lambda rule_id: lambda c: seen.append(rule_id))
+    assume(definition)
+    definition[PRIME_RULE] = {"all": [{"m": {"t": "prime"}}], "run": lambda c: None}
+    host = _get_host()
+    name = f"{direct.name}_host"
+    host.set_rulesets({name: definition})
+    host.assert_fact(name, {"t": "prime", "sid": "p"})
+    host.delete_state(name, "p")
+    for i, fact in enumerate(cases):
+        seen.clear()
+        try:
+            host.assert_fact(name, {**fact, "sid": f"h{i}"})
+        except Exception as exc:
+            assert type(exc).__name__ == "MessageNotHandledException"
+        finally:
+            host.delete_state(name, f"h{i}")
+        assert direct.fired({**fact, "sid": f"c{i}"}) == sorted(set(seen)), fact
