@@ -548,6 +548,39 @@ def release_untried(conn: sa.Connection, row: OutboxRow) -> bool:
     )
 
 
+def _claims_held(rows: list[OutboxRow]) -> sa.ColumnElement[bool]:
+    """The rows whose claims (id and attempt count) are the given rows'."""
+    return sa.tuple_(outbox.c.id, outbox.c.attempts).in_([(r.id, r.attempts) for r in rows])
+
+
+def mark_transmitting_many(conn: sa.Connection, rows: list[OutboxRow]) -> set[int]:
+    """:func:`mark_transmitting` for several claimed rows in one statement; the ids of
+    the rows whose claims still held (and are now ``transmitting``)."""
+    if not rows:
+        return set()
+    stmt = (
+        outbox.update()
+        .where(_claims_held(rows), outbox.c.status == "sending")
+        .values(status="transmitting")
+        .returning(outbox.c.id)
+    )
+    return {int(i) for i in conn.execute(stmt).scalars()}
+
+
+def finish_sent_many(conn: sa.Connection, rows: list[OutboxRow], now: dt.datetime) -> set[int]:
+    """:func:`finish_sent` for several claimed rows in one statement; the ids of the rows
+    whose claims still held (and are now ``sent``)."""
+    if not rows:
+        return set()
+    stmt = (
+        outbox.update()
+        .where(_claims_held(rows), outbox.c.status.in_(IN_FLIGHT))
+        .values(status="sent", sent_at=utc(now), last_error=None, next_attempt_at=None)
+        .returning(outbox.c.id)
+    )
+    return {int(i) for i in conn.execute(stmt).scalars()}
+
+
 def finish_uncertain(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
     """The data went out but no reply came (timeout, dropped connection): the message may
     have arrived. Not retried automatically (see ``requeue_uncertain``)."""
