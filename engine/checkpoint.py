@@ -4,8 +4,11 @@ When the environment variable ``REGIESIGNAAL_TEST_STOP_AT`` is ``<point>[#<n>]=<
 the ``n``-th (default: first) call of ``checkpoint(<point>)`` writes the process id to
 ``<file>`` and then waits forever, so a test can SIGKILL the process exactly there. Unset
 (always, outside the test suite) it does nothing. Points: ``evaluated``, ``reconciled``,
-``composed`` (stage boundaries of a run), ``deliver.sent`` (a message recorded as sent),
-``deliver.transmitting`` (a message marked transmitting, its data not yet sent).
+``composed`` (stage boundaries of a run); in delivery ``deliver.claimed`` (a batch claimed
+and committed, nothing of it sent), ``deliver.transmitting`` (right before a message's
+data goes out, its batch marked transmitting), ``deliver.accepted`` (the server accepted
+a message, its outcome not yet recorded) and ``deliver.sent`` (once per message, after
+its batch's outcomes were committed).
 """
 
 from __future__ import annotations

@@ -93,7 +93,10 @@ def _pg_holder(conn: sa.Connection) -> str:
         sa.text(
             "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-            "AND l.granted AND l.objid = :key AND l.pid <> pg_backend_pid()"
+            "AND l.granted AND l.objid = :key AND l.pid <> pg_backend_pid() "
+            # advisory locks are per database: another store on the same server holds
+            # its own lock, and must not be named as this one's holder
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ),
         {"key": LOCK_KEY},
     ).first()

@@ -1,12 +1,25 @@
-"""Deliver pending outbox rows over SMTP with aiosmtplib.
+"""Deliver pending outbox rows over SMTP with aiosmtplib, in batches.
 
-Each message goes through three separable steps: it is claimed (status ``sending``, in a
-transaction committed before anything is sent; see ``notifications.outbox`` for how
-claims keep concurrent deliverers from sending a message twice, on SQLite as on
-PostgreSQL), then sent outside any database transaction, then its outcome is committed
-in a transaction of its own. Sending is MAIL, RCPT, then DATA; right before DATA the row
-is marked ``transmitting`` (committed), so that a lost outcome from then on is known to
-be ambiguous:
+Messages go in batches of ``[smtp] batch_size``, each through three separable steps: the
+batch is claimed (status ``sending``, in one transaction committed before anything is
+sent; see ``notifications.outbox`` for how claims keep concurrent deliverers from sending
+a message twice, on SQLite as on PostgreSQL), then its messages are sent one after the
+other over one connection outside any database transaction, then their outcomes are
+committed in one transaction. Sending a message is MAIL, RCPT, then DATA; right before
+the batch's first DATA, one transaction records the outcomes decided so far and marks
+the batch's remaining rows ``transmitting``, so that a lost outcome from then on is
+known to be ambiguous. ``batch_size = 1`` is one message per batch: claim, mark, record,
+three commits per message. ``[smtp] connections`` such loops run at once (asyncio tasks,
+one connection each), all drawing batches from the same list of due rows.
+
+A crash (SIGKILL) in the middle of a batch leaves its rows ``sending`` (no data out yet:
+released and sent again later, nothing arrived) or ``transmitting`` (settled to
+``uncertain`` later: those accepted before the crash arrived, the others did not, none
+is resent automatically): at most ``batch_size`` rows per connection need an operator.
+A batch starts no further message once half of ``outbox.CLAIM_TIMEOUT`` has passed since
+its claim; its rest goes back to the list and is claimed afresh.
+
+Outcomes per message:
 
 - accepted: status ``sent``, ``sent_at`` set;
 - a 4xx reply, or no connection before the data went out: back to ``pending`` with
@@ -24,13 +37,14 @@ after it no further message is started and the rest stay ``pending`` untried (no
 attempt counted) for the next delivery.
 
 One message in trouble does not hold up the others: after a timeout or a dropped
-connection the next message gets a new connection. When the server cannot be reached
-(connect or login fails), or three messages in a row lose their connection, the batch
-stops; the rows not yet tried stay ``pending`` without an attempt counted: a message
-never offered to the server never becomes ``failed``.
+connection the next message (of the same batch) gets a new connection. When the server
+cannot be reached (connect or login fails), or three messages in a row lose their
+connection, the delivery stops; the rows not yet tried (the rest of the batch included:
+its claim's attempt is taken back) stay ``pending`` without an attempt counted: a
+message never offered to the server never becomes ``failed``.
 
 Certificate and TLS problems (an unknown certificate authority, a wrong host name, a
-server without STARTTLS) need an operator, not patience: the batch stops at once, the
+server without STARTTLS) need an operator, not patience: the delivery stops at once, the
 report says "certificaat-/TLS-probleem", and the rows stay ``pending`` without an attempt
 counted, so they go out by the first delivery after the operator fixed it (``[smtp]
 ca_file`` for an internal certificate authority). They never end ``failed`` by this.
@@ -48,6 +62,8 @@ codes and counts; never addresses, bodies or passwords.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
 import email.utils
@@ -55,6 +71,7 @@ import logging
 import re
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -129,8 +146,9 @@ class DeliveryReport:
 
 
 @dataclass
-class _Batch:
-    """One delivery batch: where it stores, how it sends, its clock and its tally."""
+class _Delivery:
+    """One delivery (all batches of a run or a ``deliver``): where it stores, how it
+    sends, its clock, its tally, and why it stopped early (if it did)."""
 
     store: sa.Engine
     smtp: SmtpSettings
@@ -143,15 +161,26 @@ class _Batch:
     errors: list[str] = field(default_factory=list)
     server_unreachable: bool = False
     tls_problem: bool = False
+    lost_in_a_row: int = 0
+    encoder: concurrent.futures.ThreadPoolExecutor | None = None
+    """One thread that encodes the next message while this one is with the server."""
+    stop_reason: Callable[[int], str] | None = None
+    """Set once the delivery must stop: no batch is claimed and no message started after
+    it. Called with the number of untried rows for the report's line."""
     _started: float = field(default_factory=time.monotonic)
 
     def claim_time(self) -> dt.datetime:
-        """``now`` (the batch's start) plus the time elapsed since: a claim made late in
-        a long batch must not look stale to another deliverer starting meanwhile."""
+        """``now`` (the delivery's start) plus the time elapsed since: a claim made late
+        in a long delivery must not look stale to another deliverer starting meanwhile."""
         return self.now + dt.timedelta(seconds=time.monotonic() - self._started)
 
     def past_deadline(self) -> bool:
         return time.monotonic() - self._started >= self.smtp.deadline_seconds
+
+    def stop(self, reason: Callable[[int], str]) -> None:
+        """Stop the delivery (the first reason counts)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
     def report(self) -> DeliveryReport:
         return DeliveryReport(
@@ -164,6 +193,27 @@ class _Batch:
             self.untried,
             self.tls_problem,
         )
+
+
+@dataclass
+class _Batch:
+    """One claimed batch: its rows (claimed in one commit), the outcomes decided so far
+    (recorded in one commit at its end), and whether its data has started to go out."""
+
+    rows: list[ob.OutboxRow]
+    claimed_at: float = field(default_factory=time.monotonic)
+    outcomes: list[tuple[ob.OutboxRow, str, str | None]] = field(default_factory=list)
+    """(row, outcome, error): outcome ``sent``, ``retry`` (error; backoff from the
+    attempts), ``failed``, ``uncertain`` or ``untried`` (never offered: released)."""
+    transmitting: bool = False
+    encoded: dict[int, asyncio.Future[bytes | Exception]] = field(default_factory=dict)
+    """Row index -> its message being encoded (at most this row and the next)."""
+
+    def claim_getting_old(self) -> bool:
+        """Half of ``CLAIM_TIMEOUT`` since the claim: start no further message of this
+        batch, so no other deliverer ever takes its claims for those of a dead process."""
+        age = time.monotonic() - self.claimed_at
+        return age >= ob.CLAIM_TIMEOUT.total_seconds() / 2
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -275,89 +325,129 @@ def tls_message(smtp: SmtpSettings, exc: BaseException) -> str:
     )
 
 
-def _claim(batch: _Batch, row_id: int) -> ob.OutboxRow | None:
-    """Claim the row in a transaction of its own, committed before anything is sent."""
-    with batch.store.begin() as conn:
-        return ob.claim(conn, row_id, batch.claim_time())
-
-
 def _warn_if_lost(row: ob.OutboxRow, held: bool, outcome: str) -> None:
     if not held:
         log.warning("delivery: row %d: claim lost before %s was recorded", row.id, outcome)
 
 
-def _sent(batch: _Batch, row: ob.OutboxRow) -> None:
-    with batch.store.begin() as conn:
-        _warn_if_lost(row, ob.finish_sent(conn, row, batch.now), "sent")
-    batch.sent += 1
+def _write_outcomes(conn: sa.Connection, d: _Delivery, b: _Batch) -> int:
+    """Write the batch's decided outcomes in the caller's transaction; returns how many
+    were ``sent`` (for the crash-test checkpoint after the commit)."""
+    sent_rows = [row for row, outcome, _ in b.outcomes if outcome == "sent"]
+    done = ob.finish_sent_many(conn, sent_rows, d.now)  # the common case: one statement
+    for row in sent_rows:
+        _warn_if_lost(row, row.id in done, "sent")
+    for row, outcome, error in b.outcomes:
+        if outcome == "sent":
+            continue
+        if outcome == "retry":
+            held = ob.finish_retry(conn, row, error or "", d.now + backoff(row.attempts))
+        elif outcome == "failed":
+            held = ob.finish_failed(conn, row, error or "")
+        elif outcome == "uncertain":
+            held = ob.finish_uncertain(conn, row, error or "")
+        else:
+            held = ob.release_untried(conn, row)
+        _warn_if_lost(row, held, outcome)
+    b.outcomes.clear()
+    return len(sent_rows)
+
+
+def _after_commit(sent: int) -> None:
+    for _ in range(sent):
+        checkpoint("deliver.sent")
+
+
+def _record(d: _Delivery, b: _Batch) -> None:
+    """Record the batch's outcomes in one transaction."""
+    if not b.outcomes:
+        return
+    with d.store.begin() as conn:
+        sent = _write_outcomes(conn, d, b)
+    _after_commit(sent)
+
+
+def _mark_transmitting(d: _Delivery, b: _Batch, rest: list[ob.OutboxRow]) -> set[int]:
+    """Right before the batch's first message data goes out, in one transaction: the
+    outcomes decided so far, and every row of ``rest`` (the batch's rows not yet
+    offered) to ``transmitting``. Returns the ids still held (a claim can only be lost
+    to another deliverer's stale-claim settlement, after ``CLAIM_TIMEOUT``)."""
+    with d.store.begin() as conn:
+        sent = _write_outcomes(conn, d, b)
+        held = ob.mark_transmitting_many(conn, rest)
+    _after_commit(sent)
+    b.transmitting = True
+    for row in rest:
+        if row.id not in held:
+            log.warning("delivery: row %d: claim lost before sending", row.id)
+    return held
+
+
+def _sent(d: _Delivery, b: _Batch, row: ob.OutboxRow) -> None:
+    b.outcomes.append((row, "sent", None))
+    d.sent += 1
     log.debug("delivery: row %d sent", row.id)
-    checkpoint("deliver.sent")
 
 
-def _failed(batch: _Batch, row: ob.OutboxRow, error: str) -> None:
-    with batch.store.begin() as conn:
-        _warn_if_lost(row, ob.finish_failed(conn, row, error), "failed")
-    batch.failed += 1
-    batch.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
+def _failed(d: _Delivery, b: _Batch, row: ob.OutboxRow, error: str) -> None:
+    b.outcomes.append((row, "failed", error))
+    d.failed += 1
+    d.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
     log.warning("delivery: row %d failed", row.id)
 
 
-def _retry(batch: _Batch, row: ob.OutboxRow, error: str) -> None:
+def _retry(d: _Delivery, b: _Batch, row: ob.OutboxRow, error: str) -> None:
     """A temporary failure: back to pending with backoff, or failed after max_attempts.
 
     ``row.attempts`` already counts this attempt (it is counted at the claim).
     """
-    if row.attempts >= batch.smtp.max_attempts:
+    if row.attempts >= d.smtp.max_attempts:
         log.warning("delivery: row %d gave up after %d attempts", row.id, row.attempts)
-        _failed(batch, row, f"{error} (na {row.attempts} pogingen); opgegeven")
+        _failed(d, b, row, f"{error} (na {row.attempts} pogingen); opgegeven")
         return
-    with batch.store.begin() as conn:
-        held = ob.finish_retry(conn, row, error, batch.now + backoff(row.attempts))
-        _warn_if_lost(row, held, "a retry")
-    batch.deferred += 1
+    b.outcomes.append((row, "retry", error))
+    d.deferred += 1
     log.info("delivery: row %d deferred", row.id)
 
 
-def _refused(batch: _Batch, row: ob.OutboxRow, code: int | None, reply: str) -> None:
+def _refused(d: _Delivery, b: _Batch, row: ob.OutboxRow, code: int | None, reply: str) -> None:
     """A refusal by the server: 5xx is permanent, anything else is retried."""
     error = smtp_error(code, reply)
     if code is not None and 500 <= code < 600:
         log.warning("delivery: row %d refused permanently (%s)", row.id, code)
-        _failed(batch, row, error)
+        _failed(d, b, row, error)
     else:
-        _retry(batch, row, error)
+        _retry(d, b, row, error)
 
 
-def _connection_lost(batch: _Batch, row: ob.OutboxRow, exc: BaseException) -> str:
+def _connection_lost(d: _Delivery, b: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
     """No reply before the data went out: a temporary failure of this message."""
-    error = f"verbinding verbroken of geen antwoord ({type(exc).__name__})"
-    _retry(batch, row, error)
-    return error
+    _retry(d, b, row, f"verbinding verbroken of geen antwoord ({type(exc).__name__})")
 
 
-def _outcome_unknown(batch: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
+def _outcome_unknown(d: _Delivery, b: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
     """The data went out and no reply came: the message may have arrived."""
     error = (
         f"uitkomst onbekend: geen bevestiging na het versturen ({type(exc).__name__}); "
         "mogelijk aangekomen, niet opnieuw verstuurd"
     )
-    with batch.store.begin() as conn:
-        _warn_if_lost(row, ob.finish_uncertain(conn, row, error), "uncertain")
-    batch.uncertain += 1
-    batch.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
+    b.outcomes.append((row, "uncertain", error))
+    d.uncertain += 1
+    d.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
     log.warning("delivery: row %d outcome unknown", row.id)
 
 
-def _not_allowed(batch: _Batch, row: ob.OutboxRow) -> bool:
+def _not_allowed(d: _Delivery, b: _Batch, row: ob.OutboxRow) -> bool:
     """Refuse a recipient outside the domain allow-list or with an unusable address."""
     try:
         address = check_address(row.recipient_email)
     except AddressError as exc:
-        _failed(batch, row, f"ongeldig adres van de ontvanger: {exc}")
+        _failed(d, b, row, f"ongeldig adres van de ontvanger: {exc}")
         return True
-    if not domain_allowed(address, batch.smtp.allowed_domains):
+    if not domain_allowed(address, d.smtp.allowed_domains):
         _failed(
-            batch,
+            d,
+            b,
             row,
             "adres buiten de toegestane domeinen ([mail] allowed_domains); niet verstuurd",
         )
@@ -366,7 +456,7 @@ def _not_allowed(batch: _Batch, row: ob.OutboxRow) -> bool:
 
 
 class _Stop(Exception):
-    """The batch must stop (server unreachable, TLS problem); the message says why."""
+    """The delivery must stop (server unreachable, TLS problem); the message says why."""
 
 
 MAX_CONSECUTIVE_LOST = 3
@@ -379,99 +469,181 @@ async def deliver_pending_async(
     now: dt.datetime | None = None,
     limit: int | None = None,
 ) -> DeliveryReport:
-    """Send the outbox rows due at ``now`` (default: the current time). Safe to run
-    concurrently with other deliverers on the same store. Never raises for SMTP trouble:
-    the report says what happened."""
-    batch = _Batch(store_engine, smtp, ob.utc(now or ob.utcnow()))
+    """Send the outbox rows due at ``now`` (default: the current time), in batches of
+    ``smtp.batch_size`` over at most ``smtp.connections`` connections at once. Safe to
+    run concurrently with other deliverers on the same store. Never raises for SMTP
+    trouble: the report says what happened."""
+    d = _Delivery(store_engine, smtp, ob.utc(now or ob.utcnow()))
     with store_engine.begin() as conn:
-        stale = ob.release_stale_claims(conn, batch.now)
+        stale = ob.release_stale_claims(conn, d.now)
     if stale.released:
         log.warning("delivery: %d interrupted claims released", stale.released)
     if stale.uncertain:
-        batch.uncertain += stale.uncertain
-        batch.errors.append(
+        d.uncertain += stale.uncertain
+        d.errors.append(
             f"{stale.uncertain} {'bericht' if stale.uncertain == 1 else 'berichten'} "
             "onderbroken tijdens het versturen: mogelijk aangekomen, niet opnieuw verstuurd "
             "(controleer de mailserver; 'regiesignaal deliver --retry-uncertain')"
         )
         log.warning("delivery: %d interrupted transmissions marked uncertain", stale.uncertain)
     if stale.superseded:
-        batch.errors.append(
+        d.errors.append(
             f"{stale.superseded} onderbroken {'bericht' if stale.superseded == 1 else 'berichten'}"
             " vervangen door een nieuwer bericht voor dezelfde ontvanger (niet verstuurd)"
         )
         log.warning("delivery: %d interrupted claims superseded", stale.superseded)
     with store_engine.connect() as conn:
-        row_ids = ob.due_ids(conn, batch.now, limit)
+        row_ids = ob.due_ids(conn, d.now, limit)
     if not row_ids:
         log.info("delivery: nothing due")
-        return _finish(batch)
+        return _finish(d)
 
     try:
         check_address(smtp.sender)
     except AddressError as exc:
         # a configuration problem, not the messages': none is tried or charged
-        batch.untried += len(row_ids)
-        batch.errors.append(
+        d.untried += len(row_ids)
+        d.errors.append(
             f"afzenderadres ([smtp] sender) onbruikbaar ({exc}); {len(row_ids)} niet "
             "geprobeerd, blijven in de wachtrij"
         )
         log.warning("delivery: unusable sender, %d rows untried", len(row_ids))
-        return _finish(batch)
-    client: aiosmtplib.SMTP | None = None
-    lost_in_a_row = 0
+        return _finish(d)
+    queue = collections.deque(row_ids)
+    batches = -(-len(row_ids) // smtp.batch_size)
+    with concurrent.futures.ThreadPoolExecutor(1, "regiesignaal-encode") as d.encoder:
+        await asyncio.gather(
+            *(_connection(d, queue) for _ in range(min(smtp.connections, batches)))
+        )
+    if queue:  # never claimed: the delivery stopped
+        d.untried += len(queue)
+    if d.stop_reason is not None and d.untried:
+        d.errors.append(d.stop_reason(d.untried))
+        log.warning("delivery: stopped, %d rows untried", d.untried)
+    return _finish(d)
+
+
+def _deadline_reason(smtp: SmtpSettings) -> Callable[[int], str]:
+    def reason(rest: int) -> str:
+        return (
+            f"bezorgtermijn van {smtp.deadline_seconds:g} s verstreken: {rest} "
+            f"{'bericht' if rest == 1 else 'berichten'} niet geprobeerd; ze blijven in "
+            "de wachtrij voor de volgende bezorging"
+        )
+
+    return reason
+
+
+def _lost_reason(smtp: SmtpSettings) -> Callable[[int], str]:
+    def reason(rest: int) -> str:
+        return (
+            f"SMTP-server {smtp.host}:{smtp.port}: {MAX_CONSECUTIVE_LOST} berichten achter "
+            f"elkaar zonder antwoord; gestopt, {rest} niet geprobeerd, blijven in de wachtrij"
+        )
+
+    return reason
+
+
+async def _connected(d: _Delivery, client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
+    """``client`` when still connected, else a new connection; None (and the delivery
+    stopped) when the server cannot be reached or a TLS problem stands in the way."""
+    if client is not None:
+        if client.is_connected:
+            return client
+        client.close()
     try:
-        for index, row_id in enumerate(row_ids):
-            if batch.past_deadline():
-                rest = len(row_ids) - index
-                batch.untried += rest
-                batch.errors.append(
-                    f"bezorgtermijn van {smtp.deadline_seconds:g} s verstreken: {rest} "
-                    f"{'bericht' if rest == 1 else 'berichten'} niet geprobeerd; ze blijven in "
-                    "de wachtrij voor de volgende bezorging"
-                )
-                log.warning("delivery: deadline passed, %d rows untried", rest)
+        return await _connect(d)
+    except _Stop as stop:
+        why = str(stop)
+        d.stop(lambda rest: f"{why}; {rest} niet geprobeerd, blijven in de wachtrij")
+        return None
+
+
+async def _connection(d: _Delivery, queue: collections.deque[int]) -> None:
+    """One connection: claim a batch of the queue's rows, send it, record it; again
+    until the queue is empty or the delivery stops."""
+    client: aiosmtplib.SMTP | None = None
+    try:
+        while queue and d.stop_reason is None:
+            if d.past_deadline():
+                d.stop(_deadline_reason(d.smtp))
                 break
-            if client is None or not client.is_connected:
-                if client is not None:
-                    client.close()
-                try:
-                    client = await _connect(batch)
-                except _Stop as stop:
-                    rest = len(row_ids) - index
-                    batch.untried += rest
-                    batch.errors.append(f"{stop}; {rest} niet geprobeerd, blijven in de wachtrij")
-                    log.warning("delivery: batch stopped, %d rows untried", rest)
-                    break
-            lost = await _deliver_one(batch, client, row_id)
-            lost_in_a_row = lost_in_a_row + 1 if lost else 0
-            if lost_in_a_row >= MAX_CONSECUTIVE_LOST and index + 1 < len(row_ids):
-                rest = len(row_ids) - index - 1
-                batch.untried += rest
-                batch.server_unreachable = True
-                batch.errors.append(
-                    f"SMTP-server {smtp.host}:{smtp.port}: {MAX_CONSECUTIVE_LOST} berichten "
-                    f"achter elkaar zonder antwoord; gestopt, {rest} niet geprobeerd, "
-                    "blijven in de wachtrij"
-                )
-                log.warning("delivery: %d lost in a row, %d rows untried", lost_in_a_row, rest)
+            # connect before claiming: an unreachable server charges no attempt
+            client = await _connected(d, client)
+            if client is None:
                 break
+            ids = [queue.popleft() for _ in range(min(d.smtp.batch_size, len(queue)))]
+            with d.store.begin() as conn:
+                rows = ob.claim_batch(conn, ids, d.claim_time())
+            if rows:
+                checkpoint("deliver.claimed")
+                client = await _send_batch(d, _Batch(rows), client, queue)
     finally:
         if client is not None:
             if client.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                     await client.quit()
             client.close()
-    return _finish(batch)
 
 
-async def _connect(batch: _Batch) -> aiosmtplib.SMTP:
+async def _send_batch(
+    d: _Delivery, b: _Batch, client: aiosmtplib.SMTP | None, queue: collections.deque[int]
+) -> aiosmtplib.SMTP | None:
+    """Offer the batch's rows one by one over ``client`` (reconnecting after a lost
+    connection), then record every outcome in one transaction. Rows not offered because
+    the delivery stopped are released (no attempt counted); rows not offered because
+    the claim grew old go back to the queue for a fresh claim."""
+    held: set[int] | None = None
+    offered = 0
+    requeue = False
+    for index, row in enumerate(b.rows):
+        if d.stop_reason is not None:
+            break
+        if d.past_deadline():
+            d.stop(_deadline_reason(d.smtp))
+            break
+        if b.claim_getting_old():
+            requeue = True
+            break
+        offered = index + 1
+        if held is not None and row.id not in held:
+            continue  # claim lost (see _mark_transmitting); another deliverer settled it
+        _encode_ahead(d, b, index)
+        client = await _connected(d, client)
+        if client is None:
+            offered = index
+            break
+        data = b.encoded.pop(index)
+        if held is None:
+            lost, held = await _deliver_one(d, b, client, row, data, b.rows[index:])
+        else:
+            lost, _ = await _deliver_one(d, b, client, row, data, None)
+        d.lost_in_a_row = d.lost_in_a_row + 1 if lost else 0
+        if d.lost_in_a_row >= MAX_CONSECUTIVE_LOST and (index + 1 < len(b.rows) or queue):
+            d.server_unreachable = True
+            d.stop(_lost_reason(d.smtp))
+            log.warning("delivery: %d lost in a row", d.lost_in_a_row)
+            break
+    for pending in b.encoded.values():
+        pending.cancel()  # the next message's encoding, not needed now
+    rest = [row for row in b.rows[offered:] if held is None or row.id in held]
+    for row in rest:
+        b.outcomes.append((row, "untried", None))
+    if requeue:
+        queue.extendleft(reversed([row.id for row in rest]))
+    else:
+        d.untried += len(rest)
+    _record(d, b)
+    return client
+
+
+async def _connect(d: _Delivery) -> aiosmtplib.SMTP:
     """A connected (and, as configured, TLS-secured and logged-in) client; raises _Stop."""
-    smtp = batch.smtp
+    smtp = d.smtp
     try:
         client = _client(smtp)
     except OSError as exc:  # an unreadable ca_file
-        batch.tls_problem = True
+        d.tls_problem = True
         raise _Stop(
             f"certificaat-/TLS-probleem: [smtp] ca_file is niet te gebruiken "
             f"({type(exc).__name__}); controleer het pad en dat het een PEM-bestand is"
@@ -481,7 +653,7 @@ async def _connect(batch: _Batch) -> aiosmtplib.SMTP:
     except (aiosmtplib.SMTPException, OSError) as exc:
         client.close()
         if is_tls_problem(exc):
-            batch.tls_problem = True
+            d.tls_problem = True
             log.warning("delivery: TLS/certificate problem (%s)", type(exc).__name__)
             raise _Stop(tls_message(smtp, exc)) from None
         code = getattr(exc, "code", None)
@@ -489,13 +661,13 @@ async def _connect(batch: _Batch) -> aiosmtplib.SMTP:
         if isinstance(code, int):
             error = f"{error}: {smtp_error(code)}"
         log.warning("delivery: server unreachable")
-        batch.server_unreachable = True
+        d.server_unreachable = True
         raise _Stop(error) from None
     return client
 
 
-def _finish(batch: _Batch) -> DeliveryReport:
-    report = batch.report()
+def _finish(d: _Delivery) -> DeliveryReport:
+    report = d.report()
     log.info(
         "delivery: sent=%d deferred=%d failed=%d uncertain=%d untried=%d errors=%d",
         report.sent,
@@ -508,61 +680,96 @@ def _finish(batch: _Batch) -> DeliveryReport:
     return report
 
 
-async def _deliver_one(batch: _Batch, client: aiosmtplib.SMTP, row_id: int) -> bool:
-    """Claim, send and record one row; True when the connection was lost on it."""
-    row = _claim(batch, row_id)
-    if row is None:
-        return False  # another deliverer has it, or it is no longer due
-    if _not_allowed(batch, row):
-        return False
-    sender = batch.smtp.sender
+def encode_message(row: ob.OutboxRow, sender: str, now: dt.datetime) -> bytes:
+    """The message as it goes over the wire (7-bit, CRLF line ends): :func:`build_message`
+    flattened. Raises ValueError or TypeError for a message that cannot be built."""
+    return flatten_message(build_message(row, sender, now), cte_type="7bit")
+
+
+def _encode_or_error(row: ob.OutboxRow, sender: str, now: dt.datetime) -> bytes | Exception:
     try:
-        message = build_message(row, sender, batch.now)
-        data = flatten_message(message, cte_type="7bit")
+        return encode_message(row, sender, now)
     except (ValueError, TypeError) as exc:
-        _failed(batch, row, f"bericht niet op te bouwen ({type(exc).__name__})")
-        return False
+        return exc
+
+
+def _encode_ahead(d: _Delivery, b: _Batch, index: int) -> None:
+    """Have the batch's message at ``index`` and the one after it encoding in the encoder
+    thread: the next message is encoded (CPU work, some 66 KB of quoted-printable for a
+    case manager's list) while the server takes in this one, instead of after it."""
+    loop = asyncio.get_running_loop()
+    for ahead in (index, index + 1):
+        if ahead < len(b.rows) and ahead not in b.encoded:
+            row = b.rows[ahead]
+            b.encoded[ahead] = loop.run_in_executor(
+                d.encoder, _encode_or_error, row, d.smtp.sender, d.now
+            )
+
+
+async def _deliver_one(
+    d: _Delivery,
+    b: _Batch,
+    client: aiosmtplib.SMTP,
+    row: ob.OutboxRow,
+    encoding: asyncio.Future[bytes | Exception],
+    rest: list[ob.OutboxRow] | None,
+) -> tuple[bool, set[int] | None]:
+    """Offer one claimed row (``encoding``: its message being encoded, see
+    :func:`_encode_ahead`) and decide its outcome (recorded with the batch's). When
+    ``rest`` is given (the batch's first message whose data goes out: this row and the
+    ones after it), the batch is marked ``transmitting`` right before the data. Returns
+    (the connection was lost on it, the ids still held when the batch was marked)."""
+    held: set[int] | None = None
+    if _not_allowed(d, b, row):
+        return False, held
+    sender = d.smtp.sender
+    data = await encoding
+    if isinstance(data, Exception):
+        _failed(d, b, row, f"bericht niet op te bouwen ({type(data).__name__})")
+        return False, held
     # MAIL and RCPT: nothing has been handed over yet, any failure is safe to retry.
     try:
         await client.mail(sender)
         await client.rcpt(row.recipient_email)
     except aiosmtplib.SMTPSenderRefused as exc:
         # The sender address is refused: a configuration problem, not this message's.
-        _retry(batch, row, f"afzender geweigerd: {smtp_error(exc.code, exc.message)}")
+        _retry(d, b, row, f"afzender geweigerd: {smtp_error(exc.code, exc.message)}")
         await _reset(client)
-        return False
+        return False, held
     except aiosmtplib.SMTPResponseException as exc:
-        _refused(batch, row, exc.code, exc.message)
+        _refused(d, b, row, exc.code, exc.message)
         await _reset(client)
-        return False
+        return False, held
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-        _connection_lost(batch, row, exc)
+        _connection_lost(d, b, row, exc)
         client.close()
-        return True
+        return True, held
     except aiosmtplib.SMTPException as exc:
-        _failed(batch, row, f"bericht niet te versturen ({type(exc).__name__})")
+        _failed(d, b, row, f"bericht niet te versturen ({type(exc).__name__})")
         await _reset(client)
-        return False
-    # DATA: from here a lost reply is an unknown outcome, recorded before the data goes.
-    with batch.store.begin() as conn:
-        if not ob.mark_transmitting(conn, row):
-            log.warning("delivery: row %d: claim lost before sending", row.id)
+        return False, held
+    # DATA: from here a lost reply is an unknown outcome; the batch's rows not yet
+    # offered are marked with this one (one commit), before the first data goes.
+    if rest is not None:
+        held = _mark_transmitting(d, b, rest)
+        if row.id not in held:
             await _reset(client)
-            return False
+            return False, held
     checkpoint("deliver.transmitting")
     try:
         await client.data(data)
     except aiosmtplib.SMTPResponseException as exc:
         # The server answered, so it did not take the message: an ordinary refusal.
-        _refused(batch, row, exc.code, exc.message)
+        _refused(d, b, row, exc.code, exc.message)
         await _reset(client)
-        return False
+        return False, held
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-        _outcome_unknown(batch, row, exc)
+        _outcome_unknown(d, b, row, exc)
         client.close()
-        return True
-    _sent(batch, row)
-    return False
+        return True, held
+    _sent(d, b, row)
+    checkpoint("deliver.accepted")
+    return False, held
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:

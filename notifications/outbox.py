@@ -18,17 +18,21 @@ Statuses and their transitions::
     transmitting (stale: died while the data went out) --> uncertain
 
 Claiming: a deliverer sends a row only after it has moved the row from ``pending`` to
-``sending`` with a conditional UPDATE (``... WHERE id = :id AND status = 'pending'``) in
-a transaction of its own, committed before anything goes to the SMTP server; only the
-deliverer whose UPDATE changed exactly one row sends. This works the same on SQLite
-(which has no ``SELECT ... FOR UPDATE SKIP LOCKED``) and PostgreSQL, so any number of
-deliverers may run at once without sending a message twice. While a row is ``sending``,
+``sending`` with a conditional UPDATE (``... WHERE id IN (...) AND status = 'pending'``,
+a batch of rows at once, ``claim_batch``; ``claim`` for one) in a transaction of its own,
+committed before anything goes to the SMTP server; a deliverer sends only the rows its
+UPDATE changed (``RETURNING``). This works the same on SQLite (one writer at a time) and
+PostgreSQL (where the rows are locked ``FOR UPDATE SKIP LOCKED`` first, so two deliverers
+never wait on each other), so any number of deliverers may run at once without sending
+a message twice. While a row is ``sending``,
 ``next_attempt_at`` holds the claim time (there is no column of its own for it), and
 ``attempts`` (counted at the claim) is the claim's token: the outcome is recorded only
 if the row is still in ``sending`` (or ``transmitting``) with that attempt count.
 
 Unknown outcomes: right before the message data goes to the server the row moves from
-``sending`` to ``transmitting`` (committed). A timeout or a dropped connection after that
+``sending`` to ``transmitting`` (committed; in a batch, all rows of the batch not yet
+offered move together before its first data goes out, so a crash leaves at most one
+batch ``transmitting``). A timeout or a dropped connection after that
 point, or a process that dies there, leaves the outcome unknown: the server may have
 stored the message. Such a row becomes ``uncertain`` ("mogelijk aangekomen") and is not
 sent again unless an operator requeues it after checking the relay's log for its
@@ -355,6 +359,34 @@ def claim(conn: sa.Connection, row_id: int, now: dt.datetime) -> OutboxRow | Non
     return get(conn, row_id)
 
 
+def claim_batch(conn: sa.Connection, row_ids: list[int], now: dt.datetime) -> list[OutboxRow]:
+    """Claim those of ``row_ids`` that are still due at ``now``, in one statement; the
+    claimed rows, oldest first (none when another deliverer has them all).
+
+    The batch form of :func:`claim`: one conditional UPDATE (``... WHERE id IN (...) AND
+    status = 'pending'``), so of concurrent callers exactly one gets each row. On
+    PostgreSQL the rows are first locked with ``FOR UPDATE SKIP LOCKED``: a row another
+    deliverer is claiming at this moment is skipped instead of waited for, and two
+    deliverers never wait on each other's rows (no deadlock). The caller must commit
+    before sending, and send only the rows returned.
+    """
+    if not row_ids:
+        return []
+    lockable = (
+        sa.select(outbox.c.id)
+        .where(outbox.c.id.in_(row_ids), due_clause(now))
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        outbox.update()
+        .where(outbox.c.id.in_(lockable.scalar_subquery()), due_clause(now))
+        .values(status="sending", attempts=outbox.c.attempts + 1, next_attempt_at=utc(now))
+        .returning(*outbox.c)
+    )
+    rows = [row_from_mapping(m) for m in conn.execute(stmt).mappings()]
+    return sorted(rows, key=lambda r: r.id)
+
+
 @dataclass(frozen=True)
 class StaleClaims:
     """What ``release_stale_claims`` did: rows released to pending, marked uncertain, and
@@ -502,6 +534,51 @@ def mark_transmitting(conn: sa.Connection, row: OutboxRow) -> bool:
         .values(status="transmitting")
     )
     return int(conn.execute(stmt).rowcount) == 1
+
+
+def release_untried(conn: sa.Connection, row: OutboxRow) -> bool:
+    """The claimed ``row`` was never offered to the server (the batch stopped before it:
+    deadline, server unreachable, TLS problem): back to ``pending``, due at once, with
+    this claim's attempt not counted. Safe from ``transmitting`` too: the caller knows
+    its data never went out."""
+    return _finish(
+        conn,
+        row,
+        {"status": "pending", "attempts": row.attempts - 1, "next_attempt_at": None},
+    )
+
+
+def _claims_held(rows: list[OutboxRow]) -> sa.ColumnElement[bool]:
+    """The rows whose claims (id and attempt count) are the given rows'."""
+    return sa.tuple_(outbox.c.id, outbox.c.attempts).in_([(r.id, r.attempts) for r in rows])
+
+
+def mark_transmitting_many(conn: sa.Connection, rows: list[OutboxRow]) -> set[int]:
+    """:func:`mark_transmitting` for several claimed rows in one statement; the ids of
+    the rows whose claims still held (and are now ``transmitting``)."""
+    if not rows:
+        return set()
+    stmt = (
+        outbox.update()
+        .where(_claims_held(rows), outbox.c.status == "sending")
+        .values(status="transmitting")
+        .returning(outbox.c.id)
+    )
+    return {int(i) for i in conn.execute(stmt).scalars()}
+
+
+def finish_sent_many(conn: sa.Connection, rows: list[OutboxRow], now: dt.datetime) -> set[int]:
+    """:func:`finish_sent` for several claimed rows in one statement; the ids of the rows
+    whose claims still held (and are now ``sent``)."""
+    if not rows:
+        return set()
+    stmt = (
+        outbox.update()
+        .where(_claims_held(rows), outbox.c.status.in_(IN_FLIGHT))
+        .values(status="sent", sent_at=utc(now), last_error=None, next_attempt_at=None)
+        .returning(outbox.c.id)
+    )
+    return {int(i) for i in conn.execute(stmt).scalars()}
 
 
 def finish_uncertain(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
