@@ -37,3 +37,12 @@ def sqlite_file(url: str) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
+
+
+def store_engine(url: str) -> sa.Engine:
+    """An engine for the signal store; a SQLite file's folder is created when missing (the
+    file itself by ``regiesignaal db upgrade``)."""
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url, **engine_options(url))

@@ -31,7 +31,7 @@ from engine.casefile import shown_key
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
-from engine.db import engine_options, sqlite_file
+from engine.db import engine_options, sqlite_file, store_engine
 from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.facts import explanation_rule_refs
 from engine.needs import SourceNeeds, needs_of
@@ -280,12 +280,6 @@ def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[st
 
 
 CASE_DROP_LIMIT = 0.5  # refuse when open cases fall below half of the last good run's
-
-
-def store_engine(url: str) -> sa.Engine:
-    """An engine for the store (a SQLite file and its folder are created when missing)."""
-    ensure_sqlite_dir(url)
-    return sa.create_engine(url, **engine_options(url))
 
 
 def source_engine(url: str) -> sa.Engine:
