@@ -64,7 +64,7 @@ from notifications.digests import (
     new_since,
     team_digests,
 )
-from notifications.model import ComposedMessage, Recipient, SignalLine
+from notifications.model import ComposedMessage, Recipient, SignalLine, TeamDigest
 
 log = logging.getLogger("regiesignaal.run")
 
@@ -182,6 +182,25 @@ def _worker_compose(task: ComposeTask) -> ComposedMessage:
     return compose_case_manager(
         Recipient(staff_id, email), as_of, lines, mail_options, new_since=since
     )
+
+
+DigestTask = tuple[str, str, TeamDigest, MailOptions]
+
+
+def _worker_compose_digest(task: DigestTask) -> ComposedMessage:
+    """In a worker process: render one team lead's digest."""
+    lead, email, digest, mail_options = task
+    return compose_team_digest(Recipient(lead, email), digest, mail_options)
+
+
+def _render_all(
+    pool: Pool | None, render: Callable[[Any], ComposedMessage], tasks: list[Any]
+) -> Iterator[ComposedMessage]:
+    """The messages of ``tasks`` in order: handed to the worker pool at once (rendered
+    while the caller goes on), or rendered one by one as they are taken without a pool."""
+    if pool is None or not tasks:
+        return map(render, tasks)
+    return pool.imap(render, tasks, chunksize=4)
 
 
 def _calendar() -> str | None:
@@ -637,15 +656,49 @@ def _after_extract(
         summary.reconcile = counts.as_dict()
     checkpoint("reconciled")
 
+    open_cases_per_manager = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
+    with _timed(d, "compose"):
+        _compose(
+            settings,
+            options,
+            store,
+            staff,
+            rules_by_id,
+            spool.bonus,
+            open_cases_per_manager,
+            summary,
+            pool,
+        )
+    checkpoint("composed")
+
+    if options.deliver and settings.mail_enabled:
+        with _timed(d, "deliver"):
+            summary.delivery = deliver_pending(store, settings.smtp)
+        summary.problems.extend(summary.delivery.errors[:50])
+    summary.problems.extend(unsettled_problems(store, as_of))
+
+
+def _compose(
+    settings: Settings,
+    options: RunOptions,
+    store: sa.Engine,
+    staff: Mapping[str, Mapping[str, Any]],
+    rules_by_id: Mapping[str, Any],
+    bonus: Mapping[str, int],
+    open_cases_per_manager: Mapping[str, int],
+    summary: RunSummary,
+    pool: Pool | None,
+) -> None:
+    """Compose every message of the run and queue it in the outbox, in one transaction:
+    a crash leaves none of the night's messages queued (a rerun composes them all)."""
+    as_of = options.as_of
     meta = {
         rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after, r.mail_code)
         for rid, r in rules_by_id.items()
     }
-    bonus = spool.bonus
-    open_cases_per_manager = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
     enqueued: Counter[str] = Counter()
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
-    with _timed(d, "compose"), store.begin() as conn:
+    with store.begin() as conn:
 
         def queue(kind: str, recipient: str, email: str, message: ComposedMessage) -> None:
             if outbox.enqueue(
@@ -685,16 +738,17 @@ def _after_extract(
                         since = new_since(reached.get(staff_id), as_of)
                         yield (staff_id, email, as_of, lines, shape, since)
 
-            # one group of recipients at a time: memory holds a group's lines and messages
+            # one group of recipients at a time, and the next group's lines are read while
+            # the workers render this one's: memory holds two groups' lines and messages
             tasks = compose_tasks()
-            while group := list(itertools.islice(tasks, COMPOSE_GROUP)):
-                messages = (
-                    pool.imap(_worker_compose, group, chunksize=4)
-                    if pool is not None
-                    else map(_worker_compose, group)
-                )
+            group = list(itertools.islice(tasks, COMPOSE_GROUP))
+            messages = _render_all(pool, _worker_compose, group)
+            while group:
+                following = list(itertools.islice(tasks, COMPOSE_GROUP))
+                rendering = _render_all(pool, _worker_compose, following)
                 for (staff_id, address, *_), message in zip(group, messages, strict=True):
                     queue("regievoerder", staff_id, address, message)
+                group, messages = following, rendering
             summary.problems.extend(lines_problems)
         # weekly digests go out on their weekday whatever it is; daily ones on working days;
         # a digest that was missed goes out with the next run (catch-up)
@@ -722,6 +776,7 @@ def _after_extract(
                 staff_names=settings.mail_staff_names,
             )
             summary.problems.extend(result.problems)
+            digest_tasks: list[DigestTask] = []
             for lead, member in sorted(staff.items()):
                 digest = result.digests.get(member.get("team") or "")
                 if member.get("role") != "teamleider" or digest is None:
@@ -732,12 +787,11 @@ def _after_extract(
                     continue
                 email = _email_of(staff, lead, summary.problems, 1, settings.smtp.allowed_domains)
                 if email is not None:
-                    queue(
-                        "teamleider",
-                        lead,
-                        email,
-                        compose_team_digest(Recipient(lead, email), digest, shape),
-                    )
+                    digest_tasks.append((lead, email, digest, shape))
+            # rendered by the workers too, queued in the same order as before
+            rendered = _render_all(pool, _worker_compose_digest, digest_tasks)
+            for (lead, email, *_), message in zip(digest_tasks, rendered, strict=True):
+                queue("teamleider", lead, email, message)
         email_of = partial(
             _email_of,
             staff,
@@ -749,13 +803,6 @@ def _after_extract(
             settings, conn, as_of, rules_by_id, staff, queue, queued, email_of
         )
     summary.messages_enqueued = dict(enqueued)
-    checkpoint("composed")
-
-    if options.deliver and settings.mail_enabled:
-        with _timed(d, "deliver"):
-            summary.delivery = deliver_pending(store, settings.smtp)
-        summary.problems.extend(summary.delivery.errors[:50])
-    summary.problems.extend(unsettled_problems(store, as_of))
 
 
 def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:

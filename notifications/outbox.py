@@ -123,24 +123,24 @@ def make_message_id(as_of: dt.date, kind: str, recipient_id: str, sender_domain:
 def _insert_ignoring_duplicate(conn: sa.Connection, values: dict[str, Any]) -> bool:
     key = ("as_of", "kind", "recipient_id")
     dialect = conn.dialect.name
+    # the statements take the values as parameters (not .values()): built and compiled
+    # once, not once per message (issue 11)
     if dialect == "postgresql":
-        stmt: Any = (
-            postgresql.insert(outbox)
-            .values(**values)
-            .on_conflict_do_nothing(constraint="uq_outbox_once_per_day")
+        stmt: Any = postgresql.insert(outbox).on_conflict_do_nothing(
+            constraint="uq_outbox_once_per_day"
         )
     elif dialect == "sqlite":
-        stmt = sqlite.insert(outbox).values(**values).on_conflict_do_nothing(index_elements=key)
+        stmt = sqlite.insert(outbox).on_conflict_do_nothing(index_elements=key)
     else:  # check-then-insert; the unique constraint still guards against a race
         exists = conn.execute(
             sa.select(outbox.c.id).where(*(outbox.c[k] == values[k] for k in key))
         ).first()
         if exists is not None:
             return False
-        stmt = outbox.insert().values(**values)
+        stmt = outbox.insert()
     # RETURNING tells reliably whether a row was inserted (rowcount does not, on
     # every driver, for an INSERT .. ON CONFLICT DO NOTHING).
-    inserted = conn.execute(stmt.returning(outbox.c.id)).first()
+    inserted = conn.execute(stmt.returning(outbox.c.id), values).first()
     return inserted is not None
 
 
