@@ -28,7 +28,7 @@ def _n(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if value < 100 else f"{value:,.0f}"
     return str(value)
 
 

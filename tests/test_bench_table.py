@@ -62,5 +62,6 @@ def test_render_copies_numbers_and_marks_what_was_not_measured() -> None:
     assert "| | sqlite 10,000 | sqlite 1,000,000 |" in lines
     assert "| open cases / signals / messages | 9,502 / 19,068 / 189 | 949,650 / – / – |" in lines
     assert "| cases per second (run) | 760 | 3,166 |" in lines
+    assert "| main-process peak MB (run) | 101.3 | – |" in lines
     assert "| starter rules: same (case, rule) pairs | NO (2,368) | – |" in lines
-    assert "| run_vs_plain_select (<= 10.0) | 50.00 | – |" in lines
+    assert "| run_vs_plain_select (<= 10.0) | 50 | – |" in lines
