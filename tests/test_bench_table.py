@@ -25,7 +25,7 @@ def test_render_copies_numbers_and_marks_what_was_not_measured() -> None:
             "wall_s": 12.5,
             "cpu_s": 20.25,
             "open_cases": 9502,
-            "main_peak_mb": 101.3,
+            "main_peak_mb": 91.3,
             "worker_peaks_mb": [90.0],
             "signals": 19068,
             "messages": 189,
@@ -62,6 +62,6 @@ def test_render_copies_numbers_and_marks_what_was_not_measured() -> None:
     assert "| | sqlite 10,000 | sqlite 1,000,000 |" in lines
     assert "| open cases / signals / messages | 9,502 / 19,068 / 189 | 949,650 / – / – |" in lines
     assert "| cases per second (run) | 760 | 3,166 |" in lines
-    assert "| main-process peak MB (run) | 101.3 | – |" in lines
+    assert "| main-process peak MB (run) | 91.3 | – |" in lines
     assert "| starter rules: same (case, rule) pairs | NO (2,368) | – |" in lines
     assert "| run_vs_plain_select (<= 10.0) | 50 | – |" in lines
