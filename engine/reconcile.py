@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -288,7 +288,7 @@ def plan(
     open_episodes: Iterable[OpenEpisode],
     closed_keys: Collection[Key],
     fired: Mapping[Key, Fired],
-    open_case_refs: Collection[str],
+    open_case_refs: Container[str],
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
     untouched_case_refs: Collection[str] = (),
@@ -996,7 +996,7 @@ def _add_counts(a: ReconcileCounts, b: ReconcileCounts) -> ReconcileCounts:
 def reconcile_in_ranges(
     conn: Connection,
     chunks: Iterable[tuple[KeyRange, Mapping[Key, Fired]]],
-    open_case_refs: Collection[str],
+    open_case_refs: Container[str] | Callable[[KeyRange], Container[str]],
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
     run_id: int | None,
@@ -1014,6 +1014,9 @@ def reconcile_in_ranges(
     of that range. Every (case, rule) key belongs to exactly one range and the plan of a
     key reads only that key's rows, so the result is that of one :func:`reconcile` over
     everything, while memory holds one range's episodes, fired keys and plan at a time.
+    ``open_case_refs`` is either every open case_ref, or a function called once per range
+    (in order) that gives the open case_refs of that range (the run's spool), so that no
+    set of every open case is held either.
     Rules introduced today are decided once, before the first range.
     """
     check_forward(conn, as_of)
@@ -1028,7 +1031,7 @@ def reconcile_in_ranges(
             load_open_episodes(conn, bounds),
             load_closed_keys(conn, bounds),
             fired,
-            open_case_refs,
+            open_case_refs(bounds) if callable(open_case_refs) else open_case_refs,
             active_rules,
             as_of,
             untouched_case_refs,

@@ -524,6 +524,25 @@ def case_index(engine: Engine, status: str | None = "open") -> list[tuple[str, A
         return [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
 
 
+INDEX_STREAM_ROWS = 10_000
+"""Rows of the case index fetched at a time by :func:`iter_case_index`."""
+
+
+def iter_case_index(engine: Engine, status: str | None = "open") -> Iterator[tuple[str, Any]]:
+    """(case_ref, regievoerder) of every case with ``status``, ordered by case_ref, streamed.
+
+    Like :func:`case_index` but never holds the whole index: rows come
+    ``INDEX_STREAM_ROWS`` at a time (a server-side cursor on PostgreSQL), so the run's
+    main process stays flat however many cases there are (issue 11: 1,000,000 cases).
+    """
+    stmt = select(cases.c.case_ref, cases.c.regievoerder).order_by(cases.c.case_ref)
+    if status is not None:
+        stmt = stmt.where(cases.c.status == status)
+    with engine.connect() as conn:
+        for row in conn.execute(stmt.execution_options(yield_per=INDEX_STREAM_ROWS)):
+            yield row[0], row[1]
+
+
 def fetch_case_range(
     engine: Engine,
     first: str,

@@ -281,7 +281,7 @@ def preview(
     except RunRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)
-    hits, n_cases = extracted.hits, len(extracted.open_cases)
+    hits, n_cases = extracted.hits, extracted.open_count
     for case_ref, kind in sorted(extracted.unreadable.items()):
         click.echo(
             f"let op: zaak {shown_key(case_ref)} is onleesbaar in de bron ({kind}); overgeslagen",

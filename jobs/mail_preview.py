@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-from collections import Counter
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -90,7 +89,7 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                     staff,
                     outbox.last_reached(conn, "teamleider", as_of),
                 )
-                open_cases = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
+                open_cases = extracted.open_per_manager
                 digest = team_digests(
                     conn,
                     as_of,

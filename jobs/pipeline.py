@@ -37,9 +37,9 @@ from engine.facts import explanation_rule_refs
 from engine.needs import SourceNeeds, needs_of
 from engine.rulefile import RuleDir, load_rule_dir
 from engine.source import (
-    case_index,
     count_cases,
     count_unknown_choices,
+    iter_case_index,
     load_staff,
     read_case_range,
 )
@@ -163,8 +163,12 @@ def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
 
 @dataclass
 class Extracted:
+    """What evaluating the source gave. Nothing in it grows with the number of cases but
+    the hits (when no sink takes them) and the problem cases (``unreadable``)."""
+
     hits: list[Hit] = field(default_factory=list)
-    open_cases: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    open_count: int = 0  # open cases in the source
+    open_per_manager: Counter[str] = field(default_factory=Counter)  # regievoerder -> cases
     unreadable: dict[str, str] = field(default_factory=dict)
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
     unknown_choices: Counter[str] = field(default_factory=Counter)
@@ -231,6 +235,10 @@ HitSink = Callable[[str | None, list[Hit]], None]
 """Receives, range by range in case_ref order, the last case_ref of the range (None for
 the last range) and the range's hits."""
 
+OpenRefsSink = Callable[[str | None, list[str]], None]
+"""Receives, range by range in case_ref order (before any is evaluated), the last case_ref
+of the range (None for the last range) and the open case_refs of the range."""
+
 
 def evaluate_source(
     source: sa.Engine,
@@ -238,27 +246,42 @@ def evaluate_source(
     batch_size: int,
     pool: Pool | None = None,
     sink: HitSink | None = None,
+    open_refs_sink: OpenRefsSink | None = None,
 ) -> Extracted:
     """Extract the open cases in batches and evaluate them, in the worker pool if given.
 
-    The main process reads the small case index and splits it into case_ref ranges of
-    ``batch_size`` cases; each range is read and evaluated on its own (by a worker when
-    there is a pool), so memory per process is bounded by the batch size. A case whose
-    record cannot be read is named in ``unreadable`` and skipped; the rest goes on.
-    With ``sink`` the hits go there range by range instead of into ``Extracted.hits``.
+    The main process streams the case index (``iter_case_index``) and cuts it into
+    case_ref ranges of ``batch_size`` cases, keeping only each range's bounds (and, with
+    ``open_refs_sink``, handing over its case_refs); each range is read and evaluated on
+    its own (by a worker when there is a pool), so memory per process is bounded by the
+    batch size, not by the number of cases. A case whose record cannot be read is named in
+    ``unreadable`` and skipped; the rest goes on. With ``sink`` the hits go there range by
+    range instead of into ``Extracted.hits``.
 
     Only the tables and columns the rule set reads are read (``engine.needs``); the
     choice values outside their lists are counted by one aggregate query per table
     (``count_unknown_choices``) over the open cases that could be read.
     """
     out = Extracted()
-    index = case_index(source, status="open")
-    for case_ref, regievoerder, team in index:
-        out.open_cases[case_ref] = (regievoerder, team)
-    ranges = [
-        (index[i][0], index[min(i + batch_size, len(index)) - 1][0])
-        for i in range(0, len(index), batch_size)
-    ]
+    ranges: list[tuple[str, str]] = []
+
+    def cut(refs: list[str], last: bool) -> None:
+        ranges.append((refs[0], refs[-1]))
+        if open_refs_sink is not None:
+            open_refs_sink(None if last else refs[-1], refs)
+
+    refs: list[str] = []
+    for case_ref, regievoerder in iter_case_index(source, status="open"):
+        out.open_count += 1
+        if regievoerder:
+            out.open_per_manager[regievoerder] += 1
+        if len(refs) == batch_size:  # a case follows: this range is not the last
+            cut(refs, last=False)
+            refs = []
+        refs.append(case_ref)
+    if refs:
+        cut(refs, last=True)
+    del refs
     if pool is None:
         evaluator = Evaluator(compiled, "durable")
         needs = needs_of(compiled)
@@ -603,14 +626,16 @@ def _after_extract(
     d = summary.durations
     with _timed(d, "extract_evaluate"):
         staff = load_staff(source)
-        extracted = evaluate_source(source, compiled, settings.batch_size, pool, spool.add)
+        extracted = evaluate_source(
+            source, compiled, settings.batch_size, pool, spool.add, spool.add_open_refs
+        )
     checkpoint("evaluated")
-    summary.cases = len(extracted.open_cases)
+    summary.cases = extracted.open_count
     engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
-    if engine_failed > max(10, len(extracted.open_cases) // 10):
+    if engine_failed > max(10, extracted.open_count // 10):
         # one case is that case's problem; this many is the engine's: stop, change nothing
         raise RuntimeError(
-            f"de regelengine kon {engine_failed} van {len(extracted.open_cases)} zaken niet "
+            f"de regelengine kon {engine_failed} van {extracted.open_count} zaken niet "
             "beoordelen; de run stopt zonder iets te wijzigen"
         )
     for case_ref, kind in sorted(extracted.unreadable.items()):
@@ -643,7 +668,7 @@ def _after_extract(
             counts = reconcile.reconcile_in_ranges(
                 conn,
                 spool.chunks(),
-                set(extracted.open_cases),
+                spool.open_refs,
                 active,
                 as_of,
                 summary.run_id,
@@ -656,7 +681,7 @@ def _after_extract(
         summary.reconcile = counts.as_dict()
     checkpoint("reconciled")
 
-    open_cases_per_manager = Counter(rv for rv, _ in extracted.open_cases.values() if rv)
+    open_cases_per_manager = extracted.open_per_manager
     with _timed(d, "compose"):
         _compose(
             settings,

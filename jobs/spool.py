@@ -1,6 +1,7 @@
-"""A temporary file holding the run's hits range by range, so the main process never
-holds every hit at once (issue 11): evaluation writes each case_ref range's fired keys as
-it arrives, reconcile reads them back one range at a time."""
+"""Temporary files holding the run's hits and open case_refs range by range, so the main
+process never holds every hit, nor every open case, at once (issue 11): evaluation writes
+each case_ref range's open refs and fired keys as they come, reconcile reads them back one
+range at a time."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ class HitSpool:
     def __init__(self, severity_of: Mapping[str, str]):
         self._severity_of = severity_of
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-")  # noqa: SIM115
+        self._refs: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-open-")  # noqa: SIM115
         self._ranges: list[str | None] = []
+        self._ref_ranges: list[str | None] = []
+        self._refs_read = 0
         self.per_rule: Counter[str] = Counter()
         self.bonus: dict[str, int] = {}
 
@@ -53,6 +57,31 @@ class HitSpool:
         pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self._ranges.append(up_to)
 
+    def add_open_refs(self, up_to: str | None, refs: list[str]) -> None:
+        """The open case_refs of the range ending at ``up_to`` (a
+        :data:`jobs.pipeline.OpenRefsSink`); ranges come in case_ref order."""
+        pickle.dump(refs, self._refs, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ref_ranges.append(up_to)
+
+    def open_refs(self, bounds: reconcile.KeyRange) -> set[str]:
+        """The open case_refs of the range ``bounds`` that :meth:`chunks` yields now: called
+        once per range, in order (as ``reconcile_in_ranges`` does).
+
+        Raises ValueError when the ranges of the open refs and of the hits differ."""
+        if not self._ref_ranges:  # no open case at all: one unbounded range
+            if bounds != (None, None):
+                raise ValueError("open case_refs asked for a range that was not recorded")
+            return set()
+        if self._refs_read == 0:
+            self._refs.seek(0)
+        if self._refs_read >= len(self._ref_ranges) or (
+            self._ref_ranges[self._refs_read] != bounds[1]
+        ):
+            raise ValueError("open case_refs asked out of order or for another range")
+        self._refs_read += 1
+        refs: list[str] = pickle.load(self._refs)
+        return set(refs)
+
     def chunks(
         self,
     ) -> Iterator[tuple[reconcile.KeyRange, dict[reconcile.Key, reconcile.Fired]]]:
@@ -71,3 +100,4 @@ class HitSpool:
 
     def close(self) -> None:
         self._file.close()
+        self._refs.close()

@@ -102,7 +102,7 @@ def test_ranges_write_what_one_reconcile_writes(
 ) -> None:
     migrate.upgrade(db_url)
     results = []
-    for chunked in (False, True):
+    for mode in ("one", "ranges", "ranges, open refs per range"):
         _fresh(db_url)
         rng = random.Random(seed)
         engine = sa.create_engine(db_url)
@@ -115,18 +115,34 @@ def test_ranges_write_what_one_reconcile_writes(
                 "untouched_case_refs": {"Z-003"} if day == DAYS[2] else set(),
             }
             with engine.begin() as conn:
-                if chunked:
+                if mode == "ranges":
                     got = reconcile_in_ranges(
                         conn, _ranges(fired, cuts), open_cases, RULES, day, run_id, **kwargs
                     )
+                elif mode == "ranges, open refs per range":
+                    chunks = _ranges(fired, cuts)
+                    asked: list[Any] = []
+
+                    def open_refs(bounds: Any, cases: set[str] = open_cases) -> set[str]:
+                        asked.append(bounds)  # noqa: B023 - used within this iteration
+                        above, up_to = bounds
+                        return {
+                            c
+                            for c in cases
+                            if (above is None or c > above) and (up_to is None or c <= up_to)
+                        }
+
+                    got = reconcile_in_ranges(conn, chunks, open_refs, RULES, day, run_id, **kwargs)
+                    assert asked == [bounds for bounds, _ in chunks]  # once per range, in order
                 else:
                     got = reconcile(conn, fired, open_cases, RULES, day, run_id, **kwargs)
             counts.append(got)
         engine.dispose()
         results.append((counts, _state(db_url)))
-    assert results[0][0] == results[1][0]
-    assert results[0][1][0] == results[1][1][0]  # the same episodes, ids included
-    assert results[0][1][1] == results[1][1][1]  # the same events
+    for other in results[1:]:
+        assert results[0][0] == other[0]
+        assert results[0][1][0] == other[1][0]  # the same episodes, ids included
+        assert results[0][1][1] == other[1][1]  # the same events
     assert results[0][1][0], "the scenario opened episodes"
 
 

@@ -1,0 +1,89 @@
+"""The run never holds every open case (issue 11, 1,000,000 cases): the case index is
+streamed into case_ref ranges, each range's open refs go to the spool, and reconcile asks
+for them range by range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.compiler import compile_rules
+from engine.evaluate import Hit
+from engine.rulefile import load_rule_dir
+from engine.source import case_index
+from fixtures.generator import generate
+from fixtures.loader import load_cases, load_staff_file
+from jobs.pipeline import evaluate_source
+from jobs.spool import HitSpool
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_OF = dt.date(2026, 3, 2)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("source")
+    cases, staff = folder / "cases.jsonl", folder / "staff.jsonl"
+    generate(90, 3, AS_OF, cases, staff)
+    engine = sa.create_engine(f"sqlite:///{folder / 'source.sqlite'}")
+    assert load_staff_file(engine, staff).rejected == 0
+    assert load_cases(engine, cases).rejected == 0
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 85, 1000])
+def test_ranges_and_open_refs_follow_the_case_index(source: sa.Engine, batch_size: int) -> None:
+    compiled = compile_rules(load_rule_dir(ROOT / "rules"), AS_OF)
+    opened: list[tuple[str | None, list[str]]] = []
+    hit_ranges: list[str | None] = []
+
+    def hits(up_to: str | None, found: list[Hit]) -> None:
+        hit_ranges.append(up_to)
+        above = opened[len(hit_ranges) - 1][1]
+        assert all(h.case_ref in above for h in found)  # a range's hits are its own cases
+
+    extracted = evaluate_source(
+        source, compiled, batch_size, None, hits, lambda up, refs: opened.append((up, refs))
+    )
+    index = case_index(source, status="open")
+    assert [ref for _, refs in opened for ref in refs] == [ref for ref, _, _ in index]
+    assert all(0 < len(refs) <= batch_size for _, refs in opened)
+    assert [up for up, _ in opened] == [refs[-1] for _, refs in opened[:-1]] + [None]
+    assert hit_ranges == [up for up, _ in opened]
+    assert extracted.open_count == len(index)
+    assert extracted.open_per_manager == Counter(rv for _, rv, _ in index if rv)
+
+
+def test_the_spool_gives_each_range_its_open_refs_in_order() -> None:
+    spool = HitSpool({})
+    try:
+        spool.add_open_refs("Z-2", ["Z-1", "Z-2"])
+        spool.add_open_refs(None, ["Z-3"])
+        spool.add("Z-2", [])
+        spool.add(None, [])
+        got = [(bounds, spool.open_refs(bounds)) for bounds, _ in spool.chunks()]
+        assert got == [((None, "Z-2"), {"Z-1", "Z-2"}), (("Z-2", None), {"Z-3"})]
+    finally:
+        spool.close()
+
+
+def test_the_spool_refuses_a_range_it_did_not_record() -> None:
+    spool = HitSpool({})
+    try:
+        spool.add_open_refs("Z-2", ["Z-1", "Z-2"])
+        spool.add_open_refs(None, ["Z-3"])
+        with pytest.raises(ValueError):
+            spool.open_refs(("Z-2", None))  # the second range first
+        empty = HitSpool({})
+        assert empty.open_refs((None, None)) == set()  # no open case at all
+        with pytest.raises(ValueError):
+            empty.open_refs((None, "Z-1"))
+        empty.close()
+    finally:
+        spool.close()
