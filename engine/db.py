@@ -39,10 +39,19 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def store_engine(url: str) -> sa.Engine:
-    """An engine for the signal store; a SQLite file's folder is created when missing (the
-    file itself by ``regiesignaal db upgrade``)."""
+def ensure_sqlite_dir(url: str) -> Path | None:
+    """Create the parent folder of a file-based SQLite database; return the file's path.
+
+    Does nothing (returns None) for other databases, in-memory SQLite and ``file:`` URIs.
+    """
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_engine(url: str) -> sa.Engine:
+    """An engine for the signal store; a SQLite file's folder is created when missing (the
+    file itself by ``regiesignaal db upgrade``)."""
+    ensure_sqlite_dir(url)
     return sa.create_engine(url, **engine_options(url))

@@ -35,7 +35,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from engine.dates import CalendarError, use_calendar_file
-from engine.db import sqlite_file
 from notifications.settings import SmtpSettings, TlsMode
 
 DigestMode = Literal["daily", "weekly"]
@@ -169,17 +168,6 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return "(ongeldige URL)"
-
-
-def ensure_sqlite_dir(url: str) -> Path | None:
-    """Create the parent folder of a file-based SQLite database; return the file's path.
-
-    Does nothing (returns None) for other databases, in-memory SQLite and ``file:`` URIs.
-    """
-    path = sqlite_file(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def weekday_name(weekday: int) -> str:

@@ -46,10 +46,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.db import engine_options
+from engine.db import engine_options, ensure_sqlite_dir
 from engine.source import CHILD_TABLES, cases, create_source_schema, staff
 from fixtures.loader import load_cases, load_staff_file
-from jobs.config import Settings, ensure_sqlite_dir
+from jobs.config import Settings
 
 log = logging.getLogger("regiesignaal.intake")
 

@@ -31,7 +31,7 @@ from engine.casefile import shown_key
 from engine.checkpoint import checkpoint
 from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
 from engine.dates import calendar_files, is_working_day, use_calendar_file
-from engine.db import engine_options, sqlite_file, store_engine
+from engine.db import engine_options, ensure_sqlite_dir, sqlite_file, store_engine
 from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
 from engine.facts import explanation_rule_refs
 from engine.needs import SourceNeeds, needs_of
@@ -44,7 +44,7 @@ from engine.source import (
     read_case_range,
 )
 from engine.store import runs
-from jobs.config import Settings, ensure_sqlite_dir
+from jobs.config import Settings
 from jobs.lock import LockHeld, abort_stale_runs, run_lock
 from jobs.mail_stage import mail_options, queue_rule_report, template_problems
 from jobs.spool import HitSpool

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.db import ensure_sqlite_dir
 from jobs.config import (
     DEFAULT_RULES_DIR,
     PASSWORD_ENV,
     ConfigError,
     Settings,
     describe,
-    ensure_sqlite_dir,
     load_settings,
 )
 from notifications.settings import SmtpSettings
