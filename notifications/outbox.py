@@ -499,12 +499,8 @@ def _finish(conn: sa.Connection, row: OutboxRow, values: dict[str, Any]) -> bool
 
 
 def finish_sent(conn: sa.Connection, row: OutboxRow, now: dt.datetime) -> bool:
-    """The server accepted the claimed ``row``."""
-    return _finish(
-        conn,
-        row,
-        {"status": "sent", "sent_at": utc(now), "last_error": None, "next_attempt_at": None},
-    )
+    """The server accepted the claimed ``row`` (:func:`finish_sent_many` for one row)."""
+    return row.id in finish_sent_many(conn, [row], now)
 
 
 def finish_retry(
@@ -525,15 +521,9 @@ def finish_failed(conn: sa.Connection, row: OutboxRow, error: str) -> bool:
 
 def mark_transmitting(conn: sa.Connection, row: OutboxRow) -> bool:
     """The claimed ``row``'s data is about to go to the server; from here on a lost
-    outcome is ``uncertain``, not a failure. False when the claim no longer holds."""
-    stmt = (
-        outbox.update()
-        .where(
-            outbox.c.id == row.id, outbox.c.status == "sending", outbox.c.attempts == row.attempts
-        )
-        .values(status="transmitting")
-    )
-    return int(conn.execute(stmt).rowcount) == 1
+    outcome is ``uncertain``, not a failure. False when the claim no longer holds
+    (:func:`mark_transmitting_many` for one row)."""
+    return row.id in mark_transmitting_many(conn, [row])
 
 
 def release_untried(conn: sa.Connection, row: OutboxRow) -> bool:
