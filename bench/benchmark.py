@@ -10,7 +10,7 @@ fresh source, and measures in one go, on the same data:
 - ``plain_select``: one plain ``SELECT *`` per source table into tuples (the floor for
   anything that reads the source; the ``run`` ratio is taken against it);
 - ``source_read``: the product's reader as the run uses it: over all open cases, batch by
-  batch, reading only what the default pack needs (``engine.needs``), into in-memory
+  batch, reading only what the default pack needs (``engine.language.needs``), into in-memory
   cases; ``plain_select_needed`` is its baseline: one plain SELECT per table of the same
   tables and columns (the open cases' rows of ``cases``, every row of the child tables),
   into tuples through the driver, no type conversion. The ratio thus measures the
@@ -71,7 +71,7 @@ STARTER_RULES = ROOT / "bench" / "starter-rules"
 PG_ADMIN = os.environ.get(
     "REGIESIGNAAL_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-CLI = [sys.executable, "-m", "jobs.cli"]
+CLI = [sys.executable, "-m", "regiesignaal"]
 
 TARGETS = {
     "run_vs_plain_select": 10.0,
@@ -193,7 +193,7 @@ def mail_server(directory: Path, env: dict[str, str]) -> Iterator[int]:
 
 def plain_select(url: str) -> tuple[int, dict[str, float]]:
     """One plain ``SELECT *`` per source table, fetched into tuples. Returns row count."""
-    from engine.source import metadata
+    from regiesignaal.engine.source.tables import metadata
 
     engine = sa.create_engine(url)
     try:
@@ -209,9 +209,9 @@ def plain_select(url: str) -> tuple[int, dict[str, float]]:
 
 def default_needs(as_of: dt.date) -> Any:
     """What the run reads for the default pack (``rules/``) on ``as_of``."""
-    from engine.compiler import compile_rules
-    from engine.needs import needs_of
-    from engine.rulefile import load_rule_dir
+    from regiesignaal.engine.language.compiler import compile_rules
+    from regiesignaal.engine.language.needs import needs_of
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
     return needs_of(compile_rules(load_rule_dir(ROOT / "rules"), as_of))
 
@@ -219,7 +219,7 @@ def default_needs(as_of: dt.date) -> Any:
 def plain_select_needed(url: str, needs: Any) -> tuple[int, dict[str, float]]:
     """One plain SELECT per table of the columns ``needs`` names (``cases``: open rows
     only; child tables: every row, with case_ref), into tuples. Returns row count."""
-    from engine.source import CHILD_TABLES
+    from regiesignaal.engine.source.tables import CHILD_TABLES
 
     def cols(names: Any) -> str:
         return ", ".join('"' + n.replace(".", "_") + '"' for n in sorted(names))
@@ -244,7 +244,7 @@ def plain_select_needed(url: str, needs: Any) -> tuple[int, dict[str, float]]:
 def source_read(url: str, batch_size: int, needs: Any = None) -> tuple[int, dict[str, float]]:
     """The product's reader over every open case, batch by batch, reading ``needs``
     (None: whole cases)."""
-    from engine.source import iter_case_batches
+    from regiesignaal.engine.source.read import iter_case_batches
 
     engine = sa.create_engine(url)
     try:

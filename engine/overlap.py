@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from engine.evaluate import Hit
-from engine.rulefile import Rule, RuleDir
+from regiesignaal.engine.language.evaluator import Hit
+from regiesignaal.engine.language.rulefile.model import Rule, RuleDir
 
 _POS = re.compile(r"pos=Pos\(line=\d+, column=\d+\)")
 
@@ -56,7 +56,7 @@ def changed_rules(candidate: RuleDir, current: RuleDir) -> dict[str, str]:
 
 
 def _reads(rule: Rule) -> set[str]:
-    from engine.conditions import fields_of
+    from regiesignaal.engine.language.conditions import fields_of
 
     return fields_of(rule.condition())
 

@@ -25,7 +25,7 @@ This module owns every transition of a signal episode and is the only writer of
 - an open episode of a rule retired by an operator (``regiesignaal rules retire``) and not
   active closes at once with ``rule_retired``;
 - an open episode whose rule has ``escalate_after`` gets ``escalated_on`` = clock start +
-  escalate_after (:func:`engine.dates.shift`) once D reaches that date and it has no valid
+  escalate_after (:func:`engine.language.dates.shift`) once D reaches that date and it has no valid
   explanation (event ``escalated``); once set it stays for the episode.
 
 Explanations come from the case file (``Fired.explained_until``) and from the command line
@@ -46,31 +46,57 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from engine.dates import Duration, add_working_days, shift, working_days_between
-from engine.store import explanations, known_rules, signal_events, signals
-
-Key = tuple[str, str]  # (case_ref, rule_id)
+from regiesignaal.engine.language.dates import (
+    Duration,
+    add_working_days,
+    shift,
+    working_days_between,
+)
+from regiesignaal.engine.store.episodes import (
+    EVENT_COLUMNS,
+    SIGNAL_COLUMNS,
+    Key,
+    KeyRange,
+    OpenEpisode,
+    StoredExplanation,
+    insert_rows,
+    load_closed_keys,
+    load_known_rules,
+    load_open_episodes,
+    load_stored_explanations,
+    update_by_ids,
+)
+from regiesignaal.engine.store.tables import known_rules, signal_events, signals
 
 CLOSE_RESOLVED = "resolved"
+
+
 CLOSE_CASE_CLOSED = "case_closed"
+
+
 CLOSE_RULE_REMOVED = "rule_removed"
+
+
 CLOSE_RULE_RETIRED = "rule_retired"
 
+
 SOURCE_CASE_FILE = "case_file"
+
+
 SOURCE_COMMAND_LINE = "command_line"
 
-# Ids per "WHERE id IN (...)" statement: well below SQLite's and PostgreSQL's parameter limits.
-ID_CHUNK = 5000
+
 # Event rows per executemany.
 EVENT_CHUNK = 10_000
+
+
 # Inserted or updated signal rows per executemany: the parameter dicts of one chunk are
 # all that is held at once (issue 11: memory bounded by the chunk, not the signals).
 INSERT_CHUNK = 10_000
@@ -103,46 +129,12 @@ class RuleInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredExplanation:
-    """An explanation added on the command line (``explanations`` table), not revoked."""
-
-    id: int
-    until: dt.date
-    created_by: str
-
-
-@dataclass(frozen=True, slots=True)
 class Policy:
     """``grace_days``: working days a signal may be absent and still continue its episode;
     ``baseline_spread_days``: working days over which baseline escalation clocks start."""
 
     grace_days: int = 0
     baseline_spread_days: int = 10
-
-
-class OpenEpisode(NamedTuple):
-    """An open signal episode as loaded from the store (a tuple: cheap to load by the 100,000)."""
-
-    id: int
-    case_ref: str
-    rule_id: str
-    severity: str
-    regievoerder: str | None
-    team: str | None
-    opened_on: dt.date
-    last_seen_on: dt.date
-    escalated_on: dt.date | None
-    explained_until: dt.date | None
-    clock_start: dt.date | None = None
-    gap_since: dt.date | None = None
-    gap_reason: str | None = None
-    explained_since: dt.date | None = None
-    explained_given_until: dt.date | None = None
-    explanation_expired_on: dt.date | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.case_ref, self.rule_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +254,6 @@ class ReconcilePlan:
             or self.events
             or self.introduced_rules
         )
-
-
-# --------------------------------------------------------------------------- planning
 
 
 def baseline_offset(key: Key, spread_days: int) -> int:
@@ -592,120 +581,9 @@ def _backwards_message(latest: dt.date, as_of: dt.date) -> str:
     )
 
 
-# --------------------------------------------------------------------------- store I/O
-
-
-def _by_ids(
-    conn: Connection, ids: Sequence[int], values: dict[str, Any], only_open: bool = False
-) -> None:
-    """``UPDATE signals SET values WHERE id IN ids`` in as few statements as possible.
-
-    PostgreSQL gets one statement with an array parameter (``id = ANY(:ids)``); other
-    databases get ``id IN (...)`` in chunks of :data:`ID_CHUNK` ids.
-    """
-    if not ids:
-        return
-    condition: sa.ColumnElement[bool]
-    if conn.dialect.name == "postgresql":
-        param = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
-        condition, size = signals.c.id == sa.any_(param), len(ids)
-    else:
-        condition, size = signals.c.id.in_(sa.bindparam("ids", expanding=True)), ID_CHUNK
-    stmt = sa.update(signals).where(condition).values(**values)
-    if only_open:
-        stmt = stmt.where(signals.c.closed_on.is_(None))
-    for start in range(0, len(ids), size):
-        conn.execute(stmt, {"ids": list(ids[start : start + size])})
-
-
-_SIGNAL_COLUMNS = (
-    "case_ref",
-    "rule_id",
-    "severity",
-    "regievoerder",
-    "team",
-    "opened_on",
-    "last_seen_on",
-    "closed_on",
-    "close_reason",
-    "reopened",
-    "escalated_on",
-    "explained_until",
-    "opened_run_id",
-    "closed_run_id",
-    "baseline",
-    "clock_start",
-    "gap_since",
-    "gap_reason",
-    "explained_since",
-    "explained_given_until",
-    "explanation_expired_on",
-)
-_EVENT_COLUMNS = (
-    "signal_id",
-    "case_ref",
-    "rule_id",
-    "kind",
-    "as_of",
-    "run_id",
-    "ruleset_version",
-    "details",
-    "created_at",
-)
-
-
 def _now() -> dt.datetime:
     """The time an event is recorded (``created_at``), in UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-FAST_INSERT = True
-"""Write inserted rows straight through the driver (see :func:`insert_rows`); False: one
-SQLAlchemy ``executemany`` (the straightforward path, kept to test the fast one against)."""
-
-
-def insert_rows(
-    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
-    """``INSERT INTO table (columns)`` the ``rows`` (tuples in the order of ``columns``), in
-    order (ids follow the order of ``rows``), inside the caller's transaction.
-
-    Each value goes through the column type's own bind processor (as SQLAlchemy would
-    convert it: dates, booleans, JSON), then straight to the driver: PostgreSQL gets one
-    ``COPY ... FROM STDIN``, SQLite one ``executemany`` of plain tuples. This skips
-    SQLAlchemy's per-row parameter handling, which cost more than the database's own
-    work at 100,000 cases (issue 11); the rows stored are the same.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    if not FAST_INSERT or dialect.name not in ("sqlite", "postgresql"):
-        conn.execute(sa.insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-    ]
-    if any(p is not None for p in processors):
-        steps = [(i, p) for i, p in enumerate(processors) if p is not None]
-        converted: list[Sequence[Any]] = []
-        for row in rows:
-            values = list(row)
-            for i, process in steps:
-                values[i] = process(values[i])
-            converted.append(values)
-        rows = converted
-    names = ", ".join(dialect.identifier_preparer.quote(name) for name in columns)
-    target = dialect.identifier_preparer.format_table(table)
-    if dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row)
-    else:
-        marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(
-            f"INSERT INTO {target} ({names}) VALUES ({marks})", [tuple(r) for r in rows]
-        )
 
 
 def apply(
@@ -719,9 +597,9 @@ def apply(
         by_reason.setdefault(close.reason, []).append(close.id)
     for reason, ids in sorted(by_reason.items()):
         values = {"closed_on": as_of, "close_reason": reason, "closed_run_id": run_id}
-        _by_ids(conn, ids, values, only_open=True)
+        update_by_ids(conn, ids, values, only_open=True)
 
-    _by_ids(conn, plan.touches, {"last_seen_on": as_of})
+    update_by_ids(conn, plan.touches, {"last_seen_on": as_of})
 
     seen = [u for u in plan.updates if u.seen]
     if seen:
@@ -768,7 +646,7 @@ def apply(
         insert_rows(
             conn,
             signals,
-            _SIGNAL_COLUMNS,
+            SIGNAL_COLUMNS,
             [
                 (
                     n.case_ref,
@@ -802,7 +680,7 @@ def apply(
         insert_rows(
             conn,
             signal_events,
-            _EVENT_COLUMNS,
+            EVENT_COLUMNS,
             [
                 (
                     e.signal_id,
@@ -861,95 +739,6 @@ def check_forward(conn: Connection, as_of: dt.date) -> None:
     dates = [d for d in (latest_seen, latest_closed, latest_opened) if d is not None]
     if dates and max(dates) > as_of:
         raise ReconcileError(_backwards_message(max(dates), as_of))
-
-
-KeyRange = tuple[str | None, str | None]
-"""A case_ref range ``(above, up_to)``: ``above < case_ref <= up_to``; None is unbounded."""
-
-
-def _in_range(column: Any, bounds: KeyRange | None) -> list[sa.ColumnElement[bool]]:
-    if bounds is None:
-        return []
-    above, up_to = bounds
-    out = []
-    if above is not None:
-        out.append(column > above)
-    if up_to is not None:
-        out.append(column <= up_to)
-    return out
-
-
-def load_open_episodes(conn: Connection, bounds: KeyRange | None = None) -> list[OpenEpisode]:
-    """The open episodes (of the case_ref range ``bounds``, all when None)."""
-    c = signals.c
-    result = conn.execute(
-        sa.select(
-            c.id,
-            c.case_ref,
-            c.rule_id,
-            c.severity,
-            c.regievoerder,
-            c.team,
-            c.opened_on,
-            c.last_seen_on,
-            c.escalated_on,
-            c.explained_until,
-            c.clock_start,
-            c.gap_since,
-            c.gap_reason,
-            c.explained_since,
-            c.explained_given_until,
-            c.explanation_expired_on,
-        ).where(c.closed_on.is_(None), *_in_range(c.case_ref, bounds))
-    )
-    return list(map(OpenEpisode._make, result.all()))
-
-
-def load_closed_keys(conn: Connection, bounds: KeyRange | None = None) -> set[Key]:
-    c = signals.c
-    result = conn.execute(
-        sa.select(c.case_ref, c.rule_id)
-        .where(c.closed_on.is_not(None), *_in_range(c.case_ref, bounds))
-        .distinct()
-    )
-    return {(case_ref, rule_id) for case_ref, rule_id in result.all()}
-
-
-def load_stored_explanations(
-    conn: Connection, as_of: dt.date, bounds: KeyRange | None = None
-) -> dict[Key, StoredExplanation]:
-    """Command-line explanations in force on ``as_of`` (not revoked); the latest end per key
-    (of the case_ref range ``bounds``, all when None)."""
-    c = explanations.c
-    out: dict[Key, StoredExplanation] = {}
-    rows = conn.execute(
-        sa.select(c.id, c.case_ref, c.rule_id, c.until, c.created_by)
-        .where(c.revoked_at.is_(None), c.until >= as_of, *_in_range(c.case_ref, bounds))
-        .order_by(c.until, c.id)
-    )
-    for row in rows:
-        out[(row.case_ref, row.rule_id)] = StoredExplanation(row.id, row.until, row.created_by)
-    return out
-
-
-def load_known_rules(conn: Connection) -> tuple[set[str], set[str]]:
-    """(rules in use: introduced and not retired, rules retired by an operator)."""
-    c = known_rules.c
-    known: set[str] = set()
-    retired: set[str] = set()
-    for rule_id, retired_at in conn.execute(sa.select(c.rule_id, c.retired_at)):
-        (known if retired_at is None else retired).add(rule_id)
-    return known, retired
-
-
-def missing_rules(conn: Connection, rule_ids: Collection[str]) -> list[str]:
-    """Rules holding open signals that are not in ``rule_ids`` and not retired; sorted."""
-    c = signals.c
-    holding = set(
-        conn.execute(sa.select(c.rule_id).where(c.closed_on.is_(None)).distinct()).scalars()
-    )
-    _, retired = load_known_rules(conn)
-    return sorted(holding - set(rule_ids) - retired)
 
 
 def reconcile(

@@ -34,30 +34,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from engine.dates import CalendarError, use_calendar_file
-from notifications.settings import SmtpSettings, TlsMode
+from regiesignaal.engine.language.dates import CalendarError, use_calendar_file
+from regiesignaal.engine.language.packaged import PACKAGED_RULES_DIR
+from regiesignaal.notifications.delivery.settings import SmtpSettings, TlsMode
 
 DigestMode = Literal["daily", "weekly"]
 
 CONFIG_ENV = "REGIESIGNAAL_CONFIG"
 PASSWORD_ENV = "REGIESIGNAAL_SMTP_PASSWORD"
 DEFAULT_CONFIG_FILE = "regiesignaal.toml"
-RULES_PACKAGE = "regiesignaal_rules"  # the repository's rules/ folder, shipped in the wheel
 
 
 def packaged_rules_dir() -> Path:
-    """The default rule pack: ``rules/`` next to the code in a source checkout, else the
-    copy installed with the package (``regiesignaal_rules`` in site-packages)."""
-    root = Path(__file__).resolve().parents[1]
-    checkout = root / "rules"
-    if checkout.is_dir() and (root / "pyproject.toml").is_file():
-        return checkout
-    import importlib.util
-
-    spec = importlib.util.find_spec(RULES_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return checkout  # not installed: load_rule_dir reports the missing folder
+    """The default rule pack: ``rules/`` beside the product's folders, in a checkout as in
+    an installed wheel (see ``engine.language.packaged``)."""
+    return PACKAGED_RULES_DIR
 
 
 DEFAULT_RULES_DIR = packaged_rules_dir()
@@ -365,7 +356,7 @@ def _parse_path(value: Any) -> Path:
 
 def _parse_sender(value: Any) -> str:
     """One bare address (no display name, no line break); the error never echoes it."""
-    from notifications.addresses import AddressError, check_address
+    from regiesignaal.engine.language.addresses import AddressError, check_address
 
     try:
         return check_address(value)
@@ -391,7 +382,7 @@ def _parse_ca_file(value: Any) -> str:
 
 
 def _parse_domains(value: Any) -> tuple[str, ...]:
-    from notifications.addresses import parse_domains
+    from regiesignaal.engine.language.addresses import parse_domains
 
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]

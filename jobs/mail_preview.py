@@ -14,27 +14,22 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from engine.source import load_staff
-from jobs.config import Settings
-from jobs.mail_stage import mail_options
-from jobs.pipeline import (
-    RunRefused,
-    load_checked_rules,
-    preview,
-    source_engine,
-    store_engine,
-)
-from notifications import outbox
-from notifications.compose import compose_case_manager, compose_team_digest
-from notifications.digests import (
-    RuleMeta,
-    case_manager_lines,
-    missed_digest_starts,
-    new_since,
-    team_digests,
-)
-from notifications.model import ComposedMessage, Recipient
-from notifications.rule_report import RuleInfo, compose_rule_report, rule_report
+from regiesignaal.engine.source.read import load_staff
+from regiesignaal.engine.store.db import store_engine
+from regiesignaal.jobs.config import Settings
+from regiesignaal.jobs.pipeline import RunRefused, load_checked_rules, source_engine
+from regiesignaal.jobs.preview import preview
+from regiesignaal.notifications.case_manager import case_manager_lines, new_since
+from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.compose.model import Recipient
+from regiesignaal.notifications.compose.rule_report import RuleInfo, compose_rule_report
+from regiesignaal.notifications.compose.team_digest import compose_team_digest
+from regiesignaal.notifications.delivery import outbox
+from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.night import mail_options
+from regiesignaal.notifications.rule_report import rule_report
+from regiesignaal.notifications.shared import RuleMeta
+from regiesignaal.notifications.team_digest import missed_digest_starts, team_digests
 
 
 @dataclass(frozen=True)

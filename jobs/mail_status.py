@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from notifications.delivery import DeliveryReport
+from regiesignaal.notifications.delivery.smtp import DeliveryReport
 
 EXIT_MAIL_WAITING = 3
 

@@ -9,62 +9,46 @@ at most one message per (date, kind, recipient).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import multiprocessing
 import os
 import socket
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from multiprocessing.pool import Pool
-from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
-from engine import migrate, reconcile
-from engine.casefile import shown_key
-from engine.checkpoint import checkpoint
-from engine.compiler import CompiledRuleSet, RuleSetError, check_rule_dir, compile_rules
-from engine.dates import calendar_files, is_working_day, use_calendar_file
-from engine.db import engine_options, ensure_sqlite_dir, sqlite_file, store_engine
-from engine.evaluate import ENGINE_SKIP, Evaluator, Hit
-from engine.facts import explanation_rule_refs
-from engine.needs import SourceNeeds, needs_of
-from engine.rulefile import RuleDir, load_rule_dir
-from engine.source import (
-    count_cases,
-    count_unknown_choices,
-    iter_case_index,
-    load_staff,
-    read_case_range,
+from regiesignaal.engine import reconcile
+from regiesignaal.engine.checkpoint import checkpoint
+from regiesignaal.engine.evaluate import (
+    calendar_for_workers,
+    evaluate_source,
+    unknown_explanation_rules,
+    worker_init,
 )
-from engine.store import runs
-from jobs.config import Settings
-from jobs.lock import LockHeld, abort_stale_runs, run_lock
-from jobs.mail_stage import mail_options, queue_rule_report, template_problems
-from jobs.spool import HitSpool
-from notifications import outbox
-from notifications.addresses import AddressError, check_address, domain_allowed
-from notifications.compose import (
-    MailOptions,
-    compose_case_manager,
-    compose_team_digest,
-    count_nl,
+from regiesignaal.engine.language.casefile import shown_key
+from regiesignaal.engine.language.compiled import CompiledRuleSet
+from regiesignaal.engine.language.compiler import RuleSetError, check_rule_dir, compile_rules
+from regiesignaal.engine.language.evaluator import ENGINE_SKIP
+from regiesignaal.engine.language.rulefile.model import RuleDir
+from regiesignaal.engine.source.read import count_cases, load_staff
+from regiesignaal.engine.spool import HitSpool
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.db import (
+    engine_options,
+    ensure_sqlite_dir,
+    sqlite_file,
+    store_engine,
 )
-from notifications.delivery import DeliveryReport, deliver_pending
-from notifications.digests import (
-    RuleMeta,
-    iter_case_manager_lines,
-    missed_digest_starts,
-    new_since,
-    team_digests,
-)
-from notifications.model import ComposedMessage, Recipient, SignalLine, TeamDigest
+from regiesignaal.engine.store.episodes import missing_rules
+from regiesignaal.engine.store.lock import LockHeld, abort_stale_runs, run_lock
+from regiesignaal.engine.store.tables import runs
+from regiesignaal.jobs.config import Settings
+from regiesignaal.notifications.delivery.smtp import DeliveryReport, deliver_pending
+from regiesignaal.notifications.night import queue_night, template_problems, unsettled_problems
 
 log = logging.getLogger("regiesignaal.run")
 
@@ -109,108 +93,7 @@ class RunSummary:
     problems: list[str] = field(default_factory=list)
 
 
-# ---------------------------------------------------------------- evaluation
-
-
-_worker: dict[str, Any] = {}
-
-
-def _worker_init(
-    rules_dir: str, as_of: dt.date, version: str, source_url: str, calendar: str | None = None
-) -> None:
-    use_calendar_file(Path(calendar) if calendar else None)  # the same working days
-    ruledir = load_rule_dir(Path(rules_dir))
-    if ruledir.version != version:
-        raise RuntimeError("de regels zijn tijdens de run gewijzigd; start de run opnieuw")
-    compiled = compile_rules(ruledir, as_of)
-    _worker["evaluator"] = Evaluator(compiled, "durable")
-    _worker["needs"] = needs_of(compiled)
-    _worker["source"] = source_engine(source_url)
-
-
-@dataclass
-class RangeResult:
-    hits: list[Hit]
-    unreadable: dict[str, str]  # case_ref -> kind of problem
-    # explanations naming a rule that is not active: (case_ref, position, rule as written)
-    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
-
-
-def _evaluate_range(
-    evaluator: Evaluator,
-    source: sa.Engine,
-    key_range: tuple[str, str],
-    needs: SourceNeeds | None = None,
-) -> RangeResult:
-    """Read one case_ref range (only what ``needs`` names; None: whole cases) and
-    evaluate it."""
-    read = read_case_range(source, *key_range, needs=needs)
-    unreadable = dict(read.unreadable)
-    active = set(evaluator.compiled.rule_ids)
-    refs = [
-        (case["case_ref"], i, rule)
-        for case in read.cases
-        for i, rule in explanation_rule_refs(case)
-        if rule not in active
-    ]
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs)
-
-
-def _worker_eval(key_range: tuple[str, str]) -> RangeResult:
-    """In a worker process: read one case_ref range from the source and evaluate it."""
-    return _evaluate_range(_worker["evaluator"], _worker["source"], key_range, _worker["needs"])
-
-
-@dataclass
-class Extracted:
-    """What evaluating the source gave. Nothing in it grows with the number of cases but
-    the hits (when no sink takes them) and the problem cases (``unreadable``)."""
-
-    hits: list[Hit] = field(default_factory=list)
-    open_count: int = 0  # open cases in the source
-    open_per_manager: Counter[str] = field(default_factory=Counter)  # regievoerder -> cases
-    unreadable: dict[str, str] = field(default_factory=dict)
-    explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
-    unknown_choices: Counter[str] = field(default_factory=Counter)
-
-
-COMPOSE_GROUP = 64
-"""Case managers whose messages are composed (by the worker pool) and queued together."""
-
-ComposeTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | None]
-
-
-def _worker_compose(task: ComposeTask) -> ComposedMessage:
-    """In a worker process: render one case manager's message."""
-    staff_id, email, as_of, lines, mail_options, since = task
-    return compose_case_manager(
-        Recipient(staff_id, email), as_of, lines, mail_options, new_since=since
-    )
-
-
-DigestTask = tuple[str, str, TeamDigest, MailOptions]
-
-
-def _worker_compose_digest(task: DigestTask) -> ComposedMessage:
-    """In a worker process: render one team lead's digest."""
-    lead, email, digest, mail_options = task
-    return compose_team_digest(Recipient(lead, email), digest, mail_options)
-
-
-def _render_all(
-    pool: Pool | None, render: Callable[[Any], ComposedMessage], tasks: list[Any]
-) -> Iterator[ComposedMessage]:
-    """The messages of ``tasks`` in order: handed to the worker pool at once (rendered
-    while the caller goes on), or rendered one by one as they are taken without a pool."""
-    if pool is None or not tasks:
-        return map(render, tasks)
-    return pool.imap(render, tasks, chunksize=4)
-
-
-def _calendar() -> str | None:
-    """The operator's calendar file in use (beside the shipped one), for worker processes."""
-    files = calendar_files()
-    return str(files[1]) if len(files) > 1 else None
+# ---------------------------------------------------------------- workers
 
 
 def start_pool(
@@ -226,96 +109,15 @@ def start_pool(
     source_url = source.url.render_as_string(hide_password=False)
     return ctx.Pool(
         workers,
-        initializer=_worker_init,
-        initargs=(str(ruledir.root), compiled.as_of, compiled.version, source_url, _calendar()),
+        initializer=worker_init,
+        initargs=(
+            str(ruledir.root),
+            compiled.as_of,
+            compiled.version,
+            source_url,
+            calendar_for_workers(),
+        ),
     )
-
-
-HitSink = Callable[[str | None, list[Hit]], None]
-"""Receives, range by range in case_ref order, the last case_ref of the range (None for
-the last range) and the range's hits."""
-
-OpenRefsSink = Callable[[str | None, list[str]], None]
-"""Receives, range by range in case_ref order (before any is evaluated), the last case_ref
-of the range (None for the last range) and the open case_refs of the range."""
-
-
-def evaluate_source(
-    source: sa.Engine,
-    compiled: CompiledRuleSet,
-    batch_size: int,
-    pool: Pool | None = None,
-    sink: HitSink | None = None,
-    open_refs_sink: OpenRefsSink | None = None,
-) -> Extracted:
-    """Extract the open cases in batches and evaluate them, in the worker pool if given.
-
-    The main process streams the case index (``iter_case_index``) and cuts it into
-    case_ref ranges of ``batch_size`` cases, keeping only each range's bounds (and, with
-    ``open_refs_sink``, handing over its case_refs); each range is read and evaluated on
-    its own (by a worker when there is a pool), so memory per process is bounded by the
-    batch size, not by the number of cases. A case whose record cannot be read is named in
-    ``unreadable`` and skipped; the rest goes on. With ``sink`` the hits go there range by
-    range instead of into ``Extracted.hits``.
-
-    Only the tables and columns the rule set reads are read (``engine.needs``); the
-    choice values outside their lists are counted by one aggregate query per table
-    (``count_unknown_choices``) over the open cases that could be read.
-    """
-    out = Extracted()
-    ranges: list[tuple[str, str]] = []
-
-    def cut(refs: list[str], last: bool) -> None:
-        ranges.append((refs[0], refs[-1]))
-        if open_refs_sink is not None:
-            open_refs_sink(None if last else refs[-1], refs)
-
-    refs: list[str] = []
-    for case_ref, regievoerder in iter_case_index(source, status="open"):
-        out.open_count += 1
-        if regievoerder:
-            out.open_per_manager[regievoerder] += 1
-        if len(refs) == batch_size:  # a case follows: this range is not the last
-            cut(refs, last=False)
-            refs = []
-        refs.append(case_ref)
-    if refs:
-        cut(refs, last=True)
-    del refs
-    if pool is None:
-        evaluator = Evaluator(compiled, "durable")
-        needs = needs_of(compiled)
-        results: Iterator[RangeResult] = (
-            _evaluate_range(evaluator, source, r, needs) for r in ranges
-        )
-    else:
-        results = pool.imap(_worker_eval, ranges)
-    for i, result in enumerate(results):
-        if sink is None:
-            out.hits.extend(result.hits)
-        else:
-            sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits)
-        out.unreadable.update(result.unreadable)
-        out.explanation_refs.extend(result.explanation_refs)
-    out.unknown_choices = count_unknown_choices(source, "open", exclude=out.unreadable)
-    return out
-
-
-def unknown_explanation_rules(refs: list[tuple[str, int, str]], rule_ids: set[str]) -> list[str]:
-    """Problems for explanations naming a rule that is not in the rule folder, per case with
-    the nearest rule id; never the text of the explanation nor the id as written."""
-    from engine.catalogue import suggest
-
-    problems = []
-    for case_ref, position, rule in sorted(refs):
-        if rule in rule_ids:
-            continue  # a rule that exists but is switched off
-        hint = suggest(rule.strip().upper(), rule_ids) or "controleer het regel-id."
-        problems.append(
-            f"zaak {case_ref}: toelichting {position} noemt een regel die niet bestaat en telt "
-            f"niet mee; {hint} Herstel de toelichting in het zaaksysteem."
-        )
-    return problems
 
 
 # ---------------------------------------------------------------- the run
@@ -460,7 +262,7 @@ def _check_rule_set(conn: sa.Connection, ruledir: RuleDir) -> None:
             f"de regelmap {ruledir.root} bevat geen regels; de run zou alle signalen sluiten. "
             "Controleer rules_dir (REGIESIGNAAL_RULES_DIR of [rules] dir)."
         )
-    missing = reconcile.missing_rules(conn, {r.id for r in ruledir.rules})
+    missing = missing_rules(conn, {r.id for r in ruledir.rules})
     if missing:
         raise RunRefused(
             f"{len(missing)} regel(s) met open signalen ontbreken in {ruledir.root}: "
@@ -472,7 +274,7 @@ def _check_rule_set(conn: sa.Connection, ruledir: RuleDir) -> None:
 
 
 def _abort_stale_runs(store: sa.Engine) -> None:
-    """Mark runs left 'running' by a process that died as aborted (see jobs/lock.py)."""
+    """Mark runs left 'running' by a process that died as aborted (see engine/store/lock.py)."""
     abort_stale_runs(store)
 
 
@@ -681,19 +483,21 @@ def _after_extract(
         summary.reconcile = counts.as_dict()
     checkpoint("reconciled")
 
-    open_cases_per_manager = extracted.open_per_manager
     with _timed(d, "compose"):
-        _compose(
-            settings,
-            options,
+        night = queue_night(
             store,
-            staff,
-            rules_by_id,
-            spool.bonus,
-            open_cases_per_manager,
-            summary,
-            pool,
+            settings,
+            as_of,
+            run_id=summary.run_id,
+            staff=staff,
+            rules_by_id=rules_by_id,
+            bonus=spool.bonus,
+            open_cases_per_manager=extracted.open_per_manager,
+            any_day=options.case_manager_mail_any_day,
+            pool=pool,
         )
+    summary.problems.extend(night.problems)
+    summary.messages_enqueued = dict(night.enqueued)
     checkpoint("composed")
 
     if options.deliver and settings.mail_enabled:
@@ -703,232 +507,9 @@ def _after_extract(
     summary.problems.extend(unsettled_problems(store, as_of))
 
 
-def _compose(
-    settings: Settings,
-    options: RunOptions,
-    store: sa.Engine,
-    staff: Mapping[str, Mapping[str, Any]],
-    rules_by_id: Mapping[str, Any],
-    bonus: Mapping[str, int],
-    open_cases_per_manager: Mapping[str, int],
-    summary: RunSummary,
-    pool: Pool | None,
-) -> None:
-    """Compose every message of the run and queue it in the outbox, in one transaction:
-    a crash leaves none of the night's messages queued (a rerun composes them all)."""
-    as_of = options.as_of
-    meta = {
-        rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after, r.mail_code)
-        for rid, r in rules_by_id.items()
-    }
-    enqueued: Counter[str] = Counter()
-    sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
-    with store.begin() as conn:
-
-        def queue(kind: str, recipient: str, email: str, message: ComposedMessage) -> None:
-            if outbox.enqueue(
-                conn,
-                run_id=summary.run_id,
-                as_of=as_of,
-                kind=kind,
-                recipient_id=recipient,
-                recipient_email=email,
-                message=message,
-                sender_domain=sender_domain,
-            ):
-                enqueued[kind] += 1
-
-        queued = outbox.queued_recipients(conn, as_of)
-        working_day = options.case_manager_mail_any_day or is_working_day(as_of)
-        if not working_day:
-            summary.problems.append(
-                f"{as_of} is geen werkdag: geen berichten aan regievoerders (wel signalen "
-                "bijgewerkt); de volgende werkdag tellen ze als nieuw"
-            )
-        shape = mail_options(settings)
-        if working_day:
-            reached = outbox.last_reached(conn, "regievoerder", as_of)
-            lines_problems: list[str] = []
-
-            def compose_tasks() -> Iterator[ComposeTask]:
-                for staff_id, lines in iter_case_manager_lines(
-                    conn, as_of, meta, settings.case_link, bonus, reached, lines_problems
-                ):
-                    if ("regievoerder", staff_id) in queued:
-                        continue
-                    email = _email_of(
-                        staff, staff_id, summary.problems, len(lines), settings.smtp.allowed_domains
-                    )
-                    if email is not None:
-                        since = new_since(reached.get(staff_id), as_of)
-                        yield (staff_id, email, as_of, lines, shape, since)
-
-            # one group of recipients at a time, and the next group's lines are read while
-            # the workers render this one's: memory holds two groups' lines and messages
-            tasks = compose_tasks()
-            group = list(itertools.islice(tasks, COMPOSE_GROUP))
-            messages = _render_all(pool, _worker_compose, group)
-            while group:
-                following = list(itertools.islice(tasks, COMPOSE_GROUP))
-                rendering = _render_all(pool, _worker_compose, following)
-                for (staff_id, address, *_), message in zip(group, messages, strict=True):
-                    queue("regievoerder", staff_id, address, message)
-                group, messages = following, rendering
-            summary.problems.extend(lines_problems)
-        # weekly digests go out on their weekday whatever it is; daily ones on working days;
-        # a digest that was missed goes out with the next run (catch-up)
-        catch_up = missed_digest_starts(
-            as_of,
-            settings.digest,
-            settings.is_digest_day,
-            staff,
-            outbox.last_reached(conn, "teamleider", as_of),
-        )
-        mail_day = settings.digest == "weekly" or working_day
-        digest_day = settings.is_digest_day(as_of) and mail_day
-        if not mail_day:
-            catch_up = {}  # a daily digest never goes out on a weekend or holiday
-        if digest_day or catch_up:
-            result = team_digests(
-                conn,
-                as_of,
-                settings.digest,
-                staff,
-                open_cases_per_manager,
-                meta,
-                settings.case_link,
-                period_starts=catch_up,
-                staff_names=settings.mail_staff_names,
-            )
-            summary.problems.extend(result.problems)
-            digest_tasks: list[DigestTask] = []
-            for lead, member in sorted(staff.items()):
-                digest = result.digests.get(member.get("team") or "")
-                if member.get("role") != "teamleider" or digest is None:
-                    continue
-                if not digest_day and digest.team not in catch_up:
-                    continue
-                if ("teamleider", lead) in queued:
-                    continue
-                email = _email_of(staff, lead, summary.problems, 1, settings.smtp.allowed_domains)
-                if email is not None:
-                    digest_tasks.append((lead, email, digest, shape))
-            # rendered by the workers too, queued in the same order as before
-            rendered = _render_all(pool, _worker_compose_digest, digest_tasks)
-            for (lead, email, *_), message in zip(digest_tasks, rendered, strict=True):
-                queue("teamleider", lead, email, message)
-        email_of = partial(
-            _email_of,
-            staff,
-            problems=summary.problems,
-            n=1,
-            allowed=settings.smtp.allowed_domains,
-        )
-        summary.problems += queue_rule_report(
-            settings, conn, as_of, rules_by_id, staff, queue, queued, email_of
-        )
-    summary.messages_enqueued = dict(enqueued)
-
-
-def unsettled_problems(store: sa.Engine, as_of: dt.date) -> list[str]:
-    """Dutch lines about messages stuck in delivery (a killed run) or with an unknown
-    outcome for ``as_of``: a rerun after a crash says so instead of looking clean."""
-    with store.connect() as conn:
-        found = outbox.unsettled(conn, as_of)
-    out = []
-    if found["stuck"]:
-        out.append(
-            f"{count_nl(found['stuck'], 'bericht', 'berichten')} blijven hangen in verzending "
-            "(een eerdere bezorging is onderbroken, of een andere bezorging loopt nog); "
-            "10 minuten na de onderbreking handelt 'regiesignaal deliver' ze af: wat nog niet "
-            "verstuurd was opnieuw, wat mogelijk is aangekomen niet (of vervangen door een "
-            "nieuwer bericht)"
-        )
-    if found["uncertain"]:
-        out.append(
-            f"{count_nl(found['uncertain'], 'bericht', 'berichten')} van {as_of} mogelijk "
-            "aangekomen (uitkomst onbekend; niet opnieuw verstuurd): zoek het Message-ID op "
-            "in het logboek van de mailserver; niet aangekomen? 'regiesignaal deliver "
-            "--retry-uncertain'"
-        )
-    return out
-
-
-def _email_of(
-    staff: Mapping[str, Mapping[str, Any]],
-    staff_id: str,
-    problems: list[str],
-    n: int,
-    allowed: tuple[str, ...] = (),
-) -> str | None:
-    """The checked address of a staff member (one bare address, in an allowed domain), or
-    None with a problem line naming the staff id (never the address)."""
-    member = staff.get(staff_id)
-    if member is None:
-        problems.append(
-            f"medewerker {shown_key(staff_id)} staat niet in het medewerkersbestand: "
-            f"bericht ({count_nl(n, 'regel', 'regels')}) niet verstuurd; "
-            "vul het medewerkersbestand aan"
-        )
-        return None
-    email = str(member.get("email") or "").strip()
-    if not email:
-        problems.append(
-            f"medewerker {shown_key(staff_id)} heeft geen e-mailadres: bericht niet verstuurd; "
-            "vul het e-mailadres aan in het medewerkersbestand"
-        )
-        return None
-    try:
-        email = check_address(email)
-    except AddressError as exc:
-        problems.append(
-            f"medewerker {shown_key(staff_id)}: e-mailadres onbruikbaar ({exc}): bericht niet "
-            "verstuurd; vul één kaal adres in (naam@domein.nl) in het medewerkersbestand"
-        )
-        return None
-    if not domain_allowed(email, allowed):
-        problems.append(
-            f"medewerker {shown_key(staff_id)}: e-mailadres buiten de toegestane domeinen ([mail] "
-            "allowed_domains): bericht niet verstuurd"
-        )
-        return None
-    return email
-
-
 def upgrade_store(settings: Settings) -> None:
     ensure_sqlite_dir(settings.store_url)
     migrate.upgrade(settings.store_url)
 
 
-def preview(
-    settings: Settings, ruledir: RuleDir, as_of: dt.date
-) -> tuple[CompiledRuleSet, Extracted]:
-    """The signals ``ruledir`` gives for the source data as of ``as_of``; writes nothing."""
-    source = source_engine(settings.source_url)
-    try:
-        compiled = compile_rules(ruledir, as_of)
-        return compiled, evaluate_source(source, compiled, settings.batch_size)
-    finally:
-        source.dispose()
-
-
-def open_signal_keys(settings: Settings) -> set[tuple[str, str]]:
-    """The (case_ref, rule_id) of every open signal in the store, for ``preview --diff``."""
-    from engine.store import signals
-
-    store = store_engine(settings.store_url)
-    try:
-        with store.connect() as conn:
-            return {
-                (r.case_ref, r.rule_id)
-                for r in conn.execute(
-                    sa.select(signals.c.case_ref, signals.c.rule_id).where(
-                        signals.c.closed_on.is_(None)
-                    )
-                )
-            }
-    finally:
-        store.dispose()
-
-
-__all__ = ["RuleSetError", "RunOptions", "RunRefused", "RunSummary", "preview", "run"]
+__all__ = ["RuleSetError", "RunOptions", "RunRefused", "RunSummary", "run"]

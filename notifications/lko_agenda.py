@@ -30,62 +30,38 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.facts import build_fact
-from engine.mailtext import sensitive_words
-from engine.rulefile import MAIL_FORBIDDEN, RuleDir
-from engine.store import signals
-from notifications.compose import TEMPLATE_DIR, format_date
-from notifications.model import SEVERITY_RANK, ComposedMessage
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.facts import build_fact
+from regiesignaal.engine.language.mailtext import sensitive_words
+from regiesignaal.engine.language.rulefile.model import MAIL_FORBIDDEN, RuleDir
+from regiesignaal.engine.store.tables import signals
+from regiesignaal.notifications.compose.lko_agenda import (
+    Agenda,
+    AgendaItem,
+    AgendaReason,
+    render_agenda,
+)
+from regiesignaal.notifications.compose.model import SEVERITY_RANK
+from regiesignaal.notifications.compose.render import format_date
+from regiesignaal.notifications.delivery.message import ComposedMessage
 
 WEEKDAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+
+
 WEEKDAYS_EN = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 NO_LOCATION = "(geen locatie)"
+
 
 # Rules whose signal puts a case on the agenda, with the reason's weight (higher = earlier).
 AGENDA_RULES = ("TERM-ENDING", "VBL-10W", "LKO-CHALLENGE", "DETENTION-PACE")
-
-
-@dataclass(frozen=True)
-class AgendaReason:
-    """Why a case is on the agenda, and what the meeting is asked."""
-
-    text: str
-    question: str
-    weight: int
-
-
-@dataclass(frozen=True)
-class AgendaItem:
-    case_ref: str
-    regievoerder: str | None
-    team: str | None
-    location: str
-    reasons: tuple[AgendaReason, ...]
-
-    @property
-    def score(self) -> int:
-        """The highest weight, plus a little for every further reason."""
-        weights = sorted((r.weight for r in self.reasons), reverse=True)
-        return weights[0] + 5 * (len(weights) - 1) if weights else 0
-
-
-@dataclass(frozen=True)
-class Agenda:
-    as_of: dt.date
-    scope: str  # "locatie azc-T01" or "team T01"
-    meeting_on: dt.date | None
-    items: tuple[AgendaItem, ...]
-    cases_considered: int
 
 
 @dataclass(frozen=True)
@@ -119,9 +95,6 @@ class Meeting:
 
 class LkoConfigError(ValueError):
     """A problem in the ``[[lko.meeting]]`` configuration; a complete Dutch message."""
-
-
-# ----------------------------------------------------------------------------- building
 
 
 def location_of(case: Mapping[str, Any]) -> str:
@@ -304,62 +277,12 @@ def load_escalated(store: sa.Engine, as_of: dt.date) -> list[Escalated]:
         return [Escalated(*row) for row in conn.execute(query)]
 
 
-# ----------------------------------------------------------------------------- rendering
-
-
-@lru_cache(maxsize=1)
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=lambda name: name is not None and name.endswith(".html"),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
-def _context(agenda: Agenda) -> dict[str, Any]:
-    return {
-        "scope": agenda.scope,
-        "as_of": format_date(agenda.as_of),
-        "meeting_on": format_date(agenda.meeting_on) if agenda.meeting_on else None,
-        "considered": agenda.cases_considered,
-        "items": [
-            {
-                "rank": n,
-                "case_ref": item.case_ref,
-                "regievoerder": item.regievoerder or "onbekend",
-                "reasons": [{"text": r.text, "question": r.question} for r in item.reasons],
-            }
-            for n, item in enumerate(agenda.items, start=1)
-        ],
-    }
-
-
-def agenda_subject(agenda: Agenda) -> str:
-    when = format_date(agenda.meeting_on) if agenda.meeting_on else format_date(agenda.as_of)
-    n = len(agenda.items)
-    return f"Regiesignaal: agenda ketenoverleg {agenda.scope}, {when} ({n} zaken)"
-
-
-def render_agenda(agenda: Agenda) -> ComposedMessage:
-    """The agenda as a message: subject, plain text and HTML (no names, neutral wording)."""
-    context = _context(agenda)
-    env = _environment()
-    return ComposedMessage(
-        subject=agenda_subject(agenda),
-        text=env.get_template("lko_agenda.txt").render(context),
-        html=env.get_template("lko_agenda.html").render(context),
-    )
-
-
 _RULE_ID = re.compile(r"\b[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+\b")
 
 
 def agenda_problems(message: ComposedMessage, rule_ids: Iterable[str]) -> list[str]:
     """Words in a rendered agenda that must not be in mail (empty when clean): the listed
-    sensitive words and phrases (``engine.mailtext.sensitive_words``, the check every rule
+    sensitive words and phrases (``engine.language.mailtext.sensitive_words``, the check every rule
     text gets) and rule ids, as sorted strings."""
     found = []
     for part in (message.subject, message.text, message.html):
@@ -368,9 +291,6 @@ def agenda_problems(message: ComposedMessage, rule_ids: Iterable[str]) -> list[s
             if re.search(rf"\b{re.escape(rid)}\b", part):
                 found.append(rid)
     return sorted(set(found))
-
-
-# ----------------------------------------------------------------------------- meetings
 
 
 def _weekday(value: Any, where: str) -> int:
@@ -441,7 +361,7 @@ def next_meeting(meeting: Meeting, as_of: dt.date) -> dt.date:
 def is_due(meeting: Meeting, as_of: dt.date) -> bool:
     """The agenda goes out on the last working day before the meeting (or earlier if that
     day is not a working day): the next meeting falls on or before the next working day."""
-    from engine.dates import add_working_days
+    from regiesignaal.engine.language.dates import add_working_days
 
     return next_meeting(meeting, as_of) <= add_working_days(as_of, 1)
 

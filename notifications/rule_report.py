@@ -23,47 +23,25 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.store import signals
-from notifications.model import ComposedMessage
+from regiesignaal.engine.store.tables import signals
+from regiesignaal.notifications.compose.rule_report import (
+    RuleInfo,
+    RuleReport,
+    RuleStats,
+    WindowStats,
+    compose_rule_report,
+    write_rule_report_page,
+)
+from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.settings import MailSettings
 
 WINDOWS = (28, 91)
 """The report's windows in days: the last 4 and the last 13 weeks."""
-
-
-@dataclass(frozen=True)
-class RuleInfo:
-    rule_id: str
-    mail_title: str
-    mail_code: str = ""
-
-
-@dataclass(frozen=True)
-class WindowStats:
-    fired: int
-    new: int
-    resolved: int
-    median_days_to_resolution: float | None
-    share_explained: float | None
-    share_escalated: float | None
-
-
-@dataclass(frozen=True)
-class RuleStats:
-    rule: RuleInfo
-    windows: dict[int, WindowStats]
-
-
-@dataclass(frozen=True)
-class RuleReport:
-    as_of: dt.date
-    rules: list[RuleStats]
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -134,60 +112,43 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
     return RuleReport(as_of, out)
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{round(100 * value)}%"
-
-
-def _days(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}".replace(".", ",").removesuffix(",0")
-
-
-def compose_rule_report(
-    report: RuleReport, *, show_rule_ids: bool, templates_dir: Path | None = None
-) -> ComposedMessage:
-    """The report as a message (``show_rule_ids=False``: for mail) or a page."""
-    from notifications.compose import _render, format_date
-
-    rows: list[dict[str, Any]] = []
-    for stats in report.rules:
-        label = stats.rule.mail_title
-        if stats.rule.mail_code:
-            label += f" ({stats.rule.mail_code})"
-        if show_rule_ids:
-            label = f"{stats.rule.rule_id}: {label}"
-        rows.append(
-            {
-                "label": label,
-                "windows": [
-                    {
-                        "weeks": days // 7,
-                        "fired": w.fired,
-                        "new": w.new,
-                        "resolved": w.resolved,
-                        "median": _days(w.median_days_to_resolution),
-                        "explained": _pct(w.share_explained),
-                        "escalated": _pct(w.share_escalated),
-                    }
-                    for days, w in sorted(stats.windows.items())
-                ],
-            }
+def queue_rule_report(
+    settings: MailSettings,
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules_by_id: Mapping[str, Any],
+    staff: Mapping[str, Mapping[str, Any]],
+    queue: Callable[[str, str, str, ComposedMessage], None],
+    queued: set[tuple[str, str]],
+    email_of: Callable[[str], str | None],
+) -> list[str]:
+    """The rule report: ``regelrapport.html`` in ``[report] dir`` after every run, and a
+    mail to every staff member with role ``beleid`` on ``[mail] digest_weekday``.
+    ``email_of`` gives a staff member's address (None: reported by the caller). Returns
+    problems (a page that could not be written)."""
+    problems: list[str] = []
+    weekly = as_of.weekday() == settings.digest_weekday
+    policy = sorted(sid for sid, m in staff.items() if m.get("role") == "beleid")
+    if settings.rule_report_dir is None and not (weekly and policy):
+        return problems
+    info = {rid: RuleInfo(rid, r.mail_title, r.mail_code) for rid, r in rules_by_id.items()}
+    report = rule_report(conn, as_of, info)
+    if settings.rule_report_dir is not None:
+        try:
+            write_rule_report_page(report, settings.rule_report_dir)
+        except OSError as exc:
+            problems.append(
+                f"regelrapport niet geschreven in {settings.rule_report_dir} "
+                f"({type(exc).__name__}); controleer [report] dir"
+            )
+    if weekly and policy:
+        message = compose_rule_report(
+            report, show_rule_ids=False, templates_dir=settings.mail_templates_dir
         )
-    subject = f"Regiesignaal regelrapport {format_date(report.as_of)}"
-    context = {"subject": subject, "as_of": format_date(report.as_of), "rows": rows}
-    return ComposedMessage(
-        subject=subject,
-        text=_render("rule_report.txt", context, templates_dir),
-        html=_render("rule_report.html", context, templates_dir),
-    )
-
-
-def write_rule_report_page(report: RuleReport, directory: Path) -> Path:
-    """Write ``regelrapport.html`` (with rule ids) into ``directory``; returns its path.
-    Written to a temporary file first and renamed, so a reader never sees half a page."""
-    directory.mkdir(parents=True, exist_ok=True)
-    page = compose_rule_report(report, show_rule_ids=True).html
-    target = directory / "regelrapport.html"
-    tmp = directory / ".regelrapport.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
-    return target
+        for sid in policy:
+            if ("beleid", sid) in queued:
+                continue
+            email = email_of(sid)
+            if email is not None:
+                queue("beleid", sid, email, message)
+    return problems

@@ -1,48 +1,54 @@
-"""SMTP settings. The password only ever comes from the environment (see jobs.config)."""
+"""The settings the message kinds read, as protocols: ``jobs.config.Settings`` has them all.
+
+Notifications never import the configuration (``jobs`` sits above them); a caller passes its
+``Settings``, and a test may pass any object with these attributes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import datetime as dt
+from pathlib import Path
+from typing import Protocol
 
-TlsMode = Literal["starttls", "tls", "none"]
+from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    """How and where mail is delivered.
+class AlertSettings(Protocol):
+    """What an operator alert needs: who gets it, the time zone of its day, the relay."""
 
-    ``timeout_seconds`` is per SMTP step (connecting, each command and its reply, the
-    reply to the end of the message data); ``deadline_seconds`` bounds one whole
-    delivery (all messages of a run or a ``deliver``): once it has passed no further
-    message is started, and the rest wait untried for the next delivery.
-    ``allowed_domains`` (from ``[mail] allowed_domains``): when not empty, mail goes only
-    to addresses in these domains (exact match). ``ca_file``: a PEM file with the
-    certificate authority (or authorities) the relay's certificate must chain to, for an
-    internal CA; the system's CAs when None.
+    @property
+    def operators(self) -> tuple[str, ...]: ...
+    @property
+    def tz(self) -> dt.tzinfo: ...
+    @property
+    def smtp(self) -> SmtpSettings: ...
+    @property
+    def alert_undelivered_hours(self) -> int: ...
+    @property
+    def mail_enabled(self) -> bool: ...
 
-    ``batch_size``: messages claimed in one commit, sent over one connection and recorded
-    in one commit (1-1000; 1 = one message at a time, three commits per message). A
-    crash in the middle of a batch leaves at most this many messages ``uncertain``
-    ("mogelijk aangekomen"; never resent automatically). 50 makes the commits a small
-    part of delivery (3 per 50 messages; larger batches gained nothing measurable, see
-    docs/performance.md) while keeping what an operator must check after a crash to a
-    short list. ``connections``: how many such batches go out at once, each over its own
-    connection (1-8); 1 by default, as more did not pay against the local mail catcher
-    (one process, and encoding the messages is CPU work in this process), and a crash
-    window is ``batch_size`` times this.
-    """
 
-    host: str = "localhost"
-    port: int = 587
-    tls: TlsMode = "starttls"  # secure by default; "none" only for a local test server
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    sender: str = "regiesignaal@dtv.example"
-    timeout_seconds: float = 30.0
-    max_attempts: int = 8
-    deadline_seconds: float = 1800.0
-    ca_file: str | None = None
-    allowed_domains: tuple[str, ...] = ()
-    batch_size: int = 50
-    connections: int = 1
+class MailSettings(Protocol):
+    """What composing the messages of a night needs (``[mail]``, ``[digest]``, ``[report]``)."""
+
+    @property
+    def smtp(self) -> SmtpSettings: ...
+    def case_link(self, case_ref: str) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def digest_weekday(self) -> int: ...
+    @property
+    def mail_detail(self) -> str: ...
+    @property
+    def mail_first_cases(self) -> int: ...
+    @property
+    def mail_full_cases(self) -> int: ...
+    @property
+    def mail_staff_names(self) -> bool: ...
+    @property
+    def mail_templates_dir(self) -> Path | None: ...
+    @property
+    def rule_report_dir(self) -> Path | None: ...
+
+    def is_digest_day(self, day: dt.date) -> bool: ...

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.config import Settings, load_settings
-from jobs.pipeline import upgrade_store
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.pipeline import upgrade_store
+from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 AS_OF = dt.date(2026, 3, 2)  # a Monday
@@ -48,7 +48,7 @@ def make_settings(source_url: str, store_url: str, port: int = 1, **changes: obj
 
 
 def run_rows(store_url: str) -> list[sa.Row[tuple[object, ...]]]:
-    from engine.store import runs
+    from regiesignaal.engine.store.tables import runs
 
     engine = sa.create_engine(store_url)
     try:

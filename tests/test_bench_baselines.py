@@ -15,12 +15,12 @@ from types import ModuleType
 
 import sqlalchemy as sa
 
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.rulefile import load_rule_dir
-from engine.source import iter_case_batches
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.source.read import iter_case_batches
+from regiesignaal.fixtures.generator import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 3, 2)

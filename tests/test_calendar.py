@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.dates import (
+from regiesignaal.engine.language.dates import (
     CalendarError,
     Duration,
     calendar_files,
@@ -19,7 +19,7 @@ from engine.dates import (
     read_calendar_file,
     use_calendar_file,
 )
-from jobs.config import ConfigError, load_settings
+from regiesignaal.jobs.config import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

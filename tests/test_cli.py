@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from engine.rulefile import load_rule_dir
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.cli import main
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 AS_OF = dt.date(2026, 3, 2)
@@ -186,7 +186,7 @@ def test_checker_refuses_count_over_two_lists_and_does_not_cascade(tmp_path: Pat
 def test_deliver_sends_what_an_smtp_outage_left_untried(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from notifications.mailserver import MailCatcher
+    from regiesignaal.notifications.delivery.mailserver import MailCatcher
 
     cli("db", "upgrade")
     monkeypatch.setenv("REGIESIGNAAL_SMTP_HOST", "127.0.0.1")

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import click
 
-from jobs.cli import LazyGroup, main
+from regiesignaal.jobs.cli import LazyGroup, main
 
-HEAVY = ("jobs.pipeline", "engine.rulefile", "alembic", "jobs.cli_lko", "durable")
+HEAVY = (
+    "regiesignaal.jobs.pipeline",
+    "regiesignaal.engine.language.rulefile",
+    "alembic",
+    "regiesignaal.jobs.cli.lko",
+    "durable",
+)
 
 
 def test_every_listed_command_resolves() -> None:
@@ -36,11 +42,11 @@ def test_deliver_runs_without_the_rule_compiler_and_migrations(tmp_path: Path) -
         "REGIESIGNAAL_SMTP_TLS": "none",
     }
     (tmp_path / "none.toml").write_text("")
-    cli = [sys.executable, "-m", "jobs.cli"]
+    cli = [sys.executable, "-m", "regiesignaal"]
     subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, check=True)
     code = (
         "import sys\n"
-        "from jobs.cli import main\n"
+        "from regiesignaal.jobs.cli import main\n"
         "try:\n"
         "    main(['deliver'])\n"
         "except SystemExit as exc:\n"
@@ -56,14 +62,14 @@ def test_deliver_runs_without_the_rule_compiler_and_migrations(tmp_path: Path) -
 
 
 def test_a_lazy_name_that_is_not_a_command_is_refused() -> None:
-    group = LazyGroup(lazy_subcommands={"x": "jobs.cli.HEAVY_NOT_THERE"})
+    group = LazyGroup(lazy_subcommands={"x": "regiesignaal.jobs.cli.HEAVY_NOT_THERE"})
     try:
         group.get_command(click.Context(group), "x")
     except AttributeError:
         pass
     else:
         raise AssertionError("an unknown attribute must not pass silently")
-    bad = LazyGroup(lazy_subcommands={"x": "jobs.cli.console"})
+    bad = LazyGroup(lazy_subcommands={"x": "regiesignaal.jobs.cli.common.console"})
     try:
         bad.get_command(click.Context(bad), "x")
     except TypeError:

@@ -16,15 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from engine.mailtext import sensitive_words, word_lists
-from notifications import compose
-from notifications.compose import (
-    compose_case_manager,
-    compose_team_digest,
-)
-from notifications.model import (
+from regiesignaal.engine.language.mailtext import sensitive_words, word_lists
+from regiesignaal.notifications.compose import case_manager as compose_cm
+from regiesignaal.notifications.compose import render as compose
+from regiesignaal.notifications.compose import team_digest as compose_td
+from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.compose.model import (
     SEVERITIES,
-    ComposedMessage,
     EscalationLine,
     ManagerSummary,
     Recipient,
@@ -32,6 +30,8 @@ from notifications.model import (
     SignalLine,
     TeamDigest,
 )
+from regiesignaal.notifications.compose.team_digest import compose_team_digest
+from regiesignaal.notifications.delivery.message import ComposedMessage
 
 AS_OF = dt.date(2026, 11, 28)
 BASE_URL = "https://zaaksysteem.example/zaken/"
@@ -253,7 +253,7 @@ def test_escalated_and_critical_come_first_and_the_counts_match_the_sections() -
     assert text_counts(msg.text) == intro_counts(msg)
     assert intro_counts(msg) == {"total": 32, "cases": 32, "new": 2, "escalated": 29}
     assert "29 geëscaleerd en 1 binnen 5 dagen te escaleren" in msg.text
-    assert compose.RANKING_NL.split(":")[0] in msg.html
+    assert compose_cm.RANKING_NL.split(":")[0] in msg.html
 
 
 @settings(max_examples=60, deadline=None)
@@ -283,7 +283,7 @@ def test_sections_hold_every_case_once_in_ranked_order_and_the_counts_agree(
         dataclasses.replace(ln, baseline=i % baseline_every == 0) for i, ln in enumerate(lines)
     ]
     options = compose.MailOptions(first_cases=first_cases, full_cases=full_cases)
-    sections = compose.split_cases(lines, AS_OF, options)
+    sections = compose_cm.split_cases(lines, AS_OF, options)
     groups = sections.all
     assert sorted(g.case_ref for g in groups) == sorted({ln.case_ref for ln in lines})
     assert sum(len(g.lines) for g in groups) == len(lines)
@@ -394,7 +394,7 @@ def test_minimal_detail_shows_per_case_only_reference_count_and_link() -> None:
 )
 def test_case_links_encode_the_reference(case_ref: str, encoded: str) -> None:
     """Failure 7: ``Z-7#intern`` must not open Z-7."""
-    from jobs.config import Settings
+    from regiesignaal.jobs.config import Settings
 
     link = Settings().case_link(case_ref)
     assert link == f"https://zaaksysteem.dtv.example/zaken/{encoded}"
@@ -466,7 +466,7 @@ def test_empty_list_still_renders() -> None:
 
 
 def test_templates_run_in_a_sandbox_with_strict_undefined() -> None:
-    env = compose._environment()
+    env = compose.environment()
     assert isinstance(env, SandboxedEnvironment)
     with pytest.raises(SecurityError):
         env.from_string("{{ x.__class__.__mro__ }}").render(x="")
@@ -549,7 +549,7 @@ def test_digest_shows_names_median_age_trend_and_outliers() -> None:
         )
         for i, n in enumerate([10, 11, 12, 11, 10, 40])
     ]
-    from notifications.model import TrendPoint
+    from regiesignaal.notifications.compose.model import TrendPoint
 
     digest = dataclasses.replace(
         make_digest(),
@@ -566,8 +566,8 @@ def test_digest_shows_names_median_age_trend_and_outliers() -> None:
     assert "interkwartielafstand" in msg.text
     hidden = compose_team_digest(RECIPIENT, digest, compose.MailOptions(staff_names=False))
     assert "Naam" not in hidden.text and "Naam" not in hidden.html
-    assert compose.outlier_marks([1.0, 1.0, 1.0]) == ["", "", ""]  # too few to compare
-    assert compose.outlier_marks([5.0, 5.0, 5.0, 5.0, 0.0]) == ["", "", "", "", "laag"]
+    assert compose_td.outlier_marks([1.0, 1.0, 1.0]) == ["", "", ""]  # too few to compare
+    assert compose_td.outlier_marks([5.0, 5.0, 5.0, 5.0, 0.0]) == ["", "", "", "", "laag"]
 
 
 def test_daily_digest_wording() -> None:
@@ -598,7 +598,7 @@ def test_daily_digest_after_a_weekend_says_since_when() -> None:
 
 def test_escalations_most_severe_first_grouped_per_manager_with_what_is_not_shown() -> None:
     """Failure 6: the capped list shows the critical escalations, not the 50 oldest."""
-    from notifications.digests import MAX_ESCALATIONS_IN_DIGEST, escalation_key
+    from regiesignaal.notifications.team_digest import MAX_ESCALATIONS_IN_DIGEST, escalation_key
 
     everything = [
         EscalationLine(

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.db import ensure_sqlite_dir
-from jobs.config import (
+from regiesignaal.engine.store.db import ensure_sqlite_dir
+from regiesignaal.jobs.config import (
     DEFAULT_RULES_DIR,
     PASSWORD_ENV,
     ConfigError,
@@ -20,7 +20,7 @@ from jobs.config import (
     describe,
     load_settings,
 )
-from notifications.settings import SmtpSettings
+from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,15 @@ import pytest
 import sqlalchemy as sa
 from faultsmtp import FaultServer
 
-from engine.checkpoint import ENV
-from engine.store import outbox, runs, signals
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.config import Settings, load_settings
-from jobs.pipeline import RunOptions, run, upgrade_store
-from notifications import outbox as ob
-from notifications.delivery import deliver_pending
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.checkpoint import ENV
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.store.tables import outbox, runs, signals
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.delivery.smtp import deliver_pending
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from dateutil.easter import easter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.dates import (
+from regiesignaal.engine.language.dates import (
     Duration,
     add_working_days,
     future_limit,
@@ -26,7 +26,7 @@ units = st.sampled_from(["d", "w", "wd"])
 
 
 # Days the government declared equal to public holidays (Algemene termijnenwet art. 3(3)),
-# as shipped in engine/data/gelijkgestelde-dagen.toml.
+# as shipped in engine/language/data/gelijkgestelde-dagen.toml.
 EQUATED = (dt.date(2026, 1, 2), dt.date(2026, 5, 15))
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine import db, migrate
-from jobs import pipeline
-from jobs.cli import run_cli
+from regiesignaal.engine.store import db, migrate
+from regiesignaal.engine.store.db import store_engine
+from regiesignaal.jobs.cli import run_cli
 
 
 @pytest.mark.postgres
 def test_a_dropped_idle_postgres_connection_is_replaced(pg_url: str) -> None:
-    engine = pipeline.store_engine(pg_url)
+    engine = store_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:

@@ -27,13 +27,13 @@ from faultsmtp import FaultServer, Plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import migrate
-from engine.checkpoint import ENV
-from engine.store import metadata, outbox
-from notifications import outbox as ob
-from notifications.delivery import DeliveryReport, deliver_pending
-from notifications.model import ComposedMessage
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.checkpoint import ENV
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.tables import metadata, outbox
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.delivery.smtp import DeliveryReport, deliver_pending
 
 pytestmark = pytest.mark.slow
 

@@ -20,11 +20,11 @@ from faultsmtp import FaultServer, Plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.store import metadata
-from notifications import outbox as ob
-from notifications.delivery import deliver_pending
-from notifications.model import ComposedMessage
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.store.tables import metadata
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.delivery.smtp import deliver_pending
 
 AS_OF = dt.date(2026, 11, 28)
 T0 = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)
@@ -282,8 +282,8 @@ def test_deliver_reports_may_have_arrived_and_requeues_on_request(
 ) -> None:
     from click.testing import CliRunner
 
-    from engine import migrate
-    from jobs.cli import main
+    from regiesignaal.engine.store import migrate
+    from regiesignaal.jobs.cli import main
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     migrate.upgrade(url)

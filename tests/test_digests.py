@@ -14,16 +14,13 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.dates import is_working_day, parse_duration
-from engine.store import metadata, signals
-from notifications.digests import (
+from regiesignaal.engine.language.dates import is_working_day, parse_duration
+from regiesignaal.engine.store.tables import metadata, signals
+from regiesignaal.notifications.case_manager import case_manager_lines
+from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
+from regiesignaal.notifications.team_digest import (
     MAX_ESCALATIONS_IN_DIGEST,
-    RuleMeta,
     TeamDigests,
-    case_manager_lines,
-    is_new,
-    period_start,
-    previous_working_day,
     team_digests,
 )
 
@@ -336,7 +333,7 @@ def test_managers_carry_name_median_age_and_trend(store: sa.Engine) -> None:
 def test_a_baseline_row_is_never_new() -> None:
     """h6's ``signals.baseline`` column is read defensively: a row without it is no
     baseline; a row with baseline=True is shown as existing and never counted as new."""
-    from notifications.digests import is_baseline
+    from regiesignaal.notifications.shared import is_baseline
 
     engine = sa.create_engine("sqlite://")
     with engine.connect() as conn:
@@ -350,8 +347,8 @@ def test_a_baseline_row_is_never_new() -> None:
 
 
 def test_last_reached_reads_only_sent_messages(store: sa.Engine) -> None:
-    from notifications import outbox as ob
-    from notifications.model import ComposedMessage
+    from regiesignaal.notifications.delivery import outbox as ob
+    from regiesignaal.notifications.delivery.message import ComposedMessage
 
     msg = ComposedMessage("s", "t", "<p>h</p>")
     with store.begin() as conn:
@@ -399,7 +396,7 @@ def test_new_counts_since_the_last_list_that_reached_the_reader(store: sa.Engine
 def test_missed_digest_days_are_caught_up(
     period: str, last_sent: dt.date | None, as_of: dt.date, expected: dt.date | None
 ) -> None:
-    from notifications.digests import missed_digest_starts
+    from regiesignaal.notifications.team_digest import missed_digest_starts
 
     def digest_day(day: dt.date) -> bool:
         return period == "daily" or day.weekday() == 0

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine.casefile import parse_case
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.facts import build_fact
-from engine.rulefile import load_rule_dir
+from regiesignaal.engine.language.casefile import parse_case
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.facts import build_fact
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
 AS_OF = dt.date(2026, 3, 2)
 
@@ -87,9 +87,9 @@ def fired(ruledir: Path, c: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_derived_values_on_a_full_case(ruledir: Path) -> None:
-    from engine.compiler import CompiledDerived
-    from engine.conditions import bind, compile_predicate
-    from engine.facts import derive
+    from regiesignaal.engine.language.compiled import CompiledDerived
+    from regiesignaal.engine.language.conditions import bind, compile_predicate
+    from regiesignaal.engine.language.facts import derive
 
     rd = load_rule_dir(ruledir)
     c = case(
@@ -120,8 +120,8 @@ def test_derived_values_on_a_full_case(ruledir: Path) -> None:
 
 
 def test_otherwise_and_missing_values_without_records(ruledir: Path) -> None:
-    from engine.compiler import CompiledDerived
-    from engine.facts import derive
+    from regiesignaal.engine.language.compiled import CompiledDerived
+    from regiesignaal.engine.language.facts import derive
 
     rd = load_rule_dir(ruledir)
     by_name = {d.name: d for d in rd.derived}
@@ -160,8 +160,8 @@ def test_facts_carry_only_what_the_rules_read(ruledir: Path) -> None:
 
 
 def test_records_dated_after_the_as_of_date_do_not_count(ruledir: Path) -> None:
-    from engine.compiler import CompiledDerived
-    from engine.facts import derive
+    from regiesignaal.engine.language.compiled import CompiledDerived
+    from regiesignaal.engine.language.facts import derive
 
     rd = load_rule_dir(ruledir)
     by_name = {d.name: d for d in rd.derived}

@@ -16,19 +16,20 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import CASE_SPEC, Field, Group
-from engine.catalogue import case_fields, record_fields
-from engine.compiler import (
-    CompiledRuleSet,
+from regiesignaal.engine.language.casefile import CASE_SPEC, Field, Group
+from regiesignaal.engine.language.catalogue import case_fields, record_fields
+from regiesignaal.engine.language.compiled import OVERDUE_MARK, CompiledRuleSet
+from regiesignaal.engine.language.compiler import (
     _compile_derived,
     compile_rules,
     engine_limit_problems,
 )
-from engine.conditions import All, Any_, Cond, Not, Test
-from engine.dates import Duration
-from engine.evaluate import OVERDUE_MARK, Backend, Evaluator
-from engine.facts import build_fact, build_fact_reference
-from engine.rulefile import DerivedField, Rule, RuleDir, load_rule_dir
+from regiesignaal.engine.language.conditions import All, Any_, Cond, Not, Test
+from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.language.evaluator import Backend, Evaluator
+from regiesignaal.engine.language.facts import build_fact, build_fact_reference
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.model import DerivedField, Rule, RuleDir
 
 AS_OF = dt.date(2026, 3, 2)
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,7 +290,7 @@ def rule_tests(draw: st.DrawFn, derived: list[DerivedField]) -> Cond:
 
 
 def make_rule(i: int, when: Cond, late: Cond | None) -> Rule:
-    from engine.rulefile import Overdue
+    from regiesignaal.engine.language.rulefile.model import Overdue
 
     return Rule(
         id=f"G-{i}", title="t", mail_title="t", severity="low", owner="o", description="",

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import parse_case, parse_staff
-from fixtures.generator import RULE_IDS, generate
+from regiesignaal.engine.language.casefile import parse_case, parse_staff
+from regiesignaal.fixtures.generator import RULE_IDS, generate
 
 AS_OF = dt.date(2026, 3, 2)
 VG = "vertrekgesprek"
@@ -318,9 +318,9 @@ def test_every_rule_fires_for_a_plausible_share_of_open_cases(parsed: list[Case]
 
 def test_the_shipped_rule_pack_agrees_with_these_predicates(parsed: list[Case]) -> None:
     """The generator is judged by the real rules too: same firing set, case by case."""
-    from engine.compiler import compile_rules
-    from engine.evaluate import Evaluator
-    from engine.rulefile import load_rule_dir
+    from regiesignaal.engine.language.compiler import compile_rules
+    from regiesignaal.engine.language.evaluator import Evaluator
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
     rules_dir = Path(__file__).resolve().parents[1] / "rules"
     evaluator = Evaluator(compile_rules(load_rule_dir(rules_dir), AS_OF), "python")

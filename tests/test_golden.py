@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.store import metadata
-from fixtures.mailrun import multi_night_run
+from regiesignaal.engine.store.tables import metadata
+from regiesignaal.jobs.demo.mailrun import multi_night_run
 
 GOLDEN = Path(__file__).parent / "golden"
 NIGHTS = (dt.date(2026, 11, 9), dt.date(2026, 11, 10))  # a Monday (weekly digests) and Tuesday

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import parse_case, shown_key
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.rulefile import load_rule_dir
-from engine.source import get_case
-from fixtures.loader import MAX_DEPTH, load_cases, load_staff_file
-from notifications.addresses import AddressError, check_address, domain_allowed
+from regiesignaal.engine.language.addresses import AddressError, check_address, domain_allowed
+from regiesignaal.engine.language.casefile import parse_case, shown_key
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import MAX_DEPTH, load_cases, load_staff_file
+from regiesignaal.engine.source.read import get_case
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 AS_OF = dt.date(2026, 3, 2)
@@ -71,9 +71,9 @@ def test_hostile_case_refs_in_the_source_do_not_stop_a_run(db_url: str, tmp_path
     """Written behind the loader's back (the source is someone else's database)."""
     import dataclasses
 
-    from engine.source import case_values, cases, create_source_schema
-    from jobs.config import load_settings
-    from jobs.pipeline import RunOptions, run, upgrade_store
+    from regiesignaal.engine.source.tables import case_values, cases, create_source_schema
+    from regiesignaal.jobs.config import load_settings
+    from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 
     source = sa.create_engine(db_url)
     create_source_schema(source)
@@ -235,7 +235,7 @@ def test_staff_addresses_are_validated_on_load(db_url: str, tmp_path: Path) -> N
     engine = sa.create_engine(db_url)
     try:
         report = load_staff_file(engine, path)
-        from engine.source import load_staff
+        from regiesignaal.engine.source.read import load_staff
 
         staff = load_staff(engine)
     finally:
@@ -250,7 +250,7 @@ def test_staff_addresses_are_validated_on_load(db_url: str, tmp_path: Path) -> N
 
 
 def test_a_sender_with_a_line_break_is_refused_by_the_configuration(tmp_path: Path) -> None:
-    from jobs.config import ConfigError, load_settings
+    from regiesignaal.jobs.config import ConfigError, load_settings
 
     config = tmp_path / "regiesignaal.toml"
     config.write_text('[smtp]\nsender = "Regie <x@dtv.example>"\n', encoding="utf-8")
@@ -327,7 +327,7 @@ def test_fuzzed_case_files_load_or_name_the_line(tmp_path: Path, lines: list[str
         assert report.loaded + report.rejected == non_blank
         for problem in report.problems:
             assert problem.startswith(f"{path}:")
-        from engine.source import case_index, read_case_range
+        from regiesignaal.engine.source.read import case_index, read_case_range
 
         index = case_index(engine, status=None)
         if index:
@@ -378,7 +378,7 @@ def test_an_unknown_choice_value_too_long_for_its_column_is_refused(
 
 
 def test_address_lists_name_the_position_not_the_value() -> None:
-    from notifications.addresses import check_addresses
+    from regiesignaal.engine.language.addresses import check_addresses
 
     assert check_addresses(["a@dtv.example", "b@dtv.example"], ("dtv.example",)) == (
         "a@dtv.example",
@@ -398,10 +398,10 @@ def test_an_engine_failing_on_most_cases_stops_the_run_unchanged(
     engine's (fault injected here): the run fails instead of keeping every signal as it was."""
     import dataclasses
 
-    from engine import durable_backend
-    from engine.source import case_values, cases, create_source_schema
-    from jobs.config import load_settings
-    from jobs.pipeline import RunOptions, run, upgrade_store
+    from regiesignaal.engine.language import durable_backend
+    from regiesignaal.engine.source.tables import case_values, cases, create_source_schema
+    from regiesignaal.jobs.config import load_settings
+    from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 
     source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
     source = sa.create_engine(source_url)
@@ -427,7 +427,7 @@ def test_an_engine_failing_on_most_cases_stops_the_run_unchanged(
     with pytest.raises(RuntimeError, match="12 van 12 zaken"):
         run(settings, RunOptions(AS_OF))
     store = sa.create_engine(settings.store_url)
-    from engine.store import runs, signals
+    from regiesignaal.engine.store.tables import runs, signals
 
     with store.connect() as conn:
         assert conn.execute(sa.select(runs.c.status)).scalar_one() == "failed"
@@ -438,8 +438,8 @@ def test_an_engine_failing_on_most_cases_stops_the_run_unchanged(
 def test_a_run_reports_unknown_choice_values_in_the_source_per_field(tmp_path: Path) -> None:
     import dataclasses
 
-    from jobs.config import load_settings
-    from jobs.pipeline import RunOptions, run, upgrade_store
+    from regiesignaal.jobs.config import load_settings
+    from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 
     source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
     path = write_lines(

@@ -20,11 +20,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from engine.rulefile import load_rule_dir
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_IGNORE = (
@@ -50,12 +51,23 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     # a clean copy: a build/ folder left in the checkout must not hide missing package data
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*BUILD_IGNORE))
-    subprocess.run(
+    built = subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
         check=True,
         capture_output=True,
+        text=True,
     )
+    assert "warning" not in (built.stdout + built.stderr).lower(), built.stderr
     (wheel,) = dist.glob("regiesignaal-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"regiesignaal"}, "one import package, no generic top-level names"
+    shipped_schemas = {n for n in names if n.startswith("regiesignaal/schema/")}
+    assert shipped_schemas == {
+        "regiesignaal/schema/rule.schema.json",
+        "regiesignaal/schema/derived.schema.json",
+    }
     venv = tmp_path / "venv"
     full = os.environ.get("REGIESIGNAAL_TEST_FULL_INSTALL") == "1"
     venv_args = [] if full else ["--without-pip"]
@@ -95,17 +107,37 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
         )
 
     where = subprocess.run(
-        [str(python), "-c", "import jobs, regiesignaal_rules; print(jobs.__file__)"],
+        [str(python), "-c", "import regiesignaal.jobs.cli as c; print(c.__file__)"],
         cwd=elsewhere, env=_env(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert where.stdout.startswith(str(venv)), "the installed package, not the checkout"
+    module = subprocess.run(
+        [str(python), "-m", "regiesignaal", "--help"], cwd=elsewhere, env=_env(),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert module.returncode == 0 and "rules" in module.stdout
 
     checked = cli("rules", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     shipped = len(load_rule_dir(ROOT / "rules").rules)
     assert f"In orde: {shipped} regels" in checked.stdout
     shown = cli("config", "show", COLUMNS="400")
-    assert str(site / "regiesignaal_rules") in shown.stdout
+    assert str(site / "regiesignaal" / "rules") in shown.stdout
+    # the editor support of the packaged rules works installed, and nothing is written there
+    schemas = cli("rules", "schema", "--check")
+    assert schemas.returncode == 0, schemas.stdout + schemas.stderr
+    before = sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts)
+    current = cli("rules", "schema")
+    assert current.returncode == 0 and "actueel" in current.stdout, current.stderr
+    refused = cli("rules", "schema", "--out", str(site / "regiesignaal" / "nieuw"))
+    assert refused.returncode == 1 and "hoort bij de installatie" in refused.stderr
+    after = sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before, "rules schema wrote into site-packages"
+    initialised = cli("init", str(elsewhere / "site"))
+    assert initialised.returncode == 0, initialised.stdout + initialised.stderr
+    assert (elsewhere / "site" / "schema" / "rule.schema.json").is_file()
+    site_rules = "--config", str(elsewhere / "site" / "regiesignaal.toml")
+    assert cli(*site_rules, "rules", "schema", "--check").returncode == 0
 
     demo = cli("demo", "--cases", "120", "--dir", "demo")
     assert demo.returncode == 0, demo.stdout + demo.stderr

@@ -16,15 +16,18 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.casefile import parse_case
-from engine.rulefile import load_rule_dir
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.cli import main
-from jobs.cli_lko import StoreNotReady, send_due_agendas
-from jobs.config import load_settings
-from jobs.pipeline import upgrade_store
-from notifications.lko_agenda import (
+from regiesignaal.engine.language.casefile import parse_case
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.cli.lko import StoreNotReady, send_due_agendas
+from regiesignaal.jobs.config import load_settings
+from regiesignaal.jobs.pipeline import upgrade_store
+from regiesignaal.notifications.compose.lko_agenda import render_agenda
+from regiesignaal.notifications.delivery.mailserver import MailCatcher
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.lko_agenda import (
     Escalated,
     LkoConfigError,
     Meeting,
@@ -33,10 +36,7 @@ from notifications.lko_agenda import (
     is_due,
     load_meetings,
     next_meeting,
-    render_agenda,
 )
-from notifications.mailserver import MailCatcher
-from notifications.settings import SmtpSettings
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 AS_OF = dt.date(2026, 3, 2)  # a Monday
@@ -137,7 +137,7 @@ def test_the_agenda_holds_no_personal_data_nor_category(tmp_path: Path, ruledir:
 
 
 def test_the_scan_can_fail() -> None:
-    from notifications.model import ComposedMessage
+    from regiesignaal.notifications.delivery.message import ComposedMessage
 
     bad = ComposedMessage("Agenda", "Zaak in detentie, TERM-ENDING", "<p>AMV</p>")
     assert agenda_problems(bad, ["TERM-ENDING"]) == ["TERM-ENDING", "amv", "detentie"]
@@ -153,7 +153,7 @@ def test_the_scan_can_fail() -> None:
     ],
 )
 def test_the_scan_refuses_category_words_in_any_form(text: str) -> None:
-    from notifications.model import ComposedMessage
+    from regiesignaal.notifications.delivery.message import ComposedMessage
 
     assert agenda_problems(ComposedMessage("Agenda", text, "<p></p>"), []) != []
 
@@ -247,7 +247,7 @@ def _source(tmp_path: Path) -> str:
 @pytest.mark.slow
 def test_due_agendas_are_mailed_once_per_meeting(tmp_path: Path, ruledir: Any) -> None:
     source_url = _source(tmp_path)
-    from engine.source import iter_case_batches
+    from regiesignaal.engine.source.read import iter_case_batches
 
     engine = sa.create_engine(source_url)
     cases = [c for b in iter_case_batches(engine, 500) for c in b]
@@ -309,8 +309,8 @@ def test_the_command_needs_one_scope_and_prints_the_agenda(
 
 def test_escalated_episodes_are_read_from_the_store(tmp_path: Path, db_url: str) -> None:
     """Open and escalated on or before the as-of date: on the agenda; others not."""
-    from engine.store import signals
-    from notifications.lko_agenda import load_escalated
+    from regiesignaal.engine.store.tables import signals
+    from regiesignaal.notifications.lko_agenda import load_escalated
 
     settings = dataclasses.replace(load_settings(env={}), store_url=db_url)
     upgrade_store(settings)

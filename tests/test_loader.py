@@ -18,17 +18,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import parse_case, parse_staff, to_json
-from engine.source import (
-    CHILD_TABLES,
-    count_cases,
-    get_case,
-    iter_case_batches,
-    load_staff,
-)
-from fixtures.generator import generate
-from fixtures.loader import LoadReport, load_cases, load_staff_file
-from jobs.cli_fixtures import fixtures_group
+from regiesignaal.engine.language.casefile import parse_case, parse_staff, to_json
+from regiesignaal.engine.source.load import LoadReport, load_cases, load_staff_file
+from regiesignaal.engine.source.read import count_cases, get_case, iter_case_batches, load_staff
+from regiesignaal.engine.source.tables import CHILD_TABLES
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli.fixtures import fixtures_group
 
 AS_OF = dt.date(2026, 3, 2)
 PROBLEM = re.compile(r"^(?P<file>.+):(?P<line>\d+): (?P<message>.+)$")

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
-from engine.store import run_lock, runs
-from jobs import lock
-from jobs.cli import main
-from jobs.pipeline import RunLocked, RunOptions, run
+from regiesignaal.engine.store import lock
+from regiesignaal.engine.store.tables import run_lock, runs
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.pipeline import RunLocked, RunOptions, run
 
 
 def _insert_running(store_url: str, *, host: str, pid: int, beat_ago: dt.timedelta) -> int:

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from engine.mailtext import sensitive_words, word_lists
-from engine.rulefile import load_rule_dir
-from fixtures.mailrun import RULES_DIR, MailRun, multi_night_run
-from fixtures.names import FIRST_NAMES, SURNAMES
+from regiesignaal.engine.language.mailtext import sensitive_words, word_lists
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.fixtures.names import FIRST_NAMES, SURNAMES
+from regiesignaal.jobs.demo.mailrun import RULES_DIR, MailRun, multi_night_run
 
 NIGHTS = [dt.date(2026, 11, d) for d in (2, 3, 4, 5, 9)]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -163,14 +163,16 @@ def test_every_message_fits_a_phone_and_a_desktop_without_horizontal_overflow(
 def extreme_messages() -> dict[str, str]:
     """Long references, titles without spaces, many cases: the worst a layout meets."""
 
-    from notifications.compose import MailOptions, compose_case_manager, compose_team_digest
-    from notifications.model import (
+    from regiesignaal.notifications.compose.case_manager import compose_case_manager
+    from regiesignaal.notifications.compose.model import (
         EscalationLine,
         ManagerSummary,
         Recipient,
         SignalLine,
         TeamDigest,
     )
+    from regiesignaal.notifications.compose.render import MailOptions
+    from regiesignaal.notifications.compose.team_digest import compose_team_digest
 
     as_of = dt.date(2026, 11, 30)
     long_ref = "ZK-" + "9" * 40 + "#intern/deel?x"
@@ -225,7 +227,7 @@ def test_mail_preview_writes_what_the_run_sent_and_changes_nothing(
     import sqlalchemy as sa
     from click.testing import CliRunner
 
-    from jobs.mail_preview import compose_preview
+    from regiesignaal.jobs.mail_preview import compose_preview
 
     def state() -> list[Any]:
         engine = sa.create_engine(mail_run.settings.store_url)
@@ -250,11 +252,12 @@ def test_mail_preview_writes_what_the_run_sent_and_changes_nothing(
         assert result.message.text == sent[staff_id].text
     assert state() == before
 
-    from jobs import cli
+    from regiesignaal.jobs import cli
+    from regiesignaal.jobs.cli import common
 
     runner = CliRunner()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_settings", lambda path=None: mail_run.settings)
+        mp.setattr(common, "load_settings", lambda path=None: mail_run.settings)
         out = tmp_path / "preview"
         ok = runner.invoke(
             cli.main,

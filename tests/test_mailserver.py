@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifications.mailserver import MailCatcher, sanitise, serve
+from regiesignaal.notifications.delivery.mailserver import MailCatcher, sanitise, serve
 
 
 def _send(port: int, to: str, subject: str = "Test", body: str = "Hallo") -> None:

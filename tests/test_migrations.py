@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine import migrate, store
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store import tables as store
 
 TABLES = {
     "runs",
@@ -45,7 +46,7 @@ def test_config_points_at_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     # '%' in an encoded password survives ConfigParser interpolation
     assert config.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%40ss@h/db"
-    assert migrate.head_revision() == "0005"
+    assert migrate.head_revision() == "0006"
 
 
 def test_upgrade_from_empty_matches_metadata(db_url: str) -> None:
@@ -174,5 +175,57 @@ def test_signals_table_leaves_room_for_hot_updates(pg_url: str) -> None:
                 sa.text("SELECT reloptions FROM pg_class WHERE relname = 'signals'")
             ).scalar()
         assert options == ["fillfactor=70"]
+    finally:
+        engine.dispose()
+
+
+def test_the_stored_scheduler_job_follows_the_package_move(db_url: str) -> None:
+    """A job stored by the scheduler before the restructuring (``jobs.scheduler:...``) keeps
+    its trigger and next run time and names the function in the one installed package;
+    APScheduler would otherwise delete it on load, silently dropping a missed night."""
+    import pickle
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from regiesignaal.jobs.ops.scheduler import JOB_ID
+
+    migrate.upgrade(db_url, "0005")
+    engine = _engine(db_url)
+    try:
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=engine)}, timezone="Europe/Amsterdam"
+        )
+        scheduler.start(paused=True)
+        job = scheduler.add_job(
+            "regiesignaal.jobs.ops.scheduler:nightly_job",
+            "cron",
+            hour=6,
+            args=[None],
+            id=JOB_ID,
+            misfire_grace_time=3600,
+        )
+        due = job.next_run_time
+        scheduler.shutdown(wait=False)
+        with engine.begin() as conn:  # as the old wheel stored it
+            state = pickle.loads(
+                conn.execute(sa.select(store.apscheduler_jobs.c.job_state)).scalar_one()
+            )
+            state["func"] = "jobs.scheduler:nightly_job"
+            conn.execute(store.apscheduler_jobs.update().values(job_state=pickle.dumps(state)))
+
+        migrate.upgrade(db_url)
+
+        loaded = SQLAlchemyJobStore(engine=engine)
+        loaded.start(BackgroundScheduler(timezone="Europe/Amsterdam"), "default")
+        (kept,) = loaded.get_all_jobs()
+        assert kept.func_ref == "regiesignaal.jobs.ops.scheduler:nightly_job"
+        assert kept.next_run_time == due and kept.misfire_grace_time == 3600
+        migrate.downgrade(db_url, "0005")
+        with engine.connect() as conn:
+            state = pickle.loads(
+                conn.execute(sa.select(store.apscheduler_jobs.c.job_state)).scalar_one()
+            )
+        assert state["func"] == "jobs.scheduler:nightly_job"
     finally:
         engine.dispose()

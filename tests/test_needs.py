@@ -1,4 +1,4 @@
-"""Reading only what the rules need (engine.needs, engine.source with ``needs``) gives the
+"""Reading only what the rules need (engine.language.needs, engine.source with ``needs``) gives the
 same cases (restricted), the same facts and the same hits as reading whole cases; the
 choice-value check as one aggregate query per table counts what the Python walk over whole
 cases counts. On SQLite and PostgreSQL, over generated cases."""
@@ -17,23 +17,31 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import CASE_SPEC, Field, Group, parse_case, unknown_choices
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.facts import build_fact, explanation_rule_refs
-from engine.needs import SourceNeeds, make_needs, needs_of
-from engine.rulefile import load_rule_dir
-from engine.source import (
-    CHILD_TABLES,
-    case_values,
-    cases,
-    child_values,
+from regiesignaal.engine.language.casefile import (
+    CASE_SPEC,
+    Field,
+    Group,
+    parse_case,
+    unknown_choices,
+)
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.facts import build_fact, explanation_rule_refs
+from regiesignaal.engine.language.needs import SourceNeeds, make_needs, needs_of
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.read import (
     count_unknown_choices,
-    create_source_schema,
     fetch_case_range,
     iter_case_batches,
     read_case_range,
     read_plan,
+)
+from regiesignaal.engine.source.tables import (
+    CHILD_TABLES,
+    case_values,
+    cases,
+    child_values,
+    create_source_schema,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

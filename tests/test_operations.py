@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
-from engine.rulefile import load_rule_dir
-from engine.source import cases as cases_table
-from engine.store import explanations as signal_explanations
-from engine.store import outbox, signal_events, signals
-from jobs import alerts, intake, retention
-from jobs.cli import main
-from jobs.nightly import nightly
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.tables import cases as cases_table
+from regiesignaal.engine.store.tables import explanations as signal_explanations
+from regiesignaal.engine.store.tables import outbox, signal_events, signals
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.ops import intake, retention
+from regiesignaal.jobs.ops.nightly import nightly
+from regiesignaal.notifications import operator_alert as alerts
 
 OPERATOR = "beheer@dtv.example"
 
@@ -252,18 +253,63 @@ def test_init_creates_a_site_folder_that_checks(tmp_path: Path) -> None:
     checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
     shipped = len(load_rule_dir(Path(__file__).resolve().parent.parent / "rules").rules)
     assert checked.exit_code == 0 and f"{shipped} regels" in checked.output
-    from jobs.config import load_settings
+    from regiesignaal.jobs.config import load_settings
 
     assert load_settings(config, env={}).rules_dir == site / "rules"
     again = CliRunner().invoke(main, ["init", str(site)])
     assert again.exit_code == 1 and "niet leeg" in again.output
 
 
+def test_init_writes_the_schemas_the_copied_rule_files_point_at(tmp_path: Path) -> None:
+    """Editor support on a server install (issue 15): every ``$schema`` comment of the
+    copied rules resolves to a file ``init`` wrote, and ``rules schema`` keeps it current."""
+    import re
+
+    site = tmp_path / "site"
+    assert CliRunner().invoke(main, ["init", str(site)]).exit_code == 0
+    targets = set()
+    for rule_file in (site / "rules").glob("*.yaml"):
+        first = rule_file.read_text(encoding="utf-8").splitlines()[0]
+        match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
+        if rule_file.name == "priority.yaml":  # the priority factors have no schema
+            continue
+        assert match, rule_file.name
+        target = (rule_file.parent / match.group(1)).resolve()
+        assert target.is_file(), f"{rule_file.name} points at {target}"
+        targets.add(target)
+    assert {t.name for t in targets} == {"rule.schema.json", "derived.schema.json"}
+    config = ["--config", str(site / "regiesignaal.toml")]
+    checked = CliRunner().invoke(main, [*config, "rules", "schema", "--check"])
+    assert checked.exit_code == 0, checked.output
+    with (site / "rules" / "derived.yaml").open("a", encoding="utf-8") as f:
+        f.write("\ncontact_count:\n  description: Aantal contacten\n  count: contacts\n")
+    stale = CliRunner().invoke(main, [*config, "rules", "schema", "--check"])
+    assert stale.exit_code == 1 and "rule.schema.json: verouderd" in stale.output
+    written = CliRunner().invoke(main, [*config, "rules", "schema"])
+    assert written.exit_code == 0 and "bijgewerkt" in written.output
+    assert "contact_count" in (site / "schema" / "rule.schema.json").read_text(encoding="utf-8")
+    assert CliRunner().invoke(main, [*config, "rules", "schema", "--check"]).exit_code == 0
+
+
+def test_the_product_never_writes_inside_an_installation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regiesignaal.engine.language import packaged
+
+    installed = tmp_path / "site-packages" / "regiesignaal"
+    (installed / "schema").mkdir(parents=True)
+    monkeypatch.setattr(packaged, "PRODUCT_ROOT", installed)
+    assert packaged.inside_installed_product(installed / "schema")
+    assert not packaged.inside_installed_product(tmp_path / "site" / "schema")
+    (installed / "pyproject.toml").write_text("")  # a checkout may be written
+    assert not packaged.inside_installed_product(installed / "schema")
+
+
 def test_json_log_lines_hold_ids_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
     import json
     import logging
 
-    from jobs.logs import JsonFormatter
+    from regiesignaal.jobs.cli.logs import JsonFormatter
 
     record = logging.LogRecord("regiesignaal.run", logging.INFO, __file__, 1, "run %d %s",
                                (12, "succeeded"), None)  # fmt: skip
@@ -281,7 +327,7 @@ def test_the_next_steps_after_the_demo_work_as_written(
     the demo honours REGIESIGNAAL_RULES_DIR; runs never creates an empty store."""
     from ops_support import RULES
 
-    from engine.rulefile import load_rule_dir
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
     for name in list(os.environ):
         if name.startswith("REGIESIGNAAL_"):
@@ -321,8 +367,8 @@ def test_progress_is_quiet_off_a_terminal_and_follows_the_stages() -> None:
 
     from rich.console import Console
 
-    from jobs import pipeline
-    from jobs.progress import busy
+    from regiesignaal.jobs import pipeline
+    from regiesignaal.jobs.cli.progress import busy
 
     quiet = io.StringIO()
     with busy("Run", Console(file=quiet, force_terminal=False)):
@@ -339,7 +385,7 @@ def test_an_alert_reaches_the_operator_over_smtp_without_case_contents(tmp_path:
     import email
     from email import policy
 
-    from notifications.mailserver import MailCatcher
+    from regiesignaal.notifications.delivery.mailserver import MailCatcher
 
     source_url, _, _ = make_source(tmp_path, cases=60)
     rules = tmp_path / "rules"
@@ -366,7 +412,7 @@ def test_an_alert_reaches_the_operator_over_smtp_without_case_contents(tmp_path:
 
 
 def test_new_settings_from_file_and_environment(tmp_path: Path) -> None:
-    from jobs.config import ConfigError, load_settings
+    from regiesignaal.jobs.config import ConfigError, load_settings
 
     path = tmp_path / "regiesignaal.toml"
     path.write_text(
@@ -400,8 +446,8 @@ def test_a_night_missed_beyond_the_grace_time_is_alerted_not_run(tmp_path: Path)
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from jobs.config import load_settings
-    from jobs.scheduler import JOB_ID, make_trigger
+    from regiesignaal.jobs.config import load_settings
+    from regiesignaal.jobs.ops.scheduler import JOB_ID, make_trigger
 
     source_url, _, _ = make_source(tmp_path, cases=30)
     store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
@@ -419,7 +465,7 @@ def test_a_night_missed_beyond_the_grace_time_is_alerted_not_run(tmp_path: Path)
     jobstore.start(never_started, "default")
     jobstore.add_job(
         Job(
-            never_started, id=JOB_ID, func="jobs.scheduler:nightly_job",
+            never_started, id=JOB_ID, func="regiesignaal.jobs.ops.scheduler:nightly_job",
             trigger=make_trigger(settings), args=[str(config)], kwargs={},
             name="regiesignaal nightly", misfire_grace_time=60, coalesce=True,
             max_instances=1, executor="default",
@@ -429,7 +475,7 @@ def test_a_night_missed_beyond_the_grace_time_is_alerted_not_run(tmp_path: Path)
     engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "--config", str(config), "scheduler"],
+        [sys.executable, "-m", "regiesignaal", "--config", str(config), "scheduler"],
         cwd=Path(__file__).resolve().parents[1], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

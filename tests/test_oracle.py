@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.compiler import compile_rules, engine_limit_problems
-from engine.conditions import All, Any_, Cond, Not, Test
-from engine.dates import Duration
-from engine.evaluate import EvaluationMismatch, Evaluator
-from engine.rulefile import Rule, RuleDir
+from regiesignaal.engine.language.compiler import compile_rules, engine_limit_problems
+from regiesignaal.engine.language.conditions import All, Any_, Cond, Not, Test
+from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.language.evaluator import EvaluationMismatch, Evaluator
+from regiesignaal.engine.language.rulefile.model import Rule, RuleDir
 
 AS_OF = dt.date(2026, 3, 2)
 BASE = AS_OF.toordinal()
@@ -183,7 +183,7 @@ def test_direct_engine_calls_equal_the_durable_host(
 ) -> None:
     """DurableEvaluator drives the engine without the Host's per-action machinery; the rules
     that fire are the ones durable-rules' own Host.assert_fact reports through actions."""
-    from engine.durable_backend import (
+    from regiesignaal.engine.language.durable_backend import (
         PRIME_RULE,
         DurableEvaluator,
         _get_host,

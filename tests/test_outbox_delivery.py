@@ -18,12 +18,17 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.store import metadata, outbox
-from notifications import outbox as ob
-from notifications.delivery import backoff, build_message, deliver_pending, smtp_error
-from notifications.mailserver import MailCatcher
-from notifications.model import ComposedMessage
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.store.tables import metadata, outbox
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.mailserver import MailCatcher
+from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.delivery.smtp import (
+    backoff,
+    build_message,
+    deliver_pending,
+    smtp_error,
+)
 
 AS_OF = dt.date(2026, 11, 28)
 T0 = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)
@@ -250,7 +255,7 @@ def test_delivers_each_message_once_with_the_right_structure(
         assert ob.counts(conn, AS_OF) == {**NONE, "sent": 3}
     # Our side (the test server's own "mail.log" debug output is not ours to judge).
     ours = [r for r in caplog.records if not r.name.startswith("mail.log")]
-    assert any(r.name == "notifications.delivery" for r in ours)
+    assert any(r.name == "regiesignaal.notifications.delivery.smtp" for r in ours)
     logged = "\n".join(r.getMessage() for r in ours)
     assert SECRET_BODY not in logged
     assert "wachtwoord-XYZ" not in logged

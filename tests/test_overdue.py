@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.casefile import parse_case
-from engine.compiler import compile_rules
-from engine.evaluate import Backend, Evaluator
-from engine.rulefile import load_rule_dir
-from engine.store import signals
-from fixtures.loader import load_cases, load_staff_file
-from jobs.config import load_settings
-from jobs.pipeline import RunOptions, run, upgrade_store
+from regiesignaal.engine.language.casefile import parse_case
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Backend, Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.store.tables import signals
+from regiesignaal.jobs.config import load_settings
+from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
@@ -174,7 +174,7 @@ def test_a_passed_deadline_keeps_the_episode_open_and_raises_it(
 
 
 def test_explain_names_the_raised_severity() -> None:
-    from engine.evaluate import explain_case
+    from regiesignaal.engine.language.evaluator import explain_case
 
     case = parse_case(
         {

@@ -10,14 +10,14 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.evaluate import Hit
-from engine.overlap import changed_rules, overlaps
-from engine.rulefile import load_rule_dir
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.cli import main
-from jobs.config import load_settings
-from jobs.pipeline import upgrade_store
+from regiesignaal.engine.language.evaluator import Hit
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.overlap import changed_rules, overlaps
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.config import load_settings
+from regiesignaal.jobs.pipeline import upgrade_store
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 AS_OF = dt.date(2026, 3, 2)

@@ -15,19 +15,19 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.compiler import compile_rules
-from engine.evaluate import Evaluator
-from engine.rulefile import load_rule_dir
-from engine.source import iter_case_batches
-from engine.store import outbox, run_lock, runs, signals
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.cli import main
-from jobs.config import Settings, load_settings
-from jobs.demo import run_demo
-from jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
-from notifications.mailserver import MailCatcher
-from notifications.settings import SmtpSettings
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.source.read import iter_case_batches
+from regiesignaal.engine.store.tables import outbox, run_lock, runs, signals
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.demo.demo import run_demo
+from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
+from regiesignaal.notifications.delivery.mailserver import MailCatcher
+from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 AS_OF = dt.date(2026, 3, 2)  # a Monday
 RULES = Path(__file__).resolve().parents[1] / "rules"

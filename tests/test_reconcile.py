@@ -17,21 +17,23 @@ from dateutil.easter import easter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import migrate
-from engine.dates import Duration
-from engine.reconcile import (
+from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.reconcile import (
     Fired,
-    Key,
-    OpenEpisode,
     ReconcileCounts,
     ReconcileError,
     RuleInfo,
-    load_closed_keys,
-    load_open_episodes,
     plan,
     reconcile,
 )
-from engine.store import metadata, signals
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.episodes import (
+    Key,
+    OpenEpisode,
+    load_closed_keys,
+    load_open_episodes,
+)
+from regiesignaal.engine.store.tables import metadata, signals
 
 CASES = ["Z-001", "Z-002", "Z-003", "Z-004"]
 RULES = ["VG-FIRST", "MED-CHECK", "CONTACT-30D"]
@@ -40,7 +42,8 @@ NL_HOLIDAYS = (
     set(holidays.country_holidays("NL", years=range(2024, 2030)))
     - {easter(y) - dt.timedelta(days=2) for y in range(2024, 2030)}
 ) | {dt.date(y, 5, 5) for y in range(2024, 2030)}
-# ... and the days declared equal to public holidays (engine/data/gelijkgestelde-dagen.toml)
+# ... and the days declared equal to public holidays
+# (engine/language/data/gelijkgestelde-dagen.toml)
 NL_HOLIDAYS |= {dt.date(2026, 1, 2), dt.date(2026, 5, 15)}
 
 
@@ -48,7 +51,7 @@ NL_HOLIDAYS |= {dt.date(2026, 1, 2), dt.date(2026, 5, 15)}
 
 
 def ref_due(opened_on: dt.date, duration: Duration) -> dt.date:
-    """Escalation date, written independently of engine.dates."""
+    """Escalation date, written independently of engine.language.dates."""
     if duration.unit == "d":
         return opened_on + dt.timedelta(days=duration.amount)
     if duration.unit == "w":

@@ -15,10 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import migrate, reconcile
-from engine.dates import Duration
-from engine.reconcile import Fired, Key, Policy, RuleInfo
-from engine.store import known_rules, signal_events, signals
+from regiesignaal.engine import reconcile
+from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo
+from regiesignaal.engine.store import episodes, migrate
+from regiesignaal.engine.store.episodes import Key
+from regiesignaal.engine.store.tables import known_rules, signal_events, signals
 
 CASES = [f"Z-{i:03d}" for i in range(15)]
 RULES = {
@@ -89,7 +91,7 @@ def test_fast_insert_stores_what_executemany_stores(
     monkeypatch.setattr(reconcile, "_now", lambda: NOW)
     results = []
     for fast in (False, True):
-        monkeypatch.setattr(reconcile, "FAST_INSERT", fast)
+        monkeypatch.setattr(episodes, "FAST_INSERT", fast)
         _fresh(db_url)
         rng = random.Random(seed)
         engine = sa.create_engine(db_url)
@@ -123,7 +125,7 @@ def test_fast_insert_keeps_the_order_of_rows(db_url: str) -> None:
              None, None, 7, None, False, None, None, None, None, None, None)
             for i in range(50, 0, -1)]  # fmt: skip
     with engine.begin() as conn:
-        reconcile.insert_rows(conn, signals, reconcile._SIGNAL_COLUMNS, rows)
+        episodes.insert_rows(conn, signals, episodes.SIGNAL_COLUMNS, rows)
     with engine.connect() as conn:
         got = list(conn.execute(sa.select(signals.c.case_ref, signals.c.reopened).order_by("id")))
     engine.dispose()

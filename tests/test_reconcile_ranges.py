@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import migrate
-from engine.dates import Duration
-from engine.reconcile import Fired, Key, KeyRange, Policy, RuleInfo, reconcile, reconcile_in_ranges
-from engine.store import signal_events, signals
+from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo, reconcile, reconcile_in_ranges
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.episodes import Key, KeyRange
+from regiesignaal.engine.store.tables import signal_events, signals
 
 CASES = [f"Z-{i:03d}" for i in range(12)]
 RULES = {

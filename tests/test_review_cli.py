@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jobs.cli import main
-from jobs.site import SiteRefused, create_site
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.ops.site import SiteRefused, create_site
 
 
 def test_init_where_the_folder_cannot_be_made_is_a_dutch_message(tmp_path: Path) -> None:
@@ -74,8 +74,8 @@ def test_demo_hints_fit_any_installation(tmp_path: Path) -> None:
 def test_retire_names_every_unknown_rule(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    from engine import history, migrate
-    from engine.store import known_rules
+    from regiesignaal.engine.store import history, migrate
+    from regiesignaal.engine.store.tables import known_rules
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     migrate.upgrade(url)
@@ -98,8 +98,8 @@ def test_tables_in_a_pipe_keep_every_key_value_whole(tmp_path: Path) -> None:
 
     import sqlalchemy as sa
 
-    from engine import migrate
-    from engine.store import runs
+    from regiesignaal.engine.store import migrate
+    from regiesignaal.engine.store.tables import runs
 
     fields = CliRunner().invoke(main, ["rules", "fields"])
     assert fields.exit_code == 0, fields.output
@@ -136,7 +136,7 @@ def test_a_narrow_terminal_folds_but_never_cuts_off() -> None:
     from hypothesis import strategies as st
     from rich.console import Console
 
-    from jobs.tables import cli_table, print_table
+    from regiesignaal.jobs.cli.tables import cli_table, print_table
 
     cell = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30)
 

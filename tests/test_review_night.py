@@ -8,11 +8,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from ops_support import AS_OF, make_settings, make_source, run_rows
 
-from engine.store import outbox
-from jobs import intake
-from jobs.mail_status import mail_needs_look
-from jobs.nightly import nightly
-from notifications.delivery import DeliveryReport
+from regiesignaal.engine.store.tables import outbox
+from regiesignaal.jobs.mail_status import mail_needs_look
+from regiesignaal.jobs.ops import intake
+from regiesignaal.jobs.ops.nightly import nightly
+from regiesignaal.notifications.delivery.smtp import DeliveryReport
 
 OPERATOR = "beheer@dtv.example"
 

@@ -14,16 +14,16 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.compiler import MAX_ENGINE_RULES, check_rule_dir
-from engine.rulefile import (
+from regiesignaal.engine.language.compiler import MAX_ENGINE_RULES, check_rule_dir
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.model import (
     MAX_ALTERNATIVES,
     MAX_CONDITION_DEPTH,
     MAX_FILE_BYTES,
     MAX_VALUES,
-    load_rule_dir,
 )
-from engine.store import runs
-from jobs.cli import main
+from regiesignaal.engine.store.tables import runs
+from regiesignaal.jobs.cli import main
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 HEAD = "id: BIG\ntitle: t\nmail_title: t\ndescription: d\nseverity: low\nowner: x\n"
@@ -101,12 +101,12 @@ def test_limits_hold_the_shipped_rules_and_the_total(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_run_with_too_deep_rules_is_recorded_as_refused(tmp_path: Path) -> None:
-    from jobs.config import load_settings
-    from jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
+    from regiesignaal.jobs.config import load_settings
+    from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
 
     rules = rules_with(tmp_path, "when: " + "[" * 1000 + "]" * 1000 + "\n")
     source = tmp_path / "src.sqlite"
-    from engine.source import create_source_schema
+    from regiesignaal.engine.source.tables import create_source_schema
 
     engine = sa.create_engine(f"sqlite:///{source}")
     create_source_schema(engine)

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import parse_case
-from engine.compiler import compile_rules
-from engine.evaluate import Backend, Evaluator
-from engine.rulefile import MAIL_FORBIDDEN, Rule, RuleDir, RuleTest, load_rule_dir
-from engine.ruletests import (
+from regiesignaal.engine.language.casefile import parse_case
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Backend, Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.model import MAIL_FORBIDDEN, Rule, RuleDir, RuleTest
+from regiesignaal.engine.language.ruletests import (
     TestResult,
     explain_test,
     format_result,
@@ -115,7 +116,7 @@ def test_every_rule_is_documented_for_policy_owners(ruledir: RuleDir) -> None:
 
 
 def test_mail_texts_hold_no_personal_or_medical_detail(ruledir: RuleDir) -> None:
-    from engine.mailtext import possible_names, sensitive_words, word_lists
+    from regiesignaal.engine.language.mailtext import possible_names, sensitive_words, word_lists
 
     lists = word_lists(ruledir.root)
     assert set(FORBIDDEN_IN_MAIL) <= set(lists.forbidden)
@@ -251,7 +252,7 @@ def test_a_closed_case_never_fires(tmp_path: Path) -> None:
 
 
 def test_broken_rule_dir_is_refused(tmp_path: Path) -> None:
-    from engine.compiler import RuleSetError
+    from regiesignaal.engine.language.compiler import RuleSetError
 
     (tmp_path / "x.yaml").write_text("id: X\n", encoding="utf-8")
     with pytest.raises(RuleSetError) as info:
@@ -598,8 +599,8 @@ def test_summary_counts_in_dutch() -> None:
 
 def test_the_readme_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
     """The README's example rule agrees with the shipped rule of the same id."""
-    from engine.overlap import rule_signature
-    from engine.rulefile import load_rule_dir as load
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir as load
+    from regiesignaal.engine.overlap import rule_signature
 
     readme = (RULES.parent / "README.md").read_text(encoding="utf-8")
     block = re.search(r"```yaml\n(id: [A-Z0-9-]+.*?)```", readme, re.S)

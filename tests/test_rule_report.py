@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.store import metadata, signals
-from notifications.rule_report import (
+from regiesignaal.engine.store.tables import metadata, signals
+from regiesignaal.notifications.compose.rule_report import (
     RuleInfo,
     compose_rule_report,
-    rule_report,
     write_rule_report_page,
 )
+from regiesignaal.notifications.rule_report import rule_report
 
 AS_OF = dt.date(2026, 11, 30)
 RULES = {"A-1": RuleInfo("A-1", "Titel A", "R01"), "B-2": RuleInfo("B-2", "Titel B")}

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.rulefile import Problem, RuleDir, load_rule_dir
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.model import Problem, RuleDir
 
 HEADER = "title: T\nmail_title: M\nseverity: low\nowner: team-kwaliteit\n"
 
@@ -569,7 +570,7 @@ def test_neutral_review_titles_pass(tmp_path: Path, value: str) -> None:
 def test_a_listed_phrase_is_found_whatever_the_punctuation(
     phrase: str, seps: list[str], upper: bool
 ) -> None:
-    from engine.mailtext import sensitive_words, word_lists
+    from regiesignaal.engine.language.mailtext import sensitive_words, word_lists
 
     words = phrase.replace(".", "").split()
     text = words[0] + "".join(sep + w for sep, w in zip(seps, words[1:], strict=False))
@@ -595,7 +596,11 @@ def test_a_word_the_policy_owner_allows_is_no_name(tmp_path: Path) -> None:
 def test_a_listed_word_is_found_inside_any_compound(
     data: st.DataObject, prefix: str, suffix: str
 ) -> None:
-    from engine.mailtext import COMPOUND_MIN_LETTERS, sensitive_words, word_lists
+    from regiesignaal.engine.language.mailtext import (
+        COMPOUND_MIN_LETTERS,
+        sensitive_words,
+        word_lists,
+    )
 
     words = [w for w in word_lists().forbidden if w.isalpha()]
     word = data.draw(st.sampled_from(words))

@@ -20,10 +20,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from ops_support import RULES, make_source, run_rows
 
-from engine.store import apscheduler_jobs, signals
-from jobs.config import load_settings
-from jobs.pipeline import upgrade_store
-from jobs.scheduler import JOB_ID, fire_times, last_fire_time, make_trigger
+from regiesignaal.engine.store.tables import apscheduler_jobs, signals
+from regiesignaal.jobs.config import load_settings
+from regiesignaal.jobs.ops.scheduler import JOB_ID, fire_times, last_fire_time, make_trigger
+from regiesignaal.jobs.pipeline import upgrade_store
 
 AMS = ZoneInfo("Europe/Amsterdam")
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ class Scheduler:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jobs.cli", "--config", str(config), "scheduler"],
+                [sys.executable, "-m", "regiesignaal", "--config", str(config), "scheduler"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -146,7 +146,7 @@ def _seed(config: Path, next_run: dt.datetime) -> None:
     jobstore = SQLAlchemyJobStore(engine=engine)
     jobstore.start(never_started, "default")
     job = Job(
-        never_started, id=JOB_ID, func="jobs.scheduler:nightly_job",
+        never_started, id=JOB_ID, func="regiesignaal.jobs.ops.scheduler:nightly_job",
         trigger=make_trigger(settings), args=[str(config)], kwargs={},
         name="regiesignaal nightly", misfire_grace_time=settings.misfire_grace_minutes * 60,
         coalesce=True, max_instances=1, next_run_time=next_run, executor="default",
@@ -204,7 +204,7 @@ def test_two_nightly_processes_at_once_process_the_night_once(tmp_path: Path) ->
     config = _config(tmp_path, dt.datetime.now(dt.UTC))
     upgrade_store(load_settings(config, env={}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
-    command = [sys.executable, "-m", "jobs.cli", "--config", str(config), "nightly",
+    command = [sys.executable, "-m", "regiesignaal", "--config", str(config), "nightly",
                "--trigger", "scheduler"]  # fmt: skip
     procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
@@ -244,7 +244,7 @@ def test_sigterm_during_a_run_leaves_a_consistent_store(
     # resumable: the same night by hand completes
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
     rerun = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "--config", str(config), "nightly",
+        [sys.executable, "-m", "regiesignaal", "--config", str(config), "nightly",
          "--as-of", row.as_of.isoformat()],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
@@ -258,7 +258,7 @@ def test_ctrl_c_during_a_hand_started_run_records_it_aborted(tmp_path: Path) -> 
     upgrade_store(load_settings(config, env={}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "--config", str(config), "run", "--no-mail"],
+        [sys.executable, "-m", "regiesignaal", "--config", str(config), "run", "--no-mail"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     store_url = _store(tmp_path)
@@ -286,7 +286,7 @@ def test_two_nightly_processes_on_postgres_process_the_night_once(
     )
     upgrade_store(load_settings(config, env={}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIESIGNAAL_")}
-    command = [sys.executable, "-m", "jobs.cli", "--config", str(config), "nightly",
+    command = [sys.executable, "-m", "regiesignaal", "--config", str(config), "nightly",
                "--trigger", "scheduler"]  # fmt: skip
     procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip

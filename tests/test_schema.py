@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from engine.catalogue import FieldInfo
-from engine.rulefile import DATE_OPS, DERIVED_FILE, OPS_BY_TYPE, load_rule_dir
-from engine.schema import (
+from regiesignaal.engine.language.catalogue import FieldInfo
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.model import DATE_OPS, DERIVED_FILE, OPS_BY_TYPE
+from regiesignaal.engine.language.schema import (
     DERIVED_SCHEMA_FILE,
     RULE_SCHEMA_FILE,
     build_derived_schema,
@@ -72,12 +73,12 @@ def errors(validator: Draft202012Validator, data: Any) -> list[str]:
 
 def test_committed_rule_schema_is_the_generated_one() -> None:
     committed = (SCHEMAS / RULE_SCHEMA_FILE).read_text(encoding="utf-8")
-    assert committed == render(build_rule_schema(RULES)), "voer 'python -m engine.schema' uit"
+    assert committed == render(build_rule_schema(RULES)), "voer 'regiesignaal rules schema' uit"
 
 
 def test_committed_derived_schema_is_the_generated_one() -> None:
     committed = (SCHEMAS / DERIVED_SCHEMA_FILE).read_text(encoding="utf-8")
-    assert committed == render(build_derived_schema()), "voer 'python -m engine.schema' uit"
+    assert committed == render(build_derived_schema()), "voer 'regiesignaal rules schema' uit"
 
 
 def test_check_mode_reports_a_stale_schema(tmp_path: Path) -> None:

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import history, migrate
-from engine.dates import Duration, add_working_days, shift
-from engine.reconcile import Fired, Policy, RuleInfo, plan, reconcile
-from engine.rulefile import load_rule_dir
-from engine.store import runs, signal_events, signals
-from jobs.demo import run_demo
-from jobs.pipeline import unknown_explanation_rules
-from notifications.digests import RuleMeta, case_manager_lines
+from regiesignaal.engine.evaluate import unknown_explanation_rules
+from regiesignaal.engine.language.dates import Duration, add_working_days, shift
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo, plan, reconcile
+from regiesignaal.engine.store import history, migrate
+from regiesignaal.engine.store.tables import runs, signal_events, signals
+from regiesignaal.jobs.demo.demo import run_demo
+from regiesignaal.notifications.case_manager import case_manager_lines
+from regiesignaal.notifications.shared import RuleMeta
 
 MON = dt.date(2026, 3, 2)  # Monday
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"

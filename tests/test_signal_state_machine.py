@@ -33,10 +33,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine import history, migrate
-from engine.dates import Duration, add_working_days, working_days_between
-from engine.reconcile import Fired, Policy, RuleInfo, reconcile
-from engine.store import explanations, known_rules, runs, signal_events, signals
+from regiesignaal.engine.language.dates import Duration, add_working_days, working_days_between
+from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo, reconcile
+from regiesignaal.engine.store import history, migrate
+from regiesignaal.engine.store.tables import explanations, known_rules, runs, signal_events, signals
 
 CASES = ("Z-1", "Z-2", "Z-3")
 RULES = {

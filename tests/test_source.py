@@ -1,5 +1,5 @@
 """The source database: schema derived from the contract, and reading cases back in the
-in-memory shape of engine.casefile, on SQLite and PostgreSQL."""
+in-memory shape of engine.language.casefile, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,17 +13,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.casefile import CASE_SPEC, Field, Group, parse_case
-from engine.source import (
+from regiesignaal.engine.language.casefile import CASE_SPEC, Field, Group, parse_case
+from regiesignaal.engine.source.read import count_cases, get_case, iter_case_batches, load_staff
+from regiesignaal.engine.source.tables import (
     CHILD_TABLES,
     case_values,
     cases,
     child_values,
-    count_cases,
     create_source_schema,
-    get_case,
-    iter_case_batches,
-    load_staff,
     staff,
     staff_values,
 )
@@ -132,7 +129,7 @@ def test_schema_is_derived_from_the_contract_and_idempotent(engine: sa.Engine) -
 
 
 def test_source_metadata_is_separate_from_the_store() -> None:
-    from engine import store
+    from regiesignaal.engine.store import tables as store
 
     assert cases.metadata is not store.metadata
     assert "cases" not in store.metadata.tables

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.compiler import compile_rules
-from engine.evaluate import Hit
-from engine.rulefile import load_rule_dir
-from engine.source import case_index
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.pipeline import evaluate_source
-from jobs.spool import HitSpool
+from regiesignaal.engine.evaluate import evaluate_source
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Hit
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.source.read import case_index
+from regiesignaal.engine.spool import HitSpool
+from regiesignaal.fixtures.generator import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 3, 2)

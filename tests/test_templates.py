@@ -10,17 +10,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.store import outbox, runs
-from fixtures.generator import generate
-from fixtures.loader import load_cases, load_staff_file
-from jobs.config import load_settings
-from jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
-from notifications.compose import (
-    MailOptions,
-    check_template_overrides,
-    compose_case_manager,
-)
-from notifications.model import Recipient, SignalLine
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.store.tables import outbox, runs
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.config import load_settings
+from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run, upgrade_store
+from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.compose.model import Recipient, SignalLine
+from regiesignaal.notifications.compose.overrides import check_template_overrides
+from regiesignaal.notifications.compose.render import MailOptions
 
 AS_OF = dt.date(2026, 11, 30)
 LINE = SignalLine(
@@ -107,7 +105,7 @@ def test_every_broken_override_is_named_at_once(tmp_path: Path) -> None:
 def test_mail_preview_refuses_a_broken_override_with_file_and_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from jobs.cli import main
+    from regiesignaal.jobs.cli import main
 
     overrides = tmp_path / "sjablonen"
     overrides.mkdir()

@@ -1,1 +1,0 @@
-"""Alembic migrations of the signal store; run them through :mod:`engine.migrate`."""

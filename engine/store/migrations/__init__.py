@@ -1,0 +1,1 @@
+"""Alembic migrations of the signal store; run them through :mod:`engine.store.migrate`."""

@@ -1,0 +1,192 @@
+"""The signal store: tables for runs, signals (one row per episode) and the outbox.
+
+The schema is owned by Alembic migrations in ``engine/store/migrations``; these table
+definitions are the models the code reads and writes, and a test checks that the
+migrations produce exactly these tables on SQLite and PostgreSQL.
+
+Signal episodes: a row is one period in which a rule fired for a case, from the as-of
+date it first fired (``opened_on``) to the as-of date it stopped (``closed_on``, NULL
+while open). A later episode for the same case and rule has ``reopened`` set. At most
+one open episode exists per (case_ref, rule_id).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Unicode,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False),
+    Column("trigger", String(20), nullable=False),  # manual | scheduler | demo
+    Column("status", String(20), nullable=False),  # running | succeeded | failed | refused
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("ruleset_version", String(64)),
+    Column("counts", JSON),
+    Column("durations", JSON),
+    Column("errors", JSON),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    # written every 30 s while the run is running (migration 0004; see engine/store/lock.py)
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Index("ix_runs_as_of", "as_of"),
+    # at most one run in progress per store (migration 0002)
+    Index(
+        "uq_runs_one_running",
+        "status",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("regievoerder", String(64)),
+    Column("team", String(64)),
+    Column("opened_on", Date, nullable=False),
+    Column("last_seen_on", Date, nullable=False),
+    Column("closed_on", Date),
+    Column("close_reason", String(20)),  # resolved | case_closed | rule_removed
+    Column("reopened", Boolean, nullable=False, server_default=text("false")),
+    Column("escalated_on", Date),
+    Column("explained_until", Date),
+    Column("opened_run_id", Integer),
+    Column("closed_run_id", Integer),
+    # migration 0003 (issue 6): see engine/reconcile.py for the meaning of each
+    Column("baseline", Boolean, nullable=False, server_default=text("false")),
+    Column("clock_start", Date),  # escalation clock start; NULL = opened_on
+    Column("gap_since", Date),  # first as-of date of a gap inside the grace period
+    Column("gap_reason", String(20)),
+    Column("explained_since", Date),
+    Column("explained_given_until", Date),  # the end date as given, before any cap
+    Column("explanation_expired_on", Date),  # end date of the explanation that ran out
+    Index("ix_signals_case_rule", "case_ref", "rule_id"),
+    Index("ix_signals_regievoerder", "regievoerder"),
+    Index(
+        "uq_signals_one_open",
+        "case_ref",
+        "rule_id",
+        unique=True,
+        sqlite_where=text("closed_on IS NULL"),
+        postgresql_where=text("closed_on IS NULL"),
+    ),
+    # most nights update last_seen_on of every open signal: leave room for HOT updates
+    postgresql_with={"fillfactor": 70},
+)
+
+signal_events = Table(
+    "signal_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("signal_id", Integer),  # filled in the same transaction as the episode's insert
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("run_id", Integer),
+    Column("ruleset_version", String(64)),
+    Column("details", JSON),  # ids, dates and reasons only; never case contents
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_signal_events_signal", "signal_id"),
+    Index("ix_signal_events_case", "case_ref"),
+)
+
+known_rules = Table(
+    "known_rules",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("introduced_on", Date),
+    Column("introduced_run_id", Integer),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("retired_by", String(64)),
+)
+
+explanations = Table(
+    "signal_explanations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("until", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(64)),
+    Index("ix_signal_explanations_case_rule", "case_ref", "rule_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("kind", String(20), nullable=False),  # regievoerder | teamleider
+    Column("recipient_id", String(64), nullable=False),
+    Column("recipient_email", String(320), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("status", String(20), nullable=False),  # see notifications.delivery.outbox.STATUSES
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("as_of", "kind", "recipient_id", name="uq_outbox_once_per_day"),
+    Index("ix_outbox_status", "status"),
+    # supersede_older / _newer_exists per queued message (migration 0005)
+    Index("ix_outbox_kind_recipient", "kind", "recipient_id", "status"),
+)
+
+# The run lock on SQLite (engine/store/lock.py; PostgreSQL uses an advisory lock): at most one
+# row, id 1, held by the process named in it while its heartbeat is fresh (migration 0004).
+run_lock = Table(
+    "run_lock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# The job store of ``regiesignaal scheduler`` (APScheduler 3's SQLAlchemyJobStore table,
+# created by migration 0004 so the scheduler never has to create tables itself).
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

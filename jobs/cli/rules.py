@@ -1,0 +1,325 @@
+"""``regiesignaal rules ...``, ``preview`` and ``explain``: the policy owner's commands.
+
+Thin shells over the rule language (``engine.language``: checking, tests, schemas, the
+field catalogue), ``jobs.preview`` and ``engine.language.evaluator.explain_case``;
+``rules retire`` over ``engine.store.history``.
+
+Exit codes: 0 done (``rules check``: every file checks; ``rules test``: every test passes);
+1 problems found, or a case or folder not found; 2 configuration error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from regiesignaal.engine.language.casefile import shown_key
+from regiesignaal.jobs.cli.common import (
+    LazyGroup,
+    as_of_option,
+    checked_rules,
+    console,
+    err,
+    rules_of,
+    settings_of,
+    today_of,
+)
+from regiesignaal.jobs.cli.tables import cli_table, print_table
+
+
+@click.command("preview")
+@as_of_option
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--diff", is_flag=True, help="Vergelijk met de signalen die nu open staan.")
+@click.pass_context
+def preview_command(
+    ctx: click.Context, as_of: dt.date | None, rules_dir: Path | None, fmt: str, diff: bool
+) -> None:
+    """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
+    from regiesignaal.jobs.pipeline import RunRefused
+    from regiesignaal.jobs.preview import diff as preview_diff
+    from regiesignaal.jobs.preview import preview as run_preview
+
+    settings = settings_of(ctx)
+    ruledir = checked_rules(settings, rules_dir)
+    day = as_of or today_of(settings)
+    try:
+        compiled, extracted = run_preview(settings, ruledir, day)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    hits, n_cases = extracted.hits, extracted.open_count
+    for case_ref, kind in sorted(extracted.unreadable.items()):
+        click.echo(
+            f"let op: zaak {shown_key(case_ref)} is onleesbaar in de bron ({kind}); overgeslagen",
+            err=True,
+        )
+    severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
+    if diff:
+        current = rules_of(settings, None) if rules_dir else None
+        change = preview_diff(settings, ruledir, extracted, current)
+        if fmt == "json":
+            for case_ref, rule_id in sorted(change.opened):
+                click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id}))
+            for case_ref, rule_id in sorted(change.closed):
+                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id}))
+            for o in change.overlaps:
+                also = dict(o.also)
+                click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
+                                       "alone": o.alone, "also": also}))  # fmt: skip
+            return
+        table = cli_table(
+            "regel",
+            "nu open",
+            "zou openen",
+            "zou sluiten",
+            "daarna open",
+            title=f"Effect van {ruledir.root} per {day} ({n_cases} open zaken)",
+        )
+        for r, now_n, open_n, close_n, after_n in change.per_rule():
+            table.add_row(r, str(now_n), f"+{open_n}", f"-{close_n}", str(after_n))
+        print_table(console, table)
+        console.print(f"Totaal: +{len(change.opened)} openen, -{len(change.closed)} sluiten.")
+        if change.overlaps:
+            console.print(f"Overlap van nieuwe en gewijzigde regels (t.o.v. {settings.rules_dir}):")
+            for line in (ln for o in change.overlaps for ln in o.lines()):
+                console.print(line, markup=False)
+        return
+    if fmt == "json":
+        for h in sorted(hits, key=lambda h: (h.case_ref, h.rule_id)):
+            click.echo(
+                json.dumps(
+                    {
+                        "case_ref": h.case_ref,
+                        "rule": h.rule_id,
+                        "severity": severity[h.rule_id],
+                        "regievoerder": h.regievoerder,
+                        "team": h.team,
+                        "explained_until": h.explained_until.isoformat()
+                        if h.explained_until
+                        else None,
+                    }
+                )
+            )
+        return
+    per_rule = Counter(h.rule_id for h in hits)
+    table = cli_table("regel", "ernst", "signalen", "% zaken", title=f"Voorbeeld per {day}")
+    for cr in compiled.rules:
+        n = per_rule[cr.rule.id]
+        pct = f"{100 * n / n_cases:.1f}" if n_cases else "-"
+        table.add_row(cr.rule.id, cr.rule.severity, str(n), pct)
+    print_table(console, table)
+    console.print(f"{len(hits)} signalen op {n_cases} open zaken.")
+
+
+@click.command("explain")
+@click.argument("case_ref")
+@as_of_option
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def explain_command(
+    ctx: click.Context, case_ref: str, as_of: dt.date | None, rules_dir: Path | None
+) -> None:
+    """Per regel: gaat hij af voor deze zaak, met elke voorwaarde en de gevonden waarde."""
+    import sqlalchemy as sa
+
+    from regiesignaal.engine.language.conditions import Trace
+    from regiesignaal.engine.language.evaluator import explain_case
+    from regiesignaal.engine.source.read import get_case
+    from regiesignaal.jobs.pipeline import RunRefused, source_engine
+
+    settings = settings_of(ctx)
+    ruledir = checked_rules(settings, rules_dir)
+    day = as_of or today_of(settings)
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    try:
+        case = get_case(source, case_ref)
+    except (ValueError, TypeError, OverflowError, sa.exc.StatementError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        err.print(
+            f"Zaak {shown_key(case_ref)} heeft onleesbare gegevens in de brondatabase "
+            f"({type(cause).__name__}); de nachtelijke run slaat haar over. Herstel de zaak in "
+            "de bron.",
+            style="red",
+        )
+        sys.exit(1)
+    finally:
+        source.dispose()
+    if case is None:
+        err.print(f"Zaak {case_ref} niet gevonden in de brondatabase.", style="red", markup=False)
+        sys.exit(1)
+    if case.get("status") != "open":
+        console.print(
+            f"[yellow]Zaak {escape(case_ref)} is gesloten: de nachtelijke run slaat haar over.[/]",
+            markup=True,
+        )
+    _, results = explain_case(ruledir, case, day)
+
+    def show(trace: Trace, indent: int) -> None:
+        mark = "[green]waar[/green]" if trace.result else "[red]onwaar[/red]"
+        seen = "" if trace.seen is None and trace.children else f"  (gezien: {trace.seen!r})"
+        console.print(f"{'  ' * indent}- {escape(trace.text)}: {mark}{escape(seen)}", markup=True)
+        for child in trace.children:
+            show(child, indent + 1)
+
+    console.print(f"Zaak {case_ref} per {day}:", markup=False)
+    for r in results:
+        verdict = "[bold red]GAAT AF[/]" if r.fires else "[green]gaat niet af[/]"
+        extra = f" (toelichting geldig t/m {r.explained_until})" if r.explained_until else ""
+        extra += f" (termijn verstreken: ernst {r.severity})" if r.fires and r.overdue else ""
+        console.print(
+            f"\n[bold]{escape(r.rule_id)}[/] {escape(r.title)}: {verdict}{extra}", markup=True
+        )
+        show(r.trace, 1)
+
+
+@click.group(
+    "rules",
+    cls=LazyGroup,
+    lazy_subcommands={"retire": "regiesignaal.jobs.cli.signals.rules_retire"},
+)
+def rules_group() -> None:
+    """Regels controleren, testen en bekijken."""
+
+
+@rules_group.command("check")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
+    """Controleer elk regelbestand; problemen als pad:regel:kolom met een tip."""
+    ruledir = checked_rules(settings_of(ctx), rules_dir)
+    if not ruledir.rules:
+        err.print(
+            f"[red]{escape(str(ruledir.root))} bevat geen regels; een run met deze map wordt "
+            "geweigerd. Controleer de map (REGIESIGNAAL_RULES_DIR of \\[rules] dir).[/red]",
+            markup=True,
+        )
+        sys.exit(1)
+    console.print(
+        f"[green]In orde:[/green] {len(ruledir.rules)} regels, {len(ruledir.derived)} afgeleide "
+        f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {escape(ruledir.version)}).",
+        markup=True,
+    )
+
+
+@rules_group.command("test")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--backend", type=click.Choice(["durable", "python"]), default="durable")
+@click.option("--rule", "only", multiple=True, help="Alleen deze regel(s) testen.")
+@click.option("-v", "--verbose", is_flag=True, help="Toon ook de geslaagde tests.")
+@click.pass_context
+def rules_test(
+    ctx: click.Context, rules_dir: Path | None, backend: str, only: tuple[str, ...], verbose: bool
+) -> None:
+    """Voer de tests in de regelbestanden uit (gaat af / gaat niet af)."""
+    from regiesignaal.engine.language.ruletests import format_result, format_summary, run_rule_tests
+
+    ruledir = checked_rules(settings_of(ctx), rules_dir)
+    results = run_rule_tests(
+        ruledir,
+        backend=backend,  # type: ignore[arg-type]
+        only=set(only) or None,
+    )
+    for r in results:
+        if not r.passed:
+            click.echo(format_result(r), err=True)
+        elif verbose:
+            click.echo(format_result(r))
+    click.echo(format_summary(results))
+    untested = sorted(r.id for r in ruledir.rules if not r.tests and (not only or r.id in only))
+    if untested:
+        click.echo(f"regels zonder tests: {', '.join(untested)}", err=True)
+    if any(not r.passed for r in results) or not results:
+        sys.exit(1)
+
+
+@rules_group.command("schema")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--check", is_flag=True, help="Alleen controleren of de schema's actueel zijn.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Map voor de schema's (standaard: schema/ naast de regelmap, waar de $schema-regel "
+    "bovenin elk regelbestand naar wijst).",
+)
+@click.pass_context
+def rules_schema(ctx: click.Context, rules_dir: Path | None, check: bool, out: Path | None) -> None:
+    """Schrijf de JSON Schema's voor editors (schema/*.schema.json naast de regelmap)."""
+    from regiesignaal.engine.language.packaged import inside_installed_product, schema_dir_for
+    from regiesignaal.engine.language.schema import stale_schemas, write_schemas
+
+    ruledir = rules_of(settings_of(ctx), rules_dir)
+    target = out or schema_dir_for(ruledir.root)
+    stale = stale_schemas(target, ruledir.root)
+    if check:
+        for path in stale:
+            click.echo(f"{path}: verouderd; voer 'regiesignaal rules schema' uit", err=True)
+        if not stale:
+            console.print(f"De schema's in {target} zijn actueel.", markup=False)
+        sys.exit(1 if stale else 0)
+    if stale and inside_installed_product(target):
+        err.print(
+            f"{target} hoort bij de installatie en wordt niet beschreven. Maak een eigen "
+            "regelmap met schema's ('regiesignaal init MAP') of geef --out MAP.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    for path in write_schemas(target, ruledir.root):
+        console.print(f"{path} bijgewerkt", markup=False)
+    if not stale:
+        console.print(f"De schema's in {target} zijn actueel.", markup=False)
+
+
+@rules_group.command("fields")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
+    """De veldencatalogus: elk veld dat een regel kan gebruiken, met type en uitleg."""
+    from regiesignaal.engine.language.catalogue import TYPE_NAMES_NL, record_catalogue
+
+    ruledir = rules_of(settings_of(ctx), rules_dir)
+    fields = list(ruledir.catalogue)
+    records = record_catalogue()  # the fields of list records, for 'where' filters
+    if fmt == "json":
+        rows = [(f, f.origin, None) for f in fields] + [(f, "record", g) for g, f in records]
+        for f, origin, group in rows:
+            item = {
+                "field": f.name,
+                "type": f.type,
+                "values": list(f.values),
+                "origin": origin,
+                "description": f.description,
+            }
+            if group:
+                item["list"] = group
+            click.echo(json.dumps(item, ensure_ascii=False))
+        return
+    table = cli_table(
+        "veld", "type", "herkomst", "omschrijving", title="Veldencatalogus",
+        wrap=("type", "omschrijving"),
+    )  # fmt: skip
+    for f in fields:
+        kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
+        table.add_row(f.name, kind, f.origin, f.description)
+    print_table(console, table)
+    table = cli_table(
+        "lijst", "veld", "type", "omschrijving", wrap=("type", "omschrijving"),
+        title="Velden van lijstrecords (voor 'where' in een afgeleid veld in derived.yaml)",
+    )  # fmt: skip
+    for group, f in records:
+        kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
+        table.add_row(group, f.name, kind, f.description)
+    print_table(console, table)

@@ -1,0 +1,347 @@
+"""Command line for the signal history: ``signals list|show``, ``explanations
+add|list|revoke`` and ``rules retire``. Thin shells over :mod:`engine.store.history`.
+
+Exit codes: 0 done, 1 refused (unknown id, bad input, nothing found), 2 configuration or
+store problem (missing store, old schema).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.markup import escape
+
+from regiesignaal.engine.store import history
+from regiesignaal.jobs.cli.common import settings_of
+from regiesignaal.jobs.cli.tables import cli_table, print_table
+from regiesignaal.jobs.config import Settings
+
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+STATE_NL = {
+    "open": "open",
+    "escalated": "geëscaleerd",
+    "explained": "toegelicht",
+    "closed": "gesloten",
+}
+EVENT_NL = {
+    "opened": "geopend",
+    "reopened": "heropend",
+    "escalated": "geëscaleerd",
+    "explained": "toegelicht",
+    "explanation_expired": "toelichting verlopen",
+    "explanation_revoked": "toelichting ingetrokken",
+    "reassigned": "andere regievoerder",
+    "severity_changed": "ernst gewijzigd",
+    "gap_started": "tijdelijk afwezig",
+    "gap_ended": "weer aanwezig (zelfde episode)",
+    "resolved": "gesloten: opgelost",
+    "case_closed": "gesloten: zaak gesloten",
+    "rule_removed": "gesloten: regel staat uit",
+    "rule_retired": "gesloten: regel ingetrokken",
+}
+REASON_NL = {
+    "resolved": "regel gaat niet meer af",
+    "case_closed": "zaak gesloten of ontbreekt",
+    "rule_removed": "regel staat uit",
+}
+SOURCE_NL = {"case_file": "zaakdossier", "command_line": "opdrachtregel"}
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return settings_of(ctx)
+
+
+@contextmanager
+def _store(ctx: click.Context, write: bool = False) -> Iterator[sa.Connection]:
+    settings = _settings(ctx)
+    try:
+        engine = history.open_store(settings.store_url)
+    except history.HistoryError as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(2)
+    try:
+        with engine.begin() if write else engine.connect() as conn:
+            yield conn
+    except history.HistoryError as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+
+
+def _today(ctx: click.Context) -> dt.date:
+    return dt.datetime.now(_settings(ctx).tz).date()
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("geen geldige datum; gebruik JJJJ-MM-DD") from None
+
+
+def _json(record: dict[str, Any]) -> str:
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+# ------------------------------------------------------------------ signals
+
+signals_group = click.Group("signals", help="Signalen en hun geschiedenis bekijken (alleen lezen).")
+
+
+@signals_group.command("list")
+@click.option("--regievoerder", help="Alleen signalen van deze regievoerder (medewerker-id).")
+@click.option("--team", help="Alleen signalen van dit team.")
+@click.option("--rule", help="Alleen signalen van deze regel.")
+@click.option("--state", type=click.Choice(history.STATES), help="Alleen deze status.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--limit", type=int, default=None, help="Hooguit zoveel signalen.")
+@click.pass_context
+def signals_list(
+    ctx: click.Context,
+    regievoerder: str | None,
+    team: str | None,
+    rule: str | None,
+    state: str | None,
+    fmt: str,
+    limit: int | None,
+) -> None:
+    """Open signalen (of met --state closed: gesloten), gefilterd."""
+    with _store(ctx) as conn:
+        rows = history.list_signals(
+            conn,
+            history.reference_date(conn, _today(ctx)),
+            regievoerder=regievoerder,
+            team=team,
+            rule=rule,
+            state=state,
+            limit=limit,
+        )
+    if fmt == "json":
+        for record in rows:
+            click.echo(_json(record))
+        return
+    table = cli_table(
+        "id",
+        "zaak",
+        "regel",
+        "status",
+        "ernst",
+        "regievoerder",
+        "open sinds",
+        "bijzonder",
+        title=f"Signalen ({len(rows)})",
+    )
+    for r in rows:
+        marks = []
+        if r["baseline"]:
+            marks.append("bestaand")
+        if r["reopened"]:
+            marks.append("heropend")
+        if r["gap_since"]:
+            marks.append(f"afwezig sinds {r['gap_since']}")
+        if r["explanation_expired_on"]:
+            marks.append("toelichting verlopen")
+        if r["closed_on"]:
+            marks.append(f"gesloten {r['closed_on']} ({r['close_reason']})")
+        table.add_row(
+            str(r["id"]),
+            r["case_ref"],
+            r["rule_id"],
+            STATE_NL[r["state"]],
+            r["severity"],
+            r["regievoerder"] or "-",
+            str(r["opened_on"]),
+            ", ".join(marks),
+        )
+    print_table(console, table)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One event as a Dutch phrase (ids, dates and reasons only)."""
+    d = event.get("details") or {}
+    text = EVENT_NL.get(event["kind"], event["kind"])
+    extra: list[str] = []
+    kind = event["kind"]
+    if kind in ("opened", "reopened") and d.get("baseline"):
+        extra.append(f"bestaand bij invoering, escalatieklok vanaf {d.get('clock_start')}")
+    elif kind == "escalated":
+        extra.append(f"termijn verstreken op {d.get('due')}")
+    elif kind == "explained":
+        extra.append(f"tot en met {d.get('until')}")
+        extra.append(f"via {SOURCE_NL.get(d.get('source', ''), d.get('source'))}")
+        if d.get("by"):
+            extra.append(f"door {d['by']}")
+        if d.get("capped_to"):
+            extra.append(f"ingekort tot hooguit {d['capped_to']}")
+    elif kind in ("explanation_expired", "explanation_revoked"):
+        extra.append(f"einddatum {d.get('until')}")
+    elif kind == "reassigned":
+        extra.append(f"van {d.get('from') or '-'} naar {d.get('to') or '-'}")
+        if "team_to" in d:
+            extra.append(f"team {d.get('team_from') or '-'} -> {d.get('team_to') or '-'}")
+    elif kind == "severity_changed":
+        extra.append(f"van {d.get('from')} naar {d.get('to')}")
+    elif kind == "gap_started":
+        extra.append(REASON_NL.get(d.get("reason", ""), str(d.get("reason"))))
+    elif kind == "gap_ended":
+        extra.append(f"afwezig sinds {d.get('gap_since')}")
+    elif kind in ("resolved", "case_closed", "rule_removed", "rule_retired"):
+        extra.append(f"laatst gezien {d.get('last_seen_on')}")
+    return f"{text} ({'; '.join(extra)})" if extra else text
+
+
+@signals_group.command("show")
+@click.argument("ref")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
+    """Eén signaal (id) of alle signalen van een zaak, met de volledige geschiedenis."""
+    with _store(ctx) as conn:
+        found = history.signal_histories(conn, ref, history.reference_date(conn, _today(ctx)))
+    if not found:
+        err.print(
+            "geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    if fmt == "json":
+        for h in found:
+            click.echo(_json({**h.signal, "events": h.events}))
+        return
+    for h in found:
+        s = h.signal
+        console.print(
+            f"[bold]Signaal {s['id']}[/bold]  zaak {escape(str(s['case_ref']))}  regel "
+            f"{escape(str(s['rule_id']))}  ernst {s['severity']}  status: {STATE_NL[s['state']]}",
+            markup=True,
+        )
+        line = (
+            f"  regievoerder {s['regievoerder'] or '-'} (team {s['team'] or '-'}), "
+            f"open sinds {s['opened_on']}, laatst gezien {s['last_seen_on']}"
+        )
+        if s["closed_on"]:
+            line += f", gesloten {s['closed_on']} ({s['close_reason']})"
+        console.print(line, markup=False)
+        for ev in h.events:
+            console.print(
+                f"  {ev['as_of']}  {escape(describe_event(ev))}  "
+                f"[dim](run {ev['run_id'] or '-'}, regels {ev['ruleset_version'] or '-'})[/dim]",
+                markup=True,
+            )
+        console.print()
+
+
+# ------------------------------------------------------------------ explanations
+
+explanations_group = click.Group(
+    "explanations", help="Toelichtingen vanaf de opdrachtregel toevoegen, bekijken, intrekken."
+)
+
+
+@explanations_group.command("add")
+@click.argument("case_ref")
+@click.argument("rule")
+@click.option("--until", "until", required=True, callback=_date, help="Geldig tot en met.")
+@click.option("--reason", required=True, help="Waarom de regel niet van toepassing is.")
+@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
+)
+@click.pass_context
+def explanations_add(
+    ctx: click.Context,
+    case_ref: str,
+    rule: str,
+    until: dt.date,
+    reason: str,
+    by: str,
+    as_of: dt.date | None,
+) -> None:
+    """Voeg een toelichting toe; de volgende run past hem toe."""
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+
+    rule_ids = {r.id for r in load_rule_dir(_settings(ctx).rules_dir).rules}
+    with _store(ctx, write=True) as conn:
+        new_id = history.add_explanation(
+            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids
+        )
+    console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
+
+
+@explanations_group.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Ook ingetrokken toelichtingen.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def explanations_list(ctx: click.Context, include_revoked: bool, fmt: str) -> None:
+    """Toelichtingen die vanaf de opdrachtregel zijn toegevoegd."""
+    with _store(ctx) as conn:
+        rows = history.list_explanations(conn, include_revoked)
+    if fmt == "json":
+        for r in rows:
+            click.echo(_json(r))
+        return
+    table = cli_table(
+        "id", "zaak", "regel", "tot en met", "door", "op", "ingetrokken", "reden",
+        wrap=("ingetrokken", "reden"),
+    )  # fmt: skip
+    for r in rows:
+        revoked = f"{r['revoked_at']:%Y-%m-%d} door {r['revoked_by']}" if r["revoked_at"] else ""
+        table.add_row(
+            str(r["id"]),
+            r["case_ref"],
+            r["rule_id"],
+            str(r["until"]),
+            r["created_by"],
+            f"{r['created_at']:%Y-%m-%d %H:%M}",
+            revoked,
+            r["reason"],
+        )
+    print_table(console, table)
+
+
+@explanations_group.command("revoke")
+@click.argument("explanation_id", type=int)
+@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.pass_context
+def explanations_revoke(ctx: click.Context, explanation_id: int, by: str) -> None:
+    """Trek een toelichting in; de volgende run legt dat vast bij het signaal."""
+    with _store(ctx, write=True) as conn:
+        history.revoke_explanation(conn, explanation_id, by)
+    console.print(f"Toelichting {explanation_id} ingetrokken.")
+
+
+# ------------------------------------------------------------------ rules retire
+
+
+@click.command("retire")
+@click.argument("rule_ids", nargs=-1, required=True)
+@click.option("--by", "by", default="operator", show_default=True, help="Uw medewerker-id.")
+@click.pass_context
+def rules_retire(ctx: click.Context, rule_ids: tuple[str, ...], by: str) -> None:
+    """Trek regels bewust in: de volgende run sluit hun signalen (reden rule_retired)."""
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+
+    settings = _settings(ctx)
+    ruledir = load_rule_dir(settings.rules_dir)
+    today = _today(ctx)
+    active = {r.id for r in ruledir.rules if r.active_on(today)}
+    with _store(ctx, write=True) as conn:
+        done = history.retire_rules(conn, rule_ids, by, active)
+    console.print(
+        f"Ingetrokken: {', '.join(done)}. De volgende run sluit hun open signalen "
+        "(reden rule_retired)."
+    )

@@ -1,0 +1,122 @@
+"""`regiesignaal demo --nights N`: the demo's source data evolving over N working days.
+
+Between two nights (deterministic for a seed): some case managers record a contact, an
+interview or a medical check (signals resolve), some cases close, one case is missing
+from the delivery for one night (its signals continue after a gap), some cases get a
+short explanation in the case file (it expires a few days later: "toelichting verlopen"),
+a case moves to another case manager, and on the second night an operator adds an
+explanation on the command line. Time passing makes new signals fire and old ones
+escalate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from regiesignaal.engine.language.dates import add_working_days
+from regiesignaal.engine.source.load import load_cases
+from regiesignaal.engine.store import history
+from regiesignaal.engine.store.tables import signals
+
+#: Share of open cases that change in each way per night.
+CONTACT_SHARE = 0.06
+CLOSE_SHARE = 0.01
+EXPLAIN_SHARE = 0.02
+
+
+def nights(last: dt.date, n: int) -> list[dt.date]:
+    """``n`` consecutive working days ending on ``last`` (itself moved back to a working
+    day when it is not one)."""
+    end = add_working_days(add_working_days(last, 1), -1)
+    return [add_working_days(end, -(n - 1 - i)) for i in range(n)]
+
+
+class Evolution:
+    """The demo's case file (JSON lines) and how it changes from night to night."""
+
+    def __init__(self, case_file: Path, seed: int):
+        self.cases = [json.loads(line) for line in case_file.read_text().splitlines() if line]
+        self.rnd = random.Random(seed)
+        self.glitched: dict[str, Any] | None = None
+
+    def evolve(self, source: sa.Engine, day: dt.date, work: Path) -> int:
+        """Change the cases for night ``day`` and load the changed ones; returns how many."""
+        rnd = self.rnd
+        changed: dict[str, dict[str, Any]] = {}
+        if self.glitched is not None:  # back after one night away
+            self.glitched["status"] = "open"
+            changed[self.glitched["case_ref"]] = self.glitched
+            self.glitched = None
+        open_cases = [c for c in self.cases if c.get("status", "open") == "open"]
+        for case in open_cases:
+            roll = rnd.random()
+            if roll < CONTACT_SHARE:
+                case.setdefault("contacts", []).append(
+                    {"on": day.isoformat(), "channel": "telefonisch", "by": case["regievoerder"]}
+                )
+                case.setdefault("interviews", []).append(
+                    {"on": day.isoformat(), "kind": "vertrekgesprek", "interpreter": False}
+                )
+            elif roll < CONTACT_SHARE + CLOSE_SHARE:
+                case["status"] = "closed"
+            elif roll < CONTACT_SHARE + CLOSE_SHARE + EXPLAIN_SHARE:
+                from regiesignaal.fixtures.generator import RULE_IDS
+
+                case.setdefault("explanations", []).append(
+                    {
+                        "rule": rnd.choice(RULE_IDS),
+                        "reason": "Afgestemd met de teamleider",
+                        "until": add_working_days(day, rnd.randint(1, 3)).isoformat(),
+                        "by": case["regievoerder"],
+                    }
+                )
+            else:
+                continue
+            changed[case["case_ref"]] = case
+        if open_cases:
+            glitch = rnd.choice(open_cases)
+            if glitch["case_ref"] not in changed:
+                glitch["status"] = "closed"  # delivered as closed for one night
+                self.glitched = glitch
+                changed[glitch["case_ref"]] = glitch
+            mover, other = rnd.sample(open_cases, 2) if len(open_cases) > 1 else (None, None)
+            if mover is not None and other is not None and mover["case_ref"] not in changed:
+                mover["regievoerder"], mover["team"] = other["regievoerder"], other.get("team")
+                changed[mover["case_ref"]] = mover
+        delta = work / f"changes-{day.isoformat()}.jsonl"
+        delta.write_text("".join(json.dumps(c) + "\n" for c in changed.values()))
+        load_cases(source, delta)
+        delta.unlink()
+        return len(changed)
+
+
+def operator_explanation(store_url: str, day: dt.date) -> None:
+    """On one open signal: an explanation on the command line, as an operator would."""
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(signals.c.case_ref, signals.c.rule_id, signals.c.regievoerder)
+                .where(signals.c.closed_on.is_(None))
+                .order_by(signals.c.id)
+                .limit(1)
+            ).first()
+            if row is not None:
+                history.add_explanation(
+                    conn,
+                    row.case_ref,
+                    row.rule_id,
+                    add_working_days(day, 2),
+                    "Vertrek staat gepland; afgestemd met teamleider",
+                    row.regievoerder or "demo",
+                    day,
+                    {row.rule_id},
+                )
+    finally:
+        engine.dispose()

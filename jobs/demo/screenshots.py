@@ -1,0 +1,51 @@
+"""Pictures of the demo mails for the README.
+
+``python -m regiesignaal.jobs.demo.screenshots [DIR]``.
+
+Runs a multi-night demo (``jobs.demo.mailrun``), picks the last night's longest case
+manager list and a team digest, and photographs both in headless Chromium at 375 px (a
+phone) and 900 px (a desktop client) as ``docs/img/{list,digest}-{375,900}.png``.
+Needs Debian's ``chromium`` and the ``playwright`` package (dev extras).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+
+from regiesignaal.jobs.demo.mailrun import multi_night_run
+
+NIGHTS = [dt.date(2026, 11, d) for d in (2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 16, 17)]
+HEIGHT = {375: 1300, 900: 900}
+
+
+def main(argv: list[str]) -> int:
+    from playwright.sync_api import sync_playwright
+
+    out = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "docs" / "img"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = multi_night_run(Path(tmp), NIGHTS, cases=400, seed=5)
+    last = [m for m in run.messages if m.as_of == NIGHTS[-1]]
+    lists = sorted((m for m in last if m.kind == "regievoerder"), key=lambda m: -len(m.html))
+    digest = next(m for m in last if m.kind == "teamleider")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        for name, body in (("list", lists[0].html), ("digest", digest.html)):
+            for width in (375, 900):
+                page = browser.new_page(viewport={"width": width, "height": HEIGHT[width]})
+                page.set_content(body)
+                page.screenshot(path=str(out / f"{name}-{width}.png"))
+                page.close()
+        browser.close()
+    print(f"geschreven: {out}/{{list,digest}}-{{375,900}}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

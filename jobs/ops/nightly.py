@@ -1,0 +1,283 @@
+"""The nightly job: pull the case plans, run, deliver, purge, alert (issue 8).
+
+``regiesignaal scheduler`` starts ``regiesignaal nightly`` as a child process for each
+scheduled night; an operator may start it by hand too. In order, all under the run lock
+(engine/store/lock.py), so two schedulers on two hosts never process a night twice:
+
+1. the as-of date is today in the configured time zone (or ``--as-of``); when a run for
+   that date already succeeded, nothing happens, whoever started it (recorded as
+   ``skipped``, exit 0), before any export is taken;
+2. with ``[intake] drop_dir`` set, the newest complete export replaces the source data
+   (jobs/ops/intake.py); a broken one is refused and alerted, and yesterday's data stays.
+   Re-running a night whose export was already accepted (the first attempt was refused,
+   failed or aborted after intake) goes on with that export; without any export accepted
+   for the date the night is refused (the source would be stale);
+3. the rules are checked (alert when they do not), then the run with delivery;
+4. retention (jobs/ops/retention.py) purges old bodies, signals and exports;
+5. alerts: a failed or refused run, mail undelivered past the threshold.
+
+SIGTERM/SIGINT while running: the run stops at once, its row is recorded ``aborted`` (not
+left ``running``), and a rerun of the date completes it; nothing is sent twice.
+
+Exit codes: 0 done (or already done), 1 refused or failed, 3 mail needs a look (the same
+test as ``run`` and ``deliver``: jobs/mail_status.py), 4 another run holds the lock.
+:class:`NightlyResult` names the run row recorded for every outcome (``run_id``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+
+import sqlalchemy as sa
+
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.db import store_engine
+from regiesignaal.engine.store.lock import EXIT_LOCKED, LockHeld, run_lock
+from regiesignaal.engine.store.tables import runs
+from regiesignaal.jobs.config import Settings
+from regiesignaal.jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
+from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run
+from regiesignaal.notifications import operator_alert as alerts
+
+log = logging.getLogger("regiesignaal.nightly")
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGINT arrived during the nightly job."""
+
+
+@dataclass
+class NightlyResult:
+    exit_code: int
+    status: str  # succeeded | skipped | refused | failed | aborted | locked
+    run_id: int | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM/SIGINT into :class:`Terminated` in the main thread."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
+@contextmanager
+def stop_cleanly(settings: Settings) -> Iterator[None]:
+    """For a run started by hand: SIGTERM/SIGINT stop it, its run row is recorded
+    ``aborted`` (not left ``running``), then :class:`Terminated` propagates. The previous
+    signal handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    install_signal_handlers()
+    try:
+        yield
+    except Terminated as exc:
+        store = store_engine(settings.store_url)
+        try:
+            _mark_own_run_aborted(
+                store, f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
+            )
+        finally:
+            store.dispose()
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _record(store: sa.Engine, as_of: dt.date, trigger: str, status: str, why: str) -> int:
+    now = dt.datetime.now(dt.UTC)
+    with store.begin() as conn:
+        return int(
+            conn.execute(
+                runs.insert().values(
+                    as_of=as_of, trigger=trigger, status=status, started_at=now,
+                    finished_at=now, errors=[why], host=socket.gethostname(), pid=os.getpid(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        )  # fmt: skip
+
+
+def _done_run(store: sa.Engine, as_of: dt.date) -> int | None:
+    with store.connect() as conn:
+        return conn.execute(
+            sa.select(runs.c.id)
+            .where(runs.c.as_of == as_of, runs.c.status == "succeeded")
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).scalar()
+
+
+def _mark_own_run_aborted(store: sa.Engine, why: str) -> int | None:
+    """After a stop: this process's run row (running or just marked failed) -> aborted."""
+    with store.begin() as conn:
+        row = conn.execute(
+            sa.select(runs)
+            .where(
+                runs.c.host == socket.gethostname(),
+                runs.c.pid == os.getpid(),
+                runs.c.status.in_(("running", "failed")),
+            )
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        errors = row.errors if isinstance(row.errors, list) else []
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == row.id)
+            .values(
+                status="aborted",
+                finished_at=dt.datetime.now(dt.UTC),
+                errors=[*errors, why],
+            )
+        )
+        return int(row.id)
+
+
+def nightly(
+    settings: Settings, *, trigger: str = "scheduler", as_of: dt.date | None = None
+) -> NightlyResult:
+    """One night: see the module docstring. Never raises for trouble it can report."""
+    day = as_of or dt.datetime.now(settings.tz).date()
+    if not migrate.is_up_to_date(settings.store_url):
+        why = (
+            "de opslag (store) heeft niet het juiste schema; voer eerst "
+            "'regiesignaal db upgrade' uit"
+        )
+        log.error("store not at the current schema: night %s not run", day)
+        return NightlyResult(1, "refused", None, [why])
+    store = store_engine(settings.store_url)
+    try:
+        return _nightly(settings, store, trigger, day)
+    finally:
+        try:
+            alerts.check_undelivered(store, settings)
+            alerts.deliver_alerts(store, settings)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("alert check failed: %s", type(exc).__name__)
+        store.dispose()
+
+
+def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -> NightlyResult:
+    try:
+        with run_lock(store):
+            done = _done_run(store, day)
+            if done is not None:
+                why = f"peildatum {day} is al verwerkt door run {done}; niets gedaan"
+                run_id = _record(store, day, trigger, "skipped", why)
+                log.info("night %s already done by run %d (run %d skipped)", day, done, run_id)
+                return NightlyResult(0, "skipped", run_id, [why])
+            return _locked_night(settings, store, trigger, day)
+    except LockHeld as exc:
+        run_id = _record(store, day, trigger, "locked", str(exc))
+        log.warning("run lock held elsewhere (run %d recorded locked)", run_id)
+        return NightlyResult(EXIT_LOCKED, "locked", run_id, [str(exc)])
+    except Terminated as exc:
+        why = f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
+        aborted = _mark_own_run_aborted(store, why)
+        log.warning("nightly job stopped by %s (run %s aborted)", exc, aborted)
+        return NightlyResult(1, "aborted", aborted, [why])
+
+
+def _locked_night(
+    settings: Settings, store: sa.Engine, trigger: str, day: dt.date
+) -> NightlyResult:
+    from regiesignaal.engine.language.compiler import check_rule_dir
+    from regiesignaal.jobs.ops import intake, retention
+
+    run_id: int | None = None
+    if settings.drop_dir is not None:
+        pulled = intake.pull(settings, day)
+        if pulled.refused:
+            why = "levering geweigerd: " + "; ".join(pulled.problems[:5])
+            run_id = _record(store, day, trigger, "refused", why)
+            alerts.raise_alert(
+                store,
+                settings,
+                "export_refused",
+                [
+                    f"De levering {pulled.export_name} in de dropmap is geweigerd "
+                    f"({len(pulled.problems)} probleem/problemen); de gegevens van de vorige "
+                    "levering blijven staan en er is geen signaal gesloten.",
+                    f"Run {run_id} (peildatum {day}) is daarom niet gestart.",
+                ],
+                run_id=run_id,
+            )
+            return NightlyResult(1, "refused", run_id, pulled.problems)
+    ruledir = check_rule_dir(settings.rules_dir)
+    try:
+        summary = run(settings, RunOptions(day, trigger))
+    except RunRefused as exc:
+        run_id = exc.run_id if exc.run_id is not None else _own_latest_run(store)
+        if not ruledir.ok:
+            alerts.raise_alert(
+                store,
+                settings,
+                "rules",
+                [
+                    f"De regels in {settings.rules_dir} bevatten {len(ruledir.problems)} "
+                    f"probleem/problemen; run {run_id} (peildatum {day}) is niet gestart en "
+                    "er is niets verstuurd.",
+                    "Herstel ze (zie 'regiesignaal rules check') en draai de nacht opnieuw "
+                    f"('regiesignaal nightly --as-of {day}').",
+                ],
+                run_id=run_id or 0,
+            )
+        else:
+            alerts.raise_alert(
+                store,
+                settings,
+                "run_refused",
+                [f"De run voor peildatum {day} is niet gestart (run {run_id}): {exc}"],
+                run_id=run_id or 0,
+            )
+        return NightlyResult(1, "refused", run_id, [str(exc)])
+    except Terminated:
+        raise
+    except Exception as exc:
+        log.exception("run for %s failed", day)
+        run_id = _own_latest_run(store)
+        alerts.raise_alert(
+            store,
+            settings,
+            "run_failed",
+            [f"De run voor peildatum {day} (run {run_id}) is mislukt ({type(exc).__name__})."],
+            run_id=run_id or 0,
+        )
+        return NightlyResult(1, "failed", run_id, [type(exc).__name__])
+    try:
+        retention.purge(settings, store)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("purge failed: %s", type(exc).__name__)
+    code = EXIT_MAIL_WAITING if mail_needs_look(summary.delivery, summary.problems) else 0
+    return NightlyResult(code, summary.status, summary.run_id, summary.problems)
+
+
+def _own_latest_run(store: sa.Engine) -> int | None:
+    """The newest run row this process recorded (the run that just refused or failed)."""
+    try:
+        with store.connect() as conn:
+            return conn.execute(
+                sa.select(runs.c.id)
+                .where(runs.c.host == socket.gethostname(), runs.c.pid == os.getpid())
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+    except sa.exc.SQLAlchemyError:
+        return None

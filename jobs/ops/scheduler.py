@@ -1,0 +1,286 @@
+"""``regiesignaal scheduler``: the long-running process that starts the nightly job.
+
+APScheduler 3 with:
+
+- a cron trigger from the configuration: ``[scheduler] days`` (default ``mon-fri``) at
+  ``[run] schedule`` (default 06:00, ``HH:MM`` or ``HH:MM:SS``) in ``[run] timezone``
+  (default Europe/Amsterdam). Cron fields are wall-clock times in that zone, so the run
+  stays at 06:00 local time on both sides of a clock change; a time that does not exist
+  on the spring-forward night (02:00-03:00) runs at the first valid moment after it, and
+  a time that occurs twice in autumn (02:00-03:00) runs once;
+- its job in the store database (APScheduler's SQLAlchemyJobStore, table
+  ``apscheduler_jobs``, created by migration 0004) so the next run time survives a
+  restart;
+- ``coalesce=True``, ``max_instances=1`` and ``misfire_grace_time`` from
+  ``[scheduler] misfire_grace_minutes`` (default 240): a night missed while the
+  scheduler was down runs once when it comes back within the grace time; later than
+  that it is reported missed (an alert) and the next night runs as usual. A night never
+  runs twice: the job store moves the next run time on before the job runs, and the
+  nightly job skips a date that already has a succeeded run (under the run lock).
+
+Each night runs ``regiesignaal nightly --as-of <scheduled date>`` as a child process, so
+its memory and the rule engine's global state end with it and a crash cannot take the
+scheduler down (a crash is alerted). SIGTERM/SIGINT: the scheduler stops taking new
+work, passes the signal on to a running child (which records its run ``aborted``; a
+rerun of the date completes it) and waits for it, then exits 0.
+
+Several schedulers may point at one store (two hosts for availability): each fires, and
+the run lock lets exactly one process the night; the other records ``locked`` or
+``skipped``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store.db import store_engine
+from regiesignaal.jobs.config import Settings, load_settings
+
+log = logging.getLogger("regiesignaal.scheduler")
+
+JOB_ID = "regiesignaal-nightly"
+CHILD_STOP_WAIT = 300.0  # seconds a stopping scheduler waits for a running child
+WAKE_INTERVAL = 2.0  # seconds between looks at the job store
+
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+class NightlyTrigger(CronTrigger):
+    """A cron trigger that fires at most once per local calendar day.
+
+    APScheduler's CronTrigger fires twice for a wall-clock time inside the hour that
+    occurs twice when the clocks go back (last Sunday of October, 02:00-03:00 in
+    Europe/Amsterdam); this one skips the second occurrence. A time inside the hour
+    that does not exist in spring (last Sunday of March) fires once, an hour later
+    on the wall clock (same instant as the time with the winter offset).
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime | None:
+        nxt = super().get_next_fire_time(previous_fire_time, now)
+        if previous_fire_time is None:
+            return nxt
+        tz = self.timezone
+        done = previous_fire_time.astimezone(tz).date()
+        while nxt is not None and nxt.astimezone(tz).date() <= done:
+            next_day = dt.datetime.combine(done + dt.timedelta(days=1), dt.time(0), tz)
+            nxt = super().get_next_fire_time(None, next_day)
+        return nxt
+
+
+def make_trigger(settings: Settings) -> CronTrigger:
+    """The cron trigger of the nightly job (see the module docstring)."""
+    at = settings.schedule_time
+    return NightlyTrigger(
+        day_of_week=settings.schedule_days,
+        hour=at.hour,
+        minute=at.minute,
+        second=at.second,
+        timezone=settings.tz,
+    )
+
+
+def fire_times(settings: Settings, start: dt.datetime, count: int) -> list[dt.datetime]:
+    """The next ``count`` run times after ``start`` (aware), in the configured zone."""
+    trigger = make_trigger(settings)
+    out: list[dt.datetime] = []
+    previous = None
+    now = start
+    while len(out) < count:
+        nxt = trigger.get_next_fire_time(previous, now)
+        if nxt is None:
+            break
+        out.append(nxt)
+        previous, now = nxt, nxt + dt.timedelta(microseconds=1)
+    return out
+
+
+def last_fire_time(settings: Settings, now: dt.datetime) -> dt.datetime | None:
+    """The latest run time at or before ``now`` (within the past 8 days)."""
+    last = None
+    for t in fire_times(settings, now - dt.timedelta(days=8), 16):
+        if t > now:
+            break
+        last = t
+    return last
+
+
+def _child_command(config_path: str | None, as_of: dt.date) -> list[str]:
+    command = [sys.executable, "-m", "regiesignaal"]
+    if config_path:
+        command += ["--config", config_path]
+    return [*command, "nightly", "--as-of", as_of.isoformat(), "--trigger", "scheduler"]
+
+
+def nightly_job(config_path: str | None) -> int:
+    """The scheduled job (runs in the scheduler process): the night in a child process.
+
+    Returns the child's exit code. A crash (no exit code of ours) is alerted here.
+    """
+    settings = load_settings(Path(config_path) if config_path else None)
+    now = dt.datetime.now(settings.tz)
+    fired = last_fire_time(settings, now + dt.timedelta(seconds=1)) or now
+    as_of = fired.date()
+    command = _child_command(config_path, as_of)
+    log.info("nightly job for %s: child started", as_of)
+    child = subprocess.Popen(command)
+    with _children_lock:
+        _children.add(child)
+    try:
+        code = child.wait()
+    finally:
+        with _children_lock:
+            _children.discard(child)
+    log.info("nightly job for %s: child exit %d", as_of, code)
+    if code not in (0, 1, 3, 4):
+        from regiesignaal.notifications import operator_alert as alerts
+
+        store = store_engine(settings.store_url)
+        try:
+            alerts.raise_alert(
+                store,
+                settings,
+                "run_failed",
+                [
+                    f"Het proces van de nachtelijke run (peildatum {as_of}) is onverwacht "
+                    f"gestopt (code {code}). Zie 'regiesignaal runs'; de volgende run ruimt "
+                    "een achtergebleven run op."
+                ],
+            )
+            alerts.deliver_alerts(store, settings)
+        finally:
+            store.dispose()
+    return code
+
+
+def ensure_job(scheduler: BackgroundScheduler, settings: Settings, config_path: str | None) -> str:
+    """Add the nightly job, or keep the stored one when nothing changed (so a run missed
+    while the scheduler was down still fires). Returns 'kept', 'added' or 'replaced'."""
+    trigger = make_trigger(settings)
+    grace = settings.misfire_grace_minutes * 60
+    args = [config_path]
+    job = scheduler.get_job(JOB_ID)
+    if job is not None:
+        same = (
+            repr(job.trigger) == repr(trigger)
+            and list(job.args) == args
+            and job.misfire_grace_time == grace
+            and job.func_ref == f"{__name__}:nightly_job"
+        )
+        if same:
+            return "kept"
+        scheduler.remove_job(JOB_ID)
+    scheduler.add_job(
+        f"{__name__}:nightly_job",
+        trigger,
+        args=args,
+        id=JOB_ID,
+        name="regiesignaal nightly",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=grace,
+        replace_existing=True,
+    )
+    return "replaced" if job is not None else "added"
+
+
+def build_scheduler(settings: Settings) -> BackgroundScheduler:
+    engine = store_engine(settings.store_url)
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1},
+        timezone=settings.tz,
+    )
+
+
+def serve(settings: Settings, config_path: str | None, stop: threading.Event | None = None) -> int:
+    """Run the scheduler until SIGTERM/SIGINT (or ``stop``); returns the exit code: 0, or
+    1 when the store is not at the current schema (run ``regiesignaal db upgrade``)."""
+    if not migrate.is_up_to_date(settings.store_url):
+        print(
+            "Scheduler niet gestart: de opslag (store) heeft niet het juiste schema; voer "
+            "eerst 'regiesignaal db upgrade' uit.",
+            file=sys.stderr,
+        )
+        return 1
+    stop = stop or threading.Event()
+    scheduler = build_scheduler(settings)
+
+    def on_missed(event: JobExecutionEvent) -> None:
+        from regiesignaal.notifications import operator_alert as alerts
+
+        store = store_engine(settings.store_url)
+        try:
+            when = event.scheduled_run_time.astimezone(settings.tz)
+            alerts.raise_alert(
+                store,
+                settings,
+                "missed",
+                [
+                    f"De geplande run van {when:%Y-%m-%d %H:%M} is niet gedraaid: de scheduler "
+                    f"draaide niet binnen de marge van {settings.misfire_grace_minutes} "
+                    "minuten. Draai hem met 'regiesignaal nightly --as-of "
+                    f"{when:%Y-%m-%d}' of wacht op de volgende nacht."
+                ],
+            )
+            alerts.deliver_alerts(store, settings)
+        finally:
+            store.dispose()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("scheduler: %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
+    scheduler.start(paused=True)
+    what = ensure_job(scheduler, settings, config_path)
+    job = scheduler.get_job(JOB_ID)
+    next_run: Any = job.next_run_time if job is not None else None
+    log.info("scheduler started: job %s, next run %s", what, next_run)
+    print(f"scheduler gestart; volgende run: {next_run}", flush=True)
+    scheduler.resume()
+    try:
+        # Look at the job store again every few seconds: another scheduler on the same
+        # store (or an operator) may have moved the next run time.
+        while not stop.wait(WAKE_INTERVAL):
+            scheduler.wakeup()
+    finally:
+        scheduler.pause()
+        _stop_children()
+        scheduler.shutdown(wait=True)
+    log.info("scheduler stopped")
+    return 0
+
+
+def _stop_children() -> None:
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=CHILD_STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

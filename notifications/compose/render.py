@@ -1,0 +1,145 @@
+"""Compose the Dutch emails (plain text and HTML) from the notification model.
+
+Templates live in ``notifications/compose/templates`` and are rendered in a Jinja2
+``SandboxedEnvironment`` (templates cannot run code), with autoescaping for HTML and
+``StrictUndefined`` (a typo in a template is an error, not an empty string).
+
+Templates never see the model objects: this module turns them into small view
+dictionaries of ready-formatted strings (Dutch dates, Dutch severity names), so a
+template can show only what is passed here, and nothing else from a case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+SEVERITY_NL: dict[str, str] = {
+    "low": "laag",
+    "medium": "middel",
+    "high": "hoog",
+    "critical": "kritiek",
+}
+
+
+PERIOD_NL: dict[str, str] = {"daily": "dagoverzicht", "weekly": "weekoverzicht"}
+
+
+def format_date(value: dt.date) -> str:
+    """Dutch date format dd-mm-jjjj."""
+    return value.strftime("%d-%m-%Y")
+
+
+def count_nl(n: int, singular: str, plural: str) -> str:
+    """``1 zaak``, ``2 zaken``, ``0 zaken``: a count with the Dutch singular or plural."""
+    return f"{n} {singular if n == 1 else plural}"
+
+
+def format_days(days: int) -> str:
+    return count_nl(days, "dag", "dagen")
+
+
+_STARTS_WITH_TEAM = re.compile(r"team(?![a-z])", re.IGNORECASE)
+
+
+def team_label(team: str) -> str:
+    """``team T-ZUID``; a team id that already says team (``team-001``) stays as it is."""
+    return team if _STARTS_WITH_TEAM.match(team) else f"team {team}"
+
+
+def format_ratio(value: float | None) -> str:
+    """One decimal with a Dutch decimal comma; an en dash when there is no value."""
+    if value is None:
+        return "–"
+    return f"{value:.1f}".replace(".", ",")
+
+
+def safe_link(link: str) -> str | None:
+    """Return the link when it is an absolute http(s) URL, else None (shown as plain text)."""
+    try:
+        parts = urlsplit(link.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() in {"http", "https"} and parts.netloc:
+        return link.strip()
+    return None
+
+
+def autoescape(template_name: str | None) -> bool:
+    return template_name is not None and template_name.endswith(".html")
+
+
+TEMPLATE_NAMES = (
+    "_macros.html",
+    "case_manager.html",
+    "case_manager.txt",
+    "team_digest.html",
+    "team_digest.txt",
+    "rule_report.html",
+    "rule_report.txt",
+)
+"""The templates an operator may override (same names in ``[mail] templates_dir``)."""
+
+
+@lru_cache(maxsize=8)
+def environment(override_dir: str | None = None) -> SandboxedEnvironment:
+    """The sandbox; templates in ``override_dir`` take precedence over the product's.
+
+    Overrides run in the same ``SandboxedEnvironment`` with the same autoescaping and
+    ``StrictUndefined``: an override can change the layout and the words, never reach
+    anything beyond the view dictionaries this module passes.
+    """
+    loaders = [FileSystemLoader(TEMPLATE_DIR)]
+    if override_dir:
+        loaders.insert(0, FileSystemLoader(override_dir))
+    return SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(name: str, context: dict[str, Any], override_dir: Path | None = None) -> str:
+    env = environment(str(override_dir) if override_dir else None)
+    return env.get_template(name).render(context)
+
+
+DetailLevel = Literal["full", "minimal"]
+
+
+@dataclass(frozen=True)
+class MailOptions:
+    """How much a message shows (``[mail]`` settings).
+
+    ``detail``: ``full`` shows every signal of the first ``full_cases`` cases; ``minimal``
+    shows per case only the reference, the number of signals and the link.
+    ``first_cases``: at most this many cases in "Eerst doen". ``full_cases``: this many
+    cases (counting "Eerst doen") in full; the rest as compact one-line entries.
+    ``staff_names``: the team lead's digest shows the display names of the team's case
+    managers next to their staff ids.
+    """
+
+    detail: DetailLevel = "full"
+    first_cases: int = 5
+    full_cases: int = 25
+    staff_names: bool = True
+    templates_dir: Path | None = None
+    """Operator's template overrides (``[mail] templates_dir``); checked before a run
+    queues mail (``check_template_overrides``)."""
+
+
+DEFAULT_OPTIONS = MailOptions()

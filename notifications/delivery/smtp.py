@@ -1,0 +1,792 @@
+"""Deliver pending outbox rows over SMTP with aiosmtplib, in batches.
+
+Messages go in batches of ``[smtp] batch_size``, each through three separable steps: the
+batch is claimed (status ``sending``, in one transaction committed before anything is
+sent; see ``notifications.delivery.outbox`` for how claims keep concurrent deliverers from sending
+a message twice, on SQLite as on PostgreSQL), then its messages are sent one after the
+other over one connection outside any database transaction, then their outcomes are
+committed in one transaction. Sending a message is MAIL, RCPT, then DATA; right before
+the batch's first DATA, one transaction records the outcomes decided so far and marks
+the batch's remaining rows ``transmitting``, so that a lost outcome from then on is
+known to be ambiguous. ``batch_size = 1`` is one message per batch: claim, mark, record,
+three commits per message. ``[smtp] connections`` such loops run at once (asyncio tasks,
+one connection each), all drawing batches from the same list of due rows.
+
+A crash (SIGKILL) in the middle of a batch leaves its rows ``sending`` (no data out yet:
+released and sent again later, nothing arrived) or ``transmitting`` (settled to
+``uncertain`` later: those accepted before the crash arrived, the others did not, none
+is resent automatically): at most ``batch_size`` rows per connection need an operator.
+A batch starts no further message once half of ``outbox.CLAIM_TIMEOUT`` has passed since
+its claim; its rest goes back to the list and is claimed afresh.
+
+Outcomes per message:
+
+- accepted: status ``sent``, ``sent_at`` set;
+- a 4xx reply, or no connection before the data went out: back to ``pending`` with
+  ``next_attempt_at`` after 1, 2, 4 ... minutes (at most 60); once ``max_attempts``
+  attempts were made the row becomes ``failed``;
+- a 5xx reply: ``failed`` at once;
+- a timeout or a dropped connection after the data went out: ``uncertain`` ("mogelijk
+  aangekomen"): the server may have stored the message, so it is not sent again
+  automatically (an operator checks the relay's log for the Message-ID and may requeue
+  it with ``deliver --retry-uncertain``).
+
+Time limits: ``timeout_seconds`` applies to each SMTP step (connect, each command and its
+reply, the reply to the end of the data); ``deadline_seconds`` to the whole delivery:
+after it no further message is started and the rest stay ``pending`` untried (no
+attempt counted) for the next delivery.
+
+One message in trouble does not hold up the others: after a timeout or a dropped
+connection the next message (of the same batch) gets a new connection. When the server
+cannot be reached (connect or login fails), or three messages in a row lose their
+connection, the delivery stops; the rows not yet tried (the rest of the batch included:
+its claim's attempt is taken back) stay ``pending`` without an attempt counted: a
+message never offered to the server never becomes ``failed``.
+
+Certificate and TLS problems (an unknown certificate authority, a wrong host name, a
+server without STARTTLS) need an operator, not patience: the delivery stops at once, the
+report says "certificaat-/TLS-probleem", and the rows stay ``pending`` without an attempt
+counted, so they go out by the first delivery after the operator fixed it (``[smtp]
+ca_file`` for an internal certificate authority). They never end ``failed`` by this.
+
+At the start of every delivery, claims older than ``outbox.CLAIM_TIMEOUT`` (their
+process died) are settled: ``sending`` back to ``pending`` (or ``superseded`` when a
+newer message for the recipient exists), ``transmitting`` to ``uncertain``.
+
+``last_error`` and the report's errors hold the SMTP code, the enhanced status code when
+the server gave one, and a fixed Dutch description of that code: never the server's own
+reply text, which may quote an address or a name. Logs hold row ids, staff ids, SMTP
+codes and counts; never addresses, bodies or passwords.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import datetime as dt
+import email.utils
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+import aiosmtplib
+import sqlalchemy as sa
+from aiosmtplib.email import flatten_message
+
+from regiesignaal.engine.checkpoint import checkpoint
+from regiesignaal.engine.language.addresses import AddressError, check_address, domain_allowed
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+
+log = logging.getLogger(__name__)
+
+BACKOFF_CAP_MINUTES = 60
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?!\S)")
+
+SMTP_CODE_NL: dict[int, str] = {
+    421: "dienst niet beschikbaar, de server sluit de verbinding",
+    450: "mailbox tijdelijk niet beschikbaar",
+    451: "tijdelijke fout bij de ontvangende server",
+    452: "tijdelijk onvoldoende opslagruimte bij de ontvangende server",
+    454: "tijdelijk geen beveiligde verbinding of aanmelding mogelijk",
+    455: "parameters tijdelijk niet te verwerken",
+    500: "opdracht niet herkend",
+    501: "ongeldige parameters",
+    502: "opdracht niet ondersteund",
+    503: "opdrachten in verkeerde volgorde",
+    504: "parameter niet ondersteund",
+    530: "aanmelding vereist",
+    535: "aanmelding geweigerd",
+    550: "mailbox niet beschikbaar of bericht geweigerd",
+    551: "ontvanger niet bij deze server",
+    552: "opslagruimte van de ontvanger overschreden",
+    553: "adres niet toegestaan",
+    554: "transactie mislukt",
+    555: "parameters niet herkend",
+}
+"""A fixed Dutch description per SMTP reply code (RFC 5321)."""
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """The outcome of one delivery. ``uncertain``: data handed over, no reply (may have
+    arrived); ``untried``: due but not offered to the server this time (still pending,
+    no attempt counted); ``tls_problem``: a certificate or TLS failure stopped it."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    server_unreachable: bool = False
+    uncertain: int = 0
+    untried: int = 0
+    tls_problem: bool = False
+
+    @property
+    def troubled(self) -> bool:
+        """Anything an operator should look at (exit code 3 of ``run`` and ``deliver``)."""
+        return bool(
+            self.deferred or self.failed or self.uncertain or self.untried or self.tls_problem
+        )
+
+    def line(self) -> str:
+        """One Dutch summary line, for ``run`` and ``deliver``."""
+        text = f"Verstuurd: {self.sent}, uitgesteld: {self.deferred}, mislukt: {self.failed}"
+        if self.uncertain:
+            text += f", mogelijk aangekomen (uitkomst onbekend): {self.uncertain}"
+        if self.untried:
+            text += f", niet geprobeerd (blijven in de wachtrij): {self.untried}"
+        return text
+
+
+@dataclass
+class _Delivery:
+    """One delivery (all batches of a run or a ``deliver``): where it stores, how it
+    sends, its clock, its tally, and why it stopped early (if it did)."""
+
+    store: sa.Engine
+    smtp: SmtpSettings
+    now: dt.datetime
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    untried: int = 0
+    errors: list[str] = field(default_factory=list)
+    server_unreachable: bool = False
+    tls_problem: bool = False
+    lost_in_a_row: int = 0
+    encoder: concurrent.futures.ThreadPoolExecutor | None = None
+    """One thread that encodes the next message while this one is with the server."""
+    stop_reason: Callable[[int], str] | None = None
+    """Set once the delivery must stop: no batch is claimed and no message started after
+    it. Called with the number of untried rows for the report's line."""
+    _started: float = field(default_factory=time.monotonic)
+
+    def claim_time(self) -> dt.datetime:
+        """``now`` (the delivery's start) plus the time elapsed since: a claim made late
+        in a long delivery must not look stale to another deliverer starting meanwhile."""
+        return self.now + dt.timedelta(seconds=time.monotonic() - self._started)
+
+    def past_deadline(self) -> bool:
+        return time.monotonic() - self._started >= self.smtp.deadline_seconds
+
+    def stop(self, reason: Callable[[int], str]) -> None:
+        """Stop the delivery (the first reason counts)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def report(self) -> DeliveryReport:
+        return DeliveryReport(
+            self.sent,
+            self.deferred,
+            self.failed,
+            list(self.errors),
+            self.server_unreachable,
+            self.uncertain,
+            self.untried,
+            self.tls_problem,
+        )
+
+
+@dataclass
+class _Batch:
+    """One claimed batch: its rows (claimed in one commit), the outcomes decided so far
+    (recorded in one commit at its end), and whether its data has started to go out."""
+
+    rows: list[ob.OutboxRow]
+    claimed_at: float = field(default_factory=time.monotonic)
+    outcomes: list[tuple[ob.OutboxRow, str, str | None]] = field(default_factory=list)
+    """(row, outcome, error): outcome ``sent``, ``retry`` (error; backoff from the
+    attempts), ``failed``, ``uncertain`` or ``untried`` (never offered: released)."""
+    transmitting: bool = False
+    encoded: dict[int, asyncio.Future[bytes | Exception]] = field(default_factory=dict)
+    """Row index -> its message being encoded (at most this row and the next)."""
+
+    def claim_getting_old(self) -> bool:
+        """Half of ``CLAIM_TIMEOUT`` since the claim: start no further message of this
+        batch, so no other deliverer ever takes its claims for those of a dead process."""
+        age = time.monotonic() - self.claimed_at
+        return age >= ob.CLAIM_TIMEOUT.total_seconds() / 2
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait after the ``attempts``-th failed attempt: 1, 2, 4 ... minutes, capped at 60."""
+    exponent = max(attempts, 1) - 1
+    minutes = BACKOFF_CAP_MINUTES if exponent >= 6 else min(2**exponent, BACKOFF_CAP_MINUTES)
+    return dt.timedelta(minutes=minutes)
+
+
+def describe_code(code: int | None) -> str:
+    """The fixed Dutch description of an SMTP reply code (by class when not listed)."""
+    if code is None:
+        return "onverwacht antwoord van de server"
+    if code in SMTP_CODE_NL:
+        return SMTP_CODE_NL[code]
+    if 400 <= code < 500:
+        return "tijdelijke fout"
+    if 500 <= code < 600:
+        return "blijvende fout"
+    return "onverwacht antwoord van de server"
+
+
+def smtp_error(code: int | None, reply: str = "") -> str:
+    """What is stored of an SMTP reply: ``<code> [<enhanced code>] <Dutch description>``.
+
+    Of the server's reply text only a leading enhanced status code (e.g. ``5.1.1``) is
+    kept; the rest may quote an address or a name and is dropped.
+    """
+    parts = [str(code) if code is not None else "---"]
+    match = _ENHANCED.match(str(reply))
+    if match:
+        parts.append(match.group(1))
+    parts.append(describe_code(code))
+    return " ".join(parts)
+
+
+def build_message(row: ob.OutboxRow, sender: str, now: dt.datetime) -> EmailMessage:
+    """multipart/alternative: text/plain then text/html, both utf-8."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = row.recipient_email
+    msg["Subject"] = row.subject
+    msg["Date"] = email.utils.format_datetime(ob.utc(now))
+    msg["Message-ID"] = row.message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"  # no out-of-office replies (Exchange)
+    msg.set_content(row.body_text, charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(row.body_html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # After the content: set_content() and add_alternative() drop or move Content-* headers.
+    msg["Content-Language"] = "nl"
+    return msg
+
+
+def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
+    """The TLS context for the relay: certificate and host name verified, against
+    ``ca_file`` when set (an internal certificate authority), else the system's CAs.
+    Raises OSError (``ssl.SSLError``, ``FileNotFoundError``) for an unusable ``ca_file``."""
+    return ssl.create_default_context(cafile=smtp.ca_file or None)
+
+
+def _client(smtp: SmtpSettings) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=smtp.host,
+        port=smtp.port,
+        use_tls=smtp.tls == "tls",
+        start_tls=smtp.tls == "starttls",
+        username=smtp.user or None,
+        password=smtp.password if smtp.user else None,
+        timeout=smtp.timeout_seconds,
+        tls_context=tls_context(smtp) if smtp.tls != "none" else None,
+    )
+
+
+def is_tls_problem(exc: BaseException) -> bool:
+    """A certificate or TLS failure anywhere in the exception's chain (or a server that
+    does not offer STARTTLS)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return True
+        if "STARTTLS" in str(current) and isinstance(current, aiosmtplib.SMTPException):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def tls_message(smtp: SmtpSettings, exc: BaseException) -> str:
+    """The Dutch report of a certificate/TLS failure (no server text, no address)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            what = "het certificaat van de server is niet te vertrouwen (onbekende uitgever, "
+            what += "verlopen of verkeerde hostnaam)"
+            break
+        if isinstance(current, ssl.SSLError):
+            what = "de beveiligde verbinding (TLS) kwam niet tot stand"
+            break
+        current = current.__cause__ or current.__context__
+    else:
+        what = "de server biedt geen beveiligde verbinding (STARTTLS) aan"
+    return (
+        f"certificaat-/TLS-probleem bij SMTP-server {smtp.host}:{smtp.port}: {what}. "
+        "Berichten blijven in de wachtrij (geen poging geteld) tot dit is opgelost; "
+        "controleer [smtp] tls, host en ca_file (interne certificaatautoriteit)"
+    )
+
+
+def _warn_if_lost(row: ob.OutboxRow, held: bool, outcome: str) -> None:
+    if not held:
+        log.warning("delivery: row %d: claim lost before %s was recorded", row.id, outcome)
+
+
+def _write_outcomes(conn: sa.Connection, d: _Delivery, b: _Batch) -> int:
+    """Write the batch's decided outcomes in the caller's transaction; returns how many
+    were ``sent`` (for the crash-test checkpoint after the commit)."""
+    sent_rows = [row for row, outcome, _ in b.outcomes if outcome == "sent"]
+    done = ob.finish_sent_many(conn, sent_rows, d.now)  # the common case: one statement
+    for row in sent_rows:
+        _warn_if_lost(row, row.id in done, "sent")
+    for row, outcome, error in b.outcomes:
+        if outcome == "sent":
+            continue
+        if outcome == "retry":
+            held = ob.finish_retry(conn, row, error or "", d.now + backoff(row.attempts))
+        elif outcome == "failed":
+            held = ob.finish_failed(conn, row, error or "")
+        elif outcome == "uncertain":
+            held = ob.finish_uncertain(conn, row, error or "")
+        else:
+            held = ob.release_untried(conn, row)
+        _warn_if_lost(row, held, outcome)
+    b.outcomes.clear()
+    return len(sent_rows)
+
+
+def _after_commit(sent: int) -> None:
+    for _ in range(sent):
+        checkpoint("deliver.sent")
+
+
+def _record(d: _Delivery, b: _Batch) -> None:
+    """Record the batch's outcomes in one transaction."""
+    if not b.outcomes:
+        return
+    with d.store.begin() as conn:
+        sent = _write_outcomes(conn, d, b)
+    _after_commit(sent)
+
+
+def _mark_transmitting(d: _Delivery, b: _Batch, rest: list[ob.OutboxRow]) -> set[int]:
+    """Right before the batch's first message data goes out, in one transaction: the
+    outcomes decided so far, and every row of ``rest`` (the batch's rows not yet
+    offered) to ``transmitting``. Returns the ids still held (a claim can only be lost
+    to another deliverer's stale-claim settlement, after ``CLAIM_TIMEOUT``)."""
+    with d.store.begin() as conn:
+        sent = _write_outcomes(conn, d, b)
+        held = ob.mark_transmitting_many(conn, rest)
+    _after_commit(sent)
+    b.transmitting = True
+    for row in rest:
+        if row.id not in held:
+            log.warning("delivery: row %d: claim lost before sending", row.id)
+    return held
+
+
+def _sent(d: _Delivery, b: _Batch, row: ob.OutboxRow) -> None:
+    b.outcomes.append((row, "sent", None))
+    d.sent += 1
+    log.debug("delivery: row %d sent", row.id)
+
+
+def _failed(d: _Delivery, b: _Batch, row: ob.OutboxRow, error: str) -> None:
+    b.outcomes.append((row, "failed", error))
+    d.failed += 1
+    d.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
+    log.warning("delivery: row %d failed", row.id)
+
+
+def _retry(d: _Delivery, b: _Batch, row: ob.OutboxRow, error: str) -> None:
+    """A temporary failure: back to pending with backoff, or failed after max_attempts.
+
+    ``row.attempts`` already counts this attempt (it is counted at the claim).
+    """
+    if row.attempts >= d.smtp.max_attempts:
+        log.warning("delivery: row %d gave up after %d attempts", row.id, row.attempts)
+        _failed(d, b, row, f"{error} (na {row.attempts} pogingen); opgegeven")
+        return
+    b.outcomes.append((row, "retry", error))
+    d.deferred += 1
+    log.info("delivery: row %d deferred", row.id)
+
+
+def _refused(d: _Delivery, b: _Batch, row: ob.OutboxRow, code: int | None, reply: str) -> None:
+    """A refusal by the server: 5xx is permanent, anything else is retried."""
+    error = smtp_error(code, reply)
+    if code is not None and 500 <= code < 600:
+        log.warning("delivery: row %d refused permanently (%s)", row.id, code)
+        _failed(d, b, row, error)
+    else:
+        _retry(d, b, row, error)
+
+
+def _connection_lost(d: _Delivery, b: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
+    """No reply before the data went out: a temporary failure of this message."""
+    _retry(d, b, row, f"verbinding verbroken of geen antwoord ({type(exc).__name__})")
+
+
+def _outcome_unknown(d: _Delivery, b: _Batch, row: ob.OutboxRow, exc: BaseException) -> None:
+    """The data went out and no reply came: the message may have arrived."""
+    error = (
+        f"uitkomst onbekend: geen bevestiging na het versturen ({type(exc).__name__}); "
+        "mogelijk aangekomen, niet opnieuw verstuurd"
+    )
+    b.outcomes.append((row, "uncertain", error))
+    d.uncertain += 1
+    d.errors.append(f"outbox {row.id} ({row.recipient_id}): {error}")
+    log.warning("delivery: row %d outcome unknown", row.id)
+
+
+def _not_allowed(d: _Delivery, b: _Batch, row: ob.OutboxRow) -> bool:
+    """Refuse a recipient outside the domain allow-list or with an unusable address."""
+    try:
+        address = check_address(row.recipient_email)
+    except AddressError as exc:
+        _failed(d, b, row, f"ongeldig adres van de ontvanger: {exc}")
+        return True
+    if not domain_allowed(address, d.smtp.allowed_domains):
+        _failed(
+            d,
+            b,
+            row,
+            "adres buiten de toegestane domeinen ([mail] allowed_domains); niet verstuurd",
+        )
+        return True
+    return False
+
+
+class _Stop(Exception):
+    """The delivery must stop (server unreachable, TLS problem); the message says why."""
+
+
+MAX_CONSECUTIVE_LOST = 3
+
+
+async def deliver_pending_async(
+    store_engine: sa.Engine,
+    smtp: SmtpSettings,
+    *,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+) -> DeliveryReport:
+    """Send the outbox rows due at ``now`` (default: the current time), in batches of
+    ``smtp.batch_size`` over at most ``smtp.connections`` connections at once. Safe to
+    run concurrently with other deliverers on the same store. Never raises for SMTP
+    trouble: the report says what happened."""
+    d = _Delivery(store_engine, smtp, ob.utc(now or ob.utcnow()))
+    with store_engine.begin() as conn:
+        stale = ob.release_stale_claims(conn, d.now)
+    if stale.released:
+        log.warning("delivery: %d interrupted claims released", stale.released)
+    if stale.uncertain:
+        d.uncertain += stale.uncertain
+        d.errors.append(
+            f"{stale.uncertain} {'bericht' if stale.uncertain == 1 else 'berichten'} "
+            "onderbroken tijdens het versturen: mogelijk aangekomen, niet opnieuw verstuurd "
+            "(controleer de mailserver; 'regiesignaal deliver --retry-uncertain')"
+        )
+        log.warning("delivery: %d interrupted transmissions marked uncertain", stale.uncertain)
+    if stale.superseded:
+        d.errors.append(
+            f"{stale.superseded} onderbroken {'bericht' if stale.superseded == 1 else 'berichten'}"
+            " vervangen door een nieuwer bericht voor dezelfde ontvanger (niet verstuurd)"
+        )
+        log.warning("delivery: %d interrupted claims superseded", stale.superseded)
+    with store_engine.connect() as conn:
+        row_ids = ob.due_ids(conn, d.now, limit)
+    if not row_ids:
+        log.info("delivery: nothing due")
+        return _finish(d)
+
+    try:
+        check_address(smtp.sender)
+    except AddressError as exc:
+        # a configuration problem, not the messages': none is tried or charged
+        d.untried += len(row_ids)
+        d.errors.append(
+            f"afzenderadres ([smtp] sender) onbruikbaar ({exc}); {len(row_ids)} niet "
+            "geprobeerd, blijven in de wachtrij"
+        )
+        log.warning("delivery: unusable sender, %d rows untried", len(row_ids))
+        return _finish(d)
+    queue = collections.deque(row_ids)
+    batches = -(-len(row_ids) // smtp.batch_size)
+    with concurrent.futures.ThreadPoolExecutor(1, "regiesignaal-encode") as d.encoder:
+        await asyncio.gather(
+            *(_connection(d, queue) for _ in range(min(smtp.connections, batches)))
+        )
+    if queue:  # never claimed: the delivery stopped
+        d.untried += len(queue)
+    if d.stop_reason is not None and d.untried:
+        d.errors.append(d.stop_reason(d.untried))
+        log.warning("delivery: stopped, %d rows untried", d.untried)
+    return _finish(d)
+
+
+def _deadline_reason(smtp: SmtpSettings) -> Callable[[int], str]:
+    def reason(rest: int) -> str:
+        return (
+            f"bezorgtermijn van {smtp.deadline_seconds:g} s verstreken: {rest} "
+            f"{'bericht' if rest == 1 else 'berichten'} niet geprobeerd; ze blijven in "
+            "de wachtrij voor de volgende bezorging"
+        )
+
+    return reason
+
+
+def _lost_reason(smtp: SmtpSettings) -> Callable[[int], str]:
+    def reason(rest: int) -> str:
+        return (
+            f"SMTP-server {smtp.host}:{smtp.port}: {MAX_CONSECUTIVE_LOST} berichten achter "
+            f"elkaar zonder antwoord; gestopt, {rest} niet geprobeerd, blijven in de wachtrij"
+        )
+
+    return reason
+
+
+async def _connected(d: _Delivery, client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
+    """``client`` when still connected, else a new connection; None (and the delivery
+    stopped) when the server cannot be reached or a TLS problem stands in the way."""
+    if client is not None:
+        if client.is_connected:
+            return client
+        client.close()
+    try:
+        return await _connect(d)
+    except _Stop as stop:
+        why = str(stop)
+        d.stop(lambda rest: f"{why}; {rest} niet geprobeerd, blijven in de wachtrij")
+        return None
+
+
+async def _connection(d: _Delivery, queue: collections.deque[int]) -> None:
+    """One connection: claim a batch of the queue's rows, send it, record it; again
+    until the queue is empty or the delivery stops."""
+    client: aiosmtplib.SMTP | None = None
+    try:
+        while queue and d.stop_reason is None:
+            if d.past_deadline():
+                d.stop(_deadline_reason(d.smtp))
+                break
+            # connect before claiming: an unreachable server charges no attempt
+            client = await _connected(d, client)
+            if client is None:
+                break
+            ids = [queue.popleft() for _ in range(min(d.smtp.batch_size, len(queue)))]
+            with d.store.begin() as conn:
+                rows = ob.claim_batch(conn, ids, d.claim_time())
+            if rows:
+                checkpoint("deliver.claimed")
+                client = await _send_batch(d, _Batch(rows), client, queue)
+    finally:
+        if client is not None:
+            if client.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
+            client.close()
+
+
+async def _send_batch(
+    d: _Delivery, b: _Batch, client: aiosmtplib.SMTP | None, queue: collections.deque[int]
+) -> aiosmtplib.SMTP | None:
+    """Offer the batch's rows one by one over ``client`` (reconnecting after a lost
+    connection), then record every outcome in one transaction. Rows not offered because
+    the delivery stopped are released (no attempt counted); rows not offered because
+    the claim grew old go back to the queue for a fresh claim."""
+    held: set[int] | None = None
+    offered = 0
+    requeue = False
+    for index, row in enumerate(b.rows):
+        if d.stop_reason is not None:
+            break
+        if d.past_deadline():
+            d.stop(_deadline_reason(d.smtp))
+            break
+        if b.claim_getting_old():
+            requeue = True
+            break
+        offered = index + 1
+        if held is not None and row.id not in held:
+            continue  # claim lost (see _mark_transmitting); another deliverer settled it
+        _encode_ahead(d, b, index)
+        client = await _connected(d, client)
+        if client is None:
+            offered = index
+            break
+        data = b.encoded.pop(index)
+        if held is None:
+            lost, held = await _deliver_one(d, b, client, row, data, b.rows[index:])
+        else:
+            lost, _ = await _deliver_one(d, b, client, row, data, None)
+        d.lost_in_a_row = d.lost_in_a_row + 1 if lost else 0
+        if d.lost_in_a_row >= MAX_CONSECUTIVE_LOST and (index + 1 < len(b.rows) or queue):
+            d.server_unreachable = True
+            d.stop(_lost_reason(d.smtp))
+            log.warning("delivery: %d lost in a row", d.lost_in_a_row)
+            break
+    for pending in b.encoded.values():
+        pending.cancel()  # the next message's encoding, not needed now
+    rest = [row for row in b.rows[offered:] if held is None or row.id in held]
+    for row in rest:
+        b.outcomes.append((row, "untried", None))
+    if requeue:
+        queue.extendleft(reversed([row.id for row in rest]))
+    else:
+        d.untried += len(rest)
+    _record(d, b)
+    return client
+
+
+async def _connect(d: _Delivery) -> aiosmtplib.SMTP:
+    """A connected (and, as configured, TLS-secured and logged-in) client; raises _Stop."""
+    smtp = d.smtp
+    try:
+        client = _client(smtp)
+    except OSError as exc:  # an unreadable ca_file
+        d.tls_problem = True
+        raise _Stop(
+            f"certificaat-/TLS-probleem: [smtp] ca_file is niet te gebruiken "
+            f"({type(exc).__name__}); controleer het pad en dat het een PEM-bestand is"
+        ) from None
+    try:
+        await client.connect()
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        client.close()
+        if is_tls_problem(exc):
+            d.tls_problem = True
+            log.warning("delivery: TLS/certificate problem (%s)", type(exc).__name__)
+            raise _Stop(tls_message(smtp, exc)) from None
+        code = getattr(exc, "code", None)
+        error = f"SMTP-server {smtp.host}:{smtp.port} onbereikbaar ({type(exc).__name__})"
+        if isinstance(code, int):
+            error = f"{error}: {smtp_error(code)}"
+        log.warning("delivery: server unreachable")
+        d.server_unreachable = True
+        raise _Stop(error) from None
+    return client
+
+
+def _finish(d: _Delivery) -> DeliveryReport:
+    report = d.report()
+    log.info(
+        "delivery: sent=%d deferred=%d failed=%d uncertain=%d untried=%d errors=%d",
+        report.sent,
+        report.deferred,
+        report.failed,
+        report.uncertain,
+        report.untried,
+        len(report.errors),
+    )
+    return report
+
+
+def encode_message(row: ob.OutboxRow, sender: str, now: dt.datetime) -> bytes:
+    """The message as it goes over the wire (7-bit, CRLF line ends): :func:`build_message`
+    flattened. Raises ValueError or TypeError for a message that cannot be built."""
+    return flatten_message(build_message(row, sender, now), cte_type="7bit")
+
+
+def _encode_or_error(row: ob.OutboxRow, sender: str, now: dt.datetime) -> bytes | Exception:
+    try:
+        return encode_message(row, sender, now)
+    except (ValueError, TypeError) as exc:
+        return exc
+
+
+def _encode_ahead(d: _Delivery, b: _Batch, index: int) -> None:
+    """Have the batch's message at ``index`` and the one after it encoding in the encoder
+    thread: the next message is encoded (CPU work, some 66 KB of quoted-printable for a
+    case manager's list) while the server takes in this one, instead of after it."""
+    loop = asyncio.get_running_loop()
+    for ahead in (index, index + 1):
+        if ahead < len(b.rows) and ahead not in b.encoded:
+            row = b.rows[ahead]
+            b.encoded[ahead] = loop.run_in_executor(
+                d.encoder, _encode_or_error, row, d.smtp.sender, d.now
+            )
+
+
+async def _deliver_one(
+    d: _Delivery,
+    b: _Batch,
+    client: aiosmtplib.SMTP,
+    row: ob.OutboxRow,
+    encoding: asyncio.Future[bytes | Exception],
+    rest: list[ob.OutboxRow] | None,
+) -> tuple[bool, set[int] | None]:
+    """Offer one claimed row (``encoding``: its message being encoded, see
+    :func:`_encode_ahead`) and decide its outcome (recorded with the batch's). When
+    ``rest`` is given (the batch's first message whose data goes out: this row and the
+    ones after it), the batch is marked ``transmitting`` right before the data. Returns
+    (the connection was lost on it, the ids still held when the batch was marked)."""
+    held: set[int] | None = None
+    if _not_allowed(d, b, row):
+        return False, held
+    sender = d.smtp.sender
+    data = await encoding
+    if isinstance(data, Exception):
+        _failed(d, b, row, f"bericht niet op te bouwen ({type(data).__name__})")
+        return False, held
+    # MAIL and RCPT: nothing has been handed over yet, any failure is safe to retry.
+    try:
+        await client.mail(sender)
+        await client.rcpt(row.recipient_email)
+    except aiosmtplib.SMTPSenderRefused as exc:
+        # The sender address is refused: a configuration problem, not this message's.
+        _retry(d, b, row, f"afzender geweigerd: {smtp_error(exc.code, exc.message)}")
+        await _reset(client)
+        return False, held
+    except aiosmtplib.SMTPResponseException as exc:
+        _refused(d, b, row, exc.code, exc.message)
+        await _reset(client)
+        return False, held
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        _connection_lost(d, b, row, exc)
+        client.close()
+        return True, held
+    except aiosmtplib.SMTPException as exc:
+        _failed(d, b, row, f"bericht niet te versturen ({type(exc).__name__})")
+        await _reset(client)
+        return False, held
+    # DATA: from here a lost reply is an unknown outcome; the batch's rows not yet
+    # offered are marked with this one (one commit), before the first data goes.
+    if rest is not None:
+        held = _mark_transmitting(d, b, rest)
+        if row.id not in held:
+            await _reset(client)
+            return False, held
+    checkpoint("deliver.transmitting")
+    try:
+        await client.data(data)
+    except aiosmtplib.SMTPResponseException as exc:
+        # The server answered, so it did not take the message: an ordinary refusal.
+        _refused(d, b, row, exc.code, exc.message)
+        await _reset(client)
+        return False, held
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        _outcome_unknown(d, b, row, exc)
+        client.close()
+        return True, held
+    _sent(d, b, row)
+    checkpoint("deliver.accepted")
+    return False, held
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    """End a half-done transaction (RSET) so the connection can serve the next message."""
+    if client.is_connected:
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+
+
+def deliver_pending(
+    store_engine: sa.Engine,
+    smtp: SmtpSettings,
+    *,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+) -> DeliveryReport:
+    """Synchronous wrapper of :func:`deliver_pending_async` (not for use inside a loop)."""
+    return asyncio.run(deliver_pending_async(store_engine, smtp, now=now, limit=limit))
