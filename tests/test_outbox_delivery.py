@@ -255,7 +255,7 @@ def test_delivers_each_message_once_with_the_right_structure(
         assert ob.counts(conn, AS_OF) == {**NONE, "sent": 3}
     # Our side (the test server's own "mail.log" debug output is not ours to judge).
     ours = [r for r in caplog.records if not r.name.startswith("mail.log")]
-    assert any(r.name == "regiesignaal.notifications.delivery.smtp" for r in ours)
+    assert any(r.name == "regiesignaal.delivery" for r in ours)
     logged = "\n".join(r.getMessage() for r in ours)
     assert SECRET_BODY not in logged
     assert "wachtwoord-XYZ" not in logged

@@ -597,12 +597,12 @@ def test_summary_counts_in_dutch() -> None:
     assert format_result(bad) == "FOUT B: t (p:2)\n     x"
 
 
-def test_the_readme_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
-    """The README's example rule agrees with the shipped rule of the same id."""
+def test_the_reference_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
+    """The rule language reference's example rule agrees with the shipped rule of that id."""
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir as load
     from regiesignaal.engine.overlap import rule_signature
 
-    readme = (RULES.parent / "README.md").read_text(encoding="utf-8")
+    readme = (RULES.parent / "docs" / "rule-language.md").read_text(encoding="utf-8")
     block = re.search(r"```yaml\n(id: [A-Z0-9-]+.*?)```", readme, re.S)
     assert block is not None
     rule_id = re.match(r"id: ([A-Z0-9-]+)", block.group(1)).group(1)  # type: ignore[union-attr]

@@ -1,12 +1,13 @@
-"""Compose the Dutch emails (plain text and HTML) from the notification model.
+"""What every message kind's composition shares: the template environment and Dutch formats.
 
 Templates live in ``notifications/compose/templates`` and are rendered in a Jinja2
 ``SandboxedEnvironment`` (templates cannot run code), with autoescaping for HTML and
 ``StrictUndefined`` (a typo in a template is an error, not an empty string).
 
-Templates never see the model objects: this module turns them into small view
-dictionaries of ready-formatted strings (Dutch dates, Dutch severity names), so a
-template can show only what is passed here, and nothing else from a case.
+Templates never see the model objects: each kind's module beside this one turns them into
+small view dictionaries of ready-formatted strings (with the Dutch dates, counts and
+severity names of this module), so a template can show only what is passed to it, and
+nothing else from a case. ``MailOptions`` is the ``[mail]`` shape of a message.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("regiesignaal.mailcatcher")
 
 RcptPolicy = Callable[[str], str | None]
 

@@ -84,7 +84,7 @@ from regiesignaal.engine.language.addresses import AddressError, check_address, 
 from regiesignaal.notifications.delivery import outbox as ob
 from regiesignaal.notifications.delivery.settings import SmtpSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("regiesignaal.delivery")
 
 BACKOFF_CAP_MINUTES = 60
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?!\S)")
