@@ -249,7 +249,9 @@ def test_sigterm_during_a_run_leaves_a_consistent_store(
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert run_rows(store_url)[-1].status == "succeeded"
+    # a night the signal cut short completes now; one that had finished is not run twice
+    expected = "succeeded" if row.status == "aborted" else "skipped"
+    assert run_rows(store_url)[-1].status == expected
 
 
 @pytest.mark.slow
