@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean install
+.PHONY: demo test lint bench attention clean install
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: lint
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+
+# What the people read after 15 working days without action at 20,000 cases (issue 16):
+# mail lines, items under "Vandaag", signals per case, digest and agenda length.
+ATTENTION_ARGS ?=
+attention: $(STAMP)
+	$(BIN)/python bench/attention.py $(ATTENTION_ARGS)
 
 clean:
 	rm -rf var/demo build .pytest_cache .mypy_cache .hypothesis

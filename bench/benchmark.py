@@ -218,13 +218,15 @@ def default_needs(as_of: dt.date) -> Any:
 
 def plain_select_needed(url: str, needs: Any) -> tuple[int, dict[str, float]]:
     """One plain SELECT per table of the columns ``needs`` names (``cases``: open rows
-    only; child tables: every row, with case_ref), into tuples. Returns row count."""
+    only, with the ``extra`` column the reader takes the location from; child tables: every
+    row, with case_ref), into tuples. Returns row count."""
     from regiesignaal.engine.source.tables import CHILD_TABLES
 
     def cols(names: Any) -> str:
         return ", ".join('"' + n.replace(".", "_") + '"' for n in sorted(names))
 
-    queries = [f"SELECT {cols(needs.case)} FROM cases WHERE status = 'open'"]
+    # ``extra`` too: the reader takes the location every signal carries from it
+    queries = [f"SELECT {cols(needs.case)}, extra FROM cases WHERE status = 'open'"]
     for child in CHILD_TABLES:
         if child.group in needs.groups():
             fields = cols(needs.fields(child.group))

@@ -24,7 +24,7 @@ from regiesignaal.engine.language.catalogue import suggest
 from regiesignaal.engine.language.compiled import CompiledRuleSet
 from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.dates import calendar_files, use_calendar_file
-from regiesignaal.engine.language.evaluator import Evaluator, Hit
+from regiesignaal.engine.language.evaluator import Evaluator, Hit, Upcoming
 from regiesignaal.engine.language.facts import explanation_rule_refs
 from regiesignaal.engine.language.needs import SourceNeeds, needs_of
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
@@ -53,6 +53,7 @@ class RangeResult:
     unreadable: dict[str, str]  # case_ref -> kind of problem
     # explanations naming a rule that is not active: (case_ref, position, rule as written)
     explanation_refs: list[tuple[str, int, str]] = field(default_factory=list)
+    upcoming: list[Upcoming] = field(default_factory=list)  # warnings (warn_before)
 
 
 def evaluate_range(
@@ -72,7 +73,9 @@ def evaluate_range(
         for i, rule in explanation_rule_refs(case)
         if rule not in active
     ]
-    return RangeResult(evaluator.hits(read.cases, unreadable), unreadable, refs)
+    upcoming: list[Upcoming] = []
+    hits = evaluator.hits(read.cases, unreadable, upcoming)
+    return RangeResult(hits, unreadable, refs, upcoming)
 
 
 def worker_evaluate(key_range: tuple[str, str]) -> RangeResult:
@@ -86,6 +89,7 @@ class Extracted:
     the hits (when no sink takes them) and the problem cases (``unreadable``)."""
 
     hits: list[Hit] = field(default_factory=list)
+    upcoming: list[Upcoming] = field(default_factory=list)  # when no sink takes them
     open_count: int = 0  # open cases in the source
     open_per_manager: Counter[str] = field(default_factory=Counter)  # regievoerder -> cases
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -99,9 +103,9 @@ def calendar_for_workers() -> str | None:
     return str(files[1]) if len(files) > 1 else None
 
 
-HitSink = Callable[[str | None, list[Hit]], None]
+HitSink = Callable[[str | None, list[Hit], list[Upcoming]], None]
 """Receives, range by range in case_ref order, the last case_ref of the range (None for
-the last range) and the range's hits."""
+the last range), the range's hits and its warnings."""
 
 OpenRefsSink = Callable[[str | None, list[str]], None]
 """Receives, range by range in case_ref order (before any is evaluated), the last case_ref
@@ -161,8 +165,9 @@ def evaluate_source(
     for i, result in enumerate(results):
         if sink is None:
             out.hits.extend(result.hits)
+            out.upcoming.extend(result.upcoming)
         else:
-            sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits)
+            sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits, result.upcoming)
         out.unreadable.update(result.unreadable)
         out.explanation_refs.extend(result.explanation_refs)
     out.unknown_choices = count_unknown_choices(source, "open", exclude=out.unreadable)

@@ -59,21 +59,25 @@ from regiesignaal.engine.language.dates import (
     shift,
     working_days_between,
 )
+from regiesignaal.engine.language.evaluator import Upcoming
 from regiesignaal.engine.store.episodes import (
     EVENT_COLUMNS,
     SIGNAL_COLUMNS,
+    WARNING_COLUMNS,
     Key,
     KeyRange,
     OpenEpisode,
+    OpenWarning,
     StoredExplanation,
     insert_rows,
     load_closed_keys,
     load_known_rules,
     load_open_episodes,
+    load_open_warnings,
     load_stored_explanations,
     update_by_ids,
 )
-from regiesignaal.engine.store.tables import known_rules, signal_events, signals
+from regiesignaal.engine.store.tables import known_rules, signal_events, signals, warnings
 
 CLOSE_RESOLVED = "resolved"
 
@@ -119,6 +123,8 @@ class Fired:
     team: str | None
     explained_until: dt.date | None = None
     explained_by: str | None = None
+    began_on: dt.date | None = None  # when the gap began (the rule's ``since``), if known
+    location: str | None = None  # the case's neutral location id
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,7 @@ class RuleInfo:
     severity: str
     escalate_after: Duration | None = None
     max_explanation: Duration | None = None
+    covers: tuple[str, ...] = ()  # rules whose signal on the same case this one covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,9 @@ class NewEpisode:
     clock_start: dt.date | None = None
     explained_since: dt.date | None = None
     explained_given_until: dt.date | None = None
+    covered_by: str | None = None
+    began_on: dt.date | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,9 @@ class EpisodeUpdate:
     explained_given_until: dt.date | None = None
     explanation_expired_on: dt.date | None = None
     seen: bool = True
+    covered_by: str | None = None
+    began_on: dt.date | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +195,21 @@ class EpisodeClose:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One transition. ``signal_id`` None: the episode is inserted by the same plan."""
+    """One transition. ``signal_id`` None: the episode is inserted by the same plan. A
+    warning's event has ``warning`` set and names it by ``warning_id`` (None: inserted by
+    the same plan)."""
 
     signal_id: int | None
     case_ref: str
     rule_id: str
     kind: str
     details: dict[str, Any] | None = None
+    warning: bool = False
+    warning_id: int | None = None
+
+
+WARNING_EVENTS = ("warned", "warning_moved", "warning_ended")
+"""The events of a warning: opened (with its date), its date moved, ended (with why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +238,9 @@ class ReconcileCounts:
     gap_started: int = 0
     rule_retired: int = 0
     explanation_expired: int = 0
+    covered: int = 0  # fired keys covered today by another rule's signal on the same case
+    warned: int = 0  # warnings opened today
+    warnings_open: int = 0  # warnings open after today
 
     @property
     def closed(self) -> int:
@@ -243,6 +267,7 @@ class ReconcilePlan:
     events: list[Event] = field(default_factory=list)
     introduced_rules: list[str] = field(default_factory=list)  # first seen today
     problems: list[str] = field(default_factory=list)
+    warnings: WarningPlan | None = None  # None: warnings were not evaluated
 
     @property
     def is_empty(self) -> bool:
@@ -253,6 +278,148 @@ class ReconcilePlan:
             or self.closes
             or self.events
             or self.introduced_rules
+            or (self.warnings is not None and not self.warnings.is_empty)
+        )
+
+
+@dataclass(frozen=True)
+class WarningPlan:
+    """The changes to the warnings of one as-of date: new ones, ones still open (their
+    date or case manager possibly changed), ones that ended (with why) and their events."""
+
+    inserts: list[tuple[Key, Upcoming]] = field(default_factory=list)
+    touches: list[int] = field(default_factory=list)
+    moves: list[tuple[int, Upcoming]] = field(default_factory=list)
+    closes: list[tuple[int, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    still_open: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.inserts or self.touches or self.moves or self.closes or self.events)
+
+
+WARNING_FIRED = "fired"
+WARNING_CLEARED = "cleared"
+
+
+def plan_warnings(
+    open_warnings: Iterable[OpenWarning],
+    upcoming: Mapping[Key, Upcoming],
+    fired_keys: Container[Key],
+    open_case_refs: Container[str],
+    active_rules: Container[str],
+    as_of: dt.date,
+    untouched_case_refs: Collection[str] = (),
+) -> WarningPlan:
+    """Decide the warnings of ``as_of``; pure. A warning opens when a rule will fire if
+    nothing changes (event ``warned``, with the last day to act), follows a changed date
+    (``warning_moved``) or case manager, and ends (``warning_ended``) when the rule fires
+    (``fired``), would no longer fire within its warning time (``cleared``: done, or the
+    date moved away), the case closed or the rule went. A case that could not be read
+    today keeps its warnings as they are."""
+    out = WarningPlan()
+    untouched = set(untouched_case_refs)
+    by_key = {(w.case_ref, w.rule_id): w for w in open_warnings}
+    for key in sorted(upcoming):
+        soon = upcoming[key]
+        open_warning = by_key.get(key)
+        if open_warning is None:
+            out.inserts.append((key, soon))
+            out.events.append(
+                Event(None, *key, "warned", {"due": soon.due_on.isoformat()}, warning=True)
+            )
+            continue
+        if soon.due_on != open_warning.due_on:
+            out.events.append(
+                Event(
+                    None,
+                    *key,
+                    "warning_moved",
+                    {"from": open_warning.due_on.isoformat(), "to": soon.due_on.isoformat()},
+                    warning=True,
+                    warning_id=open_warning.id,
+                )
+            )
+        if (soon.due_on, soon.regievoerder, soon.team) != (
+            open_warning.due_on,
+            open_warning.regievoerder,
+            open_warning.team,
+        ):
+            out.moves.append((open_warning.id, soon))
+        elif open_warning.last_seen_on != as_of:
+            out.touches.append(open_warning.id)
+    for key in sorted(by_key.keys() - upcoming.keys()):
+        if key[0] in untouched:
+            continue
+        if key in fired_keys:
+            reason = WARNING_FIRED
+        elif key[0] not in open_case_refs:
+            reason = CLOSE_CASE_CLOSED
+        elif key[1] not in active_rules:
+            reason = CLOSE_RULE_REMOVED
+        else:
+            reason = WARNING_CLEARED
+        w = by_key[key]
+        out.closes.append((w.id, reason))
+        out.events.append(
+            Event(
+                None,
+                *key,
+                "warning_ended",
+                {"reason": reason, "due": w.due_on.isoformat()},
+                warning=True,
+                warning_id=w.id,
+            )
+        )
+    return dataclasses.replace(out, still_open=len(by_key) - len(out.closes) + len(out.inserts))
+
+
+def apply_warnings(conn: Connection, plan: WarningPlan, as_of: dt.date, run_id: int | None) -> None:
+    """Write the warning rows of ``plan`` (their events are written with the signals')."""
+    if plan.closes:
+        for reason in sorted({r for _, r in plan.closes}):
+            ids = [i for i, r in plan.closes if r == reason]
+            for start in range(0, len(ids), INSERT_CHUNK):
+                conn.execute(
+                    sa.update(warnings)
+                    .where(warnings.c.id.in_(ids[start : start + INSERT_CHUNK]))
+                    .values(closed_on=as_of, close_reason=reason, closed_run_id=run_id)
+                )
+    if plan.touches:
+        for start in range(0, len(plan.touches), INSERT_CHUNK):
+            conn.execute(
+                sa.update(warnings)
+                .where(warnings.c.id.in_(plan.touches[start : start + INSERT_CHUNK]))
+                .values(last_seen_on=as_of)
+            )
+    if plan.moves:
+        stmt = (
+            sa.update(warnings)
+            .where(warnings.c.id == sa.bindparam("b_id"))
+            .values(
+                due_on=sa.bindparam("b_due"),
+                regievoerder=sa.bindparam("b_rv"),
+                team=sa.bindparam("b_team"),
+                last_seen_on=as_of,
+            )
+        )
+        conn.execute(
+            stmt,
+            [
+                {"b_id": i, "b_due": u.due_on, "b_rv": u.regievoerder, "b_team": u.team}
+                for i, u in plan.moves
+            ],
+        )
+    if plan.inserts:
+        insert_rows(
+            conn,
+            warnings,
+            WARNING_COLUMNS,
+            [
+                (*key, u.regievoerder, u.team, u.due_on, as_of, as_of, None, None, run_id, None)
+                for key, u in plan.inserts
+            ],
         )
 
 
@@ -263,6 +430,31 @@ def baseline_offset(key: Key, spread_days: int) -> int:
         return 0
     digest = hashlib.blake2b(f"{key[0]}\x00{key[1]}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % spread_days
+
+
+def covered_keys(
+    fired: Mapping[Key, Any],
+    explained: Mapping[Key, bool],
+    active_rules: Mapping[str, RuleInfo],
+) -> dict[Key, str]:
+    """Which fired keys are covered today, and by which rule: a signal is covered when
+    another rule that lists it in ``covers`` fires on the same case and is not explained
+    today (an explained signal covers nothing: the case manager said it does not apply).
+    The covering rule with the smallest id is named; chains (A covers B covers C) cover
+    C by B, and B by A."""
+    covering = {rid: set(info.covers) for rid, info in active_rules.items() if info.covers}
+    if not covering:
+        return {}
+    live: dict[str, list[str]] = {}
+    for (case_ref, rule_id), is_explained in explained.items():
+        if rule_id in covering and not is_explained:
+            live.setdefault(case_ref, []).append(rule_id)
+    out: dict[Key, str] = {}
+    for case_ref, rule_id in fired:
+        by = [r for r in live.get(case_ref, ()) if r != rule_id and rule_id in covering[r]]
+        if by:
+            out[(case_ref, rule_id)] = min(by)
+    return out
 
 
 @dataclass(slots=True)
@@ -331,9 +523,10 @@ def plan(
     expired_count = 0
 
     def explain(
-        sid: int | None, key: Key, today: Fired, prev: _Explanation
+        sid: int | None, key: Key, today: Fired, prev: _Explanation, events: list[Event]
     ) -> tuple[_Explanation, bool]:
-        """Today's explanation state of an episode, with its events; (state, valid today)."""
+        """Today's explanation state of an episode; its events go to ``events``;
+        (state, valid today)."""
         nonlocal expired_count
         case_file = today.explained_until
         if case_file is not None and case_file < as_of:
@@ -394,9 +587,34 @@ def plan(
         (CLOSE_RESOLVED, CLOSE_CASE_CLOSED, CLOSE_RULE_REMOVED, CLOSE_RULE_RETIRED), 0
     )
 
+    # Explanations first: whether a signal is explained today decides whether it covers
+    # others on its case. Their events are written below, in each episode's order.
+    explained_now: dict[Key, tuple[_Explanation, bool, list[Event]]] = {}
+    for key, today in fired.items():
+        episode = by_key.get(key)
+        own: list[Event] = []
+        if episode is None:
+            prev_state = _Explanation(None, None, None, None)
+        else:
+            prev_state = _Explanation(
+                episode.explained_until,
+                episode.explained_given_until,
+                episode.explained_since,
+                episode.explanation_expired_on,
+            )
+        state_now, valid = explain(
+            None if episode is None else episode.id, key, today, prev_state, own
+        )
+        explained_now[key] = (state_now, valid, own)
+    coverage = covered_keys(fired, {k: v[1] for k, v in explained_now.items()}, active_rules)
+    covered = 0
+
     clock_cache: dict[int, dt.date] = {}
     for key, today in fired.items():
         episode = by_key.get(key)
+        covered_by = coverage.get(key)
+        covered += covered_by is not None
+        state, is_explained, explanation_events = explained_now[key]
         if episode is None:
             is_baseline = key[1] in baseline_rules
             clock = as_of
@@ -414,9 +632,11 @@ def plan(
                     {"baseline": True, "clock_start": clock.isoformat()} if is_baseline else None,
                 )
             )
-            state, is_explained = explain(None, key, today, _Explanation(None, None, None, None))
+            events.extend(explanation_events)
+            if covered_by is not None:
+                events.append(Event(None, *key, "covered", {"by": covered_by}))
             explained += is_explained
-            due = None if is_explained else due_date(key[1], clock)
+            due = None if is_explained or covered_by else due_date(key[1], clock)
             escalated_on = due if due is not None and as_of >= due else None
             if escalated_on is not None:
                 events.append(Event(None, *key, "escalated", {"due": escalated_on.isoformat()}))
@@ -434,6 +654,9 @@ def plan(
                     clock_start=clock if clock != as_of else None,
                     explained_since=state.since,
                     explained_given_until=state.given,
+                    covered_by=covered_by,
+                    began_on=today.began_on,
+                    location=today.location,
                 )
             )
             if is_baseline:
@@ -476,11 +699,21 @@ def plan(
             episode.explained_since,
             episode.explanation_expired_on,
         )
-        state, is_explained = explain(sid, key, today, prev)
+        events.extend(explanation_events)
         explained += is_explained
         changed = changed or state != prev
+        if covered_by != episode.covered_by:
+            if covered_by is not None:
+                events.append(Event(sid, *key, "covered", {"by": covered_by}))
+            else:
+                events.append(Event(sid, *key, "uncovered", {"by": episode.covered_by}))
+            changed = True
+        changed = changed or (today.began_on, today.location) != (
+            episode.began_on,
+            episode.location,
+        )
         escalated_on = episode.escalated_on
-        if escalated_on is None and not is_explained:
+        if escalated_on is None and not is_explained and covered_by is None:
             due = due_date(key[1], episode.clock_start or episode.opened_on)
             if due is not None and as_of >= due:
                 escalated_on = due
@@ -499,6 +732,9 @@ def plan(
                     explained_since=state.since,
                     explained_given_until=state.given,
                     explanation_expired_on=state.expired_on,
+                    covered_by=covered_by,
+                    began_on=today.began_on,
+                    location=today.location,
                 )
             )
         elif episode.last_seen_on != as_of:
@@ -546,6 +782,9 @@ def plan(
                     explained_given_until=episode.explained_given_until,
                     explanation_expired_on=episode.explanation_expired_on,
                     seen=False,
+                    covered_by=episode.covered_by,
+                    began_on=episode.began_on,
+                    location=episode.location,
                 )
             )
 
@@ -567,6 +806,7 @@ def plan(
         in_gap=in_gap,
         gap_started=gap_started,
         explanation_expired=expired_count,
+        covered=covered,
     )
     return ReconcilePlan(
         as_of, inserts, touches, updates, closes, counts, events, introduced, problems
@@ -584,6 +824,21 @@ def _backwards_message(latest: dt.date, as_of: dt.date) -> str:
 def _now() -> dt.datetime:
     """The time an event is recorded (``created_at``), in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def _open_row_id(table: sa.Table) -> Any:
+    """The id of the one open row (episode or warning) of an event's case and rule, as a
+    scalar subquery for an UPDATE of ``signal_events``."""
+    row, ev = table.alias("open_row"), signal_events
+    return (
+        sa.select(row.c.id)
+        .where(
+            row.c.case_ref == ev.c.case_ref,
+            row.c.rule_id == ev.c.rule_id,
+            row.c.closed_on.is_(None),
+        )
+        .scalar_subquery()
+    )
 
 
 def apply(
@@ -614,6 +869,9 @@ def apply(
             "explained_since",
             "explained_given_until",
             "explanation_expired_on",
+            "covered_by",
+            "began_on",
+            "location",
         )
         new_values: dict[str, Any] = {c: sa.bindparam(f"b_{c}") for c in columns}
         stmt = (
@@ -670,13 +928,19 @@ def apply(
                     n.explained_since,
                     n.explained_given_until,
                     None,
+                    n.covered_by,
+                    n.began_on,
+                    n.location,
                 )
                 for n in plan.inserts[start : start + INSERT_CHUNK]
             ],
         )
 
+    if plan.warnings is not None:
+        apply_warnings(conn, plan.warnings, as_of, run_id)
+    all_events = plan.events + (plan.warnings.events if plan.warnings is not None else [])
     now = _now()
-    for start in range(0, len(plan.events), EVENT_CHUNK):
+    for start in range(0, len(all_events), EVENT_CHUNK):
         insert_rows(
             conn,
             signal_events,
@@ -684,6 +948,7 @@ def apply(
             [
                 (
                     e.signal_id,
+                    e.warning_id,
                     e.case_ref,
                     e.rule_id,
                     e.kind,
@@ -693,22 +958,27 @@ def apply(
                     e.details,
                     now,
                 )
-                for e in plan.events[start : start + EVENT_CHUNK]
+                for e in all_events[start : start + EVENT_CHUNK]
             ],
         )
+    ev = signal_events
     if plan.events and plan.inserts:
         # events of episodes inserted above get their id from the one open episode per key
-        s, ev = signals.alias("s"), signal_events
-        episode_id = (
-            sa.select(s.c.id)
+        conn.execute(
+            sa.update(ev)
             .where(
-                s.c.case_ref == ev.c.case_ref,
-                s.c.rule_id == ev.c.rule_id,
-                s.c.closed_on.is_(None),
+                ev.c.signal_id.is_(None),
+                ev.c.warning_id.is_(None),
+                ev.c.kind.not_in(WARNING_EVENTS),
             )
-            .scalar_subquery()
+            .values(signal_id=_open_row_id(signals))
         )
-        conn.execute(sa.update(ev).where(ev.c.signal_id.is_(None)).values(signal_id=episode_id))
+    if plan.warnings is not None and plan.warnings.inserts:
+        conn.execute(
+            sa.update(ev)
+            .where(ev.c.warning_id.is_(None), ev.c.kind == "warned")
+            .values(warning_id=_open_row_id(warnings))
+        )
 
     if plan.introduced_rules:
         conn.execute(sa.delete(known_rules).where(known_rules.c.rule_id.in_(plan.introduced_rules)))
@@ -782,9 +1052,17 @@ def _add_counts(a: ReconcileCounts, b: ReconcileCounts) -> ReconcileCounts:
     )
 
 
+RangeChunk = (
+    tuple[KeyRange, Mapping[Key, Fired]]
+    | tuple[KeyRange, Mapping[Key, Fired], Mapping[Key, Upcoming] | None]
+)
+"""A case_ref range with its fired keys, and optionally its warnings (None or left out:
+warnings were not evaluated, the stored ones stay as they are)."""
+
+
 def reconcile_in_ranges(
     conn: Connection,
-    chunks: Iterable[tuple[KeyRange, Mapping[Key, Fired]]],
+    chunks: Iterable[RangeChunk],
     open_case_refs: Container[str] | Callable[[KeyRange], Container[str]],
     active_rules: Mapping[str, RuleInfo],
     as_of: dt.date,
@@ -813,14 +1091,17 @@ def reconcile_in_ranges(
     total = ReconcileCounts()
     first = True
     covered_to: str | None = None
-    for bounds, fired in chunks:
+    for chunk in chunks:
+        bounds, fired = chunk[0], chunk[1]
+        upcoming = chunk[2] if len(chunk) > 2 else None
         if bounds[0] != covered_to:
             raise ValueError("reconcile_in_ranges: the ranges must follow each other")
+        open_refs = open_case_refs(bounds) if callable(open_case_refs) else open_case_refs
         chunk_plan = plan(
             load_open_episodes(conn, bounds),
             load_closed_keys(conn, bounds),
             fired,
-            open_case_refs(bounds) if callable(open_case_refs) else open_case_refs,
+            open_refs,
             active_rules,
             as_of,
             untouched_case_refs,
@@ -829,6 +1110,25 @@ def reconcile_in_ranges(
             known_rules=known if baseline else None,
             policy=policy,
         )
+        if upcoming is not None:
+            warned = plan_warnings(
+                load_open_warnings(conn, bounds),
+                upcoming,
+                fired,
+                open_refs,
+                active_rules,
+                as_of,
+                untouched_case_refs,
+            )
+            chunk_plan = dataclasses.replace(
+                chunk_plan,
+                warnings=warned,
+                counts=dataclasses.replace(
+                    chunk_plan.counts,
+                    warned=len(warned.inserts),
+                    warnings_open=warned.still_open,
+                ),
+            )
         if not first:  # known_rules rows are written once, with the first range
             chunk_plan = dataclasses.replace(chunk_plan, introduced_rules=[])
         apply(conn, chunk_plan, run_id, ruleset_version)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from regiesignaal.engine import reconcile
-from regiesignaal.engine.language.evaluator import Hit
+from regiesignaal.engine.language.evaluator import Hit, Upcoming
 from regiesignaal.engine.store.episodes import Key, KeyRange
 
 # what one hit needs for reconcile: case_ref, rule_id, severity, regievoerder, team,
@@ -38,7 +38,7 @@ class HitSpool:
         self.per_rule: Counter[str] = Counter()
         self.bonus: dict[str, int] = {}
 
-    def add(self, up_to: str | None, hits: list[Hit]) -> None:
+    def add(self, up_to: str | None, hits: list[Hit], upcoming: Sequence[Upcoming] = ()) -> None:
         rows: list[_Row] = []
         for h in hits:
             self.per_rule[h.rule_id] += 1
@@ -53,9 +53,12 @@ class HitSpool:
                     h.team,
                     h.explained_until,
                     h.explained_by,
+                    h.began_on,
+                    h.location,
                 )
             )
-        pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        warned = [(u.case_ref, u.rule_id, u.regievoerder, u.team, u.due_on) for u in upcoming]
+        pickle.dump((rows, warned), self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self._ranges.append(up_to)
 
     def add_open_refs(self, up_to: str | None, refs: list[str]) -> None:
@@ -85,18 +88,21 @@ class HitSpool:
 
     def chunks(
         self,
-    ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired]]]:
-        """(range, fired keys of the range) in case_ref order; the ranges cover every
-        case_ref (one unbounded range when nothing was added)."""
+    ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired], dict[Key, Upcoming]]]:
+        """(range, fired keys of the range, warnings of the range) in case_ref order; the
+        ranges cover every case_ref (one unbounded range when nothing was added)."""
         if not self._ranges:
-            yield (None, None), {}
+            yield (None, None), {}, {}
             return
         self._file.seek(0)
         above: str | None = None
         for up_to in self._ranges:
-            rows: list[_Row] = pickle.load(self._file)
+            rows: list[_Row]
+            warned: list[_Row]
+            rows, warned = pickle.load(self._file)
             fired = {(r[0], r[1]): reconcile.Fired(*r[2:]) for r in rows}
-            yield (above, up_to), fired
+            upcoming = {(w[0], w[1]): Upcoming(*w) for w in warned}
+            yield (above, up_to), fired, upcoming
             above = up_to
 
     def close(self) -> None:

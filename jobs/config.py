@@ -105,7 +105,15 @@ class Settings:
     baseline_spread_days: int = 10
     mail_detail: str = "full"  # full | minimal: per case only reference, count and link
     mail_full_cases: int = 25  # cases shown in full in a case manager's list; rest compact
-    mail_first_cases: int = 5  # at most this many cases under "Eerst doen"
+    mail_first_cases: int = 5  # no longer used (issue 16: "Vandaag" replaced "Eerst doen")
+    mail_daily_items: int = 10  # cases under "Vandaag" (and warnings under "Binnenkort")
+    mail_full_list: str = "attachment"  # attachment | weekly | both: how the whole list goes
+    mail_full_list_weekday: int = 0  # the weekday of the whole list in the mail (weekly)
+    digest_escalations_shown: int = 10  # escalations in full in a team digest; rest counted
+    # per case manager figures in the team digest: a personnel monitoring system under
+    # WOR art. 27(1)(l) (works-council consent, a DPIA); never the default
+    digest_compare_case_managers: bool = False
+    report_volume_share: float = 0.25  # the rule report flags a rule firing on more cases
     mail_staff_names: bool = True  # team digests show the team's case managers' names
     mail_templates_dir: Path | None = None  # operator's template overrides
     rule_report_dir: Path | None = None  # static HTML rule report written per run
@@ -278,6 +286,22 @@ def _parse_detail(value: Any) -> str:
     raise ValueError("verwacht 'full' (alle signalen) of 'minimal' (per zaak alleen het aantal)")
 
 
+def _parse_full_list(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text in ("attachment", "weekly", "both"):
+        return text
+    raise ValueError(
+        "verwacht 'attachment' (als bijlage bij elke lijst), 'weekly' (op één weekdag in de "
+        "mail) of 'both'"
+    )
+
+
+def _parse_share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError("verwacht een deel tussen 0 en 1, bijv. 0.25 (een kwart)")
+    return float(value)
+
+
 def _parse_weekday(value: Any) -> int:
     text = value.strip().lower() if isinstance(value, str) else ""
     for names in (WEEKDAYS, _WEEKDAYS_NL):
@@ -420,6 +444,12 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("mail", "detail"): ("mail_detail", _parse_detail),
     ("mail", "full_cases"): ("mail_full_cases", _int_parser(0, 10_000)),
     ("mail", "first_cases"): ("mail_first_cases", _int_parser(0, 50)),
+    ("mail", "daily_items"): ("mail_daily_items", _int_parser(1, 50)),
+    ("mail", "full_list"): ("mail_full_list", _parse_full_list),
+    ("mail", "full_list_weekday"): ("mail_full_list_weekday", _parse_weekday),
+    ("digest", "escalations_shown"): ("digest_escalations_shown", _int_parser(0, 200)),
+    ("digest", "compare_case_managers"): ("digest_compare_case_managers", _parse_bool),
+    ("report", "volume_share"): ("report_volume_share", _parse_share),
     ("mail", "staff_names"): ("mail_staff_names", _parse_bool),
     ("mail", "templates_dir"): ("mail_templates_dir", _parse_path),
     ("report", "dir"): ("rule_report_dir", _parse_path),
@@ -661,7 +691,12 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("mail.digest_weekday", weekday_name(settings.digest_weekday)),
         ("mail.detail", settings.mail_detail),
         ("mail.full_cases", str(settings.mail_full_cases)),
-        ("mail.first_cases", str(settings.mail_first_cases)),
+        ("mail.daily_items", str(settings.mail_daily_items)),
+        ("mail.full_list", settings.mail_full_list),
+        ("mail.full_list_weekday", weekday_name(settings.mail_full_list_weekday)),
+        ("digest.escalations_shown", str(settings.digest_escalations_shown)),
+        ("digest.compare_case_managers", flag(settings.digest_compare_case_managers)),
+        ("report.volume_share", f"{settings.report_volume_share:g}"),
         ("mail.staff_names", flag(settings.mail_staff_names)),
         ("mail.templates_dir", str(settings.mail_templates_dir or "(geen; ingebouwde sjablonen)")),
         ("report.dir", str(settings.rule_report_dir or "(niet gezet; geen regelrapport)")),

@@ -9,9 +9,7 @@ sent or written to the store: the store is only read.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 
 from regiesignaal.engine.source.read import load_staff
@@ -19,13 +17,18 @@ from regiesignaal.engine.store.db import store_engine
 from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.pipeline import RunRefused, load_checked_rules, source_engine
 from regiesignaal.jobs.preview import preview
-from regiesignaal.notifications.case_manager import case_manager_lines, new_since
-from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.case_manager import (
+    CaseManagerList,
+    case_manager_lines,
+    new_since,
+    render_list,
+)
 from regiesignaal.notifications.compose.model import Recipient
 from regiesignaal.notifications.compose.rule_report import RuleInfo, compose_rule_report
 from regiesignaal.notifications.compose.team_digest import compose_team_digest
 from regiesignaal.notifications.delivery import outbox
 from regiesignaal.notifications.delivery.message import ComposedMessage
+from regiesignaal.notifications.delivery.smtp import mime_message
 from regiesignaal.notifications.night import mail_options
 from regiesignaal.notifications.rule_report import rule_report
 from regiesignaal.notifications.shared import RuleMeta
@@ -58,12 +61,7 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
         )
     role = member.get("role")
     recipient = Recipient(staff_id, str(member.get("email") or ""))
-    meta = {
-        cr.rule.id: RuleMeta(
-            cr.rule.mail_title, cr.rule.expected_action, cr.rule.escalate_after, cr.rule.mail_code
-        )
-        for cr in compiled.rules
-    }
+    meta = {cr.rule.id: RuleMeta.of(cr.rule) for cr in compiled.rules}
     bonus = {h.case_ref: h.bonus for h in extracted.hits if h.bonus}
     shape = mail_options(settings)
     store = store_engine(settings.store_url)
@@ -71,11 +69,11 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
         with store.connect() as conn:
             if role == "regievoerder":
                 reached = outbox.last_reached(conn, "regievoerder", as_of)
-                lines = case_manager_lines(
+                found = case_manager_lines(
                     conn, as_of, meta, settings.case_link, bonus, last_reached=reached
-                ).lines.get(staff_id, [])
+                ).lists.get(staff_id, CaseManagerList())
                 since = new_since(reached.get(staff_id), as_of)
-                message = compose_case_manager(recipient, as_of, lines, shape, new_since=since)
+                message = render_list((staff_id, recipient.email, as_of, found, shape, since))
             elif role == "teamleider":
                 catch_up = missed_digest_starts(
                     as_of,
@@ -108,7 +106,9 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                     for cr in compiled.rules
                 }
                 message = compose_rule_report(
-                    rule_report(conn, as_of, info),
+                    rule_report(
+                        conn, as_of, info, extracted.open_count, settings.report_volume_share
+                    ),
                     show_rule_ids=False,
                     templates_dir=settings.mail_templates_dir,
                 )
@@ -124,23 +124,28 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
 
 
 def write_preview(result: Preview, out_dir: Path, sender: str) -> list[Path]:
-    """Write ``<staff id>-<as_of>.html``, ``.txt`` and ``.eml`` into ``out_dir``."""
+    """Write ``<staff id>-<as_of>.html``, ``.txt`` and ``.eml`` into ``out_dir``, and the
+    whole list (a case manager's attachment) as ``<staff id>-<as_of>-volledig.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     safe_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in result.recipient.staff_id)
     stem = out_dir / f"{safe_id}-{result.as_of.isoformat()}"
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = result.recipient.email or "onbekend@invalid"
-    msg["Subject"] = result.message.subject
-    msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(result.message.text, charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(
-        result.message.html, subtype="html", charset="utf-8", cte="quoted-printable"
+    message = result.message
+    msg = mime_message(
+        sender,
+        result.recipient.email or "onbekend@invalid",
+        message.subject,
+        message.text,
+        message.html,
+        dt.datetime.now(dt.UTC),
+        attachment_html=message.attachment_html,
+        as_of=result.as_of,
     )
-    msg["Content-Language"] = "nl"
     paths = [stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml")]
-    paths[0].write_text(result.message.html, encoding="utf-8")
-    paths[1].write_text(result.message.text, encoding="utf-8")
+    paths[0].write_text(message.html, encoding="utf-8")
+    paths[1].write_text(message.text, encoding="utf-8")
     paths[2].write_bytes(bytes(msg))
+    if message.attachment_html:
+        whole = out_dir / f"{safe_id}-{result.as_of.isoformat()}-volledig.html"
+        whole.write_text(message.attachment_html, encoding="utf-8")
+        paths.append(whole)
     return paths

@@ -463,7 +463,7 @@ def _after_extract(
     rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
     with _timed(d, "reconcile"):
         active = {
-            rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation)
+            rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation, r.covers)
             for rid, r in rules_by_id.items()
         }
         with store.begin() as conn:
@@ -495,6 +495,7 @@ def _after_extract(
             open_cases_per_manager=extracted.open_per_manager,
             any_day=options.case_manager_mail_any_day,
             pool=pool,
+            open_cases=extracted.open_count,
         )
     summary.problems.extend(night.problems)
     summary.messages_enqueued = dict(night.enqueued)

@@ -1,10 +1,18 @@
-"""The case manager's list: who gets one and which lines it holds.
+"""The case manager's list: who gets one and what it holds.
 
-Reads only the store (open signals) plus what the run already knows (rule metadata, the
-case factors' bonus per case, the last list that reached each person). Every open,
-unexplained signal of an active rule becomes a line for the case's case manager; nothing
-from a case plan reaches a line but the pseudonymous case reference. The lines are
-rendered by ``notifications.compose.case_manager``.
+Reads only the store plus what the run already knows (rule metadata, the case factors'
+bonus per case, the last list that reached each person):
+
+- every open, unexplained signal of an active rule that is not covered becomes a line for
+  the case's case manager; a covered signal (another rule flags the same gap on the case,
+  ``covers``) is named on the line of the signal that covers it, not on a line of its own;
+- every open warning (``warn_before``) of the case manager's cases, for "Binnenkort";
+- the signals that stopped since their last list (the rule no longer fires: resolved, or
+  waiting out its grace gap), for "Opgelost sinds je vorige lijst".
+
+Nothing from a case plan reaches a line but the pseudonymous case reference. A case
+manager with lines or warnings gets a list; it is rendered by
+``notifications.compose.case_manager``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,9 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import Duration, shift
 from regiesignaal.engine.prioritise import score
-from regiesignaal.engine.store.tables import signals
+from regiesignaal.engine.store.tables import signals, warnings
 from regiesignaal.notifications.compose.case_manager import compose_case_manager
-from regiesignaal.notifications.compose.model import Recipient, SignalLine
+from regiesignaal.notifications.compose.model import Recipient, SignalLine, UpcomingLine
 from regiesignaal.notifications.compose.render import MailOptions, count_nl
 from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.shared import (
@@ -31,10 +39,21 @@ from regiesignaal.notifications.shared import (
 
 
 @dataclass
+class CaseManagerList:
+    """What one case manager's list holds."""
+
+    lines: list[SignalLine] = field(default_factory=list)
+    upcoming: list[UpcomingLine] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)  # case refs, sorted
+    resolved_signals: int = 0
+
+
+@dataclass
 class Recipients:
     """Per case manager the lines of their message; problems found on the way."""
 
     lines: dict[str, list[SignalLine]] = field(default_factory=dict)
+    lists: dict[str, CaseManagerList] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -55,19 +74,15 @@ def case_manager_lines(
     case_bonus: Mapping[str, int],
     last_reached: Mapping[str, dt.date] | None = None,
 ) -> Recipients:
-    """The open, unexplained signals of every case manager, as message lines.
-
-    A signal is new for a case manager when it was opened after the as-of date of the
-    last list that reached them (``last_reached``, from the outbox's sent rows), or,
-    without such a list, after the previous working day. A baseline signal is never new.
-    All of them in memory at once; :func:`iter_case_manager_lines` gives them one case
-    manager at a time.
-    """
+    """The lists of every case manager (see :func:`iter_case_manager_lists`), all in memory
+    at once; ``lines`` holds just the signal lines per case manager."""
     out = Recipients()
-    for staff_id, lines in iter_case_manager_lines(
+    for staff_id, found in iter_case_manager_lists(
         conn, as_of, rules, link, case_bonus, last_reached, out.problems
     ):
-        out.lines[staff_id] = lines
+        out.lists[staff_id] = found
+        if found.lines:
+            out.lines[staff_id] = found.lines
     return out
 
 
@@ -84,11 +99,33 @@ def iter_case_manager_lines(
     last_reached: Mapping[str, dt.date] | None = None,
     problems: list[str] | None = None,
 ) -> Iterator[tuple[str, list[SignalLine]]]:
-    """(case manager, their lines) one case manager at a time, ordered by staff id; lines
-    as :func:`case_manager_lines` gives them. Memory holds the signals of
-    :data:`MANAGERS_PER_READ` case managers (issue 11); every read is complete before the
-    caller gets a line, so the caller may write on ``conn`` meanwhile (no open cursor on
-    SQLite). Problems (signals without a case manager) go to ``problems`` at the end."""
+    """(case manager, their signal lines) for every case manager with lines."""
+    for staff_id, found in iter_case_manager_lists(
+        conn, as_of, rules, link, case_bonus, last_reached, problems
+    ):
+        if found.lines:
+            yield staff_id, found.lines
+
+
+def iter_case_manager_lists(
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules: Mapping[str, RuleMeta],
+    link: Callable[[str], str],
+    case_bonus: Mapping[str, int],
+    last_reached: Mapping[str, dt.date] | None = None,
+    problems: list[str] | None = None,
+) -> Iterator[tuple[str, CaseManagerList]]:
+    """(case manager, their list) one case manager at a time, ordered by staff id, for
+    every case manager with signal lines or warnings.
+
+    A signal is new for a case manager when it was opened after the as-of date of the last
+    list that reached them (``last_reached``, from the outbox's sent rows), or, without
+    such a list, after the previous working day; a baseline signal is never new. Memory
+    holds the signals of :data:`MANAGERS_PER_READ` case managers (issue 11); every read is
+    complete before the caller gets a list, so the caller may write on ``conn`` meanwhile
+    (no open cursor on SQLite). Problems (signals without a case manager) go to
+    ``problems`` at the end."""
     last_working_day = previous_working_day(as_of)
     reached = last_reached or {}
     # the escalation date of every line: one working-day shift per (start, duration)
@@ -109,34 +146,82 @@ def iter_case_manager_lines(
         c.explained_until,
         c.reopened,
         c.baseline,
+        c.began_on,
+        c.covered_by,
     )
     read = sa.select(*columns).where(c.closed_on.is_(None), c.gap_since.is_(None)).order_by(c.id)
     lines_of = _line_builder(as_of, rules, link, case_bonus, due_cache)
+    w = warnings.c
+    warned = sa.select(w.regievoerder, w.case_ref, w.rule_id, w.due_on).where(w.closed_on.is_(None))
+    # signals that stopped firing since the reader's last list: closed as resolved, or in
+    # their grace gap because the rule no longer fires
+    stopped = sa.select(c.regievoerder, c.case_ref, c.last_seen_on).where(
+        c.last_seen_on < as_of,
+        c.last_seen_on >= sa.bindparam("earliest"),
+        sa.or_(
+            sa.and_(c.closed_on.is_not(None), c.close_reason == "resolved"),
+            sa.and_(c.closed_on.is_(None), c.gap_reason == "resolved"),
+        ),
+    )
 
     managers = sorted(
-        str(m)
-        for m in conn.execute(
-            sa.select(c.regievoerder)
-            .where(c.closed_on.is_(None), c.gap_since.is_(None), has_manager)
-            .distinct()
-        ).scalars()
+        {
+            str(m)
+            for m in conn.execute(
+                sa.select(c.regievoerder)
+                .where(c.closed_on.is_(None), c.gap_since.is_(None), has_manager)
+                .distinct()
+            ).scalars()
+        }
+        | {
+            str(m)
+            for m in conn.execute(
+                sa.select(w.regievoerder)
+                .where(w.closed_on.is_(None), w.regievoerder.is_not(None), w.regievoerder != "")
+                .distinct()
+            ).scalars()
+        }
     )
     for start in range(0, len(managers), MANAGERS_PER_READ):
         group = managers[start : start + MANAGERS_PER_READ]
-        per_manager: dict[str, list[SignalLine]] = {m: [] for m in group}
+        lists: dict[str, CaseManagerList] = {m: CaseManagerList() for m in group}
         rows = conn.execute(read.where(c.regievoerder.in_(group))).all()
+        covered: dict[tuple[str, str], list[str]] = {}  # (case, coverer) -> covered rules
         for row in rows:
+            if row[11] is not None and row[2] in rules:
+                covered.setdefault((row[1], row[11]), []).append(row[2])
+        for row in rows:
+            if row[11] is not None:
+                continue
             since = reached.get(row[0], last_working_day)
-            made = lines_of(row, since)
+            made = lines_of(row, since, _covered_titles(row[1], row[2], covered, rules))
             if made is not None:
-                per_manager[row[0]].append(made)
+                lists[row[0]].lines.append(made)
         del rows
+        for manager, case_ref, rule_id, due_on in conn.execute(
+            warned.where(w.regievoerder.in_(group)).order_by(w.due_on, w.case_ref, w.rule_id)
+        ):
+            meta = rules.get(rule_id)
+            if meta is not None:
+                lists[manager].upcoming.append(
+                    UpcomingLine(case_ref, meta.mail_title, meta.mail_code, due_on, link(case_ref))
+                )
+        earliest = min(reached.get(m, last_working_day) for m in group)
+        done: dict[str, set[str]] = {}
+        for manager, case_ref, last_seen in conn.execute(
+            stopped.where(c.regievoerder.in_(group)), {"earliest": earliest}
+        ):
+            if last_seen >= reached.get(manager, last_working_day):
+                done.setdefault(manager, set()).add(case_ref)
+                lists[manager].resolved_signals += 1
         for manager in group:
-            if per_manager[manager]:
-                yield manager, per_manager.pop(manager)
+            found = lists.pop(manager)
+            found.resolved = sorted(done.get(manager, ()))
+            if found.lines or found.upcoming:
+                yield manager, found
     no_manager = sum(
         1
-        for row in conn.execute(shown.where(~has_manager)).all()
+        for row in conn.execute(shown.where(~has_manager, c.covered_by.is_(None))).all()
         if row.rule_id in rules and not explained_on(row.explained_until, as_of)
     )
     if no_manager and problems is not None:
@@ -146,9 +231,31 @@ def iter_case_manager_lines(
         )
 
 
+def _covered_titles(
+    case_ref: str,
+    rule_id: str,
+    covered: Mapping[tuple[str, str], list[str]],
+    rules: Mapping[str, RuleMeta],
+) -> tuple[tuple[str, str], ...]:
+    """(mail title, mail code) of every signal ``rule_id`` covers on the case, directly
+    or through a signal it covers (A covers B covers C: A's line names B and C)."""
+    out: list[tuple[str, str]] = []
+    todo = list(covered.get((case_ref, rule_id), ()))
+    seen: set[str] = set()
+    while todo:
+        other = todo.pop(0)
+        if other in seen:
+            continue
+        seen.add(other)
+        meta = rules[other]
+        out.append((meta.mail_title, meta.mail_code))
+        todo.extend(covered.get((case_ref, other), ()))
+    return tuple(sorted(out))
+
+
 LineRow = tuple[Any, ...]
 """(regievoerder, case_ref, rule_id, severity, opened_on, clock_start, escalated_on,
-explained_until, reopened, baseline) of an open signal."""
+explained_until, reopened, baseline, began_on, covered_by) of an open signal."""
 
 
 def _line_builder(
@@ -157,18 +264,21 @@ def _line_builder(
     link: Callable[[str], str],
     case_bonus: Mapping[str, int],
     due_cache: dict[tuple[dt.date, Duration], dt.date],
-) -> Callable[[LineRow, dt.date], SignalLine | None]:
-    """A function from a :data:`LineRow` and the date after which a signal is new for its
-    case manager to the message line; None for a signal not shown (rule no longer
-    active, or explained on ``as_of``)."""
+) -> Callable[[LineRow, dt.date, tuple[tuple[str, str], ...]], SignalLine | None]:
+    """A function from a :data:`LineRow`, the date after which a signal is new for its case
+    manager and what it covers to the message line; None for a signal not shown (rule no
+    longer active, or explained on ``as_of``)."""
 
-    def line(row: LineRow, new_after: dt.date) -> SignalLine | None:
+    def line(
+        row: LineRow, new_after: dt.date, covers: tuple[tuple[str, str], ...] = ()
+    ) -> SignalLine | None:
         (_, case_ref, rule_id, severity, opened_on, clock_start, escalated_on, until, reopened,
-         baseline) = row  # fmt: skip
+         baseline, began_on, _covered_by) = row  # fmt: skip
         meta = rules.get(rule_id)
         if meta is None or (until is not None and until >= as_of):
             return None  # no longer active (reconcile closes it), or explained
-        days_open = (as_of - opened_on).days
+        age_from = began_on if began_on is not None and began_on <= as_of else opened_on
+        days_open = (as_of - age_from).days
         escalated = escalated_on is not None
         escalates_on = None
         if not escalated and meta.escalate_after is not None:
@@ -195,18 +305,30 @@ def _line_builder(
             explanation_expired=until is not None and until < as_of,
             mail_code=meta.mail_code,
             baseline=baseline,
+            kind=meta.kind,
+            began_on=age_from if age_from != opened_on else None,
+            since_label=meta.since_label if age_from != opened_on else "sinds",
+            newly_escalated=escalated and escalated_on > new_after,
+            covers=covers,
         )
 
     return line
 
 
-RenderTask = tuple[str, str, dt.date, list[SignalLine], MailOptions, dt.date | None]
-"""(staff id, address, as-of date, lines, mail options, "new" counted from): one list."""
+RenderTask = tuple[str, str, dt.date, CaseManagerList, MailOptions, dt.date | None]
+"""(staff id, address, as-of date, their list, mail options, "new" counted from)."""
 
 
 def render_list(task: RenderTask) -> ComposedMessage:
     """Render one case manager's list (in a worker process of the run, or in this one)."""
-    staff_id, email, as_of, lines, mail_options, since = task
+    staff_id, email, as_of, found, mail_options, since = task
     return compose_case_manager(
-        Recipient(staff_id, email), as_of, lines, mail_options, new_since=since
+        Recipient(staff_id, email),
+        as_of,
+        found.lines,
+        mail_options,
+        new_since=since,
+        upcoming=found.upcoming,
+        resolved=found.resolved,
+        resolved_signals=found.resolved_signals,
     )

@@ -40,8 +40,11 @@ from regiesignaal.engine.language.evaluator import Evaluator
 from regiesignaal.engine.language.facts import build_fact
 from regiesignaal.engine.language.mailtext import sensitive_words
 from regiesignaal.engine.language.rulefile.model import MAIL_FORBIDDEN, RuleDir
-from regiesignaal.engine.store.tables import signals
+from regiesignaal.engine.store.tables import agenda_items, signals
 from regiesignaal.notifications.compose.lko_agenda import (
+    NEW_REASON,
+    NEW_SINCE_LAST,
+    NO_PROGRESS,
     Agenda,
     AgendaItem,
     AgendaReason,
@@ -58,10 +61,6 @@ WEEKDAYS_EN = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday
 
 
 NO_LOCATION = "(geen locatie)"
-
-
-# Rules whose signal puts a case on the agenda, with the reason's weight (higher = earlier).
-AGENDA_RULES = ("TERM-ENDING", "VBL-10W", "LKO-CHALLENGE", "DETENTION-PACE")
 
 
 @dataclass(frozen=True)
@@ -102,108 +101,102 @@ def location_of(case: Mapping[str, Any]) -> str:
     return str(value) if isinstance(value, str) and value.strip() else NO_LOCATION
 
 
-def _stay_days(case: Mapping[str, Any], as_of: dt.date) -> int | None:
-    """Days since the running restricted-freedom measure began."""
-    starts = [
-        m["from"]
-        for m in case.get("measures") or []
-        if m.get("kind") == "vbl"
-        and m.get("from") is not None
-        and m["from"] <= as_of
-        and (m.get("until") is None or m["until"] >= as_of)
-    ]
-    return (as_of - max(starts)).days if starts else None
+@dataclass(frozen=True)
+class AgendaOptions:
+    """``[lko]``: at most ``max_cases`` cases per meeting in full; a case on ``rao_after``
+    earlier agendas in a row without progress is proposed for the regional meeting (RAO),
+    at most ``rao_cases`` of them."""
+
+    max_cases: int = 10
+    rao_after: int = 2
+    rao_cases: int = 5
 
 
-def _last_activity(case: Mapping[str, Any], as_of: dt.date) -> dt.date | None:
-    days = [
-        r["on"]
-        for group in ("contacts", "interviews")
-        for r in case.get(group) or []
-        if r.get("on") is not None and r["on"] <= as_of
-    ]
-    return max(days) if days else None
+@dataclass(frozen=True)
+class AgendaHistory:
+    """The earlier agendas of one meeting, newest first: (meeting date, per case the rule
+    ids of its reasons)."""
+
+    agendas: tuple[tuple[dt.date, dict[str, frozenset[str]]], ...] = ()
 
 
-def _unchallenged_on(case: Mapping[str, Any], as_of: dt.date) -> dt.date | None:
-    days = [
-        r["on"]
-        for r in case.get("lko") or []
-        if r.get("decision") in ("gedwongen", "bewaring")
-        and r.get("challenge_recorded") is not True
-        and r.get("on") is not None
-        and r["on"] <= as_of
-    ]
-    return max(days) if days else None
+GENERIC_QUESTION = "Welke hulp van de ketenpartners is nodig om dit op te lossen?"
 
 
-def _reasons_from_rules(
-    case: Mapping[str, Any], fired: Mapping[str, bool], as_of: dt.date
-) -> list[AgendaReason]:
-    out = []
-    if "TERM-ENDING" in fired:
-        end = case.get("departure_term_ends_on")
-        shown = format_date(end) if isinstance(end, dt.date) else "onbekend"
-        if fired["TERM-ENDING"]:
-            out.append(
-                AgendaReason(
-                    f"Vertrektermijn verstreken op {shown}, zonder besluit van het overleg",
-                    "Welk vervolg besluit het overleg, en wie voert het uit?",
-                    100,
-                )
-            )
-        else:
-            left = (end - as_of).days if isinstance(end, dt.date) else 7
-            out.append(
-                AgendaReason(
-                    f"Vertrektermijn eindigt op {shown}",
-                    "Welk besluit neemt het overleg vóór het einde van de termijn?",
-                    80 + max(0, 7 - left),  # the sooner, the higher
-                )
-            )
-    if "VBL-10W" in fired:
-        days = _stay_days(case, as_of)
-        stay = f"{days} dagen" if days is not None else "lang"
-        # neutral: no maximum stay or location kind (that would reveal the category)
-        if fired["VBL-10W"]:
-            text = f"Periodieke bespreking verstreken: verblijf duurt {stay}, niet besproken"
-            weight = 100
-        else:
-            text = f"Periodieke bespreking nodig: verblijf duurt {stay}, nog niet besproken"
-            weight = 70 + min(14, max(0, (days or 70) - 70))  # the longer, the higher
-        out.append(
-            AgendaReason(text, "Welk vervolg besluit het overleg, en wie regelt het?", weight)
-        )
-    if "DETENTION-PACE" in fired:
-        last = _last_activity(case, as_of)
-        since = f"sinds {format_date(last)}" if last else "nog nooit"
-        out.append(
-            AgendaReason(
-                f"Geen vertrekactiviteit vastgelegd ({since})",
-                "Welke vertrekstap volgt deze week, en wie zet die?",
-                60,
-            )
-        )
-    if "LKO-CHALLENGE" in fired:
-        on = _unchallenged_on(case, as_of)
-        when = f" van {format_date(on)}" if on else ""
-        out.append(
-            AgendaReason(
-                f"Besluit van het overleg{when} zonder vastgelegde tegenspraak",
-                "Wie organiseert de tegenspraak, of wordt het besluit heroverwogen?",
-                50,
-            )
-        )
-    return out
+def _reason(
+    rule: Any, began: dt.date | None, overdue: bool, escalated: bool, as_of: dt.date
+) -> AgendaReason:
+    """The reason a rule with a ``challenge`` puts a case on the agenda; its urgency: the
+    severity first (30 points per step), then escalation (20), then the gap's age in weeks
+    (at most 19)."""
+    severity = rule.severity_for(overdue)
+    when = ""
+    weeks = 0
+    if began is not None and began <= as_of:
+        label = rule.since.label if rule.since is not None else "sinds"
+        when = f" ({label} {format_date(began)})"
+        weeks = (as_of - began).days // 7
+    weight = 30 * SEVERITY_RANK.get(severity, 0) + (20 if escalated else 0) + min(19, weeks)
+    return AgendaReason(f"{rule.mail_title}{when}", rule.challenge, weight, rule.id)
 
 
-def _reason_for_escalation(e: Escalated, titles: Mapping[str, str]) -> AgendaReason:
-    title = titles.get(e.rule_id, "Signaal")
+def _reason_ahead(rule: Any, due_on: dt.date) -> AgendaReason:
+    """The reason a rule with a ``challenge`` and ``warn_before`` puts a case on the agenda
+    before it fires: the meeting can still act in time. Its urgency is the severity the rule
+    will have on the day after ``due_on`` (30 points per step)."""
+    severity = rule.severity_for(rule.overdue is not None)
     return AgendaReason(
-        f"Geëscaleerd signaal: {title} (open sinds {format_date(e.opened_on)})",
-        "Welke hulp van de ketenpartners is nodig om dit op te lossen?",
-        40 + 10 * SEVERITY_RANK.get(e.severity, 0),
+        f"{rule.mail_title} (uiterlijk {format_date(due_on)})",
+        rule.challenge,
+        30 * SEVERITY_RANK.get(severity, 0),
+        rule.id,
     )
+
+
+def _reason_for_escalations(
+    escalated: Sequence[Escalated], titles: Mapping[str, str]
+) -> AgendaReason:
+    """One reason for the escalated signals of a case (the question once, not per signal);
+    its urgency that of the most urgent: severity (30 a step), escalation (20), weeks open
+    until it escalated (at most 19)."""
+
+    def weight(e: Escalated) -> int:
+        weeks = min(19, (e.escalated_on - e.opened_on).days // 7)
+        return 30 * SEVERITY_RANK.get(e.severity, 0) + 20 + weeks
+
+    ordered = sorted(escalated, key=lambda e: (-weight(e), e.rule_id))
+    parts = [
+        f"{titles.get(e.rule_id, 'Signaal')} (open sinds {format_date(e.opened_on)})"
+        for e in ordered
+    ]
+    label = "Geëscaleerd signaal" if len(parts) == 1 else "Geëscaleerde signalen"
+    return AgendaReason(
+        f"{label}: {'; '.join(parts)}",
+        GENERIC_QUESTION,
+        weight(ordered[0]),
+        ordered[0].rule_id,
+        tuple(e.rule_id for e in ordered[1:]),
+    )
+
+
+def _follow(
+    case_ref: str, rule_ids: frozenset[str], history: AgendaHistory | None
+) -> tuple[str, int, dt.date | None]:
+    """(mark, earlier agendas in a row with a reason in common, the first of them)."""
+    if history is None or not history.agendas:
+        return "", 0, None
+    times, since = 0, None
+    for day, cases in history.agendas:
+        before = cases.get(case_ref)
+        if before is None or not before & rule_ids:
+            break
+        times, since = times + 1, day
+    latest = history.agendas[0][1].get(case_ref)
+    if latest is None:
+        return NEW_SINCE_LAST, 0, None
+    if times:
+        return NO_PROGRESS, times, since
+    return NEW_REASON, 0, None
 
 
 def build_agenda(
@@ -215,15 +208,26 @@ def build_agenda(
     location: str | None = None,
     team: str | None = None,
     meeting_on: dt.date | None = None,
+    history: AgendaHistory | None = None,
+    options: AgendaOptions = AgendaOptions(),
 ) -> Agenda:
-    """The ranked agenda of the open cases of one location (or team) as of ``as_of``.
+    """The agenda of one location (or team) as of ``as_of``.
 
-    Exactly one of ``location``/``team``. Cases on the agenda come first by score (highest
-    reason weight, plus 5 per further reason), then by case reference.
+    A case asks for the meeting when a rule with a ``challenge`` fires on it (the reason
+    names the rule's neutral title and since when, the question is the rule's challenge),
+    will fire within its ``warn_before`` (the reason names the last day, "uiterlijk"),
+    or when signals of it escalated (one reason for all of them). A rule that another
+    reason on the case ``covers`` is not repeated. Cases rank by their most urgent reason
+    (see ``_reason``; plus 5 per further signal behind the reasons), then by case reference.
+    With ``history`` each case is marked against the meeting before, and cases discussed
+    ``rao_after`` times in a row without progress are proposed for the RAO instead; at
+    most ``max_cases`` cases in full, the rest counted.
     """
     if (location is None) == (team is None):
         raise ValueError("kies precies één van location en team")
-    compiled = compile_rules(ruledir, as_of, only=set(AGENDA_RULES))
+    agenda_rules = {r.id for r in ruledir.rules if r.challenge}
+    compiled = compile_rules(ruledir, as_of, only=agenda_rules, ahead=True)
+    by_rule = {cr.rule.id: cr for cr in compiled.rules}
     evaluator = Evaluator(compiled, "python")
     titles = {r.id: r.mail_title for r in ruledir.rules}
     by_case: dict[str, list[Escalated]] = {}
@@ -239,25 +243,105 @@ def build_agenda(
         if team is not None and case.get("team") != team:
             continue
         considered += 1
-        fired = evaluator.fired_levels(build_fact(case, compiled))
-        reasons = _reasons_from_rules(case, fired, as_of)
-        for e in sorted(by_case.get(str(case["case_ref"]), []), key=lambda e: e.rule_id):
-            if e.rule_id not in fired:  # those above already say it, more precisely
-                reasons.append(_reason_for_escalation(e, titles))
+        fact = build_fact(case, compiled)
+        fired = evaluator.fired_levels(fact)
+        escalated_ids = {e.rule_id for e in by_case.get(str(case["case_ref"]), [])}
+        covered = {c for rid in fired for c in by_rule[rid].rule.covers if c != rid}
+        reasons = [
+            _reason(
+                by_rule[rid].rule,
+                compiled.began_on(by_rule[rid], fact),
+                overdue,
+                rid in escalated_ids,
+                as_of,
+            )
+            for rid, overdue in sorted(fired.items())
+            if rid not in covered  # the wider reason's discussion includes it, as in the mail
+        ]
+        said = set(fired)
+        for up in evaluator.upcoming(case, fired):  # still in time: the meeting can act
+            reasons.append(_reason_ahead(by_rule[up.rule_id].rule, up.due_on))
+            said.add(up.rule_id)
+        # those above already say it, more precisely
+        unsaid = [e for e in by_case.get(str(case["case_ref"]), []) if e.rule_id not in said]
+        if unsaid:
+            reasons.append(_reason_for_escalations(unsaid, titles))
         if reasons:
-            reasons.sort(key=lambda r: -r.weight)
+            reasons.sort(key=lambda r: (-r.weight, r.rule_id))
+            ref = str(case["case_ref"])
+            ids = frozenset(rid for r in reasons for rid in r.rule_ids)
+            mark, times, since = _follow(ref, ids, history)
             items.append(
                 AgendaItem(
-                    str(case["case_ref"]),
+                    ref,
                     case.get("regievoerder"),
                     case.get("team"),
                     location_of(case),
                     tuple(reasons),
+                    mark,
+                    times,
+                    since,
                 )
             )
     items.sort(key=lambda i: (-i.score, i.case_ref))
+    stuck = [i for i in items if i.times_without_progress >= options.rao_after]
+    rao = sorted(stuck, key=lambda i: (-i.times_without_progress, -i.score, i.case_ref))
+    rao = rao[: options.rao_cases]
+    in_rao = {i.case_ref for i in rao}
+    rest = [i for i in items if i.case_ref not in in_rao]
+    shown = rest[: options.max_cases]
     scope = f"locatie {location}" if location is not None else f"team {team}"
-    return Agenda(as_of, scope, meeting_on, tuple(items), considered)
+    previous = history.agendas[0][0] if history is not None and history.agendas else None
+    return Agenda(
+        as_of,
+        scope,
+        meeting_on,
+        tuple(shown),
+        considered,
+        tuple(rao),
+        len(items) - len(shown) - len(rao),
+        previous,
+    )
+
+
+def load_history(store: sa.Engine, meeting: str, before: dt.date) -> AgendaHistory:
+    """The agendas of ``meeting`` (``Meeting.key``) for meetings before ``before``."""
+    c = agenda_items.c
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.meeting_on, c.case_ref, c.reasons)
+            .where(c.meeting == meeting, c.meeting_on < before)
+            .order_by(c.meeting_on.desc())
+        ).all()
+    agendas: dict[dt.date, dict[str, frozenset[str]]] = {}
+    for day, case_ref, reasons in rows:
+        agendas.setdefault(day, {})[case_ref] = frozenset(reasons or ())
+    return AgendaHistory(tuple(sorted(agendas.items(), key=lambda kv: kv[0], reverse=True)))
+
+
+def record_agenda(conn: sa.Connection, meeting: str, meeting_on: dt.date, agenda: Agenda) -> int:
+    """Keep which cases ``agenda`` held (in full and for the RAO), once per meeting date;
+    returns the rows written (0 when this meeting's agenda was recorded already)."""
+    c = agenda_items.c
+    done = conn.execute(
+        sa.select(sa.func.count()).where(c.meeting == meeting, c.meeting_on == meeting_on)
+    ).scalar_one()
+    if done:
+        return 0
+    rows = [
+        {
+            "meeting": meeting,
+            "meeting_on": meeting_on,
+            "case_ref": item.case_ref,
+            "reasons": sorted({rid for r in item.reasons for rid in r.rule_ids}),
+            "rank": rank,
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        for rank, item in enumerate((*agenda.items, *agenda.rao), start=1)
+    ]
+    if rows:
+        conn.execute(sa.insert(agenda_items), rows)
+    return len(rows)
 
 
 def load_escalated(store: sa.Engine, as_of: dt.date) -> list[Escalated]:
@@ -272,6 +356,7 @@ def load_escalated(store: sa.Engine, as_of: dt.date) -> list[Escalated]:
         signals.c.closed_on.is_(None),
         signals.c.escalated_on.is_not(None),
         signals.c.escalated_on <= as_of,
+        signals.c.covered_by.is_(None),  # counted with the signal that covers it
     )
     with store.connect() as conn:
         return [Escalated(*row) for row in conn.execute(query)]
@@ -301,6 +386,42 @@ def _weekday(value: Any, where: str) -> int:
     raise LkoConfigError(f"{where}: 'weekday' moet een dag zijn, bijv. \"dinsdag\"")
 
 
+AGENDA_KEYS = {"max_cases": (1, 50), "rao_after": (1, 20), "rao_cases": (0, 20)}
+"""The ``[lko]`` settings of every agenda, with their bounds (see ``AgendaOptions``)."""
+
+
+def _lko_section(config_path: Path) -> Any:
+    """The ``[lko]`` table of the configuration file ({} when absent); LkoConfigError naming
+    the file when it cannot be read."""
+    try:
+        data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise LkoConfigError(
+            f"{config_path}: het configuratiebestand kan niet worden gelezen"
+        ) from None
+    return data.get("lko", {})
+
+
+def load_agenda_options(config_path: Path | None) -> AgendaOptions:
+    """``max_cases``, ``rao_after`` and ``rao_cases`` from ``[lko]`` (defaults without a
+    file). Raises LkoConfigError naming the file and the key; bad values are not repeated."""
+    if config_path is None:
+        return AgendaOptions()
+    source = str(config_path)
+    section = _lko_section(config_path)
+    values: dict[str, int] = {}
+    for key, (low, high) in AGENDA_KEYS.items():
+        if not isinstance(section, dict) or key not in section:
+            continue
+        value = section[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise LkoConfigError(
+                f"{source}: [lko] {key} moet een geheel getal van {low} tot en met {high} zijn"
+            )
+        values[key] = value
+    return AgendaOptions(**values)
+
+
 def load_meetings(config_path: Path | None) -> list[Meeting]:
     """The ``[[lko.meeting]]`` blocks of the configuration file (none without a file).
 
@@ -311,13 +432,11 @@ def load_meetings(config_path: Path | None) -> list[Meeting]:
     if config_path is None:
         return []
     source = str(config_path)
-    try:
-        data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        raise LkoConfigError(f"{source}: het configuratiebestand kan niet worden gelezen") from None
-    section = data.get("lko", {})
-    if not isinstance(section, dict) or set(section) - {"meeting"}:
-        raise LkoConfigError(f"{source}: [lko] kent alleen blokken [[lko.meeting]]")
+    section = _lko_section(config_path)
+    if not isinstance(section, dict) or set(section) - {"meeting", *AGENDA_KEYS}:
+        raise LkoConfigError(
+            f"{source}: [lko] kent alleen {', '.join(AGENDA_KEYS)} en blokken [[lko.meeting]]"
+        )
     blocks = section.get("meeting", [])
     if not isinstance(blocks, list):
         raise LkoConfigError(f"{source}: schrijf elk overleg als een blok [[lko.meeting]]")
@@ -377,15 +496,28 @@ def due_messages(
     escalated: Sequence[Escalated],
     ruledir: RuleDir,
     as_of: dt.date,
-) -> list[tuple[Meeting, dt.date, ComposedMessage]]:
-    """For every meeting whose agenda is due on ``as_of``: its date and rendered agenda."""
+    *,
+    store: sa.Engine | None = None,
+    options: AgendaOptions = AgendaOptions(),
+) -> list[tuple[Meeting, dt.date, Agenda, ComposedMessage]]:
+    """For every meeting whose agenda is due on ``as_of``: its date, agenda and rendered
+    agenda; with ``store`` each agenda is compared with the meeting's earlier ones."""
     out = []
     for m in meetings:
         if not m.recipients or not is_due(m, as_of):
             continue
         day = next_meeting(m, as_of)
+        history = load_history(store, m.key, day) if store is not None else None
         agenda = build_agenda(
-            cases, escalated, ruledir, as_of, location=m.location, team=m.team, meeting_on=day
+            cases,
+            escalated,
+            ruledir,
+            as_of,
+            location=m.location,
+            team=m.team,
+            meeting_on=day,
+            history=history,
+            options=options,
         )
-        out.append((m, day, render_agenda(agenda)))
+        out.append((m, day, agenda, render_agenda(agenda)))
     return out

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from regiesignaal.engine.language.dates import is_working_day
 from regiesignaal.notifications.case_manager import (
     RenderTask,
-    iter_case_manager_lines,
+    iter_case_manager_lists,
     new_since,
     render_list,
 )
@@ -61,8 +61,12 @@ def mail_options(settings: MailSettings) -> MailOptions:
     """The ``[mail]`` settings that shape a message."""
     return MailOptions(
         detail="minimal" if settings.mail_detail == "minimal" else "full",
-        first_cases=settings.mail_first_cases,
+        daily_items=settings.mail_daily_items,
+        full_list=settings.mail_full_list,
+        full_list_weekday=settings.mail_full_list_weekday,
         full_cases=settings.mail_full_cases,
+        escalations_shown=settings.digest_escalations_shown,
+        compare_case_managers=settings.digest_compare_case_managers,
         staff_names=settings.mail_staff_names,
         templates_dir=settings.mail_templates_dir,
     )
@@ -97,19 +101,18 @@ def queue_night(
     open_cases_per_manager: Mapping[str, int],
     any_day: bool = False,
     pool: Pool | None = None,
+    open_cases: int | None = None,
 ) -> NightMail:
     """Compose every message of the night and queue it in the outbox, in one transaction.
 
     ``rules_by_id``: the active rules (``engine.language.rulefile.model.Rule``); ``bonus``:
     the case factors' priority bonus per case_ref; ``any_day``: case managers get mail on
-    any day (the demo), not only on working days; ``pool``: worker processes that render.
+    any day (the demo), not only on working days; ``pool``: worker processes that render;
+    ``open_cases``: the night's open cases, for the rule report's share per rule.
     """
     night = NightMail()
     problems = night.problems
-    meta = {
-        rid: RuleMeta(r.mail_title, r.expected_action, r.escalate_after, r.mail_code)
-        for rid, r in rules_by_id.items()
-    }
+    meta = {rid: RuleMeta.of(r) for rid, r in rules_by_id.items()}
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
     allowed = settings.smtp.allowed_domains
     with store.begin() as conn:
@@ -140,15 +143,15 @@ def queue_night(
             lines_problems: list[str] = []
 
             def list_tasks() -> Iterator[RenderTask]:
-                for staff_id, lines in iter_case_manager_lines(
+                for staff_id, found in iter_case_manager_lists(
                     conn, as_of, meta, settings.case_link, bonus, reached, lines_problems
                 ):
                     if ("regievoerder", staff_id) in queued:
                         continue
-                    email = address_of(staff, staff_id, problems, len(lines), allowed)
+                    email = address_of(staff, staff_id, problems, len(found.lines), allowed)
                     if email is not None:
                         since = new_since(reached.get(staff_id), as_of)
-                        yield (staff_id, email, as_of, lines, shape, since)
+                        yield (staff_id, email, as_of, found, shape, since)
 
             # one group of recipients at a time, and the next group's lines are read while
             # the workers render this one's: memory holds two groups' lines and messages
@@ -206,7 +209,17 @@ def queue_night(
                 queue("teamleider", lead, email, message)
         email_of = partial(address_of, staff, problems=problems, n=1, allowed=allowed)
         problems.extend(
-            queue_rule_report(settings, conn, as_of, rules_by_id, staff, queue, queued, email_of)
+            queue_rule_report(
+                settings,
+                conn,
+                as_of,
+                rules_by_id,
+                staff,
+                queue,
+                queued,
+                email_of,
+                open_cases=open_cases,
+            )
         )
     return night
 

@@ -48,8 +48,31 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInfo]) -> RuleReport:
-    """The figures of every rule in ``rules`` as of ``as_of`` (see the module docstring)."""
+VOLUME_SHARE = 0.25
+"""A rule whose signal is open on more than this share of the open cases is flagged: it no
+longer singles anything out (``[report] volume_share``)."""
+
+
+def volume_flag(share: float | None, limit: float) -> str:
+    """The health flag for a rule firing on a large share of the open cases, or ""."""
+    if share is None or share <= limit:
+        return ""
+    return (
+        f"gaat af op {round(100 * share)}% van de open zaken (meer dan {round(100 * limit)}%): "
+        "onderscheidt weinig; herzie de drempel of splits de regel"
+    )
+
+
+def rule_report(
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules: Mapping[str, RuleInfo],
+    open_cases: int | None = None,
+    volume_share: float = VOLUME_SHARE,
+) -> RuleReport:
+    """The figures of every rule in ``rules`` as of ``as_of`` (see the module docstring);
+    with ``open_cases`` (the run's open cases) also the share of them each rule's signal
+    is open on, flagged above ``volume_share``."""
     c = signals.c
     first = as_of - dt.timedelta(days=max(WINDOWS) - 1)
     starts = {days: as_of - dt.timedelta(days=days - 1) for days in WINDOWS}
@@ -93,6 +116,14 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
                 escalated[key] = escalated.get(key, 0) + 1
             if r.closed_on is not None and r.closed_on <= as_of and r.close_reason == "resolved":
                 durations.setdefault(key, []).append((r.closed_on - r.opened_on).days)
+    open_now = {
+        rid: n
+        for rid, n in conn.execute(
+            sa.select(c.rule_id, sa.func.count())
+            .where(c.closed_on.is_(None), c.rule_id.in_(sorted(rules)))
+            .group_by(c.rule_id)
+        )
+    }
     out = []
     for rid in sorted(rules, key=lambda r: (rules[r].mail_code or "~", r)):
         windows = {}
@@ -108,7 +139,11 @@ def rule_report(conn: sa.Connection, as_of: dt.date, rules: Mapping[str, RuleInf
                 share_explained=_share(explained.get(key, 0), n),
                 share_escalated=_share(escalated.get(key, 0), n),
             )
-        out.append(RuleStats(rules[rid], windows))
+        share = _share(open_now.get(rid, 0), open_cases) if open_cases is not None else None
+        flag = volume_flag(share, volume_share)
+        out.append(
+            RuleStats(rules[rid], windows, open_now.get(rid, 0), share, (flag,) if flag else ())
+        )
     return RuleReport(as_of, out)
 
 
@@ -121,6 +156,7 @@ def queue_rule_report(
     queue: Callable[[str, str, str, ComposedMessage], None],
     queued: set[tuple[str, str]],
     email_of: Callable[[str], str | None],
+    open_cases: int | None = None,
 ) -> list[str]:
     """The rule report: ``regelrapport.html`` in ``[report] dir`` after every run, and a
     mail to every staff member with role ``beleid`` on ``[mail] digest_weekday``.
@@ -132,7 +168,7 @@ def queue_rule_report(
     if settings.rule_report_dir is None and not (weekly and policy):
         return problems
     info = {rid: RuleInfo(rid, r.mail_title, r.mail_code) for rid, r in rules_by_id.items()}
-    report = rule_report(conn, as_of, info)
+    report = rule_report(conn, as_of, info, open_cases, settings.report_volume_share)
     if settings.rule_report_dir is not None:
         try:
             write_rule_report_page(report, settings.rule_report_dir)

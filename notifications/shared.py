@@ -25,10 +25,26 @@ STREAM_ROWS = 5000
 
 @dataclass(frozen=True)
 class RuleMeta:
+    """What mail may show of a rule, and what ranks its signals."""
+
     mail_title: str
     expected_action: str
     escalate_after: Duration | None
     mail_code: str = ""
+    kind: str = "actie"  # actie | vastlegging
+    since_label: str = "sinds"
+
+    @classmethod
+    def of(cls, rule: Any) -> RuleMeta:
+        """From an ``engine.language.rulefile.model.Rule``."""
+        return cls(
+            rule.mail_title,
+            rule.expected_action,
+            rule.escalate_after,
+            rule.mail_code,
+            rule.kind,
+            rule.since.label if rule.since is not None else "sinds",
+        )
 
 
 def previous_working_day(as_of: dt.date) -> dt.date:
@@ -57,7 +73,8 @@ def explained_on(explained_until: dt.date | None, day: dt.date) -> bool:
 def open_signals(conn: sa.Connection) -> Iterator[Any]:
     """Every open signal episode not in a gap, explained or not, one row at a time (the
     caller must not write on ``conn`` meanwhile), as a tuple (team, regievoerder,
-    rule_id, severity, opened_on, escalated_on, explained_until, baseline, case_ref):
+    rule_id, severity, opened_on, escalated_on, explained_until, baseline, case_ref,
+    began_on, location):
     only what a digest counts, read by position (issue 11).
 
     A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
@@ -73,7 +90,9 @@ def open_signals(conn: sa.Connection) -> Iterator[Any]:
         c.explained_until,
         c.baseline,
         c.case_ref,
-    ).where(c.closed_on.is_(None), c.gap_since.is_(None))
+        c.began_on,
+        c.location,
+    ).where(c.closed_on.is_(None), c.gap_since.is_(None), c.covered_by.is_(None))
     # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row at once
     yield from conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
 

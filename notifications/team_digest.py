@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import is_working_day
-from regiesignaal.engine.store.tables import signals
+from regiesignaal.engine.store.tables import runs, signals
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
     SEVERITY_RANK,
@@ -43,8 +43,6 @@ from regiesignaal.notifications.shared import (
     period_start,
     previous_working_day,
 )
-
-MAX_ESCALATIONS_IN_DIGEST = 50
 
 
 @dataclass
@@ -155,6 +153,8 @@ def team_digests(
         until,
         baseline,
         case_ref,
+        began_on,
+        location,
     ) in open_signals(conn):
         if not rv or rule_id not in rules:
             continue  # no case manager: reported by case_manager_lines
@@ -168,7 +168,8 @@ def team_digests(
             explained[(team, rv)] += 1
             continue
         open_sev[(team, rv)][severity] += 1
-        ages[(team, rv)].append((as_of - opened_on).days)
+        age_from = began_on if began_on is not None and began_on <= as_of else opened_on
+        ages[(team, rv)].append((as_of - age_from).days)
         rule_open[team][rule_id] += 1
         if opened_on >= starts.get(team, default_start) and not baseline:
             new[(team, rv)] += 1
@@ -181,11 +182,13 @@ def team_digests(
                     case_ref,
                     rule_id,
                     meta.mail_title,
-                    (as_of - opened_on).days,
+                    (as_of - age_from).days,
                     rv,
                     link(case_ref),
                     severity=severity,
                     mail_code=meta.mail_code,
+                    escalated_on=escalated_on,
+                    location=location,
                 )
             )
     earliest = min([default_start, *starts.values()])
@@ -204,7 +207,11 @@ def team_digests(
             members[team].add(rv)
             resolved[(team, rv)] += n
     previous = _previous_open(conn, default_start, teams_with_lead, rules)
-    days = trend_days(as_of, period)
+    first = conn.execute(
+        sa.select(sa.func.min(runs.c.as_of)).where(runs.c.status.in_(("succeeded", "running")))
+    ).scalar()
+    # no bars for days before the product's first night: nothing was counted then
+    days = [d for d in trend_days(as_of, period) if first is None or d >= first]
     trend = _open_at(conn, days, teams_with_lead, rules)
 
     out = TeamDigests()
@@ -230,7 +237,8 @@ def team_digests(
             RuleCount(rid, rules[rid].mail_title, n, rule_new[team][rid], rules[rid].mail_code)
             for rid, n in sorted(rule_open[team].items(), key=lambda kv: (-kv[1], kv[0]))
         ]
-        esc = sorted(escalations[team], key=escalation_key)
+        team_start = starts.get(team, default_start)
+        esc = sorted(escalations[team], key=lambda e: escalation_key(e, team_start))
         team_trend = Counter[dt.date]()
         for (t, _), per_day in trend.items():
             if t == team:
@@ -241,7 +249,7 @@ def team_digests(
             period="weekly" if period == "weekly" else "daily",
             managers=managers,
             rules=rule_counts,
-            escalations=esc[:MAX_ESCALATIONS_IN_DIGEST],
+            escalations=esc,
             previous_open_signals=None if previous is None else previous.get(team, 0),
             escalations_total=len(esc),
             period_start=starts.get(team, default_start),
@@ -274,9 +282,13 @@ def _own_name(staff: Mapping[str, Mapping[str, Any]], staff_id: str, team: str) 
     return str(member.get("name") or "").strip() or None
 
 
-def escalation_key(e: EscalationLine) -> tuple[Any, ...]:
-    """Escalations in the digest: most severe first, then the oldest."""
-    return (-SEVERITY_RANK.get(e.severity, -1), -e.days_open, e.case_ref, e.rule_id)
+def escalation_key(e: EscalationLine, period_start: dt.date | None = None) -> tuple[Any, ...]:
+    """Escalations in the digest: the ones escalated since the last digest (on or after
+    ``period_start``) first, then the most severe, then the oldest gap, by case reference."""
+    fresh = (
+        period_start is not None and e.escalated_on is not None and (e.escalated_on >= period_start)
+    )
+    return (not fresh, -SEVERITY_RANK.get(e.severity, -1), -e.days_open, e.case_ref, e.rule_id)
 
 
 def _open_at(
@@ -294,6 +306,7 @@ def _open_at(
         c.regievoerder != "",
         c.rule_id.in_(sorted(rules)),
         c.team.in_(sorted(teams)),
+        c.covered_by.is_(None),  # a covered signal counts with the one covering it
     )
     out: dict[tuple[str, str], Counter[dt.date]] = defaultdict(Counter)
     for team, rv, opened_on, last_seen_on, until in conn.execute(stmt):
@@ -324,6 +337,7 @@ def _previous_open(
             c.regievoerder != "",
             c.rule_id.in_(sorted(rules)),
             c.team.in_(sorted(teams)),
+            c.covered_by.is_(None),
         )
         .group_by(c.team)
     )

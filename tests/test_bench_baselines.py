@@ -19,7 +19,7 @@ from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.evaluator import Evaluator
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.source.load import load_cases, load_staff_file
-from regiesignaal.engine.source.read import iter_case_batches
+from regiesignaal.engine.source.read import EXTRA_ALWAYS, iter_case_batches
 from regiesignaal.fixtures.generator import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +84,7 @@ def test_the_reader_baseline_selects_what_the_reader_reads(tmp_path: Path, db_ur
     rows, _ = bench.plain_select_needed(db_url, needs)
     records = sum(len(c[g]) for c in read + closed for g in needs.groups())
     assert rows == len(read) + records
-    assert set(read[0]) <= {n.partition(".")[0] for n in needs.case} | set(needs.groups())
+    fields = {n.partition(".")[0] for n in needs.case} | set(needs.groups())
+    assert set(read[0]) <= fields | EXTRA_ALWAYS
     n, _ = bench.source_read(db_url, 100, needs)
     assert n == len(read)

@@ -105,6 +105,11 @@ def test_missing_rule_refused_until_retired_then_closed_as_rule_retired(env: Pat
     (env / "rules" / "contact-30d.yaml").unlink()
     for p in (env / "rules").glob("contact-30d.tests.yaml"):
         p.unlink()
+    # a rule that covers it must let go as well (the checker names it otherwise)
+    vg_first = env / "rules" / "vg-first.yaml"
+    text = vg_first.read_text(encoding="utf-8")
+    assert "covers: [CONTACT-14D, CONTACT-30D]" in text
+    vg_first.write_text(text.replace(", CONTACT-30D]", "]"), encoding="utf-8")
     refused = run(dt.date(2026, 3, 3))
     assert refused.exit_code == 1
     assert "CONTACT-30D" in refused.output and "rules retire CONTACT-30D" in refused.output

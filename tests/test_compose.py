@@ -19,7 +19,6 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from regiesignaal.engine.language.mailtext import sensitive_words, word_lists
 from regiesignaal.notifications.compose import case_manager as compose_cm
 from regiesignaal.notifications.compose import render as compose
-from regiesignaal.notifications.compose import team_digest as compose_td
 from regiesignaal.notifications.compose.case_manager import compose_case_manager
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
@@ -29,6 +28,7 @@ from regiesignaal.notifications.compose.model import (
     RuleCount,
     SignalLine,
     TeamDigest,
+    UpcomingLine,
 )
 from regiesignaal.notifications.compose.team_digest import compose_team_digest
 from regiesignaal.notifications.delivery.message import ComposedMessage
@@ -77,6 +77,11 @@ def line(
     link: str | None = None,
     score: float = 1.0,
     explanation_expired: bool = False,
+    kind: str = "actie",
+    newly_escalated: bool = False,
+    covers: tuple[tuple[str, str], ...] = (),
+    baseline: bool = False,
+    mail_code: str = "",
 ) -> SignalLine:
     return SignalLine(
         case_ref=case_ref,
@@ -93,6 +98,11 @@ def line(
         link=BASE_URL + case_ref if link is None else link,
         score=score,
         explanation_expired=explanation_expired,
+        kind=kind,
+        newly_escalated=newly_escalated,
+        covers=covers,
+        baseline=baseline,
+        mail_code=mail_code,
     )
 
 
@@ -121,73 +131,68 @@ def parse_html(html: str) -> _Collector:
     return parser
 
 
-CM_SIGNAL = re.compile(r"^    (laag|middel|hoog|kritiek), sinds ")
-CM_COMPACT = re.compile(r"^\* (\S+): (\d+) signa(?:al|len)(?: \(([^)]*)\))?")
+CM_SIGNAL = re.compile(r"^     (laag|middel|hoog|kritiek), ")
+CM_ITEM = re.compile(r"^(\d+)\. Zaak (\S+)")
+INTRO = re.compile(
+    r"Vandaag (\d+) van je (\d+) za(?:ak|ken) \((\d+) open signa(?:al|len): (\d+) nieuw"
+    r"(?: sinds \S+)?, (\d+) geëscaleerd\)"
+)
 
 
-def text_counts(text: str) -> dict[str, int]:
-    """Count what the plain-text sections hold: signals, new, escalated and cases, read
-    from the full blocks and the compact entries."""
-    out = {"total": 0, "new": 0, "escalated": 0, "cases": 0}
-    for raw in text.splitlines():
-        if raw.startswith("Zaak "):
-            out["cases"] += 1
-        elif CM_SIGNAL.match(raw):
-            out["total"] += 1
-            parts = raw.strip().split(", ")
-            out["new"] += "nieuw" in parts
-            out["escalated"] += "geëscaleerd" in parts
-        elif m := CM_COMPACT.match(raw):
-            out["cases"] += 1
-            out["total"] += int(m.group(2))
-            summary = m.group(3) or ""
-            for part in summary.split(", "):
-                num, _, word = part.partition(" ")
-                if word == "nieuw":
-                    out["new"] += int(num)
-                elif word == "geëscaleerd":
-                    out["escalated"] += int(num)
-    return out
+def section(text: str, title: str) -> str:
+    """The plain-text section under ``== <title>``, up to the next section or the footer."""
+    m = re.search(rf"(?ms)^== {re.escape(title)}.*?$(.*?)(?=^== |^--$|\Z)", text)
+    return m.group(1) if m else ""
 
 
-def intro_counts(msg: ComposedMessage) -> dict[str, int]:
-    m = re.search(
-        r"Je hebt (\d+) open signa(?:al|len) in (\d+) za(?:ak|ken): (\d+) nieuw(?: sinds \S+)?, "
-        r"(\d+) geëscaleerd",
-        msg.text,
-    )
+def intro(msg: ComposedMessage) -> dict[str, int]:
+    m = INTRO.search(msg.text)
     assert m, msg.text[:400]
-    total, cases, new, esc = map(int, m.groups())
-    return {"total": total, "cases": cases, "new": new, "escalated": esc}
+    today, cases, signals, new, esc = map(int, m.groups())
+    return {"today": today, "cases": cases, "signals": signals, "new": new, "escalated": esc}
 
 
-# --- the case manager's message ----------------------------------------------------
+def today_refs(msg: ComposedMessage) -> list[str]:
+    return [m.group(2) for raw in section(msg.text, "Vandaag").splitlines()
+            if (m := CM_ITEM.match(raw))]  # fmt: skip
 
 
-def test_subject_counts_new_and_open_in_dutch_date_format() -> None:
+def rest_cases(msg: ComposedMessage) -> tuple[int, int]:
+    """(cases the rest section says it holds, the sum of its counts per kind)."""
+    m = re.search(r"^== De rest \((\d+) za(?:ak|ken)\) ==$", msg.text, re.M)
+    if m is None:
+        return 0, 0
+    counted = sum(
+        int(n) for n in re.findall(r"^- (\d+) za(?:ak|ken) met", section(msg.text, "De rest"), re.M)
+    )
+    return int(m.group(1)), counted
+
+
+# --- the case manager's daily list -------------------------------------------------
+
+
+def test_subject_counts_today_new_and_upcoming_in_dutch_date_format() -> None:
     lines = [line(f"ZK-2026-{i:06d}", is_new=i < 3) for i in range(12)]
     msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    assert msg.subject == "Regiesignaal 28-11-2026: 3 nieuw, 12 open"
-    lines.append(line("ZK-2026-999999", escalated=True))
-    msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    assert msg.subject == "Regiesignaal 28-11-2026: 3 nieuw, 13 open, 1 geëscaleerd"
+    assert msg.subject == "Regiesignaal 28-11-2026: 10 voor vandaag, 3 nieuw"
+    soon = [UpcomingLine("ZK-9", "Titel", "R01", AS_OF + dt.timedelta(days=3), BASE_URL)]
+    msg = compose_case_manager(RECIPIENT, AS_OF, lines[:2], upcoming=soon)
+    assert msg.subject == "Regiesignaal 28-11-2026: 2 voor vandaag, 2 nieuw, 1 binnenkort"
 
 
 def test_line_shows_the_required_fields_and_no_rule_id() -> None:
-    """Failure 5: the mail names a signal by its neutral code and title, never its rule id."""
-    ln = dataclasses.replace(
-        line(
-            "ZK-2026-000123",
-            rule_id="AMV-RECEPTION",
-            mail_title="Vastlegging ontbreekt",
-            severity="critical",
-            opened_on=dt.date(2026, 11, 2),
-            expected_action="Plan een check of leg vast waarom die niet nodig is.",
-        ),
+    """The mail names a signal by its neutral code and title, never its rule id."""
+    ln = line(
+        "ZK-2026-000123",
+        rule_id="AMV-RECEPTION",
+        mail_title="Vastlegging ontbreekt",
+        severity="critical",
+        opened_on=dt.date(2026, 11, 2),
+        expected_action="Plan een check of leg vast waarom die niet nodig is.",
         mail_code="R07",
     )
     msg = compose_case_manager(RECIPIENT, AS_OF, [ln])
-    for body in (msg.subject, msg.text, msg.html):
+    for body in (msg.subject, msg.text, msg.html, msg.attachment_html or ""):
         assert "AMV" not in body and "RECEPTION" not in body
     for body in (msg.text, msg.html):
         assert "ZK-2026-000123" in body
@@ -207,7 +212,7 @@ def test_line_shows_the_required_fields_and_no_rule_id() -> None:
 )
 def test_severity_is_shown_in_dutch(severity: str, dutch: str) -> None:
     msg = compose_case_manager(RECIPIENT, AS_OF, [line(severity=severity)])
-    assert f"    {dutch}, sinds " in msg.text
+    assert f"     {dutch}, sinds " in msg.text
     assert f">{dutch}</span>" in msg.html
 
 
@@ -216,47 +221,64 @@ def test_one_day_is_singular() -> None:
     assert "sinds 27-11-2026 (1 dag)" in msg.text
 
 
-def test_one_block_per_case_and_each_action_once() -> None:
-    """Failure 1: a case with three signals is one block; a shared action is shown once."""
+def test_one_item_per_case_actions_lead_and_each_action_once() -> None:
+    """A case with several signals is one item; a shared action is shown once; the
+    recording gaps of the case collapse into one line below its actions."""
     shared = "Plan het eerste vertrekgesprek."
     lines = [
         line("ZK-A", mail_title="Eerste", severity="low", expected_action=shared),
         line("ZK-B", mail_title="Ander", severity="high"),
         line("ZK-A", mail_title="Tweede", severity="high", expected_action=shared),
-        line("ZK-A", mail_title="Derde", severity="medium", expected_action="Iets anders."),
-    ]
+        line("ZK-A", mail_title="Vast een", severity="critical", kind="vastlegging",
+             mail_code="R03"),
+        line("ZK-A", mail_title="Vast twee", severity="low", kind="vastlegging"),
+    ]  # fmt: skip
     msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    assert msg.text.count("Zaak ZK-A\n") == 1
-    block = msg.text.split("Zaak ZK-A\n")[1].split("Open de zaak")[0]
-    assert [t for t in ("Tweede", "Derde", "Eerste") if t in block] == ["Tweede", "Derde", "Eerste"]
-    assert block.index("Tweede") < block.index("Derde") < block.index("Eerste")
-    assert block.count(shared) == 1 and block.count("Iets anders.") == 1
+    assert today_refs(msg) == ["ZK-A", "ZK-B"]  # the critical recording ranks the case
+    block = msg.text.split("Zaak ZK-A")[1].split("Zaak ZK-B")[0]
+    assert block.index("Tweede") < block.index("Eerste") < block.index("Vastlegging aanvullen")
+    assert block.count(shared) == 1
+    assert "Vastlegging aanvullen: 2 punten: Vast een (R03); Vast twee" in " ".join(block.split())
     assert msg.html.count(">ZK-A</a>") == 1
 
 
-def test_escalated_and_critical_come_first_and_the_counts_match_the_sections() -> None:
-    """Failure 2: the intro's counts are what the sections hold, and a new medium signal
-    does not stand above escalated critical ones."""
-    lines = [line("ZK-NEW", severity="medium", is_new=True, score=999.0)]
-    lines += [line(f"ZK-ESC-{i:02d}", severity="critical", escalated=True) for i in range(29)]
-    lines += [
-        line("ZK-SOON", escalates_on=AS_OF + dt.timedelta(days=2), is_new=True),
-        line("ZK-LATER", escalates_on=AS_OF + dt.timedelta(days=9)),
-    ]
-    msg = compose_case_manager(RECIPIENT, AS_OF, lines, compose.MailOptions(full_cases=40))
-    first = msg.text.split("== Eerst doen (5 zaken) ==")[1].split("== Overige zaken")[0]
-    assert first.count("Zaak ZK-ESC-") == 5
-    assert msg.text.index("ZK-ESC-28") < msg.text.index("ZK-SOON") < msg.text.index("ZK-NEW")
-    assert msg.text.index("ZK-NEW") < msg.text.index("ZK-LATER")
-    assert "escaleert 30-11-2026 (over 2 dagen)" in msg.text
-    assert "escaleert 07-12-2026" not in msg.text  # outside the window: no warning
-    assert text_counts(msg.text) == intro_counts(msg)
-    assert intro_counts(msg) == {"total": 32, "cases": 32, "new": 2, "escalated": 29}
-    assert "29 geëscaleerd en 1 binnen 5 dagen te escaleren" in msg.text
-    assert compose_cm.RANKING_NL.split(":")[0] in msg.html
+def test_a_covering_signal_names_what_it_covers() -> None:
+    ln = line("ZK-1", mail_title="Vertrekcheck", covers=(("Medische check", "R09"),))
+    msg = compose_case_manager(RECIPIENT, AS_OF, [ln])
+    assert "omvat ook: Medische check (R09)" in msg.text
+    assert "omvat ook: Medische check (R09)" in msg.html
 
 
-@settings(max_examples=60, deadline=None)
+def test_the_age_of_the_gap_reads_with_its_label() -> None:
+    ln = dataclasses.replace(
+        line("ZK-1", opened_on=AS_OF, days_open=111),
+        began_on=dt.date(2026, 8, 9),
+        since_label="termijn eindigde op",
+    )
+    msg = compose_case_manager(RECIPIENT, AS_OF, [ln])
+    assert "termijn eindigde op 09-08-2026 (111 dagen)" in msg.text
+    assert "sinds 28-11-2026" not in msg.text
+
+
+def test_protected_cases_lead_and_are_never_cut() -> None:
+    """Issue 16: a critical signal new or escalated since the reader's last list is always
+    in the mail, whatever the budget; the budget is filled with the rest by the ranking."""
+    lines = [line(f"ZK-P{i:02d}", severity="critical", is_new=True) for i in range(13)]
+    lines += [line(f"ZK-E{i:02d}", severity="critical", escalated=True, newly_escalated=i < 2)
+              for i in range(4)]  # fmt: skip
+    lines += [line(f"ZK-H{i:02d}", severity="high", escalated=True) for i in range(5)]
+    msg = compose_case_manager(RECIPIENT, AS_OF, lines)
+    shown = today_refs(msg)
+    assert len(shown) == 15 and set(shown) == {f"ZK-P{i:02d}" for i in range(13)} | {
+        "ZK-E00",
+        "ZK-E01",
+    }
+    assert "kritiek en nieuw of net geëscaleerd" in msg.text
+    few = compose_case_manager(RECIPIENT, AS_OF, lines[13:])
+    assert today_refs(few)[:2] == ["ZK-E00", "ZK-E01"] and len(today_refs(few)) == 9
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     lines=st.lists(
         st.builds(
@@ -268,53 +290,95 @@ def test_escalated_and_critical_come_first_and_the_counts_match_the_sections() -
             score=st.floats(min_value=0, max_value=500, allow_nan=False),
             is_new=st.booleans(),
             escalated=st.booleans(),
+            newly_escalated=st.booleans(),
             escalates_on=st.none() | st.dates(dt.date(2026, 11, 1), dt.date(2027, 1, 1)),
+            kind=st.sampled_from(["actie", "vastlegging"]),
         ),
         max_size=80,
     ),
-    first_cases=st.integers(0, 6),
-    full_cases=st.integers(0, 30),
+    daily_items=st.integers(1, 15),
     baseline_every=st.integers(2, 7),
 )
-def test_sections_hold_every_case_once_in_ranked_order_and_the_counts_agree(
-    lines: list[SignalLine], first_cases: int, full_cases: int, baseline_every: int
+def test_the_budget_holds_the_protected_tier_is_never_cut_and_the_counts_add_up(
+    lines: list[SignalLine], daily_items: int, baseline_every: int
 ) -> None:
     lines = [
-        dataclasses.replace(ln, baseline=i % baseline_every == 0) for i, ln in enumerate(lines)
-    ]
-    options = compose.MailOptions(first_cases=first_cases, full_cases=full_cases)
-    sections = compose_cm.split_cases(lines, AS_OF, options)
+        dataclasses.replace(ln, baseline=i % baseline_every == 0, newly_escalated=(
+            ln.newly_escalated and ln.escalated))
+        for i, ln in enumerate(lines)
+    ]  # fmt: skip
+    options = compose.MailOptions(daily_items=daily_items)
+    sections = compose_cm.split_daily(lines, AS_OF, options)
     groups = sections.all
     assert sorted(g.case_ref for g in groups) == sorted({ln.case_ref for ln in lines})
     assert sum(len(g.lines) for g in groups) == len(lines)
-    assert len(sections.first) <= first_cases
-    assert all(g.is_first(AS_OF) for g in sections.first)
+    protected = {ln.case_ref for ln in lines if ln.protected}
+    assert protected <= {g.case_ref for g in sections.today}  # never cut
+    assert len(sections.today) <= max(daily_items, len(protected))  # the budget
+    assert len(sections.today) == min(len(groups), max(daily_items, len(protected)))
     keys = [g.key(AS_OF) for g in groups]
     assert keys == sorted(keys)
-    assert len(sections.first) + len(sections.full) <= max(full_cases, len(sections.first))
     msg = compose_case_manager(RECIPIENT, AS_OF, lines, options)
-    counted = text_counts(msg.text)
-    assert counted == intro_counts(msg)
-    assert counted["new"] == sum(1 for ln in lines if ln.is_new and not ln.baseline)
-    subject = re.fullmatch(
-        r"Regiesignaal \S+: (\d+) nieuw, (\d+) open(?:, (\d+) geëscaleerd)?", msg.subject
+    counts = intro(msg) if lines else None
+    if counts is not None:
+        assert counts["today"] == len(today_refs(msg)) == len(sections.today)
+        assert counts["cases"] == len(groups)
+        assert counts["signals"] == len(lines)
+        assert counts["new"] == sum(1 for ln in lines if ln.is_new and not ln.baseline)
+        assert counts["escalated"] == sum(1 for ln in lines if ln.escalated)
+        said, counted = rest_cases(msg)
+        assert said == counted == len(groups) - len(sections.today)
+    assert msg.attachment_html is not None
+    for g in groups:
+        assert f">{g.case_ref}</a>" in msg.attachment_html  # the whole list holds every case
+
+
+def test_upcoming_deadlines_soonest_first_and_capped() -> None:
+    soon = [
+        UpcomingLine(f"ZK-{i}", "Eerste vertrekgesprek", "R18", AS_OF + dt.timedelta(days=i),
+                     BASE_URL + f"ZK-{i}")
+        for i in range(12, 0, -1)
+    ]  # fmt: skip
+    msg = compose_case_manager(RECIPIENT, AS_OF, [], compose.MailOptions(daily_items=3),
+                               upcoming=soon)  # fmt: skip
+    block = section(msg.text, "Binnenkort")
+    assert block.index("ZK-1,") < block.index("ZK-2,") < block.index("ZK-3,")
+    assert "uiterlijk 29-11-2026 (morgen)" in block and "ZK-4," not in block
+    assert "... en nog 9 (in de hele lijst)." in msg.text
+    assert "12 binnenkort" in msg.text
+    assert msg.attachment_html is not None and ">ZK-12</a>" in msg.attachment_html
+
+
+def test_what_was_resolved_since_the_last_list_is_said() -> None:
+    msg = compose_case_manager(
+        RECIPIENT, AS_OF, [line("ZK-1")], resolved=["ZK-7", "ZK-8"], resolved_signals=3
     )
-    assert subject is not None
-    assert int(subject.group(1)) == counted["new"]
-    assert int(subject.group(2)) == counted["total"]
-    assert int(subject.group(3) or 0) == counted["escalated"]
+    assert "== Opgelost sinds je vorige lijst ==\n3 signalen in 2 zaken: ZK-7, ZK-8." in msg.text
+    assert "opgelost sinds je vorige lijst: 3 signalen in 2 zaken" in msg.text
+
+
+def test_the_whole_list_is_attached_or_in_the_mail_on_its_weekday() -> None:
+    lines = [line(f"ZK-{i:03d}") for i in range(30)]
+    attached = compose_case_manager(RECIPIENT, AS_OF, lines)
+    assert attached.attachment_html is not None and "== De hele lijst ==" not in attached.text
+    assert "De hele lijst staat in de bijlage van elke dagelijkse lijst." in attached.text
+    monday = dt.date(2026, 11, 30)
+    weekly = compose.MailOptions(full_list="weekly")
+    on_monday = compose_case_manager(RECIPIENT, monday, lines, weekly)
+    assert on_monday.attachment_html is None and "== De hele lijst ==" in on_monday.text
+    whole = on_monday.text.split("== De hele lijst ==")[1]
+    assert all(f"ZK-{i:03d}" in whole for i in range(30)) and "ZK-029</a>" in on_monday.html
+    on_tuesday = compose_case_manager(RECIPIENT, monday + dt.timedelta(days=1), lines, weekly)
+    assert "== De hele lijst ==" not in on_tuesday.text and on_tuesday.attachment_html is None
+    assert "elke maandag in deze mail" in on_tuesday.text
 
 
 def test_baseline_signals_are_existing_never_new() -> None:
-    lines = [
-        dataclasses.replace(line("ZK-OLD", is_new=True), baseline=True),
-        line("ZK-FRESH", is_new=True),
-    ]
+    lines = [line("ZK-OLD", is_new=True, baseline=True), line("ZK-FRESH", is_new=True)]
     msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    assert msg.subject == "Regiesignaal 28-11-2026: 1 nieuw, 2 open"
-    old = msg.text.split("Zaak ZK-OLD")[1].split("Open de zaak")[0]
+    assert msg.subject == "Regiesignaal 28-11-2026: 2 voor vandaag, 1 nieuw"
+    old = msg.text.split("Zaak ZK-OLD")[1].split("\n\n")[0]
     assert "bestaand" in old and "nieuw" not in old
-    assert "1 bestaand (al gevonden bij de invoering, niet nieuw)" in msg.text
 
 
 def test_new_since_the_last_list_that_reached_the_reader_is_said() -> None:
@@ -328,23 +392,22 @@ def test_new_since_the_last_list_that_reached_the_reader_is_said() -> None:
 def test_expired_explanation_is_marked() -> None:
     lines = [line("ZK-EXP", explanation_expired=True), line("ZK-PLAIN")]
     msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    marked = [ln for ln in msg.text.splitlines() if "toelichting verlopen" in ln]
-    assert len(marked) == 2  # the signal line and the footer
-    assert "toelichting verlopen" in msg.text.split("Zaak ZK-EXP")[1].split("Open de zaak")[0]
-    assert msg.html.count("<em>toelichting verlopen</em>") == 2  # the line and the footer
+    assert "toelichting verlopen" in msg.text.split("Zaak ZK-EXP")[1].split("\n\n")[0]
+    assert "toelichting verlopen" not in msg.text.split("Zaak ZK-PLAIN")[1].split("\n\n")[0]
+    assert msg.html.count("<em>toelichting verlopen</em>") == 1
 
 
 def test_an_expected_action_ending_in_a_newline_adds_no_blank_line() -> None:
     action = "Plan het eerste vertrekgesprek\nen leg het vast.\n"
     msg = compose_case_manager(RECIPIENT, AS_OF, [line("ZK-1", expected_action=action)])
-    assert "\n\n  Open de zaak" not in msg.text
-    assert "    - Plan het eerste vertrekgesprek" in msg.text and "en leg het vast.\n" in msg.text
-    assert "en leg het vast.</div>" in msg.html
+    block = msg.text.split("Zaak ZK-1")[1].split("\n\n")[0]
+    assert "Te doen: Plan het eerste vertrekgesprek" in block and BASE_URL + "ZK-1" in block
+    assert "en leg het vast." in msg.html
 
 
-def test_html_of_500_signals_stays_under_gmails_clipping_limit_and_hides_nothing() -> None:
-    """Failure 8: Gmail clips HTML above about 102 KB; at 500 signals the list stays under
-    100 KB, and every case is still there (the first ones in full, the rest compact)."""
+def test_html_of_500_signals_stays_small_and_the_attachment_hides_nothing() -> None:
+    """Gmail clips HTML above about 102 KB: the daily mail stays far below that at 500
+    signals, and the attached whole list too while still holding every case."""
     action = (
         "Laat vóór het vertrek een check uitvoeren en leg die vast, of stel het "
         "vertrek uit; leg bij dit signaal een toelichting vast als dat niet kan."
@@ -366,11 +429,15 @@ def test_html_of_500_signals_stays_under_gmails_clipping_limit_and_hides_nothing
         for i in range(500)
     ]
     msg = compose_case_manager(RECIPIENT, AS_OF, lines)
-    assert len(msg.html.encode("utf-8")) < 100_000
+    assert len(msg.html.encode("utf-8")) < 60_000
+    assert msg.attachment_html is not None
+    assert len(msg.attachment_html.encode("utf-8")) < 100_000
     for i in range(250):
-        assert f">ZK-2026-{i:06d}</a>" in msg.html
-    assert msg.text.count("\nZaak ZK-2026-") == compose.DEFAULT_OPTIONS.full_cases
-    assert text_counts(msg.text) == intro_counts(msg)
+        assert f">ZK-2026-{i:06d}</a>" in msg.attachment_html
+    protected = len({ln.case_ref for ln in lines if ln.protected})
+    assert protected > compose.DEFAULT_OPTIONS.daily_items  # the tier outgrows the budget
+    assert len(today_refs(msg)) == protected
+    assert intro(msg)["cases"] == 250 and rest_cases(msg) == (250 - protected,) * 2
 
 
 def test_minimal_detail_shows_per_case_only_reference_count_and_link() -> None:
@@ -380,11 +447,10 @@ def test_minimal_detail_shows_per_case_only_reference_count_and_link() -> None:
         line("ZK-2", mail_title="Derde titel"),
     ]
     msg = compose_case_manager(RECIPIENT, AS_OF, lines, compose.MailOptions(detail="minimal"))
-    for body in (msg.text, msg.html):
+    for body in (msg.text, msg.html, msg.attachment_html or ""):
         assert "titel" not in body and "Geheime" not in body
         assert "ZK-1" in body and "2 signalen" in body and "1 signaal" in body
-        assert ", hoogste ernst" not in body and "kritiek</span>" not in body
-    assert "Zaak ZK-1\n  2 signalen\n" in msg.text and "* ZK-2: 1 signaal\n" in msg.text
+    assert "Zaak ZK-1\n   2 signalen\n" in msg.text
     assert f"{BASE_URL}ZK-1" in msg.text and f'href="{BASE_URL}ZK-2"' in msg.html
 
 
@@ -393,7 +459,7 @@ def test_minimal_detail_shows_per_case_only_reference_count_and_link() -> None:
     [("Z-7#intern", "Z-7%23intern"), ("Z/8", "Z%2F8"), ("Z?9", "Z%3F9"), ("Z 10", "Z%2010")],
 )
 def test_case_links_encode_the_reference(case_ref: str, encoded: str) -> None:
-    """Failure 7: ``Z-7#intern`` must not open Z-7."""
+    """``Z-7#intern`` must not open Z-7."""
     from regiesignaal.jobs.config import Settings
 
     link = Settings().case_link(case_ref)
@@ -411,19 +477,19 @@ def test_reopened_is_marked() -> None:
 
 def test_unsafe_link_is_not_rendered_as_a_link() -> None:
     msg = compose_case_manager(RECIPIENT, AS_OF, [line("ZK-X", link="javascript:alert(1)")])
-    assert "javascript:" not in msg.html
-    assert "javascript:" not in msg.text
+    for body in (msg.html, msg.text, msg.attachment_html or ""):
+        assert "javascript:" not in body
     assert "ZK-X" in msg.html  # the reference is still there, as plain text
 
 
 def test_html_special_characters_in_a_mail_title_are_escaped() -> None:
     title = '<script>alert("x")</script> & <b>vet</b>'
     msg = compose_case_manager(RECIPIENT, AS_OF, [line(mail_title=title)])
-    assert "<script>" not in msg.html
-    assert "<b>" not in msg.html
-    assert (
-        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;vet&lt;/b&gt;" in msg.html
-    )
+    for html in (msg.html, msg.attachment_html or ""):
+        assert "<script>" not in html and "<b>" not in html
+        assert (
+            "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;vet&lt;/b&gt;" in html
+        )
     parsed = parse_html(msg.html)
     assert "script" not in parsed.tags
     assert title in "".join(parsed.text)
@@ -439,11 +505,12 @@ def test_any_title_or_action_renders_as_text_never_as_markup(title: str, action:
     msg = compose_case_manager(
         RECIPIENT, AS_OF, [line(mail_title=title, expected_action=action, is_new=True)]
     )
-    parsed = parse_html(msg.html)
-    assert set(parsed.tags) <= ALLOWED_TAGS
-    text = "".join(parsed.text)
-    assert title.strip() in text  # surrounding whitespace is dropped on purpose
-    assert action.strip() in text
+    for html in (msg.html, msg.attachment_html or ""):
+        parsed = parse_html(html)
+        assert set(parsed.tags) <= ALLOWED_TAGS
+        text = "".join(parsed.text)
+        assert title.strip() in text  # surrounding whitespace is dropped on purpose
+        assert action.strip() in text
 
 
 def test_html_has_no_external_resources() -> None:
@@ -458,7 +525,7 @@ def test_html_has_no_external_resources() -> None:
 
 def test_empty_list_still_renders() -> None:
     msg = compose_case_manager(RECIPIENT, AS_OF, [])
-    assert msg.subject == "Regiesignaal 28-11-2026: 0 nieuw, 0 open"
+    assert msg.subject == "Regiesignaal 28-11-2026: 0 voor vandaag"
     assert "Geen open signalen." in msg.text
 
 
@@ -504,70 +571,71 @@ def make_digest(period: Any = "weekly") -> TeamDigest:
     )
 
 
+COMPARE = compose.MailOptions(compare_case_managers=True)
+
+
 def test_team_digest_figures() -> None:
     msg = compose_team_digest(Recipient("tl-01", "tl-01@dtv.example"), make_digest())
     assert msg.subject == (
         "Regiesignaal weekoverzicht team T-ZUID 28-11-2026: 9 open, 3 nieuw, 1 nu geëscaleerd"
     )
     text = msg.text
-    assert "* rv-002: 5 open signalen in 20 zaken (2,5 per 10 zaken)" in text
-    assert "* rv-001: 4 open signalen in 8 zaken (5,0 per 10 zaken)" in text
-    assert "* rv-003: 0 open signalen in 0 zaken (– per 10 zaken)" in text
-    assert "kritiek 0, hoog 2, middel 0, laag 3" in text
-    assert "* Team: 9 open signalen in 28 zaken (3,2 per 10 zaken)" in text
+    assert "kritiek 1, hoog 2, middel 3, laag 3" in text
     assert "+2 ten opzichte van de vorige periode (7)" in text
     assert "* Vastlegging <ontbreekt> (R03): 5 open, 2 nieuw" in text
     assert text.index("Vastlegging <ontbreekt>") < text.index("Eerste vertrekgesprek ontbreekt")
-    assert "* hoog | ZK-2026-000042 | Eerste vertrekgesprek | 40 dagen open" in text
-    assert "rv-002: 1 geëscaleerd" in text
-    assert "nieuw 1, opgelost 2, nu geëscaleerd 1, toegelicht 2" in text
+    assert "* hoog | ZK-2026-000042 | Eerste vertrekgesprek | 40 dagen" in text
     assert "Nieuw afgelopen week: 3, opgelost: 2, nu geëscaleerd: 1, toegelicht: 2." in text
     assert "== Nu geëscaleerd (1) ==" in text
-    assert "niet getoond" not in text
+    assert "De andere" not in text
     for body in (msg.subject, text, msg.html):
         assert "VG-FIRST" not in body and "MED-CHECK" not in body  # no rule ids in mail
     html = msg.html
     assert "Vastlegging &lt;ontbreekt&gt;" in html
-    assert html.index(">rv-001<") < html.index(">rv-002<") < html.index(">rv-003<")
     assert set(parse_html(html).tags) <= ALLOWED_TAGS
 
 
-def test_digest_shows_names_median_age_trend_and_outliers() -> None:
-    """Failure 6: case managers by name (configurable), a comparison mark and a trend."""
-    days = [AS_OF - dt.timedelta(days=7 * k) for k in range(7, -1, -1)]
-    managers = [
-        ManagerSummary(
-            f"rv-{i}",
-            10,
-            {"high": n},
-            new=0,
-            resolved=0,
-            escalated=0,
-            name=f"Naam{i} Achternaam",
-            median_age_days=12.0,
-            trend=tuple(range(n - 7, n + 1)),
-        )
-        for i, n in enumerate([10, 11, 12, 11, 10, 40])
-    ]
-    from regiesignaal.notifications.compose.model import TrendPoint
-
+def test_by_default_the_digest_names_and_compares_no_case_manager() -> None:
+    """Issue 16/18: a view of individual staff figures is a personnel monitoring system
+    (WOR art. 27(1)(l)): never the default. Switched on, each case manager's figures are
+    shown, and still nobody is ranked or marked."""
     digest = dataclasses.replace(
         make_digest(),
-        managers=managers,
-        trend=tuple(TrendPoint(d, 50 + k) for k, d in enumerate(days)),
+        managers=[
+            dataclasses.replace(m, name=f"Naam {m.staff_id}") for m in make_digest().managers
+        ],
+    )
+    plain = compose_team_digest(RECIPIENT, digest)
+    for body in (plain.text, plain.html):
+        assert "rv-00" not in body and "Naam" not in body and "per regievoerder" not in body
+    compared = compose_team_digest(RECIPIENT, digest, COMPARE)
+    text = compared.text
+    assert "* Naam rv-002 (rv-002): 5 open signalen in 20 zaken (2,5 per 10 zaken)" in text
+    assert "* Naam rv-001 (rv-001): 4 open signalen in 8 zaken (5,0 per 10 zaken)" in text
+    assert "nieuw 1, opgelost 2, nu geëscaleerd 1, toegelicht 2" in text
+    assert "| Naam rv-002 (rv-002)" in text  # an escalation names its case manager then
+    assert "afwijkend" not in text and "afwijkend" not in compared.html  # nobody is marked
+    html = compared.html
+    assert html.index(">Naam rv-001 (rv-001)<") < html.index(">Naam rv-002 (rv-002)<")
+    hidden = compose_team_digest(RECIPIENT, digest, dataclasses.replace(COMPARE, staff_names=False))
+    assert "Naam" not in hidden.text and "* rv-001: 4 open signalen" in hidden.text
+
+
+def test_digest_trend_is_scaled_to_its_range_with_a_text_alternative() -> None:
+    from regiesignaal.notifications.compose.model import TrendPoint
+
+    days = [AS_OF - dt.timedelta(days=7 * k) for k in range(3, -1, -1)]
+    digest = dataclasses.replace(
+        make_digest(),
+        trend=tuple(TrendPoint(d, n) for d, n in zip(days, (1000, 1010, 1005, 1020), strict=True)),
     )
     msg = compose_team_digest(RECIPIENT, digest)
-    assert "* Naam5 Achternaam (rv-5) [afwijkend: hoog]" in msg.text
-    assert msg.text.count("[afwijkend") == 1
-    assert "mediane leeftijd 12 dagen" in msg.text
-    assert "verloop: 33, 34, 35, 36, 37, 38, 39, 40" in msg.text
-    assert "In tekst: " in msg.html and "21-11: 56" in msg.html  # the bars' text alternative
-    assert msg.html.count('bgcolor="#154273"') == 8  # eight team bars
-    assert "interkwartielafstand" in msg.text
-    hidden = compose_team_digest(RECIPIENT, digest, compose.MailOptions(staff_names=False))
-    assert "Naam" not in hidden.text and "Naam" not in hidden.html
-    assert compose_td.outlier_marks([1.0, 1.0, 1.0]) == ["", "", ""]  # too few to compare
-    assert compose_td.outlier_marks([5.0, 5.0, 5.0, 5.0, 0.0]) == ["", "", "", "", "laag"]
+    bars = [ln for ln in msg.text.splitlines() if re.match(r"^\d\d-\d\d #", ln)]
+    widths = [ln.count("#") for ln in bars]
+    assert widths[0] < widths[2] < widths[1] < widths[3] == 20  # the range, not from zero
+    assert widths[0] >= 1 and "(balken van 1000 tot 1020)" in msg.text
+    assert "In tekst: " in msg.html and "28-11: 1020" in msg.html
+    assert msg.html.count('bgcolor="#154273"') == 4
 
 
 def test_daily_digest_wording() -> None:
@@ -596,42 +664,45 @@ def test_daily_digest_after_a_weekend_says_since_when() -> None:
     assert "Nieuw vandaag: 3" in compose_team_digest(RECIPIENT, same_day).text
 
 
-def test_escalations_most_severe_first_grouped_per_manager_with_what_is_not_shown() -> None:
-    """Failure 6: the capped list shows the critical escalations, not the 50 oldest."""
-    from regiesignaal.notifications.team_digest import MAX_ESCALATIONS_IN_DIGEST, escalation_key
-
+def test_escalations_in_full_up_to_the_budget_and_the_rest_counted() -> None:
+    """Issue 16: the digest shows ``escalations_shown`` escalations in full and counts the
+    rest per signal, age and location, never per case manager."""
     everything = [
         EscalationLine(
             f"ZK-{i:04d}",
-            "VG-FIRST",
-            "Eerste vertrekgesprek",
-            200 - i if i % 10 else 20 + i,
+            "VG-FIRST" if i % 2 else "MED-CHECK",
+            "Eerste vertrekgesprek" if i % 2 else "Medische check",
+            (5, 20, 60, 200)[i % 4],
             f"rv-00{i % 3}",
             severity="critical" if i % 10 == 0 else "medium",
+            mail_code="R18" if i % 2 else "R09",
+            location=f"loc-{i % 3}",
         )
         for i in range(300)
     ]
-    shown = sorted(everything, key=escalation_key)[:MAX_ESCALATIONS_IN_DIGEST]
-    assert sum(e.severity == "critical" for e in shown) == 30  # all 30 critical ones
-    managers = [
-        ManagerSummary(f"rv-00{k}", 10, {"medium": 100}, new=0, resolved=0, escalated=100)
-        for k in range(3)
-    ]
     digest = dataclasses.replace(
-        make_digest(), managers=managers, escalations=shown, escalations_total=300
+        make_digest(),
+        escalations=everything,
+        escalations_total=300,
+        rules=[
+            RuleCount("VG-FIRST", "Eerste vertrekgesprek", open=150, new=0, mail_code="R18"),
+            RuleCount("MED-CHECK", "Medische check", open=150, new=0, mail_code="R09"),
+        ],
     )
-    assert digest.escalations_not_listed == 250
-    msg = compose_team_digest(RECIPIENT, digest)
-    assert "== Nu geëscaleerd (300) ==" in msg.text
-    assert "250 niet getoond (getoond: de 50 ernstigste en oudste)" in msg.text
-    section = msg.text.split("== Nu geëscaleerd")[1]
-    groups = re.findall(r"^(rv-00\d): 100 geëscaleerd, (\d+) niet getoond$", section, re.M)
-    assert sorted(g[0] for g in groups) == ["rv-000", "rv-001", "rv-002"]
-    assert sum(100 - int(n) for _, n in groups) == 50
-    for group in re.split(r"^rv-00\d: ", section, flags=re.M)[1:]:
-        sev = re.findall(r"^\* (kritiek|middel) \|", group, re.M)
-        assert sev == sorted(sev, key=lambda x: x != "kritiek")  # critical first in a group
-    assert "250 niet getoond" in msg.html
+    msg = compose_team_digest(RECIPIENT, digest, compose.MailOptions(escalations_shown=12))
+    shown = re.findall(r"^\* (?:kritiek|middel) \| (ZK-\d+)", msg.text, re.M)
+    assert shown == [e.case_ref for e in everything[:12]]
+    assert "De andere 288, geteld" in msg.text
+    flat = " ".join(msg.text.split())
+    ages = re.search(r"per ouderdom: (.*?) - per locatie", flat)
+    assert ages and sum(int(n) for n in re.findall(r": (\d+)", ages.group(1))) == 288
+    places = re.search(r"per locatie: (.*?) ==", flat)
+    assert places and sum(int(n) for n in re.findall(r": (\d+)", places.group(1))) == 288
+    per_rule = re.findall(r"^\* .* \((R18|R09)\): 150 open, 0 nieuw, (\d+) geëscaleerd$",
+                          msg.text, re.M)  # fmt: skip
+    assert sorted(per_rule) == [("R09", "144"), ("R18", "144")]
+    assert "rv-00" not in msg.text and "rv-00" not in msg.html
+    assert len(msg.text.splitlines()) < 80
 
 
 def test_counts_take_the_dutch_singular_and_plural() -> None:
@@ -644,7 +715,7 @@ def test_counts_take_the_dutch_singular_and_plural() -> None:
             ManagerSummary("rv-002", 2, {"high": 2}, new=0, resolved=0, escalated=0),
         ],
     )
-    msg = compose_team_digest(RECIPIENT, digest)
+    msg = compose_team_digest(RECIPIENT, digest, COMPARE)
     assert "* rv-001: 1 open signaal in 1 zaak (10,0 per 10 zaken)" in msg.text
     assert "* rv-002: 2 open signalen in 2 zaken (10,0 per 10 zaken)" in msg.text
     assert "Het team heeft 3 open signalen in 3 open zaken" in msg.text
@@ -865,7 +936,7 @@ def test_minimal_detail_leaves_titles_out_of_the_digests_escalations() -> None:
     digest = make_digest()
     full = compose_team_digest(RECIPIENT, digest)
     minimal = compose_team_digest(RECIPIENT, digest, compose.MailOptions(detail="minimal"))
-    assert "* hoog | ZK-2026-000042 | Eerste vertrekgesprek | 40 dagen open" in full.text
-    assert "* hoog | ZK-2026-000042 | 40 dagen open" in minimal.text
-    assert "ZK-2026-000042 · 40 dagen open" in minimal.html
+    assert "* hoog | ZK-2026-000042 | Eerste vertrekgesprek | 40 dagen" in full.text
+    assert "* hoog | ZK-2026-000042 | 40 dagen\n" in minimal.text
+    assert "ZK-2026-000042 · 40 dagen</td>" in minimal.html
     assert "Eerste vertrekgesprek</td>" not in minimal.html

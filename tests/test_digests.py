@@ -18,11 +18,7 @@ from regiesignaal.engine.language.dates import is_working_day, parse_duration
 from regiesignaal.engine.store.tables import metadata, signals
 from regiesignaal.notifications.case_manager import case_manager_lines
 from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
-from regiesignaal.notifications.team_digest import (
-    MAX_ESCALATIONS_IN_DIGEST,
-    TeamDigests,
-    team_digests,
-)
+from regiesignaal.notifications.team_digest import TeamDigests, team_digests
 
 THU, FRI, SAT, SUN, MON = (dt.date(2026, 11, d) for d in (26, 27, 28, 29, 30))
 LONG_AGO = dt.date(2026, 11, 2)
@@ -227,8 +223,10 @@ def test_the_first_run_shows_no_trend(store: sa.Engine) -> None:
     assert digests_of(store).digests["T1"].previous_open_signals == 0
 
 
-def test_the_escalation_list_is_capped_and_keeps_the_total(store: sa.Engine) -> None:
-    total = MAX_ESCALATIONS_IN_DIGEST + 3
+def test_the_escalation_list_keeps_every_escalation_in_order(store: sa.Engine) -> None:
+    """The digest holds every escalation (the mail shows ``escalations_shown`` of them and
+    counts the rest); the explained one is not among them."""
+    total = 53
     for i in range(total):
         add(
             store,
@@ -238,9 +236,9 @@ def test_the_escalation_list_is_capped_and_keeps_the_total(store: sa.Engine) -> 
         )
     add(store, "ZK-EXPL", escalated_on=FRI, explained_until=dt.date(2027, 1, 1))
     digest = digests_of(store).digests["T1"]
-    assert len(digest.escalations) == MAX_ESCALATIONS_IN_DIGEST
+    assert len(digest.escalations) == total
     assert digest.escalations_total == total
-    assert digest.escalations_not_listed == 3
+    assert digest.escalations_not_listed == 0
     assert digest.totals.escalated == total  # all escalated now; the explained one not
     assert digest.escalations[0].case_ref == f"ZK-{total - 1:03d}"  # the oldest first
 
@@ -287,9 +285,20 @@ def test_escalations_are_most_severe_first_then_oldest(store: sa.Engine) -> None
         )
     digest = digests_of(store).digests["T1"]
     assert digest.escalations_total == 64
-    assert len(digest.escalations) == MAX_ESCALATIONS_IN_DIGEST
+    assert len(digest.escalations) == 64
     assert [e.case_ref for e in digest.escalations[:4]] == ["ZK-C0", "ZK-C1", "ZK-C2", "ZK-C3"]
     assert {e.severity for e in digest.escalations[4:]} == {"medium"}
+
+
+def test_escalations_since_the_last_digest_come_first(store: sa.Engine) -> None:
+    """Issue 16: what escalated since the last digest leads, even before a more severe
+    escalation the team lead saw before; then the most severe, then the oldest gap."""
+    add(store, "ZK-OLD", severity="critical", opened_on=dt.date(2026, 10, 1),
+        escalated_on=dt.date(2026, 11, 2))  # fmt: skip
+    add(store, "ZK-NEW", severity="medium", opened_on=dt.date(2026, 11, 1), escalated_on=MON)
+    add(store, "ZK-NEW2", severity="medium", opened_on=dt.date(2026, 10, 1), escalated_on=MON)
+    digest = digests_of(store, as_of=MON).digests["T1"]
+    assert [e.case_ref for e in digest.escalations] == ["ZK-NEW2", "ZK-NEW", "ZK-OLD"]
 
 
 def test_managers_carry_name_median_age_and_trend(store: sa.Engine) -> None:

@@ -187,12 +187,12 @@ def _specialist(c: Case, a: dt.date) -> bool:
 
 
 def _term_ending(c: Case, a: dt.date) -> bool:
-    # ends within 7 days or has ended (overdue), without an LKO decision at most 28 days
-    # before the end (or later)
+    # has ended (before the reference date), without an LKO decision at most 28 days before
+    # the end (or later); the days before the end are a warning, not a signal
     end = c.get("departure_term_ends_on")
     decision = _lko_decision(c, a)
     decided = end is not None and decision is not None and (end - decision).days <= 28
-    return end is not None and _ahead(a, end) <= 7 and not decided
+    return end is not None and end < a and not decided
 
 
 def _vbl_10w(c: Case, a: dt.date) -> bool:

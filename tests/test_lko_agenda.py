@@ -28,6 +28,7 @@ from regiesignaal.notifications.compose.lko_agenda import render_agenda
 from regiesignaal.notifications.delivery.mailserver import MailCatcher
 from regiesignaal.notifications.delivery.settings import SmtpSettings
 from regiesignaal.notifications.lko_agenda import (
+    AgendaOptions,
     Escalated,
     LkoConfigError,
     Meeting,
@@ -80,15 +81,16 @@ def test_cases_are_on_the_agenda_for_their_reasons_ranked(ruledir: Any) -> None:
     ]
     escalated = [Escalated("Z-6", "VG-FIRST", "high", dt.date(2026, 1, 1), dt.date(2026, 2, 1))]
     agenda = build_agenda(cases, escalated, ruledir, AS_OF, location="loc-001-2")
-    assert [i.case_ref for i in agenda.items] == ["Z-1", "Z-2", "Z-3", "Z-5", "Z-6", "Z-4"]
+    # severity first (30 a step), escalation 20, a week of the gap 1
+    assert [i.case_ref for i in agenda.items] == ["Z-1", "Z-2", "Z-6", "Z-5", "Z-3", "Z-4"]
     assert agenda.cases_considered == 6
     texts = {i.case_ref: [r.text for r in i.reasons] for i in agenda.items}
     assert texts["Z-1"] == [
-        "Vertrektermijn verstreken op 20-02-2026, zonder besluit van het overleg"
+        "Besluit ketenoverleg over vertrektermijn nodig (termijn eindigde op 20-02-2026)"
     ]
-    assert texts["Z-3"] == [
-        "Periodieke bespreking nodig: verblijf duurt 74 dagen, nog niet besproken"
-    ]
+    # before the term ends the meeting can still act: the last day is named
+    assert texts["Z-2"] == ["Besluit ketenoverleg over vertrektermijn nodig (uiterlijk 06-03-2026)"]
+    assert texts["Z-3"] == ["Periodieke bespreking ketenoverleg nodig (sinds 26-02-2026)"]
     assert texts["Z-6"] == [
         "Geëscaleerd signaal: Eerste vertrekgesprek nog niet gehouden (open sinds 01-01-2026)"
     ]
@@ -98,8 +100,8 @@ def test_cases_are_on_the_agenda_for_their_reasons_ranked(ruledir: Any) -> None:
 
 
 def test_an_escalated_signal_of_an_agenda_rule_is_not_shown_twice(ruledir: Any) -> None:
-    cases = [case("Z-1", departure_term_ends_on="2026-03-04")]
-    escalated = [Escalated("Z-1", "TERM-ENDING", "high", dt.date(2026, 2, 25), AS_OF)]
+    cases = [case("Z-1", departure_term_ends_on="2026-02-20")]
+    escalated = [Escalated("Z-1", "TERM-ENDING", "critical", dt.date(2026, 2, 21), AS_OF)]
     agenda = build_agenda(cases, escalated, ruledir, AS_OF, location="loc-001-2")
     assert [len(i.reasons) for i in agenda.items] == [1]
 
@@ -123,7 +125,8 @@ def test_the_agenda_holds_no_personal_data_nor_category(tmp_path: Path, ruledir:
     assert len(locations) >= 4
     shown = 0
     for loc in locations:
-        agenda = build_agenda(cases, escalated, ruledir, AS_OF, location=loc)
+        everything = AgendaOptions(max_cases=10_000)  # scan every case, not only the first 10
+        agenda = build_agenda(cases, escalated, ruledir, AS_OF, location=loc, options=everything)
         shown += len(agenda.items)
         message = render_agenda(agenda)
         assert agenda_problems(message, rule_ids) == []
@@ -172,7 +175,8 @@ def test_every_reason_in_both_states_is_neutral(ruledir: Any) -> None:
     agenda = build_agenda(cases, [], ruledir, AS_OF, location="loc-001-2")
     assert len(agenda.items) == 6
     weights = {i.case_ref: i.reasons[0].weight for i in agenda.items}
-    assert weights["Z-2"] == 100 > weights["Z-1"]  # overdue stays first
+    assert weights["Z-2"] > weights["Z-1"]  # overdue (critical) before the stay under review
+    assert agenda.items[0].case_ref in ("Z-2", "Z-3")  # both past their deadline: critical
     message = render_agenda(agenda)
     assert agenda_problems(message, [r.id for r in ruledir.rules]) == []
     for part in (message.text, message.html):

@@ -45,8 +45,8 @@ def visible_text(body: str) -> str:
 
 @pytest.mark.slow
 def test_privacy_scan_finds_no_rule_id_sensitive_word_or_name(mail_run: MailRun) -> None:
-    """Failure 5 over a whole run: no rule id, no listed word, no name of a person, except
-    a team lead's own case managers' display names ([mail] staff_names, on by default)."""
+    """Failure 5 over a whole run, the attached whole lists included: no rule id, no listed
+    word, no name of a person; the digest names no case manager by default."""
     messages = mail_run.messages
     assert len(messages) >= 30
     assert {m.kind for m in messages} == {"regievoerder", "teamleider", "beleid"}
@@ -62,7 +62,8 @@ def test_privacy_scan_finds_no_rule_id_sensitive_word_or_name(mail_run: MailRun)
             and s.get("role") == "regievoerder"
             and s.get("team") == reader.get("team")
         ]
-        for body in (m.subject, m.text, visible_text(m.html), m.html):
+        whole = (m.attachment_html, visible_text(m.attachment_html)) if m.attachment_html else ()
+        for body in (m.subject, m.text, visible_text(m.html), m.html, *whole):
             for rid in rule_ids:
                 assert not re.search(rf"(?<![\w-]){re.escape(rid)}(?![\w-])", body), rid
             assert sensitive_words(body, forbidden) == [], m.subject
@@ -70,8 +71,12 @@ def test_privacy_scan_finds_no_rule_id_sensitive_word_or_name(mail_run: MailRun)
                 body = body.replace(name, " ")
             words = set(re.findall(r"\w+", body))
             assert not name_parts & words, (m.recipient_id, name_parts & words)
+    # the whole list travels with the case managers' mail and was scanned too
+    assert any(m.attachment_html for m in messages if m.kind == "regievoerder")
+    # by default the digest names no case manager (issue 16: no ranking of named staff)
     digests = [m for m in messages if m.kind == "teamleider"]
-    assert any(s["name"] in digests[-1].text for s in mail_run.staff.values())
+    names = [s["name"] for s in mail_run.staff.values() if s.get("role") == "regievoerder"]
+    assert not any(n in d.text or n in d.html for d in digests for n in names)
 
 
 @pytest.mark.slow
@@ -148,6 +153,13 @@ def test_every_message_fits_a_phone_and_a_desktop_without_horizontal_overflow(
     """Failure 4: at 375 px and 900 px nothing is cut off or needs sideways scrolling."""
     samples = {f"{m.recipient_id} {m.subject}": m.html for m in mail_run.messages}
     assert len(samples) == len(mail_run.messages)  # every message of the run
+    whole = {
+        f"{m.recipient_id} {m.as_of} volledige lijst": m.attachment_html
+        for m in mail_run.messages
+        if m.attachment_html
+    }
+    assert whole  # the attached whole lists are read on phones too
+    samples.update(whole)
     samples.update(extreme_messages())
     page = browser.new_page()
     try:
@@ -273,8 +285,11 @@ def test_mail_preview_writes_what_the_run_sent_and_changes_nothing(
             ],
         )
         assert ok.exit_code == 0, ok.output
+        # the message (.eml, .html, .txt) and the whole list it carries (-volledig.html)
         files = sorted(p.suffix for p in out.iterdir())
-        assert files == [".eml", ".html", ".txt"]
+        assert files == [".eml", ".html", ".html", ".txt"]
+        whole = next(out.glob("*-volledig.html")).read_text(encoding="utf-8")
+        assert whole == sent[manager].attachment_html
         eml = email.message_from_bytes(next(out.glob("*.eml")).read_bytes(), policy=policy.default)
         assert eml["Subject"] == sent[manager].subject
         unknown = runner.invoke(

@@ -263,7 +263,7 @@ def test_the_starter_rules_need_four_lists_and_a_few_date_columns() -> None:
     }
     plan = read_plan(needs)
     assert [c.group for c in plan.children] == [g for g, _ in needs.lists]
-    assert not plan.with_extra
+    assert plan.with_extra and plan.extra_keys == {"location"}  # only the location id of extra
 
 
 def test_needs_follow_days_between_otherwise_and_where() -> None:

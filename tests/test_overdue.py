@@ -19,7 +19,7 @@ from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.evaluator import Backend, Evaluator
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.source.load import load_cases, load_staff_file
-from regiesignaal.engine.store.tables import signals
+from regiesignaal.engine.store.tables import signals, warnings
 from regiesignaal.jobs.config import load_settings
 from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 
@@ -100,7 +100,7 @@ def test_the_shipped_pack_raises_passed_deadlines_on_both_evaluators() -> None:
             "case_ref": "C-9",
             "status": "open",
             "opened_on": "2025-06-01",
-            "departure_term_ends_on": "2026-02-01",
+            "departure_term_ends_on": "2026-02-20",
             "medical": {"art64_until": "2026-02-15"},
             "location_type": "vbl",
             "measures": [{"kind": "vbl", "from": "2025-11-20"}],
@@ -120,7 +120,7 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_a_passed_deadline_keeps_the_episode_open_and_raises_it(
     tmp_path: Path, db_url: str
 ) -> None:
-    """Before the deadline the signal is high; the day after it stays open as critical."""
+    """Before the deadline a warning; the day after it critical, later medium: one episode."""
     source_url = f"sqlite:///{tmp_path / 'source.sqlite'}"
     staff = _jsonl(
         tmp_path / "staff.jsonl",
@@ -153,24 +153,34 @@ def test_a_passed_deadline_keeps_the_episode_open_and_raises_it(
     )
     upgrade_store(settings)
 
-    def term_signal() -> tuple[Any, ...]:
+    def term_rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         store = sa.create_engine(db_url)
         try:
             with store.connect() as conn:
-                rows = conn.execute(
-                    sa.select(signals.c.severity, signals.c.closed_on).where(
+                episodes = conn.execute(
+                    sa.select(signals.c.id, signals.c.severity, signals.c.closed_on).where(
                         signals.c.rule_id == "TERM-ENDING"
                     )
                 ).all()
+                warned = conn.execute(
+                    sa.select(
+                        warnings.c.due_on, warnings.c.closed_on, warnings.c.close_reason
+                    ).where(warnings.c.rule_id == "TERM-ENDING")
+                ).all()
         finally:
             store.dispose()
-        assert len(rows) == 1
-        return tuple(rows[0])
+        return [tuple(r) for r in episodes], [tuple(r) for r in warned]
 
     run(settings, RunOptions(dt.date(2026, 3, 2), deliver=False, force=True))
-    assert term_signal() == ("high", None)
+    # before the end: a warning with the last day, no signal yet
+    assert term_rows() == ([], [(dt.date(2026, 3, 5), None, None)])
     run(settings, RunOptions(dt.date(2026, 3, 6), deliver=False, force=True))
-    assert term_signal() == ("critical", None)  # not "resolved": the deadline passed
+    (episode,), warned = term_rows()
+    assert episode[1:] == ("critical", None)  # the day after the end: critical at once
+    assert warned == [(dt.date(2026, 3, 5), dt.date(2026, 3, 6), "fired")]
+    run(settings, RunOptions(dt.date(2026, 3, 20), deliver=False, force=True))
+    (later,), _ = term_rows()
+    assert later == (episode[0], "medium", None)  # the same episode, still open, lowered
 
 
 def test_explain_names_the_raised_severity() -> None:
@@ -181,7 +191,7 @@ def test_explain_names_the_raised_severity() -> None:
             "case_ref": "C-1",
             "status": "open",
             "opened_on": "2025-06-01",
-            "departure_term_ends_on": "2026-02-01",
+            "departure_term_ends_on": "2026-02-20",
         }
     )
     _, results = explain_case(load_rule_dir(RULES), case, dt.date(2026, 3, 2))

@@ -101,8 +101,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert roles == {"regievoerder", "teamleider"}
     assert sum(by_email[r]["role"] == "teamleider" for r in recipients) == enqueued["teamleider"]
     for m in messages:
-        assert m.get_content_type() == "multipart/alternative"
-        assert [p.get_content_type() for p in m.iter_parts()] == ["text/plain", "text/html"]
+        body = m
+        if by_email[str(m["To"])]["role"] == "regievoerder":  # the whole list attached
+            assert m.get_content_type() == "multipart/mixed"
+            body, attachment = list(m.iter_parts())
+            assert attachment.get_content_type() == "text/html"
+            assert attachment.get_filename().startswith("regiesignaal-volledige-lijst-")
+        assert body.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in body.iter_parts()] == ["text/plain", "text/html"]
         assert m["Subject"].startswith("Regiesignaal")
         assert m["Message-ID"]
 
@@ -138,7 +144,9 @@ def test_messages_hold_no_personal_data(tmp_path: Path) -> None:
             and s.get("team") == reader.get("team")
             for part in s["name"].split()
         }
-        for part in m.iter_parts():
+        for part in m.walk():  # every leaf: text, HTML and the attached whole list
+            if part.is_multipart():
+                continue
             body = part.get_content()  # type: ignore[attr-defined]
             text = f"{m['Subject']}\n{body}"
             for word in (name_parts - own_team) | outcomes:

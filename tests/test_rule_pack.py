@@ -384,7 +384,7 @@ def _reference(c: Case, a: dt.date) -> set[str]:
         "SPECIALIST": (person.get("amv") is True or signal is not None or bma_needed is not None)
         and c.get("specialist") is not True,
         "TERM-ENDING": end is not None
-        and (end - a).days <= 7
+        and end < a
         and not (lko_days is not None and lko_days <= 28),
         "VBL-10W": in_vbl
         and vbl_from is not None
@@ -562,11 +562,15 @@ def test_explain_test_traces_a_passing_test_too(ruledir: RuleDir) -> None:
     text = explain_test(ruledir, rule, test)
     assert "verwacht 'gaat niet af', uitkomst 'gaat niet af'" in text
     assert (
-        "departure_term_ends_on: {within_next: 7d}  "
-        "(datum van 2026-03-02 t/m 2026-03-09; gezien: 2026-03-05)" in text
+        "departure_term_ends_on: {older_than: 0d}  (datum vóór 2026-03-02; gezien: 2026-02-25)"
+        in text
     )
     assert "tenzij (unless): waar" in text
-    assert "termijn verstreken (overdue.when): onwaar" in text
+    assert "termijn verstreken (overdue.when), alle van: waar" in text
+    assert (
+        "departure_term_ends_on: {within_last: 14d}  "
+        "(datum van 2026-02-16 t/m 2026-03-02; gezien: 2026-02-25)" in text
+    )
     assert "lko_decision_days_before_term_end: {le: 28}  (gezien: 28)" in text
 
 
@@ -575,14 +579,13 @@ def test_overdue_severity_is_checked_by_the_runner(tmp_path: Path) -> None:
     text = (RULES / "term-ending.yaml").read_text(encoding="utf-8")
     text = text.replace("    severity: critical\n", "    severity: high\n", 1)
     (tmp_path / "term-ending.yaml").write_text(text, encoding="utf-8")
-    (tmp_path / "derived.yaml").write_text(
-        (RULES / "derived.yaml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    for name in ("derived.yaml", "lko-challenge.yaml"):  # what it reads and what it covers
+        (tmp_path / name).write_text((RULES / name).read_text(encoding="utf-8"), encoding="utf-8")
     for backend in ("durable", "python"):
-        results = run_rule_tests(tmp_path, backend=backend)  # type: ignore[arg-type]
+        results = run_rule_tests(tmp_path, backend=backend, only=["TERM-ENDING"])  # type: ignore[arg-type]
         failed = [r for r in results if not r.passed]
         assert [r.name for r in failed] == [
-            "termijn gisteren verstreken zonder besluit is verstreken (critical)"
+            "termijn gisteren verstreken zonder besluit is critical"
         ]
         assert failed[0].got_severity == "critical"
         assert "verwacht ernst high, kreeg critical" in format_result(failed[0])
@@ -613,12 +616,16 @@ def test_the_reference_example_is_a_shipped_rule(ruledir: RuleDir) -> None:
             (RULES / "derived.yaml").read_text(encoding="utf-8"), encoding="utf-8"
         )
         Path(tmp, f"{rule_id.lower()}.yaml").write_text(block.group(1), encoding="utf-8")
+        shipped = next(r for r in ruledir.rules if r.id == rule_id)
+        for covered in shipped.covers:  # the rules it covers must be in the folder
+            name = f"{covered.lower()}.yaml"
+            Path(tmp, name).write_text((RULES / name).read_text(encoding="utf-8"), "utf-8")
         example_dir = load(Path(tmp))
     assert example_dir.ok, example_dir.problems
-    (example,) = example_dir.rules
-    shipped = next(r for r in ruledir.rules if r.id == rule_id)
+    example = next(r for r in example_dir.rules if r.id == rule_id)
     assert rule_signature(example) == rule_signature(shipped)
-    for attr in ("title", "mail_title", "expected_action", "escalate_after", "owner"):
+    attrs = ("title", "mail_title", "expected_action", "escalate_after", "owner", "kind")
+    for attr in (*attrs, "covers", "warn_before", "since", "challenge"):
         assert getattr(example, attr) == getattr(shipped, attr), attr
     shipped_tests = {(t.name, t.as_of, t.expect_fires, t.severity) for t in shipped.tests}
     assert {(t.name, t.as_of, t.expect_fires, t.severity) for t in example.tests} <= shipped_tests

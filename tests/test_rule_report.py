@@ -89,3 +89,20 @@ def test_baseline_findings_are_fired_but_never_new(store: sa.Engine) -> None:
     with store.connect() as conn:
         four = rule_report(conn, AS_OF, RULES).rules[0].windows[28]
     assert (four.fired, four.new) == (2, 1)
+
+
+def test_a_rule_open_on_a_large_share_of_the_cases_is_flagged(store: sa.Engine) -> None:
+    """Issue 16: a rule that fires on most cases singles nothing out; the report says so."""
+    for n in range(3):
+        add(store, f"Z-{n}", opened=10)  # A-1 open on 3 cases
+    add(store, "Z-9", opened=10, rule_id="B-2")  # B-2 on 1
+    with store.connect() as conn:
+        report = rule_report(conn, AS_OF, RULES, open_cases=10, volume_share=0.25)
+        at_limit = rule_report(conn, AS_OF, RULES, open_cases=12, volume_share=0.25)
+    a, b = report.rules
+    assert (a.open_now, a.share_open, b.share_open) == (3, 0.3, 0.1)
+    assert a.flags and "30% van de open zaken (meer dan 25%)" in a.flags[0]
+    assert b.flags == ()
+    assert at_limit.rules[0].flags == ()  # exactly a quarter: not above the limit
+    mail = compose_rule_report(report, show_rule_ids=False)
+    assert "onderscheidt weinig" in mail.text and "onderscheidt weinig" in mail.html

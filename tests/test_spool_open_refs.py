@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.evaluate import evaluate_source
 from regiesignaal.engine.language.compiler import compile_rules
-from regiesignaal.engine.language.evaluator import Hit
+from regiesignaal.engine.language.evaluator import Hit, Upcoming
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.source.load import load_cases, load_staff_file
 from regiesignaal.engine.source.read import case_index
@@ -43,10 +43,11 @@ def test_ranges_and_open_refs_follow_the_case_index(source: sa.Engine, batch_siz
     opened: list[tuple[str | None, list[str]]] = []
     hit_ranges: list[str | None] = []
 
-    def hits(up_to: str | None, found: list[Hit]) -> None:
+    def hits(up_to: str | None, found: list[Hit], soon: list[Upcoming]) -> None:
         hit_ranges.append(up_to)
         above = opened[len(hit_ranges) - 1][1]
         assert all(h.case_ref in above for h in found)  # a range's hits are its own cases
+        assert all(u.case_ref in above for u in soon)
 
     extracted = evaluate_source(
         source, compiled, batch_size, None, hits, lambda up, refs: opened.append((up, refs))
@@ -67,7 +68,7 @@ def test_the_spool_gives_each_range_its_open_refs_in_order() -> None:
         spool.add_open_refs(None, ["Z-3"])
         spool.add("Z-2", [])
         spool.add(None, [])
-        got = [(bounds, spool.open_refs(bounds)) for bounds, _ in spool.chunks()]
+        got = [(bounds, spool.open_refs(bounds)) for bounds, *_ in spool.chunks()]
         assert got == [((None, "Z-2"), {"Z-1", "Z-2"}), (("Z-2", None), {"Z-3"})]
     finally:
         spool.close()

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from regiesignaal.engine.language.conditions import Node
+from regiesignaal.engine.language.dates import shift
 from regiesignaal.engine.language.rulefile.model import DerivedField, Rule
 
 OVERDUE_MARK = "#overdue"
@@ -31,6 +32,8 @@ class CompiledRule:
     # the rule's overdue condition (``overdue.when`` and not ``unless``), when it has one
     overdue_nnf: Node | None = None
     overdue_predicate: Callable[[Mapping[str, Any]], bool] | None = None
+    # the fact key of ``since.field`` (a day number in the fact), when the rule has one
+    since_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class CompiledRuleSet:
     case_fields: tuple[str, ...]  # dotted case fields the facts carry
     derived: tuple[CompiledDerived, ...]  # derived fields the facts carry
     factors: tuple[CompiledFactor, ...] = ()
+    # the rules with ``warn_before`` compiled for each of the next days (as_of + 1,
+    # as_of + 2, ...), only as far as the longest warning reaches: what would fire then
+    ahead: tuple[CompiledRuleSet, ...] = ()
     # what later steps work out once per rule set (``engine.language.facts`` keeps its
     # fact builder here); not part of the rule set's value
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -70,6 +76,17 @@ class CompiledRuleSet:
     @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(r.rule.id for r in self.rules)
+
+    def began_on(self, rule: CompiledRule, fact: Mapping[str, Any]) -> dt.date | None:
+        """The date the gap of ``rule`` began on this case (its ``since``), or None."""
+        since = rule.rule.since
+        if since is None or rule.since_key is None:
+            return None
+        day = fact.get(rule.since_key)
+        if not isinstance(day, int):
+            return None
+        begin = dt.date.fromordinal(day)
+        return shift(begin, since.after, 1) if since.after is not None else begin
 
     def by_id(self, rule_id: str) -> CompiledRule:
         for r in self.rules:

@@ -18,9 +18,16 @@ from regiesignaal.engine.language.compiled import (
     CompiledRule,
     CompiledRuleSet,
 )
-from regiesignaal.engine.language.conditions import bind, compile_predicate, fields_of, to_nnf
+from regiesignaal.engine.language.conditions import (
+    bind,
+    compile_predicate,
+    fact_key,
+    fields_of,
+    to_nnf,
+)
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.language.rulefile.model import DerivedField, RuleDir
+from regiesignaal.engine.language.rulefile.rules import warn_days
 
 
 class RuleSetError(Exception):
@@ -96,9 +103,12 @@ def _compile_derived(d: DerivedField, as_of: dt.date) -> CompiledDerived:
 
 
 def compile_rules(
-    ruledir: RuleDir, as_of: dt.date, only: set[str] | None = None
+    ruledir: RuleDir, as_of: dt.date, only: set[str] | None = None, *, ahead: bool = True
 ) -> CompiledRuleSet:
-    """Compile the rules active on ``as_of``; refuses a rule set with problems."""
+    """Compile the rules active on ``as_of``; refuses a rule set with problems.
+
+    With ``ahead`` (the default), the rules with ``warn_before`` are compiled for each of
+    the next days up to the longest warning too (``CompiledRuleSet.ahead``)."""
     if not ruledir.ok:
         raise RuleSetError(ruledir.problems)
     derived_by_name = {d.name: d for d in ruledir.derived}
@@ -120,9 +130,12 @@ def compile_rules(
                 compile_predicate(bound),
                 to_nnf(late_bound) if late_bound is not None else None,
                 compile_predicate(late_bound) if late_bound is not None else None,
+                fact_key(rule.since.field) if rule.since is not None else None,
             )
         )
         needed |= fields_of(rule.condition())
+        if rule.since is not None:
+            needed.add(rule.since.field)
     factors = []
     for factor in ruledir.factors:
         factors.append(
@@ -137,6 +150,17 @@ def compile_rules(
         _compile_derived(d, as_of) for name, d in sorted(derived_by_name.items()) if name in needed
     )
     case_fields = tuple(sorted(n for n in needed if n not in derived_by_name))
+    days_ahead = max(
+        (warn_days(c.rule.warn_before) for c in compiled if c.rule.warn_before is not None),
+        default=0,
+    )
+    later: tuple[CompiledRuleSet, ...] = ()
+    if ahead and days_ahead:
+        warned = {c.rule.id for c in compiled if c.rule.warn_before is not None}
+        later = tuple(
+            compile_rules(ruledir, as_of + dt.timedelta(days=k), warned, ahead=False)
+            for k in range(1, days_ahead + 2)  # the day after the last warned day too
+        )
     return CompiledRuleSet(
-        as_of, ruledir.version, tuple(compiled), case_fields, derived, tuple(factors)
+        as_of, ruledir.version, tuple(compiled), case_fields, derived, tuple(factors), later
     )

@@ -15,6 +15,7 @@ from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.engine.language.compiled import OVERDUE_MARK, CompiledRuleSet
 from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.conditions import Trace, explain
+from regiesignaal.engine.language.dates import shift
 from regiesignaal.engine.language.facts import build_fact, explained_by, explained_until
 from regiesignaal.engine.language.rulefile.model import RuleDir
 
@@ -32,6 +33,26 @@ class Hit:
     severity: str = ""  # the rule's severity, or its overdue severity when the deadline passed
     overdue: bool = False
     explained_by: str | None = None  # staff id of the explanation in force (issue 6)
+    began_on: dt.date | None = None  # when the gap began (the rule's ``since``), if known
+    location: str | None = None  # the case's neutral location id (``location``), if any
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A rule with ``warn_before`` that does not fire on the case today but will, if nothing
+    changes, on ``due_on`` + 1 day: ``due_on`` is the last day to act ("uiterlijk")."""
+
+    case_ref: str
+    rule_id: str
+    regievoerder: str | None
+    team: str | None
+    due_on: dt.date
+
+
+def location_id(case: Mapping[str, Any]) -> str | None:
+    """The case's neutral location id (top-level ``location``), or None."""
+    value = case.get("location")
+    return value.strip()[:64] if isinstance(value, str) and value.strip() else None
 
 
 ENGINE_SKIP = "de regelengine kon de zaak niet beoordelen"
@@ -58,6 +79,14 @@ class Evaluator:
         self.backend = backend
         self.verify = verify and backend == "durable"
         self.rules = {cr.rule.id: cr.rule for cr in compiled.rules}
+        self._compiled_by_id = {cr.rule.id: cr for cr in compiled.rules}
+        # per warned rule: its horizon in days (the last "uiterlijk" day it warns of: a rule
+        # that fires on as-of + horizon + 1 is warned of today)
+        self._warned = {
+            cr.rule.id: (shift(compiled.as_of, cr.rule.warn_before, 1) - compiled.as_of).days
+            for cr in compiled.rules
+            if cr.rule.warn_before is not None and compiled.ahead
+        }
         self._durable: Any = None
         if backend == "durable":
             from regiesignaal.engine.language.durable_backend import DurableEvaluator
@@ -98,13 +127,54 @@ class Evaluator:
     def fired(self, case: Mapping[str, Any]) -> list[str]:
         return self.fired_for_fact(build_fact(case, self.compiled))
 
+    def upcoming(self, case: Mapping[str, Any], fired_today: Iterable[str]) -> list[Upcoming]:
+        """The warned rules that do not fire on ``case`` today but will within their
+        ``warn_before`` if nothing changes: each rule is evaluated (plain Python, the same
+        compiled conditions) on the case as it stands, with the facts and thresholds of
+        every next day in turn; the first day it fires gives its deadline (the day before)."""
+        if not self._warned:
+            return []
+        as_of = self.compiled.as_of
+        waiting = {r: h for r, h in self._warned.items() if r not in set(fired_today)}
+        out: list[Upcoming] = []
+        for k, later in enumerate(self.compiled.ahead, start=1):
+            if not waiting:
+                break
+            fact: dict[str, Any] | None = None
+            for cr in later.rules:
+                rule_id = cr.rule.id
+                horizon = waiting.get(rule_id)
+                if horizon is None:
+                    continue
+                if k - 1 > horizon:
+                    del waiting[rule_id]
+                    continue
+                if fact is None:
+                    fact = build_fact(case, later)
+                if cr.predicate(fact):
+                    del waiting[rule_id]
+                    out.append(
+                        Upcoming(
+                            str(case["case_ref"]),
+                            rule_id,
+                            case.get("regievoerder"),
+                            case.get("team"),
+                            as_of + dt.timedelta(days=k - 1),
+                        )
+                    )
+        return sorted(out, key=lambda u: u.rule_id)
+
     def hits(
-        self, cases: Iterable[Mapping[str, Any]], skipped: dict[str, str] | None = None
+        self,
+        cases: Iterable[Mapping[str, Any]],
+        skipped: dict[str, str] | None = None,
+        upcoming: list[Upcoming] | None = None,
     ) -> list[Hit]:
         """The hits of the open ``cases``. With ``skipped``, a case the engine cannot
         evaluate is recorded there (case_ref -> kind of problem, no values) and the rest
         goes on; without it the error is raised. A disagreement between the evaluators
-        (``EvaluationMismatch``) is a bug and is always raised."""
+        (``EvaluationMismatch``) is a bug and is always raised. With ``upcoming``, the
+        warnings of each case (see :meth:`upcoming`) are appended to it."""
         out = []
         as_of = self.compiled.as_of
         for case in cases:
@@ -114,6 +184,7 @@ class Evaluator:
                 fact = build_fact(case, self.compiled)
                 fired = self.fired_levels(fact)
                 bonus = self.compiled.case_bonus(fact) if fired else 0
+                soon = self.upcoming(case, fired) if upcoming is not None else []
             except EvaluationMismatch:
                 raise
             except Exception as exc:
@@ -134,8 +205,12 @@ class Evaluator:
                         rule.severity_for(overdue),
                         overdue,
                         explained_by(case, rule_id, as_of),
+                        self.compiled.began_on(self._compiled_by_id[rule_id], fact),
+                        location_id(case),
                     )
                 )
+            if upcoming is not None:
+                upcoming.extend(soon)
         return out
 
 

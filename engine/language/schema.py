@@ -38,16 +38,19 @@ from regiesignaal.engine.language.dates import _DURATION
 from regiesignaal.engine.language.packaged import PACKAGED_RULES_DIR, PACKAGED_SCHEMA_DIR
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.language.rulefile.model import (
+    CHALLENGE_MAX,
     DATE_OPS,
     DERIVED_KINDS,
     DERIVED_NAME,
     EXPECT_VALUES,
+    KINDS,
     LOGIC_KEYS,
     MAIL_CODE,
     OPS_BY_TYPE,
     RULE_ID,
     RULE_KEYS,
     SEVERITIES,
+    SINCE_LABEL_MAX,
     TEST_KEYS,
 )
 
@@ -104,6 +107,16 @@ RULE_KEY_DESCRIPTIONS = {
     "'when' van dit blok (en niet 'unless'), dan blijft het signaal open met de hogere ernst.",
     "max_explanation": "Hoe lang een toelichting een signaal van deze regel hooguit stil "
     "houdt, bijv. 90d; een langere toelichting wordt ingekort en gemeld.",
+    "kind": "Wat de regel vraagt: actie (iets doen, standaard) of vastlegging (iets "
+    "vastleggen). Per zaak staan vastleggingen samen op één regel in de e-mail.",
+    "covers": "Regels die hetzelfde gat op dezelfde zaak signaleren: zolang deze regel afgaat "
+    "(zonder toelichting), staan hun signalen niet apart in de e-mail, bijv. [MED-CHECK].",
+    "warn_before": "Waarschuw zo lang voordat de regel zou afgaan als er niets verandert, "
+    "bijv. 5wd; de zaak staat dan onder 'Binnenkort' met de uiterste datum.",
+    "since": "De datum waarop het gat begon: een datumveld, of {field: ..., after: 30d, "
+    "label: ...}; de e-mail toont '<label> <datum>' en de ouderdom telt vanaf die datum.",
+    "challenge": "De vraag die dit signaal aan het lokaal ketenoverleg stelt (tegenspraak); "
+    "zet de zaak op de agenda. Neutraal, zoals mail_title.",
     "tests": "Testgevallen: een zaak, een peildatum en of de regel dan afgaat.",
 }
 
@@ -354,6 +367,34 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
             "additionalProperties": False,
         },
         "max_explanation": {"anyOf": [_duration(), {"type": "null"}]},
+        "kind": {"enum": list(KINDS)},
+        "covers": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": RULE_ID.pattern},
+        },
+        "warn_before": _duration(),
+        "since": {
+            "anyOf": [
+                {"enum": sorted(n for n, f in catalogue.fields.items() if f.type == "date")},
+                {
+                    "type": "object",
+                    "properties": {
+                        "field": {
+                            "enum": sorted(
+                                n for n, f in catalogue.fields.items() if f.type == "date"
+                            )
+                        },
+                        "after": _duration(),
+                        "label": {**_text(""), "maxLength": SINCE_LABEL_MAX},
+                    },
+                    "required": ["field"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "challenge": {**_text(""), "maxLength": CHALLENGE_MAX},
         "tests": tests,
     }
     _same_keys(props, RULE_KEYS, "rule")

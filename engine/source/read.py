@@ -58,19 +58,26 @@ class ReadPlan:
     """What to select and how rows become cases, for one ``SourceNeeds`` (or everything).
 
     ``case_ref`` is the first case column; ``extra`` (top-level fields beyond the
-    contract) is read only by the full plan.
+    contract) is the last: the full plan takes all of it, a pruned plan only the keys in
+    ``EXTRA_ALWAYS`` (the neutral location id every signal carries).
     """
 
     case_columns: tuple[ColumnElement[Any], ...]
     build_case: Callable[[Sequence[Any]], dict[str, Any]]
     with_extra: bool
     children: tuple[ChildRead, ...]
+    extra_keys: frozenset[str] | None = None  # None: every key of ``extra``
 
 
 def _child_read(child: ChildTable, shape: RecordShape) -> ChildRead:
     t = child.table
     columns = (*(t.c[name] for name in shape.columns), t.c.case_ref)
     return ChildRead(child.group, t, columns, shape.builder())
+
+
+EXTRA_ALWAYS: frozenset[str] = frozenset({"location"})
+"""Top-level fields beyond the contract that every run reads: the case's neutral location
+id (``loc-...``), which signals carry for the team digest and the LKO agenda."""
 
 
 @functools.cache
@@ -102,7 +109,11 @@ def read_plan(needs: SourceNeeds | None = None) -> ReadPlan:
         sub, _ = shape_and_columns(group.fields, keep=fields)
         children.append(_child_read(child, sub))
     return ReadPlan(
-        tuple(cases.c[name] for name in shape.columns), shape.builder(), False, tuple(children)
+        (*(cases.c[name] for name in shape.columns), cases.c.extra),
+        shape.builder(),
+        True,
+        tuple(children),
+        EXTRA_ALWAYS,
     )
 
 
@@ -116,8 +127,10 @@ def _cases_from_rows(plan: ReadPlan, rows: Iterable[Sequence[Any]]) -> dict[str,
         if plan.with_extra:
             extra = row[-1]
             if extra:
+                keys = plan.extra_keys
                 for key, value in extra.items():
-                    case.setdefault(key, value)
+                    if keys is None or key in keys:
+                        case.setdefault(key, value)
         for group in groups:
             case[group] = []
         batch[row[0]] = case

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from regiesignaal.engine.store.tables import explanations, known_rules, signals
+from regiesignaal.engine.store.tables import explanations, known_rules, signals, warnings
 
 Key = tuple[str, str]  # (case_ref, rule_id)
 
@@ -56,6 +56,9 @@ class OpenEpisode(NamedTuple):
     explained_since: dt.date | None = None
     explained_given_until: dt.date | None = None
     explanation_expired_on: dt.date | None = None
+    covered_by: str | None = None
+    began_on: dt.date | None = None
+    location: str | None = None
 
     @property
     def key(self) -> Key:
@@ -107,11 +110,15 @@ SIGNAL_COLUMNS = (
     "explained_since",
     "explained_given_until",
     "explanation_expired_on",
+    "covered_by",
+    "began_on",
+    "location",
 )
 
 
 EVENT_COLUMNS = (
     "signal_id",
+    "warning_id",
     "case_ref",
     "rule_id",
     "kind",
@@ -209,9 +216,50 @@ def load_open_episodes(conn: Connection, bounds: KeyRange | None = None) -> list
             c.explained_since,
             c.explained_given_until,
             c.explanation_expired_on,
+            c.covered_by,
+            c.began_on,
+            c.location,
         ).where(c.closed_on.is_(None), *in_range(c.case_ref, bounds))
     )
     return list(map(OpenEpisode._make, result.all()))
+
+
+class OpenWarning(NamedTuple):
+    """An open warning as loaded from the store."""
+
+    id: int
+    case_ref: str
+    rule_id: str
+    regievoerder: str | None
+    team: str | None
+    due_on: dt.date
+    last_seen_on: dt.date
+
+
+WARNING_COLUMNS = (
+    "case_ref",
+    "rule_id",
+    "regievoerder",
+    "team",
+    "due_on",
+    "opened_on",
+    "last_seen_on",
+    "closed_on",
+    "close_reason",
+    "opened_run_id",
+    "closed_run_id",
+)
+
+
+def load_open_warnings(conn: Connection, bounds: KeyRange | None = None) -> list[OpenWarning]:
+    """The open warnings (of the case_ref range ``bounds``, all when None)."""
+    c = warnings.c
+    result = conn.execute(
+        sa.select(
+            c.id, c.case_ref, c.rule_id, c.regievoerder, c.team, c.due_on, c.last_seen_on
+        ).where(c.closed_on.is_(None), *in_range(c.case_ref, bounds))
+    )
+    return list(map(OpenWarning._make, result.all()))
 
 
 def load_closed_keys(conn: Connection, bounds: KeyRange | None = None) -> set[Key]:

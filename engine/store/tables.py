@@ -87,6 +87,11 @@ signals = Table(
     Column("explained_since", Date),
     Column("explained_given_until", Date),  # the end date as given, before any cap
     Column("explanation_expired_on", Date),  # end date of the explanation that ran out
+    # migration 0007 (issue 16): the rule whose signal covers this one on the same case
+    # (NULL: not covered), and the date the gap began (the rule's ``since``; NULL: opened_on)
+    Column("covered_by", String(64)),
+    Column("began_on", Date),
+    Column("location", String(64)),  # the case's neutral location id (team digest, LKO)
     Index("ix_signals_case_rule", "case_ref", "rule_id"),
     Index("ix_signals_regievoerder", "regievoerder"),
     Index(
@@ -106,6 +111,7 @@ signal_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("signal_id", Integer),  # filled in the same transaction as the episode's insert
+    Column("warning_id", Integer),  # events of a warning (migration 0007); signal_id NULL
     Column("case_ref", String(64), nullable=False),
     Column("rule_id", String(64), nullable=False),
     Column("kind", String(30), nullable=False),
@@ -116,6 +122,50 @@ signal_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_signal_events_signal", "signal_id"),
     Index("ix_signal_events_case", "case_ref"),
+)
+
+# A warning (issue 16): a rule with ``warn_before`` that will fire on a case if nothing
+# changes; open from the first night it is seen until the rule fires or no longer would.
+warnings = Table(
+    "warnings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("regievoerder", String(64)),
+    Column("team", String(64)),
+    Column("due_on", Date, nullable=False),  # the last day to act ("uiterlijk")
+    Column("opened_on", Date, nullable=False),
+    Column("last_seen_on", Date, nullable=False),
+    Column("closed_on", Date),
+    Column("close_reason", String(20)),  # fired | cleared | case_closed | rule_removed
+    Column("opened_run_id", Integer),
+    Column("closed_run_id", Integer),
+    Index("ix_warnings_regievoerder", "regievoerder"),
+    Index(
+        "uq_warnings_one_open",
+        "case_ref",
+        "rule_id",
+        unique=True,
+        sqlite_where=text("closed_on IS NULL"),
+        postgresql_where=text("closed_on IS NULL"),
+    ),
+)
+
+# The cases each chain meeting's agenda held (issue 16), so the next agenda can say what is
+# new since the previous meeting and what was discussed before without progress.
+agenda_items = Table(
+    "agenda_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("meeting", String(128), nullable=False),  # e.g. "locatie:loc-01-a" or "team:team-001"
+    Column("meeting_on", Date, nullable=False),
+    Column("case_ref", String(64), nullable=False),
+    Column("reasons", JSON, nullable=False),  # rule ids of the reasons; ids only
+    Column("rank", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("meeting", "meeting_on", "case_ref", name="uq_agenda_items_once"),
+    Index("ix_agenda_items_meeting", "meeting", "meeting_on"),
 )
 
 known_rules = Table(
@@ -155,6 +205,8 @@ outbox = Table(
     Column("subject", String(255), nullable=False),
     Column("body_text", Text, nullable=False),
     Column("body_html", Text, nullable=False),
+    # the whole list as an HTML attachment of a case manager's daily mail (migration 0007)
+    Column("attachment_html", Text),
     Column("message_id", String(255), nullable=False),
     Column("status", String(20), nullable=False),  # see notifications.delivery.outbox.STATUSES
     Column("attempts", Integer, nullable=False, server_default=text("0")),

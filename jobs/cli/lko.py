@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from regiesignaal.engine.language.rulefile.model import RuleDir
 from regiesignaal.jobs.cli.common import settings_of
 from regiesignaal.jobs.config import Settings
-from regiesignaal.notifications.lko_agenda import Escalated, Meeting
+from regiesignaal.notifications.lko_agenda import AgendaHistory, AgendaOptions, Escalated, Meeting
 
 
 class StoreNotReady(RuntimeError):
@@ -90,6 +90,29 @@ def _inputs(
     return ruledir, cases, escalated
 
 
+def _agenda_options(settings: Settings) -> AgendaOptions:
+    from regiesignaal.notifications.lko_agenda import LkoConfigError, load_agenda_options
+
+    try:
+        return load_agenda_options(settings.config_path)
+    except LkoConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _history(settings: Settings, meeting: str, day: dt.date) -> AgendaHistory | None:
+    """The meeting's earlier agendas (None without a store: no marks then)."""
+    from regiesignaal.engine.store.db import store_engine
+    from regiesignaal.notifications.lko_agenda import load_history
+
+    store = store_engine(settings.store_url)
+    try:
+        return load_history(store, meeting, day + dt.timedelta(days=1))
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        store.dispose()
+
+
 @lko_group.command("agenda")
 @click.option("--location", help="Locatie-id (het zaakveld 'location').")
 @click.option("--team", help="Team-id, in plaats van een locatie.")
@@ -127,7 +150,16 @@ def agenda_command(
             f"Geen open zaken met {kind} {shown_key(str(wanted))} in de brondatabase; een "
             f"tikfout? Bekende {kind}s: {shown or '(geen)'}."
         )
-    agenda = build_agenda(cases, escalated, ruledir, day, location=location, team=team)
+    agenda = build_agenda(
+        cases,
+        escalated,
+        ruledir,
+        day,
+        location=location,
+        team=team,
+        history=_history(settings, f"locatie:{location}" if location else f"team:{team}", day),
+        options=_agenda_options(settings),
+    )
     message = render_agenda(agenda)
     text = message.html if as_html else message.text
     if output is not None:
@@ -184,26 +216,33 @@ def send_due_agendas(
     from regiesignaal.engine.store.db import store_engine
     from regiesignaal.notifications.delivery import outbox as ob
     from regiesignaal.notifications.delivery.smtp import deliver_pending
-    from regiesignaal.notifications.lko_agenda import due_messages, recipient_key
+    from regiesignaal.notifications.lko_agenda import (
+        due_messages,
+        load_agenda_options,
+        recipient_key,
+        record_agenda,
+    )
 
-    due = due_messages(meetings, cases, escalated, ruledir, as_of)
+    options = load_agenda_options(settings.config_path)
     if dry_run:
         return [
             f"{m.scope}: overleg op {day.isoformat()}, {len(m.recipients)} ontvanger(s)"
-            for m, day, _ in due
+            for m, day, _, _ in due_messages(meetings, cases, escalated, ruledir, as_of)
         ]
-    lines = []
     if not migrate.is_up_to_date(settings.store_url):
         raise StoreNotReady(
             "de opslag (store) heeft niet het juiste schema; voer eerst "
             "'regiesignaal db upgrade' uit"
         )
     store = store_engine(settings.store_url)
+    lines = []
     try:
+        due = due_messages(meetings, cases, escalated, ruledir, as_of, store=store, options=options)
         domain = settings.smtp.sender.rpartition("@")[2] or "localhost"
         queued = 0
         with store.begin() as conn:
-            for m, day, message in due:
+            for m, day, agenda, message in due:
+                record_agenda(conn, m.key, day, agenda)
                 for i, address in enumerate(m.recipients):
                     queued += ob.enqueue(
                         conn,

@@ -40,6 +40,7 @@ class RunMessage:
     text: str
     html: str
     status: str
+    attachment_html: str | None = None  # the whole list attached to a case manager's mail
 
 
 @dataclass
@@ -108,6 +109,15 @@ def read_messages(store_url: str) -> list[RunMessage]:
     finally:
         engine.dispose()
     return [
-        RunMessage(r.as_of, r.kind, r.recipient_id, r.subject, r.body_text, r.body_html, r.status)
+        RunMessage(
+            r.as_of,
+            r.kind,
+            r.recipient_id,
+            r.subject,
+            r.body_text,
+            r.body_html,
+            r.status,
+            r.attachment_html,
+        )
         for r in rows
     ]

@@ -66,7 +66,11 @@ def purge_store(
     old_bodies = sa.and_(
         outbox.c.status.in_(("sent", "failed", "uncertain", "superseded")),
         outbox.c.created_at < body_cutoff,
-        sa.or_(outbox.c.body_text != "", outbox.c.body_html != ""),
+        sa.or_(
+            outbox.c.body_text != "",
+            outbox.c.body_html != "",
+            outbox.c.attachment_html.is_not(None),
+        ),
     )
     with store.begin() as conn:
         report.message_bodies = int(
@@ -100,7 +104,11 @@ def purge_store(
                     signal_explanations.delete().where(signal_explanations.c.case_ref.in_(of_case))
                 )
         if not dry_run:
-            conn.execute(outbox.update().where(old_bodies).values(body_text="", body_html=""))
+            conn.execute(
+                outbox.update()
+                .where(old_bodies)
+                .values(body_text="", body_html="", attachment_html=None)
+            )
             for start in range(0, len(ids), 500):
                 conn.execute(signals.delete().where(signals.c.id.in_(ids[start : start + 500])))
     return report

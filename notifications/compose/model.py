@@ -57,6 +57,36 @@ class SignalLine:
     baseline: bool = False
     """Found on the product's (or the rule's) first night: shown as existing
     ("bestaand"), never counted as new."""
+    kind: str = "actie"
+    """What the rule asks: ``actie`` (do something) or ``vastlegging`` (record something)."""
+    began_on: dt.date | None = None
+    """The date the gap began (the rule's ``since``); None: the signal's ``opened_on``."""
+    since_label: str = "sinds"
+    """How the gap's date reads ("sinds", "termijn verstreken op")."""
+    newly_escalated: bool = False
+    """Escalated since the reader's last list."""
+    covers: tuple[tuple[str, str], ...] = ()
+    """(mail title, mail code) of the signals this one covers on the case: one gap, one item."""
+
+    @property
+    def protected(self) -> bool:
+        """Critical and new or escalated since the reader's last list: never cut from the
+        daily list."""
+        return self.severity == "critical" and (
+            (self.is_new and not self.baseline) or self.newly_escalated
+        )
+
+
+@dataclass(frozen=True)
+class UpcomingLine:
+    """A warning shown under "Binnenkort": the rule will fire on the case after ``due_on``
+    if nothing is done."""
+
+    case_ref: str
+    mail_title: str
+    mail_code: str
+    due_on: dt.date
+    link: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,8 @@ class EscalationLine:
     link: str = ""
     severity: Severity = "high"
     mail_code: str = ""
+    escalated_on: dt.date | None = None
+    location: str | None = None  # the case's neutral location id
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ TEMPLATE_NAMES = (
     "_macros.html",
     "case_manager.html",
     "case_manager.txt",
+    "case_manager_full.html",
+    "case_manager_full.txt",
     "team_digest.html",
     "team_digest.txt",
     "rule_report.html",
@@ -126,18 +128,26 @@ DetailLevel = Literal["full", "minimal"]
 class MailOptions:
     """How much a message shows (``[mail]`` settings).
 
-    ``detail``: ``full`` shows every signal of the first ``full_cases`` cases; ``minimal``
-    shows per case only the reference, the number of signals and the link.
-    ``first_cases``: at most this many cases in "Eerst doen". ``full_cases``: this many
-    cases (counting "Eerst doen") in full; the rest as compact one-line entries.
-    ``staff_names``: the team lead's digest shows the display names of the team's case
-    managers next to their staff ids.
+    ``detail``: ``full`` shows every signal of a case that is shown; ``minimal`` shows per
+    case only the reference, the number of signals and the link. ``daily_items``: the
+    cases under "Vandaag" in a case manager's daily mail (the protected tier comes on top)
+    and the warnings under "Binnenkort". ``full_list``: how the whole list is reached:
+    ``attachment`` (to every daily mail), ``weekly`` (in the mail of ``full_list_weekday``,
+    ``date.weekday()``: 0 = Monday) or ``both``. ``full_cases``: cases in full in the whole
+    list; the rest as one line each. ``staff_names``: the team lead's digest shows the
+    display names of the team's case managers next to their staff ids.
     """
 
     detail: DetailLevel = "full"
-    first_cases: int = 5
+    daily_items: int = 10
+    full_list: str = "attachment"
+    full_list_weekday: int = 0
     full_cases: int = 25
     staff_names: bool = True
+    escalations_shown: int = 10
+    """Escalations in full in a team digest; the rest as counts per signal, age, location."""
+    compare_case_managers: bool = False
+    """The team digest shows each case manager's figures (named comparison; opt-in)."""
     templates_dir: Path | None = None
     """Operator's template overrides (``[mail] templates_dir``); checked before a run
     queues mail (``check_template_overrides``)."""

@@ -37,6 +37,9 @@ class WindowStats:
 class RuleStats:
     rule: RuleInfo
     windows: dict[int, WindowStats]
+    open_now: int = 0  # cases on which the rule's signal is open on the as-of date
+    share_open: float | None = None  # of the open cases (None: not known)
+    flags: tuple[str, ...] = ()  # health flags, in Dutch (e.g. a rule firing on many cases)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def compose_rule_report(
         rows.append(
             {
                 "label": label,
+                "share_open": _pct(stats.share_open),
+                "open_now": stats.open_now,
+                "flags": list(stats.flags),
                 "windows": [
                     {
                         "weeks": days // 7,

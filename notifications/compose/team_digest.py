@@ -7,13 +7,13 @@ Renders a ``model.TeamDigest`` (built by ``notifications.team_digest``) with the
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
-    SEVERITY_RANK,
+    EscalationLine,
     Recipient,
     TeamDigest,
 )
@@ -79,59 +79,79 @@ def _counts_view(
     }
 
 
-OUTLIER_FACTOR = 1.5
-"""A case manager is marked as differing from the team when their signals per 10 open
-cases lie below Q1 - 1.5 x IQR or above Q3 + 1.5 x IQR of the team (Tukey's fences;
-quartiles over the case managers with open cases, at least ``OUTLIER_MIN_MANAGERS``)."""
-
-
-OUTLIER_MIN_MANAGERS = 4
-
-
-def outlier_marks(values: Sequence[float | None]) -> list[str]:
-    """Per value ``"hoog"``, ``"laag"`` or ``""``: outside the team's fences (see
-    ``OUTLIER_FACTOR``); all ``""`` with fewer than ``OUTLIER_MIN_MANAGERS`` values."""
-    known = sorted(v for v in values if v is not None)
-    if len(known) < OUTLIER_MIN_MANAGERS:
-        return ["" for _ in values]
-    q1, _, q3 = statistics.quantiles(known, n=4, method="inclusive")
-    low = q1 - OUTLIER_FACTOR * (q3 - q1)
-    high = q3 + OUTLIER_FACTOR * (q3 - q1)
-    marks = []
-    for v in values:
-        if v is None:
-            marks.append("")
-        elif v > high + 1e-9:
-            marks.append("hoog")
-        elif v < low - 1e-9:
-            marks.append("laag")
-        else:
-            marks.append("")
-    return marks
-
-
 BAR_MAX_PX = 28
 
 
+AGE_BUCKETS: tuple[tuple[int, str], ...] = (
+    (14, "tot 2 weken"),
+    (28, "2 tot 4 weken"),
+    (91, "1 tot 3 maanden"),
+    (10**9, "langer dan 3 maanden"),
+)
+"""How old the gap of an escalation is (days), for the counts of the ones not shown."""
+
+
 def _trend_view(points: Sequence[tuple[dt.date, int]]) -> dict[str, Any]:
-    """Bars for a trend: per point a label, the count, a width in percent (horizontal
-    bars) and a height in px (small vertical bars), plus a text alternative."""
-    top = max((n for _, n in points), default=0)
+    """Bars for a trend, scaled to the range of the counts (the lowest gets a short bar,
+    the highest the full width, so a change shows), with the counts beside them and a text
+    alternative; per point a label, the count, a width in percent and a height in px."""
+    counts = [n for _, n in points]
+    low, high = min(counts, default=0), max(counts, default=0)
+    span = high - low
+
+    def scaled(n: int, full: int) -> int:
+        if not high:
+            return 0
+        if not span:
+            return full
+        return max(1, round(full * (0.1 + 0.9 * (n - low) / span)))
+
     bars = [
         {
             "label": day.strftime("%d-%m"),
             "count": n,
-            "pct": max(1, round(100 * n / top)) if top and n else 0,
-            "px": max(1, round(BAR_MAX_PX * n / top)) if top and n else 0,
+            "pct": scaled(n, 100),
+            "px": scaled(n, BAR_MAX_PX),
         }
         for day, n in points
     ]
     text = ", ".join(f"{b['label']}: {b['count']}" for b in bars)
-    return {"bars": bars, "text": text, "max_px": BAR_MAX_PX}
+    return {"bars": bars, "text": text, "max_px": BAR_MAX_PX, "low": low, "high": high}
 
 
 def _manager_label(staff_id: str, name: str | None) -> str:
     return f"{name} ({staff_id})" if name else staff_id
+
+
+def _escalation_view(
+    e: EscalationLine, options: MailOptions, names: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "case_ref": e.case_ref,
+        "link": safe_link(e.link),
+        # minimal detail: an escalation names only the case, not what it is about
+        "mail_title": e.mail_title if options.detail == "full" else "",
+        "mail_code": e.mail_code if options.detail == "full" else "",
+        "severity": SEVERITY_NL.get(e.severity, e.severity),
+        "severity_key": e.severity if e.severity in SEVERITY_NL else "low",
+        "days_open": format_days(e.days_open),
+        "manager": names.get(e.regievoerder, "") if options.compare_case_managers else "",
+    }
+
+
+def rest_counts(rest: Sequence[EscalationLine]) -> dict[str, list[tuple[str, int]]]:
+    """The escalations not shown in full, counted per age of the gap and per location (most
+    first); never per case manager. (Per signal they are counted in "Per signaal".)"""
+    by_age: Counter[str] = Counter()
+    by_location: Counter[str] = Counter()
+    for e in rest:
+        by_age[next(label for limit, label in AGE_BUCKETS if e.days_open < limit)] += 1
+        by_location[e.location or "(geen locatie)"] += 1
+    ages = [(label, by_age[label]) for _, label in AGE_BUCKETS if by_age[label]]
+    return {
+        "age": ages,
+        "location": sorted(by_location.items(), key=lambda kv: (-kv[1], kv[0])),
+    }
 
 
 def compose_team_digest(
@@ -139,17 +159,21 @@ def compose_team_digest(
 ) -> ComposedMessage:
     """The digest for a team lead (``recipient``).
 
-    Case managers appear by staff id, with their display name when
-    ``options.staff_names``; escalations most severe first, then oldest, grouped per
-    case manager; a trend of the last periods as bars with a text alternative.
+    The team's patterns: open signals by severity, new and resolved, the trend; per
+    signal; the ``escalations_shown`` most urgent escalations in full (those escalated
+    since the last digest first, then the most severe, then the oldest) and the rest as
+    counts per signal, age and location. Case managers appear only when
+    ``compare_case_managers`` is on (a personnel monitoring system under WOR art.
+    27(1)(l): never the default), by staff id and, with ``staff_names``, display name;
+    even then nobody is ranked or marked.
     """
     del recipient  # nothing about the recipient appears in the message
     totals = digest.totals
-    managers = sorted(digest.managers, key=lambda m: m.staff_id)
-    marks = outlier_marks([m.signals_per_10_cases for m in managers])
+    compare = options.compare_case_managers
+    managers = sorted(digest.managers, key=lambda m: m.staff_id) if compare else []
     names = {
         m.staff_id: _manager_label(m.staff_id, m.name if options.staff_names else None)
-        for m in managers
+        for m in digest.managers
     }
     trend: str | None = None
     if digest.previous_open_signals is not None:
@@ -160,35 +184,9 @@ def compose_team_digest(
         else:
             trend = f"{diff:+d} ten opzichte van de vorige periode ({previous})"
     rules = sorted(digest.rules, key=lambda r: (-r.open, -r.new, r.mail_title, r.mail_code))
-    escalations = sorted(
-        digest.escalations,
-        key=lambda e: (-SEVERITY_RANK.get(e.severity, -1), -e.days_open, e.case_ref, e.rule_id),
-    )
-    esc_total = {m.staff_id: m.escalated for m in managers}
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for e in escalations:
-        groups.setdefault(e.regievoerder, []).append(
-            {
-                "case_ref": e.case_ref,
-                "link": safe_link(e.link),
-                # minimal detail: an escalation names only the case, not what it is about
-                "mail_title": e.mail_title if options.detail == "full" else "",
-                "mail_code": e.mail_code if options.detail == "full" else "",
-                "severity": SEVERITY_NL.get(e.severity, e.severity),
-                "severity_key": e.severity if e.severity in SEVERITY_NL else "low",
-                "days_open": format_days(e.days_open),
-            }
-        )
-    escalation_groups = [
-        {
-            "manager": names.get(rv, rv),
-            "shown": len(items),
-            "total": max(esc_total.get(rv, 0), len(items)),
-            "hidden": max(0, esc_total.get(rv, 0) - len(items)),
-            "escalations": items,
-        }
-        for rv, items in groups.items()
-    ]
+    shown = digest.escalations[: options.escalations_shown]
+    rest = digest.escalations[options.escalations_shown :]
+    rest_by_rule = Counter(e.rule_id for e in rest)
     period_days = [p.day for p in digest.trend]
     context: dict[str, Any] = {
         "team": team_label(digest.team),
@@ -197,6 +195,7 @@ def compose_team_digest(
         "period_label": period_label(digest),
         "missed_since": format_date(digest.missed_since) if digest.missed_since else "",
         "severities": [{"key": n, "label": SEVERITY_NL[n]} for n in reversed(SEVERITIES)],
+        "compare": compare,
         "managers": [
             {
                 "label": names[m.staff_id],
@@ -210,12 +209,11 @@ def compose_team_digest(
                 "median_age": (
                     "–" if m.median_age_days is None else format_days(round(m.median_age_days))
                 ),
-                "outlier": mark,
                 "trend": _trend_view(list(zip(period_days, m.trend, strict=False)))
                 if m.trend and period_days
                 else None,
             }
-            for m, mark in zip(managers, marks, strict=True)
+            for m in managers
         ],
         "totals": {
             **_counts_view(
@@ -234,19 +232,21 @@ def compose_team_digest(
         if digest.trend
         else None,
         "trend_unit": "week" if digest.period == "weekly" else "werkdag",
-        "outlier_rule": (
-            "Afwijkend: signalen per 10 zaken buiten de spreiding van het team "
-            "(meer dan 1,5 keer de interkwartielafstand onder het eerste of boven het derde "
-            f"kwartiel; vanaf {OUTLIER_MIN_MANAGERS} regievoerders)."
-        ),
         "rules": [
-            {"mail_title": r.mail_title, "mail_code": r.mail_code, "open": r.open, "new": r.new}
+            {
+                "mail_title": r.mail_title,
+                "mail_code": r.mail_code,
+                "open": r.open,
+                "new": r.new,
+                "escalated": rest_by_rule[r.rule_id],
+            }
             for r in rules
         ],
-        "escalation_groups": escalation_groups,
-        "escalations_total": len(escalations) + digest.escalations_not_listed,
-        "escalations_shown": len(escalations),
-        "escalations_more": digest.escalations_not_listed,
+        "escalations": [_escalation_view(e, options, names) for e in shown],
+        "escalations_total": len(digest.escalations),
+        "escalations_shown": len(shown),
+        "escalations_more": len(rest),
+        "rest": rest_counts(rest) if rest else None,
     }
     subject = team_digest_subject(digest)
     context["subject"] = subject

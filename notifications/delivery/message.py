@@ -16,3 +16,5 @@ class ComposedMessage:
     subject: str
     text: str
     html: str
+    attachment_html: str | None = None
+    """An HTML page sent as an attachment (the case manager's whole list); None: none."""

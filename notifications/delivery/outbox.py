@@ -96,6 +96,7 @@ class OutboxRow:
     created_at: dt.datetime
     next_attempt_at: dt.datetime | None
     sent_at: dt.datetime | None
+    attachment_html: str | None = None
 
 
 def utc(value: dt.datetime) -> dt.datetime:
@@ -173,6 +174,7 @@ def enqueue(
         "subject": message.subject,
         "body_text": message.text,
         "body_html": message.html,
+        "attachment_html": message.attachment_html,
         "message_id": make_message_id(as_of, kind, recipient_id, sender_domain),
         "status": "pending",
         "attempts": 0,
@@ -244,6 +246,7 @@ def row_from_mapping(mapping: sa.RowMapping) -> OutboxRow:
         created_at=utc(mapping["created_at"]),
         next_attempt_at=opt(mapping["next_attempt_at"]),
         sent_at=opt(mapping["sent_at"]),
+        attachment_html=mapping.get("attachment_html"),
     )
 
 

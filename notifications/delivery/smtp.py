@@ -250,18 +250,58 @@ def smtp_error(code: int | None, reply: str = "") -> str:
     return " ".join(parts)
 
 
+def attachment_name(as_of: dt.date) -> str:
+    """The file name of the whole list attached to a case manager's daily mail."""
+    return f"regiesignaal-volledige-lijst-{as_of.isoformat()}.html"
+
+
 def build_message(row: ob.OutboxRow, sender: str, now: dt.datetime) -> EmailMessage:
-    """multipart/alternative: text/plain then text/html, both utf-8."""
+    """The outbox row as a message (see :func:`mime_message`)."""
+    return mime_message(
+        sender,
+        row.recipient_email,
+        row.subject,
+        row.body_text,
+        row.body_html,
+        now,
+        message_id=row.message_id,
+        attachment_html=row.attachment_html,
+        as_of=row.as_of,
+    )
+
+
+def mime_message(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    now: dt.datetime,
+    *,
+    message_id: str | None = None,
+    attachment_html: str | None = None,
+    as_of: dt.date | None = None,
+) -> EmailMessage:
+    """multipart/alternative: text/plain then text/html, both utf-8; with an attachment
+    (a case manager's whole list, named after ``as_of``) multipart/mixed around it."""
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = row.recipient_email
-    msg["Subject"] = row.subject
+    msg["To"] = to
+    msg["Subject"] = subject
     msg["Date"] = email.utils.format_datetime(ob.utc(now))
-    msg["Message-ID"] = row.message_id
+    if message_id is not None:
+        msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"  # no out-of-office replies (Exchange)
-    msg.set_content(row.body_text, charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(row.body_html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.set_content(text, charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if attachment_html:
+        msg.add_attachment(
+            attachment_html.encode("utf-8"),
+            maintype="text",
+            subtype="html",
+            filename=attachment_name(as_of or now.date()),
+        )
     # After the content: set_content() and add_alternative() drop or move Content-* headers.
     msg["Content-Language"] = "nl"
     return msg

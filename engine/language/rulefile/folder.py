@@ -149,4 +149,45 @@ def load_rule_dir(root: Path) -> RuleDir:
         old = result.rules[i]
         result.rules[i] = Rule(**{**old.__dict__, "tests": old.tests + extra})
     result.rules.sort(key=lambda r: r.id)
+    result.problems.extend(covers_problems(result.rules, declared))
     return result
+
+
+def covers_problems(rules: list[Rule], declared: set[str]) -> list[Problem]:
+    """``covers`` names rules of this folder, and no rule covers itself through others."""
+    out: list[Problem] = []
+    ids = {r.id for r in rules}
+    for rule in rules:
+        for other in rule.covers:
+            if other not in ids and other not in declared:
+                out.append(
+                    Problem(
+                        rule.path,
+                        rule.line,
+                        1,
+                        f"regel {rule.id}: 'covers' noemt een regel die niet in de map staat",
+                        suggest(other, ids) or "noem alleen regels uit deze map",
+                    )
+                )
+    graph = {r.id: [c for c in r.covers if c in ids] for r in rules}
+    by_id = {r.id: r for r in rules}
+    for start in sorted(graph):
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                rule = by_id[start]
+                out.append(
+                    Problem(
+                        rule.path,
+                        rule.line,
+                        1,
+                        f"regel {start} omvat via 'covers' uiteindelijk zichzelf",
+                        "een regel omvat alleen smallere regels; haal de kring weg",
+                    )
+                )
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+    return out

@@ -110,8 +110,32 @@ RULE_KEYS = {
     "escalate_after": False,
     "overdue": False,
     "max_explanation": False,
+    "kind": False,
+    "covers": False,
+    "warn_before": False,
+    "since": False,
+    "challenge": False,
     "tests": False,
 }
+
+
+KINDS = ("actie", "vastlegging")
+"""What a rule asks (issue 16): to do something (``actie``, the default) or to record
+something (``vastlegging``). Per case, recording gaps collapse into one line in mail."""
+
+
+SINCE_KEYS = {"field": True, "after": False, "label": False}
+
+
+SINCE_LABEL_MAX = 40
+
+
+CHALLENGE_MAX = 160
+
+
+WARN_BEFORE_MAX_DAYS = 31
+"""The longest ``warn_before`` in calendar days (6 weeks of working days would be more):
+warnings are worked out by evaluating the rule on every day up to it."""
 
 
 TEST_KEYS = {"name": False, "as_of": True, "case": True, "expect": True, "severity": False}
@@ -163,6 +187,17 @@ class Overdue:
 
 
 @dataclass(frozen=True)
+class Since:
+    """``since:``: the date the gap a rule signals began, ``field`` (a case date or a
+    latest/earliest derived date) plus ``after``; shown as "<label> <date>" and used for
+    the signal's age in the ranking."""
+
+    field: str
+    after: Duration | None = None
+    label: str = "sinds"
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -185,6 +220,17 @@ class Rule:
     max_explanation: Duration | None = None
     mail_code: str = ""
     """Neutral code shown in mail next to the title (``R07``); empty: the title alone."""
+    kind: str = "actie"
+    """``actie`` or ``vastlegging`` (see ``KINDS``)."""
+    covers: tuple[str, ...] = ()
+    """Rules whose signal on the same case is the same gap: while this rule fires (and is
+    not explained) those signals are covered: kept with their history, not shown."""
+    warn_before: Duration | None = None
+    """Warn this long before the rule would fire if nothing changes ("Binnenkort")."""
+    since: Since | None = None
+    challenge: str = ""
+    """The question this rule's signal puts to the chain meeting (LKO agenda); empty: the
+    rule puts no case on the agenda (escalated signals still do)."""
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:

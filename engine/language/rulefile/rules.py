@@ -13,21 +13,27 @@ from regiesignaal.engine.language.catalogue import (
     suggest,
 )
 from regiesignaal.engine.language.conditions import All, Any_, Pos
-from regiesignaal.engine.language.dates import parse_duration
+from regiesignaal.engine.language.dates import Duration, parse_duration
 from regiesignaal.engine.language.mailtext import possible_names, sensitive_words, word_lists
 from regiesignaal.engine.language.rulefile.common import Context, check_keys, pos_of, text_value
 from regiesignaal.engine.language.rulefile.condition_parser import ConditionParser
 from regiesignaal.engine.language.rulefile.model import (
+    CHALLENGE_MAX,
+    KINDS,
     MAIL_CODE,
     MAIL_TITLE_MAX,
     OVERDUE_KEYS,
     RULE_ID,
     RULE_KEYS,
     SEVERITIES,
+    SINCE_KEYS,
+    SINCE_LABEL_MAX,
+    WARN_BEFORE_MAX_DAYS,
     Overdue,
     Problem,
     Rule,
     RuleTest,
+    Since,
 )
 from regiesignaal.engine.language.rulefile.testcases import parse_tests
 
@@ -128,21 +134,42 @@ def parse_rule(
         else:
             mail_code = raw_code
     texts["mail_code"] = mail_code
+    kind = node.get("kind", KINDS[0])
+    if kind not in KINDS:
+        ctx.add(
+            pos_of(node, "kind", value=True),
+            "'kind' zegt wat de regel vraagt: actie (iets doen) of vastlegging (iets vastleggen)",
+            suggest(str(kind), KINDS) or f"kies uit {', '.join(KINDS)}",
+        )
+    covers = parse_covers(node, rule_id, ctx)
+    warn_before = parse_warn_before(node, ctx)
+    since = parse_since(node, catalogue, ctx)
+    texts["challenge"] = text_value(node, "challenge", ctx) if "challenge" in node else ""
+    if len(texts["challenge"]) > CHALLENGE_MAX:
+        ctx.add(
+            pos_of(node, "challenge", value=True),
+            f"'challenge' is {len(texts['challenge'])} tekens; hooguit {CHALLENGE_MAX}",
+            "stel één korte vraag aan het overleg",
+        )
+    mail_texts = [(key, key, texts[key]) for key in ("mail_title", "expected_action", "mail_code")]
+    mail_texts.append(("challenge", "challenge", texts["challenge"]))
+    if since is not None and isinstance(node.get("since"), CommentedMap):
+        mail_texts.append(("since", "since.label", since.label))
     lists = word_lists(rules_dir)
-    for key in ("mail_title", "expected_action", "mail_code"):
-        found = sensitive_words(texts[key], lists.forbidden)
+    for at, key, value in mail_texts:
+        found = sensitive_words(value, lists.forbidden)
         if found:
             ctx.add(
-                pos_of(node, key, value=True),
+                pos_of(node, at, value=True),
                 f"'{key}' staat in e-mail en mag '{found[0]}' niet bevatten "
                 "(ook niet als deel van een woord)",
                 "schrijf neutraal: geen namen, nummers, medische details of gevoelige "
                 "omstandigheden (zie de gids, hoofdstuk 13)",
             )
-        names = possible_names(texts[key], lists.allowed_capitalised)
+        names = possible_names(value, lists.allowed_capitalised)
         if names:
             ctx.add(
-                pos_of(node, key, value=True),
+                pos_of(node, at, value=True),
                 f"'{key}' staat in e-mail; een woord met een hoofdletter midden in een zin "
                 f"kan een naam zijn ({len(names)} keer)",
                 "schrijf het woord met een kleine letter, of zet het in mail-words.txt in de "
@@ -180,7 +207,106 @@ def parse_rule(
         overdue=overdue,
         max_explanation=max_explanation,
         mail_code=mail_code,
+        kind=str(kind),
+        covers=covers,
+        warn_before=warn_before,
+        since=since,
+        challenge=texts["challenge"],
     )
+
+
+def parse_covers(node: CommentedMap, rule_id: str | None, ctx: Context) -> tuple[str, ...]:
+    """``covers: [ID, ...]``: the ids are checked against the folder by ``folder``."""
+    if node.get("covers") is None:
+        return ()
+    raw = node["covers"]
+    at = pos_of(node, "covers", value=True)
+    if not isinstance(raw, list) or not raw:
+        ctx.add(at, "'covers' verwacht een lijst van regel-id's", "bijv. covers: [MED-CHECK]")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        ipos = pos_of(raw, i)
+        if not isinstance(item, str) or not RULE_ID.match(item):
+            ctx.add(ipos, "'covers' bevat iets dat geen regel-id is", "bijv. MED-CHECK")
+        elif item == rule_id:
+            ctx.add(ipos, "een regel kan zichzelf niet omvatten", "haal het eigen id weg")
+        elif item in out:
+            ctx.add(ipos, f"'{item}' staat twee keer in 'covers'", "noem elke regel één keer")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def warn_days(duration: Duration) -> int:
+    """The most calendar days ``duration`` can span (working days: with weekends and a
+    few holidays in between)."""
+    if duration.unit == "d":
+        return duration.amount
+    if duration.unit == "w":
+        return 7 * duration.amount
+    return -(-duration.amount * 7 // 5) + 3
+
+
+def parse_warn_before(node: CommentedMap, ctx: Context) -> Duration | None:
+    if node.get("warn_before") is None:
+        return None
+    at = pos_of(node, "warn_before", value=True)
+    try:
+        duration = parse_duration(node["warn_before"])
+    except ValueError as exc:
+        ctx.add(at, str(exc))
+        return None
+    if duration.amount < 1 or warn_days(duration) > WARN_BEFORE_MAX_DAYS:
+        ctx.add(
+            at,
+            f"'warn_before' is 1 dag tot ongeveer {WARN_BEFORE_MAX_DAYS} dagen",
+            "bijv. warn_before: 5wd (een week van tevoren)",
+        )
+        return None
+    return duration
+
+
+def parse_since(node: CommentedMap, catalogue: Catalogue, ctx: Context) -> Since | None:
+    """``since: FIELD`` or ``since: {field: FIELD, after: DURATION, label: TEXT}``."""
+    if node.get("since") is None:
+        return None
+    raw = node["since"]
+    at = pos_of(node, "since", value=True)
+    after: Duration | None = None
+    label = "sinds"
+    if isinstance(raw, CommentedMap):
+        if not check_keys(raw, SINCE_KEYS, ctx, "'since'"):
+            return None
+        name = raw["field"]
+        at = pos_of(raw, "field", value=True)
+        if raw.get("after") is not None:
+            try:
+                after = parse_duration(raw["after"])
+            except ValueError as exc:
+                ctx.add(pos_of(raw, "after", value=True), str(exc))
+                return None
+        if "label" in raw:
+            label = text_value(raw, "label", ctx, "sinds")
+            if len(label) > SINCE_LABEL_MAX:
+                ctx.add(
+                    pos_of(raw, "label", value=True),
+                    f"'label' is {len(label)} tekens; hooguit {SINCE_LABEL_MAX}",
+                    "bijv. label: termijn verstreken op",
+                )
+                return None
+    else:
+        name = raw
+    info = catalogue.fields.get(str(name)) if isinstance(name, str) else None
+    if info is None or info.type != "date":
+        hint = suggest(str(name), [n for n, f in catalogue.fields.items() if f.type == "date"])
+        ctx.add(
+            at,
+            "'since' noemt een datumveld van de zaak of een afgeleide datum (latest/earliest)",
+            hint or "bijv. since: opened_on, of since: {field: latest_contact_on, after: 30d}",
+        )
+        return None
+    return Since(str(name), after, label.strip())
 
 
 def parse_overdue(
