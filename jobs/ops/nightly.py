@@ -171,7 +171,20 @@ def nightly(
             alerts.deliver_alerts(store, settings)
         except sa.exc.SQLAlchemyError as exc:
             log.error("alert check failed: %s", type(exc).__name__)
+        _after_night(settings, store)
         store.dispose()
+
+
+def _after_night(settings: Settings, store: sa.Engine) -> None:
+    """The metrics file, whatever the outcome (issue 17); trouble is logged, never raised."""
+    if settings.metrics_dir is None:
+        return
+    from regiesignaal.jobs.ops.health import MetricsRefused, write_metrics
+
+    try:
+        write_metrics(settings, store, settings.metrics_dir)
+    except (MetricsRefused, sa.exc.SQLAlchemyError) as exc:
+        log.error("metrics file not written: %s", type(exc).__name__)
 
 
 def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -> NightlyResult:
