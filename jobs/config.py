@@ -155,6 +155,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in ("source_url", "store_url"):
                 value = mask_url(value)
+            elif f.name in ("heartbeat_url", "webhook_url") and value:
+                value = _shown_http(value)
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 

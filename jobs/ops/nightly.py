@@ -47,6 +47,7 @@ from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run
 from regiesignaal.notifications import operator_alert as alerts
+from regiesignaal.notifications.delivery import webhook
 
 log = logging.getLogger("regiesignaal.nightly")
 
@@ -164,7 +165,11 @@ def nightly(
         return NightlyResult(1, "refused", None, [why])
     store = store_engine(settings.store_url)
     try:
-        return _nightly(settings, store, trigger, day)
+        result = _nightly(settings, store, trigger, day)
+        if result.status == "succeeded" and settings.heartbeat_url:
+            # the dead man's switch: an outside monitor notices when these calls stop
+            webhook.ping(settings.heartbeat_url, settings.http_timeout_seconds)
+        return result
     finally:
         try:
             alerts.check_undelivered(store, settings)
