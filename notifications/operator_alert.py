@@ -43,6 +43,7 @@ SUBJECTS: dict[str, str] = {
     "undelivered": "berichten niet afgeleverd",
     "export_refused": "levering uit de dropmap geweigerd",
     "missed": "geplande nacht niet gedraaid",
+    "rules_last_good": "de regels bevatten fouten; de nacht draaide met de vorige regelset",
 }
 
 
@@ -91,8 +92,10 @@ def raise_alert(
     run_id: int = 0,
     now: dt.datetime | None = None,
     counts: Mapping[str, int] | None = None,
+    also: Sequence[str] = (),
 ) -> int:
-    """Queue the alert ``subject`` to every operator; returns how many were new today.
+    """Queue the alert ``subject`` to every operator (and the addresses ``also``, e.g. the
+    policy owners); returns how many were new today.
 
     Without configured operators it only logs. Never raises for a database problem (an
     alert must not turn trouble into a crash); it logs it instead.
@@ -108,14 +111,15 @@ def raise_alert(
             alert_payload(subject, day, run_id, counts or {}),
             settings.http_timeout_seconds,
         )
-    if not settings.operators:
+    recipients = list(dict.fromkeys([*settings.operators, *(a for a in also if a)]))
+    if not recipients:
         return 0
     message = compose_alert(subject, lines, day)
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
     queued = 0
     try:
         with store.begin() as conn:
-            for address in settings.operators:
+            for address in recipients:
                 queued += outbox.enqueue(
                     conn,
                     run_id=run_id,

@@ -279,12 +279,59 @@ def _locked_night(
             run_id=run_id or 0,
         )
         return NightlyResult(1, "failed", run_id, [type(exc).__name__])
+    if summary.rules_fallback:
+        _alert_rules_fallback(settings, store, day, summary.run_id, summary.rules_fallback)
     try:
         retention.purge(settings, store)
     except sa.exc.SQLAlchemyError as exc:
         log.error("purge failed: %s", type(exc).__name__)
     code = EXIT_MAIL_WAITING if mail_needs_look(summary.delivery, summary.problems) else 0
     return NightlyResult(code, summary.status, summary.run_id, summary.problems)
+
+
+def policy_owner_addresses(settings: Settings) -> list[str]:
+    """The addresses of the staff with role ``beleid`` (the rules' owners); [] when the
+    source cannot be read (the operators are told anyway)."""
+    from regiesignaal.engine.source.read import load_staff
+    from regiesignaal.jobs.pipeline import source_engine
+
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused:
+        return []
+    try:
+        staff = load_staff(source)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("policy owners not read: %s", type(exc).__name__)
+        return []
+    finally:
+        source.dispose()
+    return sorted(
+        {str(m["email"]) for m in staff.values() if m.get("role") == "beleid" and m.get("email")}
+    )
+
+
+def _alert_rules_fallback(
+    settings: Settings, store: sa.Engine, day: dt.date, run_id: int, problems: int
+) -> None:
+    """The rule folder broke and the night ran with the last good rule set: tell the
+    operators and the policy owners (counts and commands only: no file, rule or case)."""
+    alerts.raise_alert(
+        store,
+        settings,
+        "rules_last_good",
+        [
+            f"De regels in de regelmap bevatten {problems} fout(en). Run {run_id} (peildatum "
+            f"{day}) is daarom gedraaid met de laatste regelset die wel klopte; wijzigingen "
+            "sinds die versie zijn nog niet in gebruik.",
+            "Welk bestand en welke regel: 'regiesignaal rules check' op de server. Herstel ze "
+            "vóór de volgende nacht; de versies staan in 'regiesignaal runs show "
+            f"{run_id}'.",
+        ],
+        run_id=run_id,
+        counts={"problems": problems},
+        also=policy_owner_addresses(settings),
+    )
 
 
 def _own_latest_run(store: sa.Engine) -> int | None:
