@@ -14,7 +14,11 @@ scheduled night; an operator may start it by hand too. In order, all under the r
    for the date the night is refused (the source would be stale);
 3. the rules are checked (alert when they do not), then the run with delivery;
 4. retention (jobs/ops/retention.py) purges old bodies, signals and exports;
-5. alerts: a failed or refused run, mail undelivered past the threshold.
+5. alerts: a failed or refused run, mail undelivered past the threshold, a night that ran
+   with the last good rule set because the rule folder broke (operators and policy owners);
+6. after a succeeded night, ``[alerts] heartbeat_url`` is called (a dead man's switch), and
+   after every night the metrics file is written (``[metrics] textfile_dir``,
+   jobs/ops/health.py); neither can fail the night.
 
 SIGTERM/SIGINT while running: the run stops at once, its row is recorded ``aborted`` (not
 left ``running``), and a rerun of the date completes it; nothing is sent twice.
