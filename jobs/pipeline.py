@@ -16,7 +16,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -153,25 +153,27 @@ def load_checked_rules(settings: Settings) -> RuleDir:
 
 
 def rules_for_run(
-    settings: Settings, store: sa.Engine, workdir: Path
+    settings: Settings, store: sa.Engine, cleanup: ExitStack
 ) -> tuple[RuleDir, RuleDir | None]:
     """The rule set a run uses, and the broken folder when it is not the configured one.
 
     A folder that checks is used. A broken one refuses the run, unless ``[rules]
     on_broken = "last_good"`` (the default) and the store keeps a rule set that checked
-    (engine/store/rulesets.py): that one is written into ``workdir`` and used, and the
-    broken folder is returned beside it so the caller can say so."""
+    (engine/store/rulesets.py): that one is written into a temporary folder (removed by
+    ``cleanup`` when the run ends) and used, and the broken folder is returned beside it
+    so the caller can say so."""
     ruledir = check_rule_dir(settings.rules_dir)
     if ruledir.ok:
         return ruledir, None
     good = rulesets.last_good(store) if settings.rules_on_broken == "last_good" else None
     if good is not None:
         try:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rs-")))
             fallback = check_rule_dir(rulesets.write_files(good.files, workdir / "regels"))
         except (OSError, ValueError) as exc:
             log.error("stored rule set %s not usable: %s", good.version, type(exc).__name__)
-            fallback = RuleDir(workdir)
-            fallback.problems.append(Problem(str(workdir), 0, 0, "onbruikbaar", ""))
+            fallback = RuleDir(settings.rules_dir)
+            fallback.problems.append(Problem("", 0, 0, "onbruikbaar"))
         if fallback.ok and fallback.version == good.version:
             log.warning(
                 "rules folder broken (%d problems): using last good rule set %s",
@@ -260,8 +262,8 @@ def run(settings: Settings, options: RunOptions) -> RunSummary:
                 "de opslag (store) heeft niet het juiste schema; voer eerst "
                 "'regiesignaal db upgrade' uit"
             )
-        with run_lock(store), tempfile.TemporaryDirectory(prefix="regiesignaal-") as work:
-            return _run(settings, options, store, source, Path(work))
+        with run_lock(store), ExitStack() as cleanup:
+            return _run(settings, options, store, source, cleanup)
     except LockHeld as exc:
         locked = RunLocked(str(exc))
         if migrate.is_up_to_date(settings.store_url):
@@ -335,7 +337,7 @@ def _run(
     options: RunOptions,
     store: sa.Engine,
     source: sa.Engine,
-    workdir: Path,
+    cleanup: ExitStack,
 ) -> RunSummary:
     as_of = options.as_of
     if not migrate.is_up_to_date(settings.store_url):
@@ -345,7 +347,7 @@ def _run(
         )
     _abort_stale_runs(store)
     try:
-        ruledir, broken = rules_for_run(settings, store, workdir)
+        ruledir, broken = rules_for_run(settings, store, cleanup)
         check_templates(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)

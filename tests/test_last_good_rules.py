@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,20 @@ def test_on_broken_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})
     assert "last_good" in str(caught.value) and "rules.on_broken" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_the_last_good_set_reaches_the_worker_processes(tmp_path: Path) -> None:
+    source_url, _, _ = make_source(tmp_path, cases=80)
+    rules = _rules(tmp_path)
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    settings = make_settings(source_url, store_url, rules_dir=rules, workers=2)
+    first = run(settings, RunOptions(AS_OF, deliver=False))
+    _break(rules)
+    second = run(settings, RunOptions(TUESDAY, deliver=False))
+    assert second.status == "succeeded" and second.rules_fallback == 1
+    assert second.ruleset_version == first.ruleset_version
+    assert second.signals_per_rule == first.signals_per_rule or second.signals_per_rule.keys() == (
+        first.signals_per_rule.keys()
+    )
+    assert not [p for p in Path(tempfile.gettempdir()).glob("rs-*") if (p / "regels").exists()]

@@ -291,10 +291,14 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Health:
         return Health(UNKNOWN, problem=str(exc))
     except sa.exc.SQLAlchemyError as exc:
         return Health(UNKNOWN, problem=_db_problem(exc))
+    except Exception as exc:  # e.g. a database driver that is not installed
+        return Health(UNKNOWN, problem=f"de store is niet te openen ({type(exc).__name__})")
     try:
         return status_of_store(settings, store, now)
     except sa.exc.SQLAlchemyError as exc:
         return Health(UNKNOWN, problem=_db_problem(exc))
+    except Exception as exc:  # a monitoring check answers UNKNOWN, never a traceback
+        return Health(UNKNOWN, problem=f"onverwachte fout ({type(exc).__name__})")
     finally:
         store.dispose()
 
