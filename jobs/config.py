@@ -127,6 +127,17 @@ class Settings:
     config_path: Path | None = None  # the TOML file that was read, if any
     # an operator's file of days equated to public holidays, besides the shipped one
     calendar_file: Path | None = None
+    # health surface and last good rule set (issue 17): see docs/operations.md#monitoring
+    status_night_late_minutes: int = 180  # [status] a night this late after its time: missed
+    status_mail_pending_minutes: int = 60  # [status] mail pending this long: WARNING
+    status_mail_days: int = 7  # [status] failed/uncertain mail of this many days counts
+    status_heartbeat_warning_minutes: int = 5  # [status] scheduler silent this long; 0 = off
+    status_heartbeat_critical_minutes: int = 15  # [status]
+    metrics_dir: Path | None = None  # [metrics] textfile_dir: node_exporter's textfile folder
+    heartbeat_url: str | None = None  # [alerts] called after every succeeded night
+    webhook_url: str | None = None  # [alerts] second alert channel (JSON, ids and counts)
+    http_timeout_seconds: float = 10.0  # [alerts] for both calls above
+    rules_on_broken: str = "last_good"  # [rules] on_broken: last_good | refuse
 
     @property
     def schedule_time(self) -> dt.time:
@@ -152,6 +163,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in ("source_url", "store_url"):
                 value = mask_url(value)
+            elif f.name in ("heartbeat_url", "webhook_url") and value:
+                value = _shown_http(value)
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 
@@ -167,6 +180,16 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return "(ongeldige URL)"
+
+
+def _shown_http(url: str | None) -> str:
+    """Only scheme and host of an address: its path or query may hold a token."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return "(niet gezet)"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/... (pad verborgen)"
 
 
 def weekday_name(weekday: int) -> str:
@@ -415,7 +438,40 @@ def _parse_domains(value: Any) -> tuple[str, ...]:
     return parse_domains(value)
 
 
-_NO_ECHO = {"smtp.sender"}  # keys whose bad value is not repeated in the message
+def _parse_http_url(value: Any) -> str | None:
+    """An http(s) address, or "" for none; the error never echoes it (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        raise ValueError("verwacht een adres tussen aanhalingstekens")
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError('verwacht een http(s)-adres, bijvoorbeeld "https://hc.example/ping/..."')
+    if any(c.isspace() for c in text):
+        raise ValueError("een adres bevat geen spaties of regeleinden")
+    return text
+
+
+def _parse_on_broken(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text not in ("last_good", "refuse"):
+        raise ValueError(
+            "verwacht 'last_good' (draai met de laatste goede regelset) of 'refuse' (weiger de run)"
+        )
+    return text
+
+
+_NO_ECHO = {
+    "smtp.sender",
+    "heartbeat_url",
+    "webhook_url",
+}  # keys whose bad value is not repeated in the message
 
 
 # --------------------------------------------------------------------------- schema
@@ -425,6 +481,7 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("database", "source_url"): ("source_url", _parse_url),
     ("database", "store_url"): ("store_url", _parse_url),
     ("rules", "dir"): ("rules_dir", _parse_path),
+    ("rules", "on_broken"): ("rules_on_broken", _parse_on_broken),
     ("smtp", "host"): ("smtp.host", _parse_str),
     ("smtp", "port"): ("smtp.port", _int_parser(1, 65535)),
     ("smtp", "tls"): ("smtp.tls", _parse_tls),
@@ -464,6 +521,21 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("scheduler", "misfire_grace_minutes"): ("misfire_grace_minutes", _int_parser(1, 1080)),
     ("alerts", "operators"): ("operators", _parse_addresses),
     ("alerts", "undelivered_hours"): ("alert_undelivered_hours", _int_parser(1, 720)),
+    ("alerts", "heartbeat_url"): ("heartbeat_url", _parse_http_url),
+    ("alerts", "webhook_url"): ("webhook_url", _parse_http_url),
+    ("alerts", "http_timeout_seconds"): ("http_timeout_seconds", _parse_timeout),
+    ("status", "night_late_minutes"): ("status_night_late_minutes", _int_parser(1, 1440)),
+    ("status", "mail_pending_minutes"): ("status_mail_pending_minutes", _int_parser(1, 10080)),
+    ("status", "mail_days"): ("status_mail_days", _int_parser(1, 365)),
+    ("status", "heartbeat_warning_minutes"): (
+        "status_heartbeat_warning_minutes",
+        _int_parser(0, 10080),
+    ),
+    ("status", "heartbeat_critical_minutes"): (
+        "status_heartbeat_critical_minutes",
+        _int_parser(0, 10080),
+    ),
+    ("metrics", "textfile_dir"): ("metrics_dir", _parse_path),
     ("retention", "message_body_days"): ("retention_body_days", _int_parser(1, 3650)),
     ("retention", "closed_signal_days"): ("retention_signal_days", _int_parser(1, 36500)),
     ("retention", "export_days"): ("retention_export_days", _int_parser(1, 3650)),
@@ -491,6 +563,8 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_OPERATORS": ("operators", _parse_addresses),
     "REGIESIGNAAL_DROP_DIR": ("drop_dir", _parse_path),
     "REGIESIGNAAL_LOG_FORMAT": ("log_format", _parse_log_format),
+    "REGIESIGNAAL_HEARTBEAT_URL": ("heartbeat_url", _parse_http_url),
+    "REGIESIGNAAL_WEBHOOK_URL": ("webhook_url", _parse_http_url),
 }
 
 _SECTIONS = sorted({section for section, _ in _FILE_KEYS})
@@ -499,7 +573,14 @@ _FULL_KEYS = sorted(f"{section}.{key}" for section, key in _FILE_KEYS)
 
 def _relative_to(base: Path, field_name: str, value: Any) -> Any:
     """Resolve a relative path (or relative SQLite file) from the config file's folder."""
-    dirs = ("rules_dir", "mail_templates_dir", "rule_report_dir", "calendar_file", "drop_dir")
+    dirs = (
+        "rules_dir",
+        "mail_templates_dir",
+        "rule_report_dir",
+        "calendar_file",
+        "drop_dir",
+        "metrics_dir",
+    )
     if field_name in dirs and isinstance(value, Path) and not value.is_absolute():
         return base / value
     if field_name == "smtp.ca_file" and not Path(value).is_absolute():
@@ -650,6 +731,13 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
     smtp_values = {k.removeprefix("smtp."): v for k, v in values.items() if k.startswith("smtp.")}
     top = {k: v for k, v in values.items() if not k.startswith("smtp.")}
     settings = Settings(smtp=SmtpSettings(**smtp_values), config_path=config_path, **top)
+    if 0 < settings.status_heartbeat_critical_minutes < settings.status_heartbeat_warning_minutes:
+        raise ConfigError(
+            "status.heartbeat_critical_minutes is kleiner dan heartbeat_warning_minutes; "
+            "maak de kritieke grens gelijk aan of groter dan de waarschuwingsgrens",
+            source=str(config_path) if config_path else None,
+            key="status.heartbeat_critical_minutes",
+        )
     try:  # the working-day calendar ('wd') counts the operator's equated days from here on
         use_calendar_file(settings.calendar_file)
     except CalendarError as exc:
@@ -714,6 +802,16 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
             ", ".join(settings.operators) or "(geen: meldingen worden alleen gelogd)",
         ),
         ("alerts.undelivered_hours", str(settings.alert_undelivered_hours)),
+        ("alerts.heartbeat_url", _shown_http(settings.heartbeat_url)),
+        ("alerts.webhook_url", _shown_http(settings.webhook_url)),
+        ("alerts.http_timeout_seconds", f"{settings.http_timeout_seconds:g}"),
+        ("rules.on_broken", settings.rules_on_broken),
+        ("status.night_late_minutes", str(settings.status_night_late_minutes)),
+        ("status.mail_pending_minutes", str(settings.status_mail_pending_minutes)),
+        ("status.mail_days", str(settings.status_mail_days)),
+        ("status.heartbeat_warning_minutes", str(settings.status_heartbeat_warning_minutes)),
+        ("status.heartbeat_critical_minutes", str(settings.status_heartbeat_critical_minutes)),
+        ("metrics.textfile_dir", str(settings.metrics_dir or "(niet gezet; geen metrics)")),
         ("retention.message_body_days", str(settings.retention_body_days)),
         ("retention.closed_signal_days", str(settings.retention_signal_days)),
         ("retention.export_days", str(settings.retention_export_days)),

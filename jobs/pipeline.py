@@ -13,11 +13,13 @@ import logging
 import multiprocessing
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -33,10 +35,10 @@ from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.engine.language.compiled import CompiledRuleSet
 from regiesignaal.engine.language.compiler import RuleSetError, check_rule_dir, compile_rules
 from regiesignaal.engine.language.evaluator import ENGINE_SKIP
-from regiesignaal.engine.language.rulefile.model import RuleDir
+from regiesignaal.engine.language.rulefile.model import Problem, RuleDir
 from regiesignaal.engine.source.read import count_cases, load_staff
 from regiesignaal.engine.spool import HitSpool
-from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store import migrate, rulesets
 from regiesignaal.engine.store.db import (
     engine_options,
     ensure_sqlite_dir,
@@ -91,6 +93,8 @@ class RunSummary:
     delivery: DeliveryReport | None = None
     durations: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # the rule folder was broken and the run used the last good rule set: its problems
+    rules_fallback: int = 0
 
 
 # ---------------------------------------------------------------- workers
@@ -146,6 +150,56 @@ def load_checked_rules(settings: Settings) -> RuleDir:
             [str(p) for p in ruledir.problems],
         )
     return ruledir
+
+
+def rules_for_run(
+    settings: Settings, store: sa.Engine, cleanup: ExitStack
+) -> tuple[RuleDir, RuleDir | None]:
+    """The rule set a run uses, and the broken folder when it is not the configured one.
+
+    A folder that checks is used. A broken one refuses the run, unless ``[rules]
+    on_broken = "last_good"`` (the default) and the store keeps a rule set that checked
+    (engine/store/rulesets.py): that one is written into a temporary folder (removed by
+    ``cleanup`` when the run ends) and used, and the broken folder is returned beside it
+    so the caller can say so."""
+    ruledir = check_rule_dir(settings.rules_dir)
+    if ruledir.ok:
+        return ruledir, None
+    good = rulesets.last_good(store) if settings.rules_on_broken == "last_good" else None
+    if good is not None:
+        try:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rs-")))
+            fallback = check_rule_dir(rulesets.write_files(good.files, workdir / "regels"))
+        except (OSError, ValueError) as exc:
+            log.error("stored rule set %s not usable: %s", good.version, type(exc).__name__)
+            fallback = RuleDir(settings.rules_dir)
+            fallback.problems.append(Problem("", 0, 0, "onbruikbaar"))
+        if fallback.ok and fallback.version == good.version:
+            log.warning(
+                "rules folder broken (%d problems): using last good rule set %s",
+                len(ruledir.problems),
+                good.version,
+            )
+            return fallback, ruledir
+        log.error("stored rule set %s does not check any more; not used", good.version)
+    why = (
+        " Er is geen eerdere goede regelset om mee te draaien."
+        if settings.rules_on_broken == "last_good"
+        else ""
+    )
+    raise RunRefused(
+        f"de regels in {settings.rules_dir} bevatten fouten; er is niets verstuurd. "
+        f"Herstel ze (zie 'regiesignaal rules check') en start de run opnieuw.{why}",
+        [str(p) for p in ruledir.problems],
+    )
+
+
+def remember_rules(store: sa.Engine, ruledir: RuleDir) -> None:
+    """Keep the rule set a run succeeded with, as the last good one; never fatal."""
+    try:
+        rulesets.remember(store, ruledir.version, rulesets.read_files(ruledir.root))
+    except (OSError, UnicodeDecodeError, sa.exc.SQLAlchemyError) as exc:
+        log.error("rule set %s not kept: %s", ruledir.version, type(exc).__name__)
 
 
 def check_templates(settings: Settings) -> None:
@@ -208,8 +262,8 @@ def run(settings: Settings, options: RunOptions) -> RunSummary:
                 "de opslag (store) heeft niet het juiste schema; voer eerst "
                 "'regiesignaal db upgrade' uit"
             )
-        with run_lock(store):
-            return _run(settings, options, store, source)
+        with run_lock(store), ExitStack() as cleanup:
+            return _run(settings, options, store, source, cleanup)
     except LockHeld as exc:
         locked = RunLocked(str(exc))
         if migrate.is_up_to_date(settings.store_url):
@@ -279,7 +333,11 @@ def _abort_stale_runs(store: sa.Engine) -> None:
 
 
 def _run(
-    settings: Settings, options: RunOptions, store: sa.Engine, source: sa.Engine
+    settings: Settings,
+    options: RunOptions,
+    store: sa.Engine,
+    source: sa.Engine,
+    cleanup: ExitStack,
 ) -> RunSummary:
     as_of = options.as_of
     if not migrate.is_up_to_date(settings.store_url):
@@ -289,7 +347,7 @@ def _run(
         )
     _abort_stale_runs(store)
     try:
-        ruledir = load_checked_rules(settings)
+        ruledir, broken = rules_for_run(settings, store, cleanup)
         check_templates(settings)
         with store.connect() as conn:
             reconcile.check_forward(conn, as_of)
@@ -328,10 +386,18 @@ def _run(
             where = f" (run {other.id}, peildatum {other.as_of}, {other.host} pid {other.pid})"
         raise LockHeld(where.strip(" ()") or "een ander proces") from None
     summary = RunSummary(run_id, as_of, "running", ruledir.version)
+    if broken is not None:
+        summary.rules_fallback = len(broken.problems)
+        summary.problems.append(
+            f"de regels in {settings.rules_dir} bevatten {len(broken.problems)} fout(en) "
+            f"(versie {broken.version}); deze run gebruikte de laatste goede regelset "
+            f"(versie {ruledir.version}). Herstel de regels (zie 'regiesignaal rules check')."
+        )
     log.info("run %d started: as_of=%s rules=%s", run_id, as_of, ruledir.version)
     try:
         _stages(settings, options, store, source, ruledir, compiled, summary)
         summary.status = "succeeded"
+        remember_rules(store, ruledir)
     except Exception as exc:
         summary.status = "failed"
         summary.problems.append(f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -351,7 +417,10 @@ def _run(
                         "reconcile": summary.reconcile,
                         "messages_enqueued": summary.messages_enqueued,
                         "delivery": _delivery_counts(summary.delivery),
-                    },
+                    }
+                    | (
+                        {"rules_fallback": summary.rules_fallback} if summary.rules_fallback else {}
+                    ),
                     durations=summary.durations,
                     errors=summary.problems[:200],
                 )

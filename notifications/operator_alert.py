@@ -10,6 +10,12 @@ no names, no rule ids: a rule id can reveal a case's category).
 Subjects (``SUBJECTS``): a run failed, a run was refused, the rules do not check, mail
 undelivered past ``[alerts] undelivered_hours``, an export in the drop folder refused,
 a scheduled night that did not run.
+
+With ``[alerts] webhook_url`` every alert raised is also POSTed there as JSON (a second
+channel, so an alert about a broken relay does not depend on that relay): the subject,
+its Dutch title, the date, the run id, the host and counts; never the text of the mail
+(notifications/delivery/webhook.py). The mail goes out at most once per subject and day;
+the webhook is called each time the alert is raised.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import datetime as dt
 import hashlib
 import html
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
 from regiesignaal.engine.store.tables import outbox as outbox_table
-from regiesignaal.notifications.delivery import outbox
+from regiesignaal.notifications.delivery import outbox, webhook
 from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.settings import AlertSettings
 
@@ -36,6 +43,7 @@ SUBJECTS: dict[str, str] = {
     "undelivered": "berichten niet afgeleverd",
     "export_refused": "levering uit de dropmap geweigerd",
     "missed": "geplande nacht niet gedraaid",
+    "rules_last_good": "de regels bevatten fouten; de nacht draaide met de vorige regelset",
 }
 
 
@@ -60,6 +68,21 @@ def compose_alert(subject: str, lines: Sequence[str], day: dt.date) -> ComposedM
     return ComposedMessage(title, text, f'<html lang="nl"><body>{html_body}</body></html>')
 
 
+def alert_payload(
+    subject: str, day: dt.date, run_id: int, counts: Mapping[str, int]
+) -> dict[str, object]:
+    """The webhook's JSON object: ids, a date and counts only."""
+    return {
+        "source": "regiesignaal",
+        "alert": subject,
+        "title": SUBJECTS[subject],
+        "date": day.isoformat(),
+        "run_id": run_id or None,
+        "host": socket.gethostname(),
+        "counts": {str(k): int(v) for k, v in counts.items()},
+    }
+
+
 def raise_alert(
     store: sa.Engine,
     settings: AlertSettings,
@@ -68,8 +91,11 @@ def raise_alert(
     *,
     run_id: int = 0,
     now: dt.datetime | None = None,
+    counts: Mapping[str, int] | None = None,
+    also: Sequence[str] = (),
 ) -> int:
-    """Queue the alert ``subject`` to every operator; returns how many were new today.
+    """Queue the alert ``subject`` to every operator (and the addresses ``also``, e.g. the
+    policy owners); returns how many were new today.
 
     Without configured operators it only logs. Never raises for a database problem (an
     alert must not turn trouble into a crash); it logs it instead.
@@ -77,16 +103,23 @@ def raise_alert(
     if subject not in SUBJECTS:
         raise ValueError(f"unknown alert subject {subject!r}")
     log.warning("alert %s (run %d)", subject, run_id)
-    if not settings.operators:
-        return 0
     now = now or outbox.utcnow()
     day = now.astimezone(settings.tz).date()
+    if settings.webhook_url:
+        webhook.post_json(
+            settings.webhook_url,
+            alert_payload(subject, day, run_id, counts or {}),
+            settings.http_timeout_seconds,
+        )
+    recipients = list(dict.fromkeys([*settings.operators, *(a for a in also if a)]))
+    if not recipients:
+        return 0
     message = compose_alert(subject, lines, day)
     sender_domain = settings.smtp.sender.rpartition("@")[2] or "regiesignaal.local"
     queued = 0
     try:
         with store.begin() as conn:
-            for address in settings.operators:
+            for address in recipients:
                 queued += outbox.enqueue(
                     conn,
                     run_id=run_id,
@@ -138,6 +171,7 @@ def check_undelivered(
                 "(mislukte: 'regiesignaal deliver --retry-failed').",
             ],
             now=now,
+            counts={"undelivered": n},
         )
     return n
 

@@ -242,3 +242,25 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+# The heartbeat of ``regiesignaal scheduler`` (migration 0009): one row per scheduler host,
+# ``beat_at`` written about every minute while it runs (engine/store/heartbeat.py).
+scheduler_heartbeat = Table(
+    "scheduler_heartbeat",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every rule set that checked, by version hash, with its files (relative path -> text), so
+# a night can run with the last good one when the rule folder breaks (migration 0009;
+# engine/store/rulesets.py).
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("files", JSON, nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)

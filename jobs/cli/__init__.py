@@ -3,10 +3,10 @@
 ``main`` is the top group; every command is imported only when it is used (``LazyGroup``,
 so ``deliver`` starts without the rule compiler): ``run`` (run, deliver), ``rules`` (rules,
 preview, explain), ``signals`` (signals, explanations), ``ops`` (runs, scheduler, nightly,
-purge, init, db, config), ``mail`` (mail, mailcatcher), ``lko`` and ``fixtures`` (fixtures,
-demo); ``common`` holds what they share, ``tables``, ``progress`` and ``logs`` how they
-print. Each command is a thin shell over a library function that tests call directly.
-Messages for users are Dutch; exit codes are listed in ``docs/commands.md``.
+purge, init, db, config, status, metrics), ``mail`` (mail, mailcatcher), ``lko`` and
+``fixtures`` (fixtures, demo); ``common`` holds what they share, ``tables``, ``progress``
+and ``logs`` how they print. Each command is a thin shell over a library function that
+tests call directly. Messages for users are Dutch; exit codes are listed in ``docs/commands.md``.
 
 May import: everything below it (``jobs``, ``notifications``, ``engine``, ``fixtures``).
 Nothing imports the command line but the command line itself and ``python -m
@@ -40,6 +40,8 @@ COMMANDS = {
     "init": "ops.init_command",
     "db": "ops.db_group",
     "config": "ops.config_group",
+    "status": "ops.status_command",
+    "metrics": "ops.metrics_command",
     "mail": "mail.mail_group",
     "mailcatcher": "mail.mailcatcher_command",
     "lko": "lko.lko_group",

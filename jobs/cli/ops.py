@@ -330,3 +330,63 @@ def config_show(ctx: click.Context) -> None:
     for key, value in describe(settings_of(ctx)):
         table.add_row(key, value)
     print_table(console, table)
+
+
+# ------------------------------------------------------------------ status / metrics
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def status_command(ctx: click.Context, fmt: str) -> None:
+    """Eén regel voor monitoring: de laatste geslaagde nacht tegen de nacht die gepland
+    was, onverstuurde mail en de hartslag van de scheduler. Exitcode 0 OK, 1 WARNING,
+    2 CRITICAL, 3 UNKNOWN (de conventie van monitoring-plugins)."""
+    from regiesignaal.jobs.config import ConfigError, load_settings
+    from regiesignaal.jobs.ops.health import UNKNOWN, Health, status
+
+    try:
+        settings = load_settings(ctx.ensure_object(dict).get("config"))
+    except ConfigError as exc:
+        health = Health(UNKNOWN, problem=f"configuratie niet te lezen: {exc}")
+    else:
+        health = status(settings)
+    if fmt == "json":
+        click.echo(json.dumps(health.as_json(), ensure_ascii=False))
+    else:
+        click.echo(health.line())
+    sys.exit(health.code)
+
+
+@click.command("metrics")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Map voor regiesignaal.prom (standaard: [metrics] textfile_dir).",
+)
+@click.pass_context
+def metrics_command(ctx: click.Context, out: Path | None) -> None:
+    """Schrijf het metrics-bestand (Prometheus-tekstformaat, voor de textfile collector van
+    node_exporter) met laatste geslaagde run, duur per stap, open signalen, outbox en
+    gemiste nachten."""
+    from regiesignaal.jobs.ops.health import MetricsRefused, write_metrics
+
+    settings = _settings(ctx)
+    directory = out or settings.metrics_dir
+    if directory is None:
+        err.print(
+            "Geen map voor het metrics-bestand: geef --out DIR of zet [metrics] textfile_dir.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    store = _store_or_exit(settings)
+    try:
+        written = write_metrics(settings, store, directory)
+    except MetricsRefused as exc:
+        err.print(f"Metrics niet geschreven: {exc}.", style="red", markup=False)
+        sys.exit(1)
+    finally:
+        store.dispose()
+    console.print(f"Metrics geschreven: {written}", markup=False)

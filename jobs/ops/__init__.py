@@ -2,8 +2,9 @@
 
 Owns the long-running scheduler process (``scheduler``), the nightly job it starts
 (``nightly``: intake, run, deliver, purge, alert, under the run lock), pulling exports
-from the drop folder (``intake``), what the store and drop folder keep (``retention``) and
-``regiesignaal init`` (``site``).
+from the drop folder (``intake``), what the store and drop folder keep (``retention``),
+``regiesignaal init`` (``site``) and the health surface for monitoring (``health``:
+``status`` and the metrics file).
 
 May import: ``engine``, ``notifications``, ``fixtures``, the rest of ``jobs`` but
 ``jobs.cli``.

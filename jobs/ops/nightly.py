@@ -14,7 +14,11 @@ scheduled night; an operator may start it by hand too. In order, all under the r
    for the date the night is refused (the source would be stale);
 3. the rules are checked (alert when they do not), then the run with delivery;
 4. retention (jobs/ops/retention.py) purges old bodies, signals and exports;
-5. alerts: a failed or refused run, mail undelivered past the threshold.
+5. alerts: a failed or refused run, mail undelivered past the threshold, a night that ran
+   with the last good rule set because the rule folder broke (operators and policy owners);
+6. after a succeeded night, ``[alerts] heartbeat_url`` is called (a dead man's switch), and
+   after every night the metrics file is written (``[metrics] textfile_dir``,
+   jobs/ops/health.py); neither can fail the night.
 
 SIGTERM/SIGINT while running: the run stops at once, its row is recorded ``aborted`` (not
 left ``running``), and a rerun of the date completes it; nothing is sent twice.
@@ -47,6 +51,7 @@ from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 from regiesignaal.jobs.pipeline import RunOptions, RunRefused, run
 from regiesignaal.notifications import operator_alert as alerts
+from regiesignaal.notifications.delivery import webhook
 
 log = logging.getLogger("regiesignaal.nightly")
 
@@ -164,14 +169,31 @@ def nightly(
         return NightlyResult(1, "refused", None, [why])
     store = store_engine(settings.store_url)
     try:
-        return _nightly(settings, store, trigger, day)
+        result = _nightly(settings, store, trigger, day)
+        if result.status == "succeeded" and settings.heartbeat_url:
+            # the dead man's switch: an outside monitor notices when these calls stop
+            webhook.ping(settings.heartbeat_url, settings.http_timeout_seconds)
+        return result
     finally:
         try:
             alerts.check_undelivered(store, settings)
             alerts.deliver_alerts(store, settings)
         except sa.exc.SQLAlchemyError as exc:
             log.error("alert check failed: %s", type(exc).__name__)
+        _after_night(settings, store)
         store.dispose()
+
+
+def _after_night(settings: Settings, store: sa.Engine) -> None:
+    """The metrics file, whatever the outcome (issue 17); trouble is logged, never raised."""
+    if settings.metrics_dir is None:
+        return
+    from regiesignaal.jobs.ops.health import MetricsRefused, write_metrics
+
+    try:
+        write_metrics(settings, store, settings.metrics_dir)
+    except (MetricsRefused, sa.exc.SQLAlchemyError) as exc:
+        log.error("metrics file not written: %s", type(exc).__name__)
 
 
 def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -> NightlyResult:
@@ -261,12 +283,59 @@ def _locked_night(
             run_id=run_id or 0,
         )
         return NightlyResult(1, "failed", run_id, [type(exc).__name__])
+    if summary.rules_fallback:
+        _alert_rules_fallback(settings, store, day, summary.run_id, summary.rules_fallback)
     try:
         retention.purge(settings, store)
     except sa.exc.SQLAlchemyError as exc:
         log.error("purge failed: %s", type(exc).__name__)
     code = EXIT_MAIL_WAITING if mail_needs_look(summary.delivery, summary.problems) else 0
     return NightlyResult(code, summary.status, summary.run_id, summary.problems)
+
+
+def policy_owner_addresses(settings: Settings) -> list[str]:
+    """The addresses of the staff with role ``beleid`` (the rules' owners); [] when the
+    source cannot be read (the operators are told anyway)."""
+    from regiesignaal.engine.source.read import load_staff
+    from regiesignaal.jobs.pipeline import source_engine
+
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused:
+        return []
+    try:
+        staff = load_staff(source)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("policy owners not read: %s", type(exc).__name__)
+        return []
+    finally:
+        source.dispose()
+    return sorted(
+        {str(m["email"]) for m in staff.values() if m.get("role") == "beleid" and m.get("email")}
+    )
+
+
+def _alert_rules_fallback(
+    settings: Settings, store: sa.Engine, day: dt.date, run_id: int, problems: int
+) -> None:
+    """The rule folder broke and the night ran with the last good rule set: tell the
+    operators and the policy owners (counts and commands only: no file, rule or case)."""
+    alerts.raise_alert(
+        store,
+        settings,
+        "rules_last_good",
+        [
+            f"De regels in de regelmap bevatten {problems} fout(en). Run {run_id} (peildatum "
+            f"{day}) is daarom gedraaid met de laatste regelset die wel klopte; wijzigingen "
+            "sinds die versie zijn nog niet in gebruik.",
+            "Welk bestand en welke regel: 'regiesignaal rules check' op de server. Herstel ze "
+            "vóór de volgende nacht; de versies staan in 'regiesignaal runs show "
+            f"{run_id}'.",
+        ],
+        run_id=run_id,
+        counts={"problems": problems},
+        also=policy_owner_addresses(settings),
+    )
 
 
 def _own_latest_run(store: sa.Engine) -> int | None:

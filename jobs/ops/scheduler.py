@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -49,6 +50,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import store_engine
+from regiesignaal.engine.store.heartbeat import BEAT_INTERVAL, beat
 from regiesignaal.jobs.config import Settings, load_settings
 
 log = logging.getLogger("regiesignaal.scheduler")
@@ -259,17 +261,43 @@ def serve(settings: Settings, config_path: str | None, stop: threading.Event | N
     log.info("scheduler started: job %s, next run %s", what, next_run)
     print(f"scheduler gestart; volgende run: {next_run}", flush=True)
     scheduler.resume()
+    heart = Heartbeat(settings)  # for 'regiesignaal status' (issue 17)
     try:
+        heart.maybe_beat(time.monotonic())
         # Look at the job store again every few seconds: another scheduler on the same
         # store (or an operator) may have moved the next run time.
         while not stop.wait(WAKE_INTERVAL):
             scheduler.wakeup()
+            heart.maybe_beat(time.monotonic())
     finally:
+        heart.close()
         scheduler.pause()
         _stop_children()
         scheduler.shutdown(wait=True)
     log.info("scheduler stopped")
     return 0
+
+
+class Heartbeat:
+    """Writes the scheduler's heartbeat (engine/store/heartbeat.py) at most every
+    ``BEAT_INTERVAL`` seconds; a store that cannot be written is logged, never fatal."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.store = store_engine(settings.store_url)
+        self.started_at = dt.datetime.now(dt.UTC)
+        self.last = 0.0
+
+    def maybe_beat(self, monotonic: float) -> None:
+        if self.last and monotonic - self.last < BEAT_INTERVAL:
+            return
+        self.last = monotonic
+        try:
+            beat(self.store, started_at=self.started_at)
+        except Exception as exc:  # a database blip must not stop the scheduler
+            log.error("scheduler heartbeat not written: %s", type(exc).__name__)
+
+    def close(self) -> None:
+        self.store.dispose()
 
 
 def _stop_children() -> None:

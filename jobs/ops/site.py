@@ -47,6 +47,8 @@ store_url = "sqlite:///var/store.sqlite"
 
 [rules]
 dir = "rules"                      # de bewerkbare kopie van het regelpakket hiernaast
+on_broken = "last_good"            # kapotte regels: draai met de laatste goede regelset
+                                   # (beheer en beleid krijgen een melding) | refuse
 
 [smtp]
 host = "smtp.dtv.example"          # de mailrelay
@@ -78,6 +80,20 @@ misfire_grace_minutes = 240        # gemiste nacht: draait alsnog als de schedul
 # staat, worden meldingen alleen gelogd; vul het adres van het beheerteam in:
 # operators = ["beheer@dtv.example"]
 undelivered_hours = 6              # melding als mail langer dan dit onverstuurd blijft
+# heartbeat_url = "https://hc.example/ping/..."  # aangeroepen na elke geslaagde nacht
+# webhook_url = "https://meldingen.example/..."  # elke melding ook als JSON (ids, aantallen)
+http_timeout_seconds = 10          # voor beide; een monitor die plat ligt, breekt geen nacht
+
+[status]
+# 'regiesignaal status' voor monitoring: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+night_late_minutes = 180           # geplande nacht zo lang na zijn tijd nog niet geslaagd
+mail_pending_minutes = 60          # mail die langer wacht: WARNING
+mail_days = 7                      # mislukte of onzekere mail van zoveel dagen telt mee
+heartbeat_warning_minutes = 5      # hartslag van de scheduler ouder: WARNING; 0 = niet kijken
+heartbeat_critical_minutes = 15    # ouder: CRITICAL
+
+[metrics]
+# textfile_dir = "/var/lib/node_exporter/textfile_collector"  # regiesignaal.prom na elke nacht
 
 [retention]
 message_body_days = 60             # berichtteksten in de outbox (de regel en status blijven)
