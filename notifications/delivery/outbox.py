@@ -538,6 +538,40 @@ def release_untried(conn: sa.Connection, row: OutboxRow) -> bool:
     )
 
 
+def finish_deferred(
+    conn: sa.Connection, row: OutboxRow, error: str, next_attempt_at: dt.datetime
+) -> bool:
+    """The relay deferred the delivery (a 4xx to MAIL: a rate limit, greylisting) before
+    the claimed ``row`` was offered: back to ``pending`` with this claim's attempt not
+    counted, ``error`` as the reason, tried again from ``next_attempt_at``."""
+    return _finish(
+        conn,
+        row,
+        {
+            "status": "pending",
+            "attempts": row.attempts - 1,
+            "last_error": error,
+            "next_attempt_at": utc(next_attempt_at),
+        },
+    )
+
+
+def defer_pending(
+    conn: sa.Connection, row_ids: list[int], error: str, next_attempt_at: dt.datetime
+) -> int:
+    """Rows of ``row_ids`` still ``pending`` (not claimed) wait until ``next_attempt_at``
+    with ``error`` as the reason (the relay deferred the delivery); no attempt counted.
+    Returns how many."""
+    if not row_ids:
+        return 0
+    stmt = (
+        outbox.update()
+        .where(outbox.c.id.in_(row_ids), outbox.c.status == "pending")
+        .values(last_error=error, next_attempt_at=utc(next_attempt_at))
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
 def _claims_held(rows: list[OutboxRow]) -> sa.ColumnElement[bool]:
     """The rows whose claims (id and attempt count) are the given rows'."""
     return sa.tuple_(outbox.c.id, outbox.c.attempts).in_([(r.id, r.attempts) for r in rows])
