@@ -9,7 +9,7 @@ no names, no rule ids: a rule id can reveal a case's category).
 
 Subjects (``SUBJECTS``): a run failed, a run was refused, the rules do not check, mail
 undelivered past ``[alerts] undelivered_hours``, an export in the drop folder refused,
-a scheduled night that did not run.
+a scheduled night that did not run, mail of the day not out by ``[smtp] retry_until``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ SUBJECTS: dict[str, str] = {
     "undelivered": "berichten niet afgeleverd",
     "export_refused": "levering uit de dropmap geweigerd",
     "missed": "geplande nacht niet gedraaid",
+    "late_mail": "berichten van vandaag nog niet afgeleverd",
 }
 
 

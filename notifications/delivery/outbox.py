@@ -7,6 +7,7 @@ even a message that is somehow sent twice is recognisable as the same message.
 Statuses and their transitions::
 
     pending --claim--> sending --MAIL/RCPT 4xx, no connection--> pending (backoff) or failed
+                               --relay defers (4xx to MAIL)--> pending (no attempt counted)
                                --MAIL/RCPT 5xx---------------------> failed
                                --message data handed over--> transmitting
     transmitting --accepted (250)--> sent
@@ -30,13 +31,12 @@ a message twice. While a row is ``sending``,
 if the row is still in ``sending`` (or ``transmitting``) with that attempt count.
 
 Unknown outcomes: right before the message data goes to the server the row moves from
-``sending`` to ``transmitting`` (committed; in a batch, all rows of the batch not yet
-offered move together before its first data goes out, so a crash leaves at most one
-batch ``transmitting``). A timeout or a dropped connection after that
-point, or a process that dies there, leaves the outcome unknown: the server may have
-stored the message. Such a row becomes ``uncertain`` ("mogelijk aangekomen") and is not
-sent again unless an operator requeues it after checking the relay's log for its
-Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
+``sending`` to ``transmitting`` (committed; each message on its own, right before its
+own data, so a crash leaves at most one message per connection ``transmitting``).
+A timeout or a dropped connection after that point, or a process that dies there,
+leaves the outcome unknown: the server may have stored the message. Such a row
+becomes ``uncertain`` ("mogelijk aangekomen") and is not sent again unless an
+operator requeues it after checking the relay's log for its Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
 (older than ``CLAIM_TIMEOUT``, 10 minutes: its process died) is safely released to
 ``pending``, or marked ``superseded`` when a newer message for the same kind and
 recipient exists. A process that dies (or loses its database) after the server accepted

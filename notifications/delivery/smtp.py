@@ -51,9 +51,10 @@ attempt counted) for the next delivery.
 One message in trouble does not hold up the others: after a timeout or a dropped
 connection the next message (of the same batch) gets a new connection. When the server
 cannot be reached (connect or login fails), or three messages in a row lose their
-connection (or have their session ended twice), the delivery stops; the rows not yet tried (the rest of the batch included:
-its claim's attempt is taken back) stay ``pending`` without an attempt counted: a
-message never offered to the server never becomes ``failed``.
+connection (or have their session ended twice), the delivery stops; the rows not yet
+tried (the rest of the batch included: its claim's attempt is taken back) stay
+``pending`` without an attempt counted: a message never offered to the server never
+becomes ``failed``.
 
 Certificate and TLS problems (an unknown certificate authority, a wrong host name, a
 server without STARTTLS) need an operator, not patience: the delivery stops at once, the
