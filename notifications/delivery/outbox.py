@@ -32,19 +32,20 @@ if the row is still in ``sending`` (or ``transmitting``) with that attempt count
 
 Unknown outcomes: right before the message data goes to the server the row moves from
 ``sending`` to ``transmitting`` (committed; each message on its own, right before its
-own data, so a crash leaves at most one message per connection ``transmitting``).
-A timeout or a dropped connection after that point, or a process that dies there,
-leaves the outcome unknown: the server may have stored the message. Such a row
-becomes ``uncertain`` ("mogelijk aangekomen") and is not sent again unless an
-operator requeues it after checking the relay's log for its Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
-(older than ``CLAIM_TIMEOUT``, 10 minutes: its process died) is safely released to
-``pending``, or marked ``superseded`` when a newer message for the same kind and
-recipient exists. A process that dies (or loses its database) after the server accepted
-the data but before ``sent`` was recorded leaves ``transmitting``, which becomes
-``uncertain``: never resent automatically. A message can reach its recipient twice only
-when an operator requeues an uncertain row that had in fact arrived (same Message-ID, so
-a mail client can recognise the duplicate), or when a relay reports a failure after it
-stored the data (against RFC 5321; at most ``max_attempts`` copies).
+own data, so a crash leaves at most one message per connection ``transmitting``). A
+timeout or a dropped connection after that point, or a process that dies there, leaves
+the outcome unknown: the server may have stored the message. Such a row becomes
+``uncertain`` ("mogelijk aangekomen") and is not sent again unless an operator requeues
+it after checking the relay's log for its Message-ID. A claim still in ``sending`` never
+handed its data over, so a stale one (older than ``CLAIM_TIMEOUT``, 10 minutes: its
+process died) is safely released to ``pending``, or marked ``superseded`` when a newer
+message for the same kind and recipient exists. A process that dies (or loses its
+database) after the server accepted the data but before ``sent`` was recorded leaves
+``transmitting``, which becomes ``uncertain``: never resent automatically. A message can
+reach its recipient twice only when an operator requeues an uncertain row that had in
+fact arrived (same Message-ID, so a mail client can recognise the duplicate), or when a
+relay reports a failure after it stored the data (against RFC 5321; at most
+``max_attempts`` copies).
 
 Stale mail: a message still pending when a newer one for the same kind and recipient is
 queued (an SMTP outage, a run with ``--no-mail``) is marked ``superseded``: kept for the
