@@ -298,12 +298,45 @@ def queued_recipients(conn: sa.Connection, as_of: dt.date) -> set[tuple[str, str
     return {(str(kind), str(rid)) for kind, rid in conn.execute(stmt)}
 
 
+def has_body() -> sa.ColumnElement[bool]:
+    """Rows whose message body is still there (retention empties the bodies of old
+    ``sent``, ``failed``, ``uncertain`` and ``superseded`` rows): only these can ever be
+    sent again; an emptied row stays as it is, never requeued, never sent."""
+    return sa.or_(outbox.c.body_text != "", outbox.c.body_html != "")
+
+
+def emptied(conn: sa.Connection, status: str, *, as_of: dt.date | None = None) -> int:
+    """Rows of ``status`` whose body retention emptied (they cannot be requeued)."""
+    stmt = (
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == status, ~has_body())
+    )
+    if as_of is not None:
+        stmt = stmt.where(outbox.c.as_of == as_of)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def needs_look(conn: sa.Connection) -> dict[str, int]:
+    """``failed`` and ``uncertain`` rows whose recipient has had no newer message of the
+    same kind since (a newer list settles an older one): an operator should look.
+    ``deliver`` exits 3 while any remain."""
+    stmt = (
+        sa.select(outbox.c.status, sa.func.count())
+        .where(outbox.c.status.in_(("failed", "uncertain")), ~_has_newer())
+        .group_by(outbox.c.status)
+    )
+    found = {"failed": 0, "uncertain": 0}
+    for status, n in conn.execute(stmt):
+        found[str(status)] = int(n)
+    return found
+
+
 def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
     """Operator action: put failed rows back to pending with a fresh attempt count.
 
     Returns the number of rows requeued. Sent rows are never touched, and a failed row
     for which a newer message (same kind and recipient, later date) exists is stale: it
-    is marked ``superseded`` instead of being requeued.
+    is marked ``superseded`` instead of being requeued. A row whose body retention
+    emptied is left ``failed`` (see :func:`emptied`): it is never sent without its body.
     """
     newer = outbox.alias("newer")
     has_newer = (
@@ -316,7 +349,7 @@ def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
         .exists()
     )
     stale = outbox.update().where(outbox.c.status == "failed", has_newer)
-    fresh = outbox.update().where(outbox.c.status == "failed", ~has_newer)
+    fresh = outbox.update().where(outbox.c.status == "failed", ~has_newer, has_body())
     if as_of is not None:
         stale = stale.where(outbox.c.as_of == as_of)
         fresh = fresh.where(outbox.c.as_of == as_of)
@@ -459,7 +492,7 @@ def requeue_uncertain(conn: sa.Connection, *, as_of: dt.date | None = None) -> i
     pending (superseded instead when a newer message exists). Returns the number requeued.
     A message that had arrived after all then reaches its recipient twice."""
     stale = outbox.update().where(outbox.c.status == "uncertain", _has_newer())
-    fresh = outbox.update().where(outbox.c.status == "uncertain", ~_has_newer())
+    fresh = outbox.update().where(outbox.c.status == "uncertain", ~_has_newer(), has_body())
     if as_of is not None:
         stale = stale.where(outbox.c.as_of == as_of)
         fresh = fresh.where(outbox.c.as_of == as_of)
