@@ -317,11 +317,12 @@ def emptied(conn: sa.Connection, status: str, *, as_of: dt.date | None = None) -
 
 def needs_look(conn: sa.Connection) -> dict[str, int]:
     """``failed`` and ``uncertain`` rows whose recipient has had no newer message of the
-    same kind since (a newer list settles an older one): an operator should look.
-    ``deliver`` exits 3 while any remain."""
+    same kind since (a newer list settles an older one) and whose body is still there
+    (an emptied row can no longer be sent: nothing left to act on): an operator should
+    look. ``deliver`` exits 3 while any remain."""
     stmt = (
         sa.select(outbox.c.status, sa.func.count())
-        .where(outbox.c.status.in_(("failed", "uncertain")), ~_has_newer())
+        .where(outbox.c.status.in_(("failed", "uncertain")), ~_has_newer(), has_body())
         .group_by(outbox.c.status)
     )
     found = {"failed": 0, "uncertain": 0}

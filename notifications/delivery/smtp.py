@@ -191,7 +191,6 @@ class _Delivery:
     """Set when the relay defers (a 4xx to MAIL: a rate limit, greylisting):
     the next attempt time and the reason given to every row not yet offered."""
     deferred_by_server: int = 0
-    config_problem: bool = False
     _started: float = field(default_factory=time.monotonic)
 
     def claim_time(self) -> dt.datetime:
@@ -920,7 +919,6 @@ def _mail_refused(d: _Delivery, b: _Batch, row: ob.OutboxRow, code: int, reply: 
         b.outcomes.append((row, "untried", None))
         d.untried += 1
         error = smtp_error(code, reply)
-        d.config_problem = True
         log.warning("delivery: sender refused permanently (%s); delivery stopped", code)
         d.stop(
             lambda rest: (
