@@ -160,6 +160,15 @@ def test_no_retry_while_a_run_is_busy(store: sa.Engine) -> None:
     assert all(r.status == "pending" for r in staff_rows(store))
 
 
+def test_no_retry_and_no_alert_with_mail_switched_off(store: sa.Engine) -> None:
+    enqueue(store, 1)
+    with FaultServer() as server:
+        settings = dataclasses.replace(settings_for(server.port), mail_enabled=False)
+        result = retry_mail(settings, store, NIGHT + dt.timedelta(hours=7))
+        assert result.skipped and not result.alerted and server.mail_seen == 0
+    assert alert_rows(store) == []
+
+
 def test_the_scheduler_gets_a_retry_job_every_minute_in_its_own_executor() -> None:
     scheduler = BackgroundScheduler(timezone="Europe/Amsterdam")
     add_retry_job(scheduler, settings_for(25))

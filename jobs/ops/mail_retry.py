@@ -7,7 +7,8 @@ every minute (``RETRY_INTERVAL``), in its own executor so it never delays a nigh
 the night's scheduled time (``[run] schedule``) until midnight, each call delivers what
 is due; the backoff lives in each message's next attempt time, so a minute with nothing
 due costs one query. A call is skipped while a run is ``running`` (its own delivery is
-at work; a ``running`` row older than ``RUN_BUSY_HOURS`` is taken to be a dead one).
+at work; a ``running`` row older than ``RUN_BUSY_HOURS`` is taken to be a dead one),
+and it does nothing with ``[mail] enabled = false``.
 
 Once ``[smtp] retry_until`` (default 12:00) has passed, messages of the day to staff
 that are still not delivered (waiting, in flight, failed or with an unknown outcome)
@@ -88,6 +89,8 @@ def retry_mail(settings: Settings, store: sa.Engine, now: dt.datetime | None = N
     now = ob.utc(now or ob.utcnow())
     local = now.astimezone(settings.tz)
     day = local.date()
+    if not settings.mail_enabled:
+        return RetryResult(skipped="versturen staat uit ([mail] enabled = false)")
     if local < _at(day, settings.schedule, settings.tz):
         return RetryResult(skipped="voor de geplande tijd van de nacht")
     with store.connect() as conn:
@@ -95,7 +98,7 @@ def retry_mail(settings: Settings, store: sa.Engine, now: dt.datetime | None = N
             return RetryResult(skipped="een run is bezig")
         due = bool(ob.due_ids(conn, now, limit=1))
     report = None
-    if due and settings.mail_enabled:
+    if due:
         report = deliver_pending(store, settings.smtp, now=now)
         log.info("mail retry: %s", report.line())
     if local < _at(day, settings.smtp.retry_until, settings.tz):
@@ -122,7 +125,7 @@ def retry_mail(settings: Settings, store: sa.Engine, now: dt.datetime | None = N
         ],
         now=now,
     )
-    if queued and settings.mail_enabled:
+    if queued:
         report = deliver_pending(store, settings.smtp, now=now)
     return RetryResult(report, total, bool(queued))
 
