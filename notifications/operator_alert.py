@@ -9,7 +9,7 @@ no names, no rule ids: a rule id can reveal a case's category).
 
 Subjects (``SUBJECTS``): a run failed, a run was refused, the rules do not check, mail
 undelivered past ``[alerts] undelivered_hours``, an export in the drop folder refused,
-a scheduled night that did not run.
+a scheduled night that did not run, mail of the day not out by ``[smtp] retry_until``.
 
 With ``[alerts] webhook_url`` every alert raised is also POSTed there as JSON (a second
 channel, so an alert about a broken relay does not depend on that relay): the subject,
@@ -44,6 +44,7 @@ SUBJECTS: dict[str, str] = {
     "export_refused": "levering uit de dropmap geweigerd",
     "missed": "geplande nacht niet gedraaid",
     "rules_last_good": "de regels bevatten fouten; de nacht draaide met de vorige regelset",
+    "late_mail": "berichten van vandaag nog niet afgeleverd",
 }
 
 

@@ -10,7 +10,18 @@ It counts every message it stored per Message-ID, and plays a relay in trouble b
 - ``temp_fail_first``: the first N messages get ``451`` (or ``421`` and a closed
   connection with ``temp_code=421``) at RCPT;
 - ``refuse``: recipient addresses answered ``550`` at RCPT;
-- ``stall_rcpt``: recipient addresses whose RCPT is never answered (until released).
+- ``stall_rcpt``: recipient addresses whose RCPT is never answered (until released);
+- ``per_connection``: after that many messages stored over one connection, the next
+  transaction is ended at ``limit_at`` (``MAIL``, ``RCPT`` or ``DATA``, the DATA command
+  before its 354) with ``limit_reply``: ``421`` (the reply, then the connection closed) or
+  ``close`` (closed without a word), as relays that limit messages per connection do;
+  ``end_every_session``: every session is ended so at ``limit_at``, before any message;
+- ``mail_window``: at most that many MAIL commands accepted per window, the rest
+  answered ``mail_code`` (450: a rate limit, as Postfix's
+  ``smtpd_client_message_rate_limit``) until the test calls ``next_window()``;
+- ``refuse_mail``: every MAIL answered with this code (550: the sender not allowed).
+
+``connections`` counts the connections made, ``mail_seen`` the MAIL commands.
 
 Nothing in it sleeps for a set time: held replies wait on an event the test (or
 ``stop()``) sets, so the tests do not depend on timing beyond the client's own timeout.
@@ -28,6 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass
@@ -38,6 +50,13 @@ class Plan:
     temp_code: int = 451
     refuse: set[str] = field(default_factory=set)
     stall_rcpt: set[str] = field(default_factory=set)
+    per_connection: int = 0
+    end_every_session: bool = False
+    limit_at: str = "MAIL"
+    limit_reply: str = "421"
+    mail_window: int = 0
+    mail_code: int = 450
+    refuse_mail: int = 0
 
 
 class _Handler:
@@ -49,10 +68,52 @@ class _Handler:
         assert release is not None
         await release.wait()
 
+    def at_limit(self, session: Any, command: str) -> bool:
+        plan = self.s.plan
+        if plan.end_every_session:
+            return plan.limit_at == command
+        stored = int(getattr(session, "fault_stored", 0))
+        return (
+            bool(plan.per_connection)
+            and plan.limit_at == command
+            and (stored >= plan.per_connection)
+        )
+
+    def end_session(self, server: Any) -> str:
+        """421 and close (the close runs after the reply went out), or close at once."""
+        with self.s.lock:
+            self.s.ended += 1
+        if self.s.plan.limit_reply == "421":
+            server.loop.call_soon(server.transport.close)
+        else:
+            server.transport.close()
+        return "421 4.7.0 Te veel berichten over deze verbinding, verbinding sluit"
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        plan = self.s.plan
+        with self.s.lock:
+            self.s.mail_seen += 1
+        if self.at_limit(session, "MAIL"):
+            return self.end_session(server)
+        if plan.refuse_mail:
+            return f"{plan.refuse_mail} 5.7.1 Afzender niet toegestaan"
+        if plan.mail_window:
+            with self.s.lock:
+                if self.s.window_used >= plan.mail_window:
+                    return f"{plan.mail_code} 4.7.1 Te veel berichten, probeer het later"
+                self.s.window_used += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         plan = self.s.plan
+        if self.at_limit(session, "RCPT"):
+            return self.end_session(server)
         if address in plan.stall_rcpt:
             await self._hold()
             return "451 4.3.0 te laat"
@@ -75,6 +136,7 @@ class _Handler:
             raw = raw.encode("utf-8", "surrogateescape")
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         mid = str(msg["Message-ID"] or "")
+        session.fault_stored = int(getattr(session, "fault_stored", 0)) + 1
         with self.s.lock:
             self.s.received[mid] += 1
             self.s.recipients[mid] = list(envelope.rcpt_tos)
@@ -87,7 +149,32 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _FaultSMTP(SMTP):
+    """aiosmtpd's server with a hook before the DATA command's 354 (``limit_at="DATA"``)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, _Handler)
+        if (
+            self.envelope is not None
+            and self.envelope.rcpt_tos
+            and handler.at_limit(self.session, "DATA")
+        ):
+            reply = handler.end_session(self)
+            if handler.s.plan.limit_reply == "421":
+                await self.push(reply)
+            return
+        await super().smtp_DATA(arg)
+
+
 class _Controller(Controller):
+    def factory(self) -> SMTP:
+        handler = self.handler
+        if isinstance(handler, _Handler):
+            with handler.s.lock:
+                handler.s.connections += 1
+        return _FaultSMTP(self.handler, **self.SMTP_kwargs)
+
     def _trigger_server(self) -> None:
         srv = getattr(self, "server", None)
         if self.port == 0 and srv is not None and srv.sockets:
@@ -105,6 +192,10 @@ class FaultServer:
         self.received: Counter[str] = Counter()
         self.recipients: dict[str, list[str]] = {}
         self.rcpt_seen = 0
+        self.mail_seen = 0
+        self.connections = 0
+        self.ended = 0
+        self.window_used = 0
         self._controller: _Controller | None = None
         self._release: asyncio.Event | None = None
 
@@ -112,6 +203,11 @@ class FaultServer:
     def port(self) -> int:
         assert self._controller is not None
         return int(self._controller.port)
+
+    def next_window(self) -> None:
+        """A new rate-limit window: ``mail_window`` more MAIL commands are accepted."""
+        with self.lock:
+            self.window_used = 0
 
     def release(self) -> None:
         """Let every held reply go."""

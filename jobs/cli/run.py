@@ -3,7 +3,8 @@ waits in the outbox. Thin shells over ``jobs.pipeline.run`` and
 ``notifications.delivery.smtp.deliver_pending``.
 
 Exit codes: 0 done; 1 refused (the message says why); 2 configuration or database error;
-3 mail not (yet) delivered; 4 another run holds the run lock.
+3 mail not (yet) delivered, or failed or possibly arrived mail not settled by a newer
+message (``deliver``, issue 17); 4 another run holds the run lock.
 """
 
 from __future__ import annotations
@@ -142,9 +143,11 @@ def deliver_command(
         with store.begin() as conn:
             if retry_failed:
                 console.print(f"Terug in de wachtrij: {outbox.requeue_failed(conn)}")
+                _refuse_emptied(outbox.emptied(conn, "failed"), "mislukte")
             if retry_uncertain:
                 n = outbox.requeue_uncertain(conn)
                 console.print(f"Onbekende uitkomst terug in de wachtrij: {n}")
+                _refuse_emptied(outbox.emptied(conn, "uncertain"), "onzekere")
             if now_:
                 console.print(f"Nu te proberen: {outbox.release_due(conn, outbox.utcnow())}")
         report = None
@@ -154,6 +157,7 @@ def deliver_command(
             err.print("Versturen staat uit ([mail] enabled = false).", markup=False)
         with store.connect() as conn:
             counts = outbox.counts(conn)
+            look = outbox.needs_look(conn)
     finally:
         store.dispose()
     if report is not None:
@@ -165,5 +169,23 @@ def deliver_command(
     )
     from regiesignaal.jobs.mail_status import EXIT_MAIL_WAITING, mail_needs_look
 
-    if mail_needs_look(report, (), counts):
+    if any(look.values()):
+        err.print(
+            f"Nog te bekijken: {look['failed']} mislukt, {look['uncertain']} mogelijk "
+            "aangekomen, zonder nieuwer bericht voor dezelfde ontvanger ('regiesignaal "
+            "deliver --retry-failed', of --retry-uncertain na controle van de mailserver)",
+            markup=False,
+        )
+    if mail_needs_look(report, (), counts, look):
         sys.exit(EXIT_MAIL_WAITING)
+
+
+def _refuse_emptied(n: int, what: str) -> None:
+    """Say why rows whose body retention emptied were not requeued (issue 17)."""
+    if n:
+        err.print(
+            f"{n} {what} {'bericht' if n == 1 else 'berichten'} niet teruggezet: de inhoud "
+            "is geleegd door de bewaartermijn ([retention] message_body_days) en een leeg "
+            "bericht wordt nooit verstuurd; de volgende lijst aan die ontvanger vervangt het",
+            markup=False,
+        )

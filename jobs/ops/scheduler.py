@@ -18,6 +18,10 @@ APScheduler 3 with:
   runs twice: the job store moves the next run time on before the job runs, and the
   nightly job skips a date that already has a succeeded run (under the run lock).
 
+Beside it, in memory and its own thread, the mail retry (jobs/ops/mail_retry.py) runs
+every minute: mail the relay deferred goes out the same day, and mail still not out at
+``[smtp] retry_until`` is alerted.
+
 Each night runs ``regiesignaal nightly --as-of <scheduled date>`` as a child process, so
 its memory and the rule engine's global state end with it and a crash cannot take the
 scheduler down (a crash is alerted). SIGTERM/SIGINT: the scheduler stops taking new
@@ -52,6 +56,7 @@ from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import store_engine
 from regiesignaal.engine.store.heartbeat import BEAT_INTERVAL, beat
 from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.ops.mail_retry import add_retry_job
 
 log = logging.getLogger("regiesignaal.scheduler")
 
@@ -256,6 +261,7 @@ def serve(settings: Settings, config_path: str | None, stop: threading.Event | N
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
     scheduler.start(paused=True)
     what = ensure_job(scheduler, settings, config_path)
+    add_retry_job(scheduler, settings)  # deferred mail, every minute (issue 17)
     job = scheduler.get_job(JOB_ID)
     next_run: Any = job.next_run_time if job is not None else None
     log.info("scheduler started: job %s, next run %s", what, next_run)

@@ -58,6 +58,7 @@ user = "regiesignaal"
 sender = "regiesignaal@dtv.example"
 timeout_seconds = 30
 max_attempts = 8
+retry_until = "12:00"              # uitgestelde mail: tot dan elke minuut opnieuw, daarna gemeld
 
 [mail]
 enabled = true

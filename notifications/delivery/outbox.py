@@ -7,6 +7,7 @@ even a message that is somehow sent twice is recognisable as the same message.
 Statuses and their transitions::
 
     pending --claim--> sending --MAIL/RCPT 4xx, no connection--> pending (backoff) or failed
+                               --relay defers (4xx to MAIL)--> pending (no attempt counted)
                                --MAIL/RCPT 5xx---------------------> failed
                                --message data handed over--> transmitting
     transmitting --accepted (250)--> sent
@@ -30,21 +31,21 @@ a message twice. While a row is ``sending``,
 if the row is still in ``sending`` (or ``transmitting``) with that attempt count.
 
 Unknown outcomes: right before the message data goes to the server the row moves from
-``sending`` to ``transmitting`` (committed; in a batch, all rows of the batch not yet
-offered move together before its first data goes out, so a crash leaves at most one
-batch ``transmitting``). A timeout or a dropped connection after that
-point, or a process that dies there, leaves the outcome unknown: the server may have
-stored the message. Such a row becomes ``uncertain`` ("mogelijk aangekomen") and is not
-sent again unless an operator requeues it after checking the relay's log for its
-Message-ID. A claim still in ``sending`` never handed its data over, so a stale one
-(older than ``CLAIM_TIMEOUT``, 10 minutes: its process died) is safely released to
-``pending``, or marked ``superseded`` when a newer message for the same kind and
-recipient exists. A process that dies (or loses its database) after the server accepted
-the data but before ``sent`` was recorded leaves ``transmitting``, which becomes
-``uncertain``: never resent automatically. A message can reach its recipient twice only
-when an operator requeues an uncertain row that had in fact arrived (same Message-ID, so
-a mail client can recognise the duplicate), or when a relay reports a failure after it
-stored the data (against RFC 5321; at most ``max_attempts`` copies).
+``sending`` to ``transmitting`` (committed; each message on its own, right before its
+own data, so a crash leaves at most one message per connection ``transmitting``). A
+timeout or a dropped connection after that point, or a process that dies there, leaves
+the outcome unknown: the server may have stored the message. Such a row becomes
+``uncertain`` ("mogelijk aangekomen") and is not sent again unless an operator requeues
+it after checking the relay's log for its Message-ID. A claim still in ``sending`` never
+handed its data over, so a stale one (older than ``CLAIM_TIMEOUT``, 10 minutes: its
+process died) is safely released to ``pending``, or marked ``superseded`` when a newer
+message for the same kind and recipient exists. A process that dies (or loses its
+database) after the server accepted the data but before ``sent`` was recorded leaves
+``transmitting``, which becomes ``uncertain``: never resent automatically. A message can
+reach its recipient twice only when an operator requeues an uncertain row that had in
+fact arrived (same Message-ID, so a mail client can recognise the duplicate), or when a
+relay reports a failure after it stored the data (against RFC 5321; at most
+``max_attempts`` copies).
 
 Stale mail: a message still pending when a newer one for the same kind and recipient is
 queued (an SMTP outage, a run with ``--no-mail``) is marked ``superseded``: kept for the
@@ -300,12 +301,46 @@ def queued_recipients(conn: sa.Connection, as_of: dt.date) -> set[tuple[str, str
     return {(str(kind), str(rid)) for kind, rid in conn.execute(stmt)}
 
 
+def has_body() -> sa.ColumnElement[bool]:
+    """Rows whose message body is still there (retention empties the bodies of old
+    ``sent``, ``failed``, ``uncertain`` and ``superseded`` rows): only these can ever be
+    sent again; an emptied row stays as it is, never requeued, never sent."""
+    return sa.or_(outbox.c.body_text != "", outbox.c.body_html != "")
+
+
+def emptied(conn: sa.Connection, status: str, *, as_of: dt.date | None = None) -> int:
+    """Rows of ``status`` whose body retention emptied (they cannot be requeued)."""
+    stmt = (
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == status, ~has_body())
+    )
+    if as_of is not None:
+        stmt = stmt.where(outbox.c.as_of == as_of)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def needs_look(conn: sa.Connection) -> dict[str, int]:
+    """``failed`` and ``uncertain`` rows whose recipient has had no newer message of the
+    same kind since (a newer list settles an older one) and whose body is still there
+    (an emptied row can no longer be sent: nothing left to act on): an operator should
+    look. ``deliver`` exits 3 while any remain."""
+    stmt = (
+        sa.select(outbox.c.status, sa.func.count())
+        .where(outbox.c.status.in_(("failed", "uncertain")), ~_has_newer(), has_body())
+        .group_by(outbox.c.status)
+    )
+    found = {"failed": 0, "uncertain": 0}
+    for status, n in conn.execute(stmt):
+        found[str(status)] = int(n)
+    return found
+
+
 def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
     """Operator action: put failed rows back to pending with a fresh attempt count.
 
     Returns the number of rows requeued. Sent rows are never touched, and a failed row
     for which a newer message (same kind and recipient, later date) exists is stale: it
-    is marked ``superseded`` instead of being requeued.
+    is marked ``superseded`` instead of being requeued. A row whose body retention
+    emptied is left ``failed`` (see :func:`emptied`): it is never sent without its body.
     """
     newer = outbox.alias("newer")
     has_newer = (
@@ -318,7 +353,7 @@ def requeue_failed(conn: sa.Connection, *, as_of: dt.date | None = None) -> int:
         .exists()
     )
     stale = outbox.update().where(outbox.c.status == "failed", has_newer)
-    fresh = outbox.update().where(outbox.c.status == "failed", ~has_newer)
+    fresh = outbox.update().where(outbox.c.status == "failed", ~has_newer, has_body())
     if as_of is not None:
         stale = stale.where(outbox.c.as_of == as_of)
         fresh = fresh.where(outbox.c.as_of == as_of)
@@ -461,7 +496,7 @@ def requeue_uncertain(conn: sa.Connection, *, as_of: dt.date | None = None) -> i
     pending (superseded instead when a newer message exists). Returns the number requeued.
     A message that had arrived after all then reaches its recipient twice."""
     stale = outbox.update().where(outbox.c.status == "uncertain", _has_newer())
-    fresh = outbox.update().where(outbox.c.status == "uncertain", ~_has_newer())
+    fresh = outbox.update().where(outbox.c.status == "uncertain", ~_has_newer(), has_body())
     if as_of is not None:
         stale = stale.where(outbox.c.as_of == as_of)
         fresh = fresh.where(outbox.c.as_of == as_of)
@@ -539,6 +574,40 @@ def release_untried(conn: sa.Connection, row: OutboxRow) -> bool:
         row,
         {"status": "pending", "attempts": row.attempts - 1, "next_attempt_at": None},
     )
+
+
+def finish_deferred(
+    conn: sa.Connection, row: OutboxRow, error: str, next_attempt_at: dt.datetime
+) -> bool:
+    """The relay deferred the delivery (a 4xx to MAIL: a rate limit, greylisting) before
+    the claimed ``row`` was offered: back to ``pending`` with this claim's attempt not
+    counted, ``error`` as the reason, tried again from ``next_attempt_at``."""
+    return _finish(
+        conn,
+        row,
+        {
+            "status": "pending",
+            "attempts": row.attempts - 1,
+            "last_error": error,
+            "next_attempt_at": utc(next_attempt_at),
+        },
+    )
+
+
+def defer_pending(
+    conn: sa.Connection, row_ids: list[int], error: str, next_attempt_at: dt.datetime
+) -> int:
+    """Rows of ``row_ids`` still ``pending`` (not claimed) wait until ``next_attempt_at``
+    with ``error`` as the reason (the relay deferred the delivery); no attempt counted.
+    Returns how many."""
+    if not row_ids:
+        return 0
+    stmt = (
+        outbox.update()
+        .where(outbox.c.id.in_(row_ids), outbox.c.status == "pending")
+        .values(last_error=error, next_attempt_at=utc(next_attempt_at))
+    )
+    return int(conn.execute(stmt).rowcount)
 
 
 def _claims_held(rows: list[OutboxRow]) -> sa.ColumnElement[bool]:

@@ -22,15 +22,12 @@ class SmtpSettings:
     internal CA; the system's CAs when None.
 
     ``batch_size``: messages claimed in one commit, sent over one connection and recorded
-    in one commit (1-1000; 1 = one message at a time, three commits per message). A
-    crash in the middle of a batch leaves at most this many messages ``uncertain``
-    ("mogelijk aangekomen"; never resent automatically). 50 makes the commits a small
-    part of delivery (3 per 50 messages; larger batches gained nothing measurable, see
-    docs/performance.md) while keeping what an operator must check after a crash to a
-    short list. ``connections``: how many such batches go out at once, each over its own
-    connection (1-8); 1 by default, as more did not pay against the local mail catcher
-    (one process, and encoding the messages is CPU work in this process), and a crash
-    window is ``batch_size`` times this.
+    in one commit (1-1000); each message is marked in flight on its own, right before
+    its data (one commit per message, issue 17), so a crash leaves at most one message
+    per connection ``uncertain`` ("mogelijk aangekomen"; never resent automatically),
+    whatever the batch size. ``connections``: how many such batches go out at once,
+    each over its own connection (1-8); 1 by default, as more did not pay against the
+    local mail catcher (one process, and encoding the messages is CPU work in this process).
     """
 
     host: str = "localhost"
@@ -46,3 +43,7 @@ class SmtpSettings:
     allowed_domains: tuple[str, ...] = ()
     batch_size: int = 50
     connections: int = 1
+    retry_until: str = "12:00"
+    """``HH:MM`` in ``[run] timezone``: the scheduler retries deferred mail every minute
+    from the night's time on; mail of the day still not out at this time is alerted to
+    the operators (jobs/ops/mail_retry.py). Retries go on after it."""

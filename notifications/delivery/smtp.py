@@ -1,31 +1,43 @@
 """Deliver pending outbox rows over SMTP with aiosmtplib, in batches.
 
-Messages go in batches of ``[smtp] batch_size``, each through three separable steps: the
-batch is claimed (status ``sending``, in one transaction committed before anything is
-sent; see ``notifications.delivery.outbox`` for how claims keep concurrent deliverers from sending
+Messages go in batches of ``[smtp] batch_size``: the batch is claimed (status
+``sending``, in one transaction committed before anything is sent; see
+``notifications.delivery.outbox`` for how claims keep concurrent deliverers from sending
 a message twice, on SQLite as on PostgreSQL), then its messages are sent one after the
-other over one connection outside any database transaction, then their outcomes are
-committed in one transaction. Sending a message is MAIL, RCPT, then DATA; right before
-the batch's first DATA, one transaction records the outcomes decided so far and marks
-the batch's remaining rows ``transmitting``, so that a lost outcome from then on is
-known to be ambiguous. ``batch_size = 1`` is one message per batch: claim, mark, record,
-three commits per message. ``[smtp] connections`` such loops run at once (asyncio tasks,
-one connection each), all drawing batches from the same list of due rows.
+other over one connection outside any database transaction. Sending a message is MAIL,
+RCPT, the DATA command, then (after the server's 354) the data; right before the data,
+one transaction records the outcomes decided so far and marks this one message
+``transmitting`` (issue 17: each message on its own), so that a lost outcome from then
+on is known to be ambiguous for that message alone. The batch's last outcomes are
+committed at its end. ``[smtp] connections`` such loops run at once (asyncio tasks, one
+connection each), all drawing batches from the same list of due rows.
 
 A crash (SIGKILL) in the middle of a batch leaves its rows ``sending`` (no data out yet:
-released and sent again later, nothing arrived) or ``transmitting`` (settled to
-``uncertain`` later: those accepted before the crash arrived, the others did not, none
-is resent automatically): at most ``batch_size`` rows per connection need an operator.
+released and sent again later, nothing arrived) and at most one ``transmitting`` per
+connection (settled to ``uncertain`` later: it may have arrived, it is not resent
+automatically): at most one message per connection needs an operator.
 A batch starts no further message once half of ``outbox.CLAIM_TIMEOUT`` has passed since
 its claim; its rest goes back to the list and is claimed afresh.
 
 Outcomes per message:
 
 - accepted: status ``sent``, ``sent_at`` set;
-- a 4xx reply, or no connection before the data went out: back to ``pending`` with
+- a 421 reply or a connection closed before the message's data went out (at MAIL, RCPT
+  or the DATA command: a relay that limits messages per connection, a restart): a new
+  connection and the same message again in the same delivery, no attempt charged; when
+  that happens a second time to the same message, it is a temporary failure (below);
+- a 4xx reply to MAIL (a rate limit, greylisting, a busy relay): the relay defers the
+  delivery: this message and every one not yet offered stay ``pending`` with no attempt
+  charged, the reason in ``last_error`` and a next attempt after :func:`defer_wait` (1
+  to 15 minutes); the delivery stops and the scheduler's mail retry
+  (jobs/ops/mail_retry.py) comes back for them;
+- a 5xx reply to MAIL: the sender is refused, a configuration problem, not the
+  message's: the delivery stops, nothing charged, the rows stay ``pending`` untried;
+- another 4xx reply, a timeout before the data went out: back to ``pending`` with
   ``next_attempt_at`` after 1, 2, 4 ... minutes (at most 60); once ``max_attempts``
   attempts were made the row becomes ``failed``;
-- a 5xx reply: ``failed`` at once;
+- another 5xx reply: ``failed`` at once;
+- a row without a body (emptied by retention): ``failed`` at once, never sent empty;
 - a timeout or a dropped connection after the data went out: ``uncertain`` ("mogelijk
   aangekomen"): the server may have stored the message, so it is not sent again
   automatically (an operator checks the relay's log for the Message-ID and may requeue
@@ -39,9 +51,10 @@ attempt counted) for the next delivery.
 One message in trouble does not hold up the others: after a timeout or a dropped
 connection the next message (of the same batch) gets a new connection. When the server
 cannot be reached (connect or login fails), or three messages in a row lose their
-connection, the delivery stops; the rows not yet tried (the rest of the batch included:
-its claim's attempt is taken back) stay ``pending`` without an attempt counted: a
-message never offered to the server never becomes ``failed``.
+connection (or have their session ended twice), the delivery stops; the rows not yet
+tried (the rest of the batch included: its claim's attempt is taken back) stay
+``pending`` without an attempt counted: a message never offered to the server never
+becomes ``failed``.
 
 Certificate and TLS problems (an unknown certificate authority, a wrong host name, a
 server without STARTTLS) need an operator, not patience: the delivery stops at once, the
@@ -78,6 +91,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import sqlalchemy as sa
 from aiosmtplib.email import flatten_message
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from regiesignaal.engine.checkpoint import checkpoint
 from regiesignaal.engine.language.addresses import AddressError, check_address, domain_allowed
@@ -87,6 +101,12 @@ from regiesignaal.notifications.delivery.settings import SmtpSettings
 log = logging.getLogger("regiesignaal.delivery")
 
 BACKOFF_CAP_MINUTES = 60
+DEFER_MIN = dt.timedelta(minutes=1)
+DEFER_MAX = dt.timedelta(minutes=15)
+EMPTIED_BODY = (
+    "bericht zonder inhoud (geleegd door de bewaartermijn, [retention] message_body_days); "
+    "niet verstuurd"
+)
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?!\S)")
 
 SMTP_CODE_NL: dict[int, str] = {
@@ -167,6 +187,10 @@ class _Delivery:
     stop_reason: Callable[[int], str] | None = None
     """Set once the delivery must stop: no batch is claimed and no message started after
     it. Called with the number of untried rows for the report's line."""
+    deferral: tuple[dt.datetime, str] | None = None
+    """Set when the relay defers (a 4xx to MAIL: a rate limit, greylisting):
+    the next attempt time and the reason given to every row not yet offered."""
+    deferred_by_server: int = 0
     _started: float = field(default_factory=time.monotonic)
 
     def claim_time(self) -> dt.datetime:
@@ -205,7 +229,8 @@ class _Batch:
     outcomes: list[tuple[ob.OutboxRow, str, str | None]] = field(default_factory=list)
     """(row, outcome, error): outcome ``sent``, ``retry`` (error; backoff from the
     attempts), ``failed``, ``uncertain`` or ``untried`` (never offered: released)."""
-    transmitting: bool = False
+    marked: set[int] = field(default_factory=set)
+    """Ids of the rows marked ``transmitting`` (each right before its own data)."""
     encoded: dict[int, asyncio.Future[bytes | Exception]] = field(default_factory=dict)
     """Row index -> its message being encoded (at most this row and the next)."""
 
@@ -221,6 +246,14 @@ def backoff(attempts: int) -> dt.timedelta:
     exponent = max(attempts, 1) - 1
     minutes = BACKOFF_CAP_MINUTES if exponent >= 6 else min(2**exponent, BACKOFF_CAP_MINUTES)
     return dt.timedelta(minutes=minutes)
+
+
+def defer_wait(now: dt.datetime, created_at: dt.datetime) -> dt.timedelta:
+    """How long mail the relay deferred waits before the next try: a quarter of the time
+    the message has waited since it was queued, at least 1 and at most 15 minutes (a
+    per-minute rate limit or greylisting passes within minutes; a relay down for an hour
+    is tried every quarter of an hour)."""
+    return min(max((now - created_at) / 4, DEFER_MIN), DEFER_MAX)
 
 
 def describe_code(code: int | None) -> str:
@@ -386,6 +419,9 @@ def _write_outcomes(conn: sa.Connection, d: _Delivery, b: _Batch) -> int:
             held = ob.finish_failed(conn, row, error or "")
         elif outcome == "uncertain":
             held = ob.finish_uncertain(conn, row, error or "")
+        elif outcome == "defer" and d.deferral is not None:
+            until, reason = d.deferral
+            held = ob.finish_deferred(conn, row, reason, until)
         else:
             held = ob.release_untried(conn, row)
         _warn_if_lost(row, held, outcome)
@@ -407,19 +443,19 @@ def _record(d: _Delivery, b: _Batch) -> None:
     _after_commit(sent)
 
 
-def _mark_transmitting(d: _Delivery, b: _Batch, rest: list[ob.OutboxRow]) -> set[int]:
-    """Right before the batch's first message data goes out, in one transaction: the
-    outcomes decided so far, and every row of ``rest`` (the batch's rows not yet
-    offered) to ``transmitting``. Returns the ids still held (a claim can only be lost
-    to another deliverer's stale-claim settlement, after ``CLAIM_TIMEOUT``)."""
+def _mark_transmitting(d: _Delivery, b: _Batch, row: ob.OutboxRow) -> bool:
+    """Right before ``row``'s data goes out, in one transaction: the batch's outcomes
+    decided so far, and ``row`` to ``transmitting``. False when its claim no longer holds
+    (a claim can only be lost to another deliverer's stale-claim settlement, after
+    ``CLAIM_TIMEOUT``)."""
     with d.store.begin() as conn:
         sent = _write_outcomes(conn, d, b)
-        held = ob.mark_transmitting_many(conn, rest)
+        held = row.id in ob.mark_transmitting_many(conn, [row])
     _after_commit(sent)
-    b.transmitting = True
-    for row in rest:
-        if row.id not in held:
-            log.warning("delivery: row %d: claim lost before sending", row.id)
+    if held:
+        b.marked.add(row.id)
+    else:
+        log.warning("delivery: row %d: claim lost before sending", row.id)
     return held
 
 
@@ -555,9 +591,24 @@ async def deliver_pending_async(
         await asyncio.gather(
             *(_connection(d, queue) for _ in range(min(smtp.connections, batches)))
         )
-    if queue:  # never claimed: the delivery stopped
+    if queue and d.deferral is not None:  # never claimed: deferred with the rest
+        until, reason = d.deferral
+        with store_engine.begin() as conn:
+            n = ob.defer_pending(conn, list(queue), reason, until)
+        d.deferred += n
+        d.deferred_by_server += n
+    elif queue:  # never claimed: the delivery stopped
         d.untried += len(queue)
-    if d.stop_reason is not None and d.untried:
+    if d.deferral is not None:
+        until, reason = d.deferral
+        minutes = max(1, round((until - d.claim_time()).total_seconds() / 60))
+        n = d.deferred_by_server
+        d.errors.append(
+            f"SMTP-server {smtp.host}:{smtp.port} stelt de bezorging uit ({reason}); {n} "
+            f"{'bericht' if n == 1 else 'berichten'} uitgesteld, volgende poging over "
+            f"{minutes} min (geen poging geteld; de scheduler probeert het opnieuw)"
+        )
+    elif d.stop_reason is not None and d.untried:
         d.errors.append(d.stop_reason(d.untried))
         log.warning("delivery: stopped, %d rows untried", d.untried)
     return _finish(d)
@@ -630,10 +681,12 @@ async def _send_batch(
     d: _Delivery, b: _Batch, client: aiosmtplib.SMTP | None, queue: collections.deque[int]
 ) -> aiosmtplib.SMTP | None:
     """Offer the batch's rows one by one over ``client`` (reconnecting after a lost
-    connection), then record every outcome in one transaction. Rows not offered because
-    the delivery stopped are released (no attempt counted); rows not offered because
-    the claim grew old go back to the queue for a fresh claim."""
-    held: set[int] | None = None
+    connection), then record every outcome in one transaction. A 421 or a connection
+    closed before a message's data went out gets that message one new connection and a
+    second offer, no attempt charged. Rows not offered because the delivery stopped are
+    released (no attempt counted) or, when the relay deferred the delivery, deferred
+    (no attempt counted, a next attempt time); rows not offered because the claim grew
+    old go back to the queue for a fresh claim."""
     offered = 0
     requeue = False
     for index, row in enumerate(b.rows):
@@ -645,19 +698,21 @@ async def _send_batch(
         if b.claim_getting_old():
             requeue = True
             break
-        offered = index + 1
-        if held is not None and row.id not in held:
-            continue  # claim lost (see _mark_transmitting); another deliverer settled it
         _encode_ahead(d, b, index)
         client = await _connected(d, client)
         if client is None:
-            offered = index
             break
-        data = b.encoded.pop(index)
-        if held is None:
-            lost, held = await _deliver_one(d, b, client, row, data, b.rows[index:])
-        else:
-            lost, _ = await _deliver_one(d, b, client, row, data, None)
+        offered = index + 1
+        data = await b.encoded.pop(index)
+        result = await _deliver_one(d, b, client, row, data, may_reconnect=True)
+        if result == "again":
+            client.close()
+            client = await _connected(d, client)
+            if client is None:  # the server is gone: this message stays untried
+                offered = index
+                break
+            result = await _deliver_one(d, b, client, row, data, may_reconnect=False)
+        lost = result == "lost"
         d.lost_in_a_row = d.lost_in_a_row + 1 if lost else 0
         if d.lost_in_a_row >= MAX_CONSECUTIVE_LOST and (index + 1 < len(b.rows) or queue):
             d.server_unreachable = True
@@ -666,13 +721,19 @@ async def _send_batch(
             break
     for pending in b.encoded.values():
         pending.cancel()  # the next message's encoding, not needed now
-    rest = [row for row in b.rows[offered:] if held is None or row.id in held]
-    for row in rest:
-        b.outcomes.append((row, "untried", None))
-    if requeue:
-        queue.extendleft(reversed([row.id for row in rest]))
+    rest = b.rows[offered:]
+    if d.deferral is not None and not requeue:
+        for row in rest:
+            b.outcomes.append((row, "defer", None))
+        d.deferred += len(rest)
+        d.deferred_by_server += len(rest)
     else:
-        d.untried += len(rest)
+        for row in rest:
+            b.outcomes.append((row, "untried", None))
+        if requeue:
+            queue.extendleft(reversed([row.id for row in rest]))
+        else:
+            d.untried += len(rest)
     _record(d, b)
     return client
 
@@ -746,70 +807,184 @@ def _encode_ahead(d: _Delivery, b: _Batch, index: int) -> None:
             )
 
 
+Result = str
+"""What :func:`_deliver_one` leaves: ``done`` (an outcome decided, or the claim lost),
+``lost`` (no reply: counts towards ``MAX_CONSECUTIVE_LOST``), ``again`` (a 421 or a
+closed connection before the data went out: offer it again over a new connection)."""
+
+
 async def _deliver_one(
     d: _Delivery,
     b: _Batch,
     client: aiosmtplib.SMTP,
     row: ob.OutboxRow,
-    encoding: asyncio.Future[bytes | Exception],
-    rest: list[ob.OutboxRow] | None,
-) -> tuple[bool, set[int] | None]:
-    """Offer one claimed row (``encoding``: its message being encoded, see
-    :func:`_encode_ahead`) and decide its outcome (recorded with the batch's). When
-    ``rest`` is given (the batch's first message whose data goes out: this row and the
-    ones after it), the batch is marked ``transmitting`` right before the data. Returns
-    (the connection was lost on it, the ids still held when the batch was marked)."""
-    held: set[int] | None = None
+    data: bytes | Exception,
+    *,
+    may_reconnect: bool,
+) -> Result:
+    """Offer one claimed row (``data``: its encoded message) and decide its outcome
+    (recorded with the batch's). MAIL, RCPT and the DATA command come first; only after
+    the server's 354 is this row marked ``transmitting`` (one commit, with the outcomes
+    decided so far), so a crash leaves at most this one message with an unknown outcome.
+    A 421 or a connection closed before the data went out is ``again`` when
+    ``may_reconnect`` (nothing charged), else a temporary failure of this message."""
     if _not_allowed(d, b, row):
-        return False, held
-    sender = d.smtp.sender
-    data = await encoding
+        return "done"
+    if not row.body_text and not row.body_html:
+        _failed(d, b, row, EMPTIED_BODY)
+        return "done"
     if isinstance(data, Exception):
         _failed(d, b, row, f"bericht niet op te bouwen ({type(data).__name__})")
-        return False, held
-    # MAIL and RCPT: nothing has been handed over yet, any failure is safe to retry.
+        return "done"
+    # MAIL, RCPT and DATA: nothing has been handed over yet, any failure is safe to retry.
     try:
-        await client.mail(sender)
-        await client.rcpt(row.recipient_email)
+        await client.mail(d.smtp.sender)
     except aiosmtplib.SMTPSenderRefused as exc:
-        # The sender address is refused: a configuration problem, not this message's.
-        _retry(d, b, row, f"afzender geweigerd: {smtp_error(exc.code, exc.message)}")
+        if exc.code == 421:
+            return _closed_before_data(d, b, client, row, "421", may_reconnect)
         await _reset(client)
-        return False, held
-    except aiosmtplib.SMTPResponseException as exc:
-        _refused(d, b, row, exc.code, exc.message)
-        await _reset(client)
-        return False, held
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-        _connection_lost(d, b, row, exc)
-        client.close()
-        return True, held
+        return _mail_refused(d, b, row, exc.code, exc.message)
+    except aiosmtplib.SMTPTimeoutError as exc:
+        return _no_reply(d, b, client, row, exc)
+    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+        return _closed_before_data(d, b, client, row, type(exc).__name__, may_reconnect)
     except aiosmtplib.SMTPException as exc:
         _failed(d, b, row, f"bericht niet te versturen ({type(exc).__name__})")
         await _reset(client)
-        return False, held
-    # DATA: from here a lost reply is an unknown outcome; the batch's rows not yet
-    # offered are marked with this one (one commit), before the first data goes.
-    if rest is not None:
-        held = _mark_transmitting(d, b, rest)
-        if row.id not in held:
-            await _reset(client)
-            return False, held
-    checkpoint("deliver.transmitting")
+        return "done"
     try:
-        await client.data(data)
+        await client.rcpt(row.recipient_email)
     except aiosmtplib.SMTPResponseException as exc:
-        # The server answered, so it did not take the message: an ordinary refusal.
+        if exc.code == 421:
+            return _closed_before_data(d, b, client, row, "421", may_reconnect)
         _refused(d, b, row, exc.code, exc.message)
         await _reset(client)
-        return False, held
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        return "done"
+    except aiosmtplib.SMTPTimeoutError as exc:
+        return _no_reply(d, b, client, row, exc)
+    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+        return _closed_before_data(d, b, client, row, type(exc).__name__, may_reconnect)
+    except aiosmtplib.SMTPException as exc:
+        _failed(d, b, row, f"bericht niet te versturen ({type(exc).__name__})")
+        await _reset(client)
+        return "done"
+    try:
+        start = await client.execute_command(b"DATA")
+    except aiosmtplib.SMTPTimeoutError as exc:
+        return _no_reply(d, b, client, row, exc)
+    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+        return _closed_before_data(d, b, client, row, type(exc).__name__, may_reconnect)
+    except aiosmtplib.SMTPException as exc:
+        _failed(d, b, row, f"bericht niet te versturen ({type(exc).__name__})")
+        await _reset(client)
+        return "done"
+    if start.code == 421:
+        return _closed_before_data(d, b, client, row, "421", may_reconnect)
+    if start.code != 354:
+        _refused(d, b, row, start.code, start.message)
+        await _reset(client)
+        return "done"
+    # The server waits for the data: from here a lost reply is an unknown outcome. This
+    # row alone is marked (with the outcomes decided so far, one commit) before it goes.
+    if row.id not in b.marked and not _mark_transmitting(d, b, row):
+        client.close()  # claim lost; the server drops the unfinished message
+        return "done"
+    checkpoint("deliver.transmitting")
+    protocol = client.protocol
+    try:
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(_data_bytes(data))
+    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:  # nothing went out
+        return _closed_before_data(d, b, client, row, type(exc).__name__, may_reconnect)
+    try:
+        reply = await protocol.read_response(timeout=d.smtp.timeout_seconds)
+    except (aiosmtplib.SMTPException, OSError) as exc:
         _outcome_unknown(d, b, row, exc)
         client.close()
-        return True, held
+        return "lost"
+    if reply.code != 250:
+        # The server answered, so it did not take the message: an ordinary refusal.
+        _refused(d, b, row, reply.code, reply.message)
+        await _reset(client)
+        return "done"
     _sent(d, b, row)
     checkpoint("deliver.accepted")
-    return False, held
+    return "done"
+
+
+def _data_bytes(data: bytes) -> bytes:
+    """The message as DATA sends it: CRLF line ends, leading dots doubled, the final dot
+    (what aiosmtplib's ``data()`` does, split here so the DATA command's reply is known
+    before any of the message goes out)."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+def _no_reply(
+    d: _Delivery, b: _Batch, client: aiosmtplib.SMTP, row: ob.OutboxRow, exc: BaseException
+) -> Result:
+    """A timeout before the data went out: a temporary failure of this message."""
+    _connection_lost(d, b, row, exc)
+    client.close()
+    return "lost"
+
+
+def _closed_before_data(
+    d: _Delivery,
+    b: _Batch,
+    client: aiosmtplib.SMTP,
+    row: ob.OutboxRow,
+    what: str,
+    may_reconnect: bool,
+) -> Result:
+    """A 421 or a closed connection before the message's data went out: the relay ends
+    the session (a limit of messages per connection, a restart). The first time, a new
+    connection and the same message (no attempt charged); the second time it is a
+    temporary failure of this message (backoff), and the next message gets a new
+    connection (three such in a row stop the delivery, as for lost connections)."""
+    client.close()
+    if may_reconnect:
+        log.info("delivery: row %d: session ended before the data (%s); reconnecting", row.id, what)
+        return "again"
+    why = f"421 {describe_code(421)}" if what == "421" else f"verbinding verbroken ({what})"
+    _retry(d, b, row, f"de server beëindigde de sessie twee keer vóór het versturen: {why}")
+    return "lost"
+
+
+def _mail_refused(d: _Delivery, b: _Batch, row: ob.OutboxRow, code: int, reply: str) -> Result:
+    """MAIL refused. 5xx: the sender (``[smtp] sender``) or the client is not allowed, a
+    configuration problem, not this message's: the delivery stops, nothing charged. 4xx
+    (a rate limit, greylisting, a relay that is busy): the relay defers the delivery."""
+    if 500 <= code < 600:
+        b.outcomes.append((row, "untried", None))
+        d.untried += 1
+        error = smtp_error(code, reply)
+        log.warning("delivery: sender refused permanently (%s); delivery stopped", code)
+        d.stop(
+            lambda rest: (
+                f"afzender geweigerd door SMTP-server {d.smtp.host}:{d.smtp.port} "
+                f"({error}): een instellingsprobleem, geen fout van de berichten; controleer "
+                f"[smtp] sender en of deze server voor regiesignaal mag versturen. {rest} niet "
+                "geprobeerd, blijven in de wachtrij (geen poging geteld)"
+            )
+        )
+        return "done"
+    _defer_delivery(d, b, row, f"de server stelt uit bij MAIL: {smtp_error(code, reply)}")
+    return "done"
+
+
+def _defer_delivery(d: _Delivery, b: _Batch, row: ob.OutboxRow, error: str) -> None:
+    """The relay defers: this row and every row not yet offered stay ``pending`` with no
+    attempt charged, ``error`` as their reason and a next attempt after
+    :func:`defer_wait`; the delivery stops (the scheduler's mail retry comes back)."""
+    if d.deferral is None:
+        at = d.claim_time()
+        d.deferral = (at + defer_wait(at, row.created_at), error)
+        d.stop(lambda rest: "")
+        log.warning("delivery: the relay defers (row %d); delivery stopped", row.id)
+    b.outcomes.append((row, "defer", None))
+    d.deferred += 1
+    d.deferred_by_server += 1
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:
