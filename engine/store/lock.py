@@ -314,7 +314,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (killed, not yet reaped: a container without an init) is gone too
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
 
 
 def is_dead(row: sa.Row[tuple[object, ...]] | Mapping[str, Any], now: dt.datetime) -> bool:
