@@ -368,3 +368,99 @@ def test_tables_exist(sim: Sim) -> None:
     with sim.store.connect() as conn:
         for table in (scheduler_state, apscheduler_jobs, run_lock):
             conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+
+
+# ------------------------------------------------------------------ time limit, lost lock
+
+
+def test_a_night_past_its_time_limit_is_stopped_recorded_failed_and_alerted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 6: a night that hangs (here: paused after evaluation) holds the lock for ever;
+    with [run] max_minutes it is stopped, recorded failed with its stage, alerted, and
+    the lock is free again."""
+    import dataclasses
+
+    from ops_support import make_settings
+
+    from regiesignaal.engine.store.tables import outbox
+    from regiesignaal.jobs.ops.nightly import nightly
+
+    source_url, _, _ = make_source(tmp_path)
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    s = make_settings(source_url, store_url, max_minutes=0.25, operators=("beheer@dtv.example",))
+    monkeypatch.setenv("REGIESIGNAAL_TEST_STOP_AT", f"evaluated={tmp_path / 'hang.pid'}")
+    day = dt.datetime.now(s.tz).date()
+    started = time.monotonic()
+    result = nightly(s, as_of=day)
+    assert time.monotonic() - started < 60
+    assert (result.status, result.exit_code) == ("failed", 1)
+    (row,) = run_rows(store_url)
+    assert row.status == "failed" and row.stage == "extract_evaluate"
+    assert "tijdslimiet" in row.errors[-1] and "extract_evaluate" in row.errors[-1]
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        alert = conn.execute(sa.select(outbox).where(outbox.c.kind == "operator")).one()
+        assert conn.execute(sa.select(sa.func.count()).select_from(run_lock)).scalar() == 0
+    engine.dispose()
+    assert "max_minutes" in alert.body_text and "extract_evaluate" in alert.body_text
+    monkeypatch.delenv("REGIESIGNAAL_TEST_STOP_AT")
+    again = nightly(dataclasses.replace(s, max_minutes=180), as_of=day)
+    assert again.status == "succeeded", "the lock was released"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_run_that_lost_its_lock_stops_and_is_never_marked_aborted(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Item 7: the lock's backend is terminated while the run goes on; a second run is
+    not admitted to the same night and does not mark the live run aborted; the first
+    stops before its next write."""
+    from regiesignaal.engine.store.lock import LOCK_KEY
+    from regiesignaal.engine.store.tables import signals
+
+    config = _config(tmp_path, dt.datetime.now(dt.UTC))
+    config.write_text(
+        config.read_text().replace(
+            f'store_url = "sqlite:///{tmp_path / "store.sqlite"}"', f'store_url = "{pg_url}"'
+        )
+    )
+    upgrade_store(load_settings(config, env={}))
+    marker = tmp_path / "pause.pid"
+    day = dt.datetime.now(AMS).date().isoformat()
+    command = [sys.executable, "-m", "regiesignaal", "--config", str(config), "nightly",
+               "--as-of", day]  # fmt: skip
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=_env(REGIESIGNAAL_TEST_STOP_AT=f"evaluated={marker}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for(marker.exists)
+        engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND objid = :k AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                ),
+                {"k": LOCK_KEY},
+            ).all()
+        assert killed == [(True,)]
+        second = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, timeout=180)
+        statuses = [r.status for r in run_rows(pg_url)]
+        assert statuses == ["running", "locked"], (statuses, second.stdout, second.stderr)
+        Path(f"{marker}.go").touch()
+        out, _ = first.communicate(timeout=180)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 1, out
+    rows = run_rows(pg_url)
+    assert [r.status for r in rows] == ["failed", "locked"]
+    assert "vergrendeling verloren" in str(rows[0].errors)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(signals)).scalar() == 0
+    engine.dispose()

@@ -252,7 +252,7 @@ def _stop_for_time_limit(
 ) -> NightlyResult:
     """The night ran past its limit: its run row ``failed`` (naming the stage), alerted."""
     why = f"{exc}; gestopt en als mislukt vastgelegd"
-    stage = "intake"
+    stage = "intake" if settings.drop_dir is not None else "start"
     with store.begin() as conn:
         row = conn.execute(
             sa.select(runs)
