@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ops_support import RULES, make_source, run_rows
 
 from regiesignaal.engine.store.tables import apscheduler_jobs, run_lock, runs, scheduler_state
@@ -59,14 +60,18 @@ def test_every_schedule_time_gives_one_night_per_day_across_both_changes(hhmm: s
     for start in (_t(2027, 3, 20), _t(2027, 10, 24)):  # spring 28 March, autumn 31 October
         due = nights.scheduled_nights(at, "mon-sun", AMS, start, start + dt.timedelta(days=14))
         days = [n.as_of for n in due]
-        assert days == [start.date() + dt.timedelta(days=i) for i in range(1, 15)] or days == [
-            start.date() + dt.timedelta(days=i) for i in range(0, 15)
-        ][: len(days)]
+        assert (
+            days == [start.date() + dt.timedelta(days=i) for i in range(1, 15)]
+            or days == [start.date() + dt.timedelta(days=i) for i in range(0, 15)][: len(days)]
+        )
         assert len(set(days)) == len(days)
         for n in due:  # due on its own date, at the wall time (or an hour later in spring)
             local = n.due.astimezone(AMS)
             assert local.date() == n.as_of
-            assert local.time() in (at, (dt.datetime.combine(n.as_of, at) + dt.timedelta(hours=1)).time())
+            assert local.time() in (
+                at,
+                (dt.datetime.combine(n.as_of, at) + dt.timedelta(hours=1)).time(),
+            )
 
 
 def test_weekday_sets() -> None:
@@ -114,7 +119,9 @@ class Sim:
         for n in missed:
             self.alerted[n.as_of] += 1
 
-    def check(self, at: str, days: str = "mon-fri", extra: list[nights.Night] | None = None) -> nights.CatchUp:
+    def check(
+        self, at: str, days: str = "mon-fri", extra: list[nights.Night] | None = None
+    ) -> nights.CatchUp:
         hh = [int(p) for p in at.split(":")]
         return nights.catch_up(
             self.store, at=dt.time(*hh), days=days, tz=AMS, grace=GRACE,
@@ -193,8 +200,9 @@ CONFIGS = [("06:00", "mon-fri"), ("00:00", "mon-sun"), ("02:30", "mon-sun"),
     start=st.sampled_from([_t(2027, 3, 1), _t(2027, 3, 20), _t(2027, 9, 20), _t(2027, 10, 15)]),
     downs=st.lists(
         st.tuples(st.integers(1, 60 * 24), st.integers(1, 80), st.sampled_from(CONFIGS)),
-        min_size=1, max_size=8,
-    ),  # fmt: skip
+        min_size=1,
+        max_size=8,
+    ),
     first=st.sampled_from(CONFIGS),
 )
 def test_every_due_night_runs_once_or_is_alerted_once(
@@ -217,12 +225,17 @@ def test_every_due_night_runs_once_or_is_alerted_once(
 
 
 def _simulate(
-    sim: Sim, start: dt.datetime, downs: list[tuple[int, int, tuple[str, str]]],
+    sim: Sim,
+    start: dt.datetime,
+    downs: list[tuple[int, int, tuple[str, str]]],
     first: tuple[str, str],
 ) -> None:
     end = start + dt.timedelta(days=60)
     down_at = sorted({start + dt.timedelta(hours=h) for h, _, _ in downs})
-    plan = {d: (dt.timedelta(hours=length), cfg) for d, (_, length, cfg) in zip(down_at, downs)}
+    plan = {
+        d: (dt.timedelta(hours=length), cfg)
+        for d, (_, length, cfg) in zip(down_at, downs, strict=False)
+    }
     expected: set[dt.date] = set()
     cfg = first
     last_check: dt.datetime | None = None
@@ -243,7 +256,10 @@ def _simulate(
         # up until d: a look at every due time and every 3 hours
         hh = dt.time(*(int(p) for p in cfg[0].split(":")))
         looks = {n.due for n in nights.scheduled_nights(hh, cfg[1], AMS, t, min(d, end))}
-        looks |= {t + dt.timedelta(hours=3 * i) for i in range(1, int((min(d, end) - t) / dt.timedelta(hours=3)) + 1)}
+        looks |= {
+            t + dt.timedelta(hours=3 * i)
+            for i in range(1, int((min(d, end) - t) / dt.timedelta(hours=3)) + 1)
+        }
         for at in sorted(x for x in looks if x <= min(d, end)):
             check(at)
         if d >= end:
@@ -309,7 +325,9 @@ def test_scheduler_killed_with_its_night_runs_the_night_again_on_restart(tmp_pat
     upgrade_store(load_settings(config, env={}))
     store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     marker = tmp_path / "hang.pid"
-    first = _start(config, tmp_path / "a.log", _env(REGIESIGNAAL_TEST_STOP_AT=f"evaluated={marker}"))
+    first = _start(
+        config, tmp_path / "a.log", _env(REGIESIGNAAL_TEST_STOP_AT=f"evaluated={marker}")
+    )
     try:
         _wait_for(marker.exists)
         os.killpg(first.pid, signal.SIGKILL)

@@ -340,9 +340,9 @@ def running_alive(
     now = now or utcnow()
     me = Identity.here()
     if row.host == me.host and row.pid is not None:
-        return int(row.pid) == me.pid or _alive(int(row.pid))  # type: ignore[call-overload]
+        return int(row.pid) == me.pid or _alive(int(row.pid))
     if store.dialect.name == "postgresql" and row.host and row.pid is not None:
-        label = Identity(str(row.host), int(row.pid)).label()  # type: ignore[call-overload]
+        label = Identity(str(row.host), int(row.pid)).label()
         with store.connect() as conn:
             return bool(
                 conn.execute(

@@ -39,7 +39,9 @@ runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("as_of", Date, nullable=False),
     Column("trigger", String(20), nullable=False),  # manual | scheduler | demo
-    Column("status", String(20), nullable=False),  # running | succeeded | failed | refused | missed ...
+    Column(
+        "status", String(20), nullable=False
+    ),  # running | succeeded | failed | refused | missed ...
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("ruleset_version", String(64)),

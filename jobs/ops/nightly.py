@@ -225,15 +225,14 @@ def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -
         _stop_for_time_limit(settings, store, day, trigger, TimeLimit(settings.max_minutes))
 
     try:
-        with time_limit(settings.max_minutes, backstop):
-            with run_lock(store):
-                done = _done_run(store, day)
-                if done is not None:
-                    why = f"peildatum {day} is al verwerkt door run {done}; niets gedaan"
-                    run_id = _record(store, day, trigger, "skipped", why)
-                    log.info("night %s already done by run %d (run %d skipped)", day, done, run_id)
-                    return NightlyResult(0, "skipped", run_id, [why])
-                return _locked_night(settings, store, trigger, day)
+        with time_limit(settings.max_minutes, backstop), run_lock(store):
+            done = _done_run(store, day)
+            if done is not None:
+                why = f"peildatum {day} is al verwerkt door run {done}; niets gedaan"
+                run_id = _record(store, day, trigger, "skipped", why)
+                log.info("night %s already done by run %d (run %d skipped)", day, done, run_id)
+                return NightlyResult(0, "skipped", run_id, [why])
+            return _locked_night(settings, store, trigger, day)
     except LockHeld as exc:
         run_id = _record(store, day, trigger, "locked", str(exc))
         log.warning("run lock held elsewhere (run %d recorded locked)", run_id)

@@ -269,6 +269,7 @@ def _record_missed(
     store: sa.Engine, nights: Sequence[Night], states: Mapping[dt.date, DateState], now: dt.datetime
 ) -> None:
     with store.begin() as conn:
+        at = now.astimezone(dt.UTC)
         for night in nights:
             tries = states[night.as_of].attempts
             why = (
@@ -278,9 +279,8 @@ def _record_missed(
             )
             conn.execute(
                 runs.insert().values(
-                    as_of=night.as_of, trigger="scheduler", status="missed", started_at=now.astimezone(dt.UTC),
-                    finished_at=now.astimezone(dt.UTC), errors=[why], host=socket.gethostname(),
-                    pid=os.getpid(),
+                    as_of=night.as_of, trigger="scheduler", status="missed", started_at=at,
+                    finished_at=at, errors=[why], host=socket.gethostname(), pid=os.getpid(),
                 )
             )  # fmt: skip
             log.warning("scheduled night %s missed (recorded, alerted)", night.as_of)

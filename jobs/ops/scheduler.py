@@ -88,8 +88,10 @@ class NightlyTrigger(CronTrigger):
     ) -> dt.datetime | None:
         tz = self.timezone
         at, days = self._night()
-        start = now if previous_fire_time is None else min(
-            now, previous_fire_time + dt.timedelta(microseconds=1)
+        start = (
+            now
+            if previous_fire_time is None
+            else min(now, previous_fire_time + dt.timedelta(microseconds=1))
         )
         done = previous_fire_time.astimezone(tz).date() if previous_fire_time else None
         after = start - dt.timedelta(microseconds=1)
