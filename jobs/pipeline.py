@@ -348,7 +348,10 @@ def _run(
         summary.status = "succeeded"
     except Exception as exc:
         summary.status = "failed"
-        summary.problems.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+        label = getattr(exc, "label", None)  # a stop with its own Dutch line (nightly.py)
+        summary.problems.append(
+            label if isinstance(label, str) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        )
         log.error("run %d failed: %s", run_id, type(exc).__name__)
         raise
     finally:

@@ -482,3 +482,85 @@ def test_a_run_that_lost_its_lock_stops_and_is_never_marked_aborted(
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(signals)).scalar() == 0
     engine.dispose()
+
+
+# ------------------------------------------------------------------ the runs list, stops, logs
+
+
+def test_runs_list_counts_errors_apart_from_notes(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 16: a weekend note and a standby's locked run are notes, not errors."""
+    from click.testing import CliRunner
+
+    from regiesignaal.jobs.cli import main
+    from regiesignaal.jobs.ops.nightly import errors_and_notes
+
+    weekend = (
+        "2027-03-06 is geen werkdag: geen berichten aan regievoerders (wel signalen bijgewerkt)"
+    )
+    rows = [
+        ("succeeded", [weekend]),
+        ("locked", ["er loopt al een run (host-b pid 4)"]),
+        ("skipped", ["peildatum 2027-03-06 is al verwerkt door run 1; niets gedaan"]),
+        ("failed", ["RuntimeError: kapot", weekend]),
+    ]
+    now = dt.datetime.now(dt.UTC)
+    with sim.store.begin() as conn:
+        for status, errors in rows:
+            conn.execute(runs.insert().values(
+                as_of=dt.date(2027, 3, 6), trigger="scheduler", status=status, started_at=now,
+                finished_at=now, errors=errors,
+            ))  # fmt: skip
+    assert [tuple(map(len, errors_and_notes(s, e))) for s, e in rows] == [
+        (0, 1), (0, 1), (0, 1), (1, 1),
+    ]  # fmt: skip
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", str(sim.store.url))
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    out = CliRunner().invoke(main, ["runs"], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "notities" in out.output
+    cells = [[c.strip() for c in ln.strip("│ ").split("│")] for ln in out.output.splitlines()]
+    lines = {c[0]: c for c in cells if c[0].isdigit()}
+    assert [lines[str(i)][-2:] for i in (1, 2, 3, 4)] == [
+        ["0", "1"], ["0", "1"], ["0", "1"], ["1", "1"],
+    ]  # fmt: skip
+
+
+def test_a_night_stopped_after_delivery_says_what_was_sent(sim: Sim) -> None:
+    """Item 16: SIGTERM after the mail went out: the aborted run shows it as sent, in
+    Dutch (no "Terminated: SIGTERM")."""
+    from regiesignaal.engine.store.tables import outbox
+    from regiesignaal.jobs.ops.nightly import Terminated, _mark_own_run_aborted
+
+    now = dt.datetime.now(dt.UTC)
+    with sim.store.begin() as conn:
+        run_id = conn.execute(runs.insert().values(
+            as_of=dt.date(2027, 3, 2), trigger="scheduler", status="running", started_at=now,
+            host=os.uname().nodename, pid=os.getpid(),
+        )).inserted_primary_key[0]  # fmt: skip
+        for i in range(3):
+            conn.execute(outbox.insert().values(
+                run_id=run_id, as_of=dt.date(2027, 3, 2), kind="regievoerder",
+                recipient_id=f"rv{i}", recipient_email=f"rv{i}@dtv.example", subject="s",
+                body_text="b", body_html="b", message_id=f"<{i}@x>", status="sent",
+                created_at=now, sent_at=now,
+            ))  # fmt: skip
+    assert _mark_own_run_aborted(sim.store, Terminated("SIGTERM").label) == run_id
+    (row,) = run_rows(str(sim.store.url))
+    assert row.status == "aborted"
+    assert row.counts["delivery"]["sent"] == 3
+    text = " ".join(row.errors)
+    assert "afgebroken door SIGTERM" in text and "al verstuurd vóór de stop: 3" in text
+    assert "Terminated" not in text
+
+
+def test_log_time_stamps_carry_their_zone() -> None:
+    import logging
+    import re
+
+    from regiesignaal.jobs.cli.logs import PLAIN_FORMAT, ZonedFormatter
+
+    record = logging.LogRecord("regiesignaal.run", logging.INFO, "x", 1, "run 1", None, None)
+    line = ZonedFormatter(PLAIN_FORMAT).format(record)
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d INFO ", line), line

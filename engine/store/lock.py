@@ -70,6 +70,10 @@ class LockLost(RuntimeError):
             "weg); hij is gestopt voor de volgende schrijfstap. Draai de peildatum opnieuw."
         )
 
+    @property
+    def label(self) -> str:
+        return str(self)
+
 
 class LockHeld(Exception):
     """Another run holds the lock; ``str()`` names the holder in Dutch."""

@@ -78,13 +78,16 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
         return
     table = cli_table(
         "id", "peildatum", "status", "zaken", "nieuw", "opgelost", "verstuurd",
-        "duur", "fouten", title="Runs",
+        "duur", "fouten", "notities", title="Runs",
     )  # fmt: skip
+    from regiesignaal.jobs.ops.nightly import errors_and_notes
+
     for r in rows:
         counts = r.counts or {}
         rec = counts.get("reconcile") or {}
         delivery = counts.get("delivery") or {}
         total = sum((r.durations or {}).values())
+        errors, notes = errors_and_notes(r.status, r.errors)
         table.add_row(
             str(r.id),
             str(r.as_of),
@@ -94,7 +97,8 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
             str(rec.get("resolved", "")),
             str(delivery.get("sent", "")),
             f"{total:.0f}s",
-            str(len(r.errors or [])),
+            str(len(errors)),
+            str(len(notes)),
         )
     print_table(console, table)
 

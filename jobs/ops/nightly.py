@@ -52,7 +52,12 @@ log = logging.getLogger("regiesignaal.nightly")
 
 
 class Terminated(Exception):
-    """SIGTERM or SIGINT arrived during the nightly job."""
+    """SIGTERM or SIGINT arrived during the nightly job; ``str()`` is the signal's name."""
+
+    @property
+    def label(self) -> str:
+        """The Dutch line for the run's problems (not "Terminated: SIGTERM")."""
+        return f"afgebroken door {self} (het proces is gestopt); draai de peildatum opnieuw"
 
 
 class TimeLimit(Exception):
@@ -61,6 +66,10 @@ class TimeLimit(Exception):
     def __init__(self, minutes: float):
         super().__init__(f"de nacht duurde langer dan de tijdslimiet van {minutes:g} minuten")
         self.minutes = minutes
+
+    @property
+    def label(self) -> str:
+        return str(self)
 
 
 TIME_LIMIT_REPEAT = 30.0  # seconds: the limit is raised again while the night goes on
@@ -134,9 +143,7 @@ def stop_cleanly(settings: Settings) -> Iterator[None]:
     except Terminated as exc:
         store = store_engine(settings.store_url)
         try:
-            _mark_own_run_aborted(
-                store, f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
-            )
+            _mark_own_run_aborted(store, exc.label)
         finally:
             store.dispose()
         raise
@@ -169,7 +176,11 @@ def _done_run(store: sa.Engine, as_of: dt.date) -> int | None:
 
 
 def _mark_own_run_aborted(store: sa.Engine, why: str) -> int | None:
-    """After a stop: this process's run row (running or just marked failed) -> aborted."""
+    """After a stop: this process's run row (running or just marked failed) -> aborted.
+    Mail that went out before the stop is named and counted (a rerun does not send it
+    again)."""
+    from regiesignaal.engine.store.tables import outbox
+
     with store.begin() as conn:
         row = conn.execute(
             sa.select(runs)
@@ -183,17 +194,53 @@ def _mark_own_run_aborted(store: sa.Engine, why: str) -> int | None:
         ).first()
         if row is None:
             return None
-        errors = row.errors if isinstance(row.errors, list) else []
+        errors = [e for e in (row.errors if isinstance(row.errors, list) else [])
+                  if not str(e).startswith("afgebroken door")]  # fmt: skip
+        sent = int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.run_id == row.id, outbox.c.status == "sent")
+            ).scalar()
+            or 0
+        )
+        counts = dict(row.counts) if isinstance(row.counts, dict) else {}
+        notes = []
+        if sent:
+            delivery = dict(counts.get("delivery") or {})
+            delivery["sent"] = max(int(delivery.get("sent") or 0), sent)
+            counts["delivery"] = delivery
+            notes.append(
+                f"{SENT_BEFORE_STOP} {sent} bericht(en); een herhaling van de peildatum "
+                "verstuurt die niet opnieuw"
+            )
         conn.execute(
             runs.update()
             .where(runs.c.id == row.id)
             .values(
                 status="aborted",
                 finished_at=dt.datetime.now(dt.UTC),
-                errors=[*errors, why],
+                errors=[*errors, why, *notes],
+                counts=counts or row.counts,
             )
         )
         return int(row.id)
+
+
+SENT_BEFORE_STOP = "al verstuurd vóór de stop:"
+NOTE_MARKERS = ("is geen werkdag: geen berichten", SENT_BEFORE_STOP)
+
+
+def errors_and_notes(status: str, problems: list[str] | None) -> tuple[list[str], list[str]]:
+    """A run row's problems split into errors and notes, for the ``runs`` list: a night
+    that was already done (``skipped``) or left to a standby that holds the lock
+    (``locked``) has notes only, and so has a weekend night's "geen werkdag"; an alarm
+    can count the errors."""
+    items = [str(p) for p in problems or []]
+    if status in ("skipped", "locked"):
+        return [], items
+    notes = [p for p in items if any(m in p for m in NOTE_MARKERS)]
+    return [p for p in items if p not in notes], notes
 
 
 def nightly(
@@ -240,7 +287,7 @@ def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -
     except TimeLimit as exc:  # the lock is released: the with block has ended
         return _stop_for_time_limit(settings, store, day, trigger, exc)
     except Terminated as exc:
-        why = f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
+        why = exc.label
         aborted = _mark_own_run_aborted(store, why)
         log.warning("nightly job stopped by %s (run %s aborted)", exc, aborted)
         return NightlyResult(1, "aborted", aborted, [why])
