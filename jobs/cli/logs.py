@@ -19,7 +19,7 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class ZonedFormatter(logging.Formatter):
     """The plain format, its time stamp with the zone offset (ISO 8601)."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         moment = dt.datetime.fromtimestamp(record.created).astimezone()
         return moment.isoformat(sep=" ", timespec="milliseconds")
 
