@@ -12,17 +12,20 @@ APScheduler 3 with:
   ``apscheduler_jobs``, created by migration 0004) so the next run time survives a
   restart;
 - ``coalesce=True``, ``max_instances=1`` and ``misfire_grace_time`` from
-  ``[scheduler] misfire_grace_minutes`` (default 240): a night missed while the
-  scheduler was down runs once when it comes back within the grace time; later than
-  that it is reported missed (an alert) and the next night runs as usual. A night never
-  runs twice: the job store moves the next run time on before the job runs, and the
-  nightly job skips a date that already has a succeeded run (under the run lock).
+  ``[scheduler] misfire_grace_minutes`` (default 240);
+- beside it, the due-night bookkeeping (jobs/ops/nights.py, issue 17): at start (so after
+  any job change), at every run time and every ``CHECK_MINUTES``, every scheduled night
+  since the last one accounted for is run once while inside the grace time, and recorded
+  ``missed`` and alerted once beyond it; a night left ``running`` by a dead process is
+  run again. APScheduler's next run time alone lost nights (a replaced job, coalesced
+  misses, a process group killed with its night, a SIGTERM at the due second).
 
 Each night runs ``regiesignaal nightly --as-of <scheduled date>`` as a child process, so
 its memory and the rule engine's global state end with it and a crash cannot take the
 scheduler down (a crash is alerted). SIGTERM/SIGINT: the scheduler stops taking new
-work, passes the signal on to a running child (which records its run ``aborted``; a
-rerun of the date completes it) and waits for it, then exits 0.
+work (a night due that second stays due), passes the signal on to a running child (which
+records its run ``aborted``; the next start runs the date again) and waits for it, then
+exits 0.
 
 Several schedulers may point at one store (two hosts for availability): each fires, and
 the run lock lets exactly one process the night; the other records ``locked`` or
