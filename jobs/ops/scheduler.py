@@ -237,6 +237,14 @@ def nightly_job(config_path: str | None) -> int:
     return 0 if not result.missed else 1
 
 
+def missed_job(config_path: str | None, when: str) -> int:
+    """A run time APScheduler reported missed: accounted for with the due nights."""
+    settings = load_settings(Path(config_path) if config_path else None)
+    due = dt.datetime.fromisoformat(when).astimezone(settings.tz)
+    result = catch_up(settings, config_path, extra=[nights.Night(due, due.date())])
+    return 0 if not result.missed else 1
+
+
 def check_job(config_path: str | None) -> int:
     """Every ``CHECK_MINUTES`` (and at start): run or alert the due nights."""
     settings = load_settings(Path(config_path) if config_path else None)
@@ -314,8 +322,17 @@ def serve(settings: Settings, config_path: str | None, stop: threading.Event | N
     scheduler = build_scheduler(settings)
 
     def on_missed(event: JobExecutionEvent) -> None:
-        # the due-night bookkeeping (check_job) runs or alerts it, once
-        log.info("scheduler: a run time passed while down; the due-night check handles it")
+        # a run time APScheduler passed while down and beyond its grace: the due-night
+        # bookkeeping records and alerts it once (in the executor, after other nights)
+        if event.job_id != JOB_ID or _stopping.is_set():
+            return
+        scheduler.add_job(
+            f"{__name__}:missed_job",
+            args=[config_path, event.scheduled_run_time.isoformat()],
+            jobstore="memory",
+            next_run_time=dt.datetime.now(settings.tz),
+            misfire_grace_time=None,
+        )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("scheduler: %s received, stopping", signal.Signals(signum).name)
