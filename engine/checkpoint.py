@@ -8,13 +8,14 @@ the ``n``-th (default: first) call of ``checkpoint(<point>)`` writes the process
 and committed, nothing of it sent), ``deliver.transmitting`` (right before a message's
 data goes out, its batch marked transmitting), ``deliver.accepted`` (the server accepted
 a message, its outcome not yet recorded) and ``deliver.sent`` (once per message, after
-its batch's outcomes were committed).
+its batch's outcomes were committed). A test that creates ``<file>.go`` lets the
+process go on from there (a run that is paused, not killed).
 """
 
 from __future__ import annotations
 
 import os
-import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -34,4 +35,6 @@ def checkpoint(point: str) -> None:
     if _calls[point] != int(nth or 1):
         return
     Path(marker).write_text(str(os.getpid()), encoding="utf-8")
-    threading.Event().wait()  # until killed
+    go = Path(marker + ".go")
+    while not go.exists():  # until killed, or told to go on
+        time.sleep(0.1)

@@ -98,6 +98,7 @@ class Settings:
     schedule: str = "06:00"  # time of day (HH:MM, in ``timezone``) the scheduler starts a run
     schedule_days: str = "mon-fri"  # cron day_of_week of the scheduler (APScheduler syntax)
     misfire_grace_minutes: int = 240  # a night missed while down still runs this late
+    max_minutes: float = 180  # a night running longer is stopped, recorded failed, alerted
     mail_enabled: bool = True
     # [signals] (issue 6): working days a signal may be absent and continue its episode;
     # working days over which first-night (baseline) escalation clocks are spread
@@ -513,6 +514,7 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("report", "dir"): ("rule_report_dir", _parse_path),
     ("run", "batch_size"): ("batch_size", _int_parser(1, 1_000_000)),
     ("run", "workers"): ("workers", _int_parser(1, 256)),
+    ("run", "max_minutes"): ("max_minutes", _int_parser(1, 1440)),
     ("run", "timezone"): ("timezone", _parse_timezone),
     ("run", "schedule"): ("schedule", _parse_schedule),
     ("calendar", "extra_days_file"): ("calendar_file", _parse_path),
@@ -792,6 +794,7 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("report.dir", str(settings.rule_report_dir or "(niet gezet; geen regelrapport)")),
         ("run.batch_size", str(settings.batch_size)),
         ("run.workers", str(settings.workers)),
+        ("run.max_minutes", f"{settings.max_minutes:g}"),
         ("run.timezone", settings.timezone),
         ("run.schedule", settings.schedule),
         ("calendar.extra_days_file", str(settings.calendar_file or "(geen; alleen meegeleverd)")),

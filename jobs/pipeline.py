@@ -46,7 +46,7 @@ from regiesignaal.engine.store.db import (
     store_engine,
 )
 from regiesignaal.engine.store.episodes import missing_rules
-from regiesignaal.engine.store.lock import LockHeld, abort_stale_runs, run_lock
+from regiesignaal.engine.store.lock import LockHeld, abort_stale_runs, ensure_lock, run_lock
 from regiesignaal.engine.store.tables import runs
 from regiesignaal.jobs.config import Settings
 from regiesignaal.notifications.delivery.smtp import DeliveryReport, deliver_pending
@@ -227,6 +227,19 @@ def _timed(durations: dict[str, float], stage: str) -> Iterator[None]:
         durations[stage] = round(time.perf_counter() - start, 3)
 
 
+@contextmanager
+def _stage(
+    store: sa.Engine, summary: RunSummary, stage: str, durations: dict[str, float]
+) -> Iterator[None]:
+    """A stage of the run: the lock is checked first (a run that lost it stops before
+    writing anything of the stage), the run row names the stage, then it is timed."""
+    ensure_lock()
+    with store.begin() as conn:
+        conn.execute(runs.update().where(runs.c.id == summary.run_id).values(stage=stage))
+    with _timed(durations, stage):
+        yield
+
+
 def _record_refusal(
     store: sa.Engine, options: RunOptions, exc: RunRefused, status: str = "refused"
 ) -> None:
@@ -373,6 +386,7 @@ def _run(
                         status="running",
                         started_at=started,
                         ruleset_version=ruledir.version,
+                        stage="start",
                         host=socket.gethostname(),
                         pid=os.getpid(),
                     )
@@ -400,7 +414,10 @@ def _run(
         remember_rules(store, ruledir)
     except Exception as exc:
         summary.status = "failed"
-        summary.problems.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+        label = getattr(exc, "label", None)  # a stop with its own Dutch line (nightly.py)
+        summary.problems.append(
+            label if isinstance(label, str) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        )
         log.error("run %d failed: %s", run_id, type(exc).__name__)
         raise
     finally:
@@ -495,7 +512,7 @@ def _after_extract(
 ) -> None:
     as_of = options.as_of
     d = summary.durations
-    with _timed(d, "extract_evaluate"):
+    with _stage(store, summary, "extract_evaluate", d):
         staff = load_staff(source)
         extracted = evaluate_source(
             source, compiled, settings.batch_size, pool, spool.add, spool.add_open_refs
@@ -530,7 +547,7 @@ def _after_extract(
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
 
     rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
-    with _timed(d, "reconcile"):
+    with _stage(store, summary, "reconcile", d):
         active = {
             rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation, r.covers)
             for rid, r in rules_by_id.items()
@@ -552,7 +569,7 @@ def _after_extract(
         summary.reconcile = counts.as_dict()
     checkpoint("reconciled")
 
-    with _timed(d, "compose"):
+    with _stage(store, summary, "compose", d):
         night = queue_night(
             store,
             settings,
@@ -571,7 +588,7 @@ def _after_extract(
     checkpoint("composed")
 
     if options.deliver and settings.mail_enabled:
-        with _timed(d, "deliver"):
+        with _stage(store, summary, "deliver", d):
             summary.delivery = deliver_pending(store, settings.smtp)
         summary.problems.extend(summary.delivery.errors[:50])
     summary.problems.extend(unsettled_problems(store, as_of))

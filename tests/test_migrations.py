@@ -14,6 +14,7 @@ from regiesignaal.engine.store import tables as store
 
 TABLES = {
     "runs",
+    "scheduler_state",
     "signals",
     "outbox",
     "signal_events",

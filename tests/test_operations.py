@@ -489,4 +489,5 @@ def test_a_night_missed_beyond_the_grace_time_is_alerted_not_run(tmp_path: Path)
         assert proc.wait(timeout=60) == 0
     (alert,) = _alerts(store_url)
     assert "niet gedraaid" in alert.subject
-    assert [r for r in run_rows(store_url) if r.trigger == "scheduler"] == [], "not run"
+    rows = [r for r in run_rows(store_url) if r.trigger == "scheduler"]
+    assert [r.status for r in rows] == ["missed"], "not run; recorded missed once (issue 17)"

@@ -16,6 +16,16 @@ A run that holds the lock marks every other ``running`` row that is dead as ``ab
 (its work is resumable: rerunning the date gives the same signals and sends nothing
 twice). ``abort_run`` is the operator's command for a run that is stuck.
 
+The lock fails closed (issue 17): holding the lock is not proof that every other run is
+dead. A run whose lock session dropped (an idle-session timeout, a failover, a terminated
+backend) is still alive, so a ``running`` row is only aborted when its holder is gone:
+on this host its pid no longer exists; on PostgreSQL no connection of the database carries
+its name (every connection of a run is named ``regiesignaal <host> pid <pid>``); on
+SQLite its heartbeat is older than ``HEARTBEAT_STALE``. The second run then finds the one
+running row taken and is recorded ``locked``. The run that lost its lock notices at the
+start of its next stage (:func:`ensure_lock`, called by the pipeline before every stage,
+so before any write of that stage) and stops with :class:`LockLost`.
+
 The lock is re-entrant within one process: the nightly job takes it before pulling an
 export and the run inside it does not take it again.
 """
@@ -48,6 +58,21 @@ EXIT_LOCKED = 4  # exit code of a command refused because another run holds the 
 
 _held = threading.local()
 _process_holds = 0  # re-entrancy count for this process
+_holding: dict[str, Any] = {}  # while held: the store and the lock connection or token
+
+
+class LockLost(RuntimeError):
+    """This run no longer holds the run lock; it stops before its next write."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "de run heeft zijn vergrendeling verloren (de verbinding met de database viel "
+            "weg); hij is gestopt voor de volgende schrijfstap. Draai de peildatum opnieuw."
+        )
+
+    @property
+    def label(self) -> str:
+        return str(self)
 
 
 class LockHeld(Exception):
@@ -157,12 +182,14 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
         target=_heartbeat, args=(store, me, stop), name="run-heartbeat", daemon=True
     )
     _process_holds = 1
+    _holding.update(store=store, conn=lock_conn, token=token)
     try:
         abort_stale_runs(store)
         beat.start()
         yield
     finally:
         _process_holds = 0
+        _holding.clear()
         stop.set()
         if beat.is_alive():
             beat.join(timeout=5)
@@ -173,8 +200,42 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
             try:
                 lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
                 lock_conn.commit()
+            except sa.exc.SQLAlchemyError:  # the session is gone, and the lock with it
+                log.warning("run lock session was gone at release")
             finally:
                 lock_conn.close()
+
+
+def ensure_lock() -> None:
+    """Raise :class:`LockLost` when this process took the run lock and no longer holds it
+    (its PostgreSQL session ended, or its SQLite lock row was taken over). Does nothing
+    outside the lock."""
+    if not _process_holds or not _holding:
+        return
+    store: sa.Engine = _holding["store"]
+    lock_conn: sa.Connection | None = _holding["conn"]
+    try:
+        if lock_conn is not None:
+            held = lock_conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND objid = :key AND pid = pg_backend_pid()"
+                ),
+                {"key": LOCK_KEY},
+            ).scalar()
+            lock_conn.commit()
+        else:
+            with store.connect() as conn:
+                held = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(run_lock_table)
+                    .where(run_lock_table.c.token == _holding["token"])
+                ).scalar()
+    except sa.exc.SQLAlchemyError:
+        held = 0
+    if not held:
+        log.error("run lock lost: stopping before the next write")
+        raise LockLost()
 
 
 def _take_sqlite_lock(store: sa.Engine, me: Identity) -> str:
@@ -232,6 +293,10 @@ def beat(store: sa.Engine, me: Identity | None = None) -> int:
     """Write the heartbeat of this process's running run(s); returns the rows touched."""
     me = me or Identity.here()
     with store.begin() as conn:
+        if store.dialect.name == "postgresql":  # so others can see this run is alive
+            conn.execute(
+                sa.text("SELECT set_config('application_name', :n, false)"), {"n": me.label()}
+            )
         conn.execute(
             run_lock_table.update()
             .where(run_lock_table.c.host == me.host, run_lock_table.c.pid == me.pid)
@@ -253,7 +318,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (killed, not yet reaped: a container without an init) is gone too
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
 
 
 def is_dead(row: sa.Row[tuple[object, ...]] | Mapping[str, Any], now: dt.datetime) -> bool:
@@ -268,22 +337,45 @@ def is_dead(row: sa.Row[tuple[object, ...]] | Mapping[str, Any], now: dt.datetim
     return now - _utc(last) > HEARTBEAT_STALE
 
 
+def running_alive(
+    store: sa.Engine, row: sa.Row[tuple[object, ...]], now: dt.datetime | None = None
+) -> bool:
+    """Whether the holder of a ``running`` row is alive (see the module docstring)."""
+    now = now or utcnow()
+    me = Identity.here()
+    if row.host == me.host and row.pid is not None:
+        return int(row.pid) == me.pid or _alive(int(row.pid))
+    if store.dialect.name == "postgresql" and row.host and row.pid is not None:
+        label = Identity(str(row.host), int(row.pid)).label()
+        with store.connect() as conn:
+            return bool(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n "
+                        "AND datname = current_database() AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": label},
+                ).scalar()
+            )
+    return not is_dead(row, now)
+
+
 def abort_stale_runs(store: sa.Engine) -> list[int]:
     """Mark dead ``running`` runs ``aborted``; call only while holding the lock.
 
-    Every running row not of this process is dead: a live run would hold the lock.
-    Returns the ids marked.
+    A running row whose holder is still alive (it lost its lock, see the module
+    docstring) is left alone. Returns the ids marked.
     """
     now = utcnow()
-    me = Identity.here()
     marked: list[int] = []
+    with store.connect() as conn:
+        rows = conn.execute(sa.select(runs).where(runs.c.status == "running")).all()
+    dead = [row for row in rows if not running_alive(store, row, now)]
     with store.begin() as conn:
-        for row in conn.execute(sa.select(runs).where(runs.c.status == "running")).all():
-            mine = row.host == me.host and row.pid == me.pid
-            if not mine:
-                _mark_aborted(conn, row, now, "afgebroken: het proces bestaat niet meer")
-                marked.append(int(row.id))
-                log.warning("run %d marked aborted (process gone)", row.id)
+        for row in dead:
+            _mark_aborted(conn, row, now, "afgebroken: het proces bestaat niet meer")
+            marked.append(int(row.id))
+            log.warning("run %d marked aborted (process gone)", row.id)
     return marked
 
 

@@ -39,7 +39,9 @@ runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("as_of", Date, nullable=False),
     Column("trigger", String(20), nullable=False),  # manual | scheduler | demo
-    Column("status", String(20), nullable=False),  # running | succeeded | failed | refused
+    Column(
+        "status", String(20), nullable=False
+    ),  # running | succeeded | failed | refused | missed ...
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("ruleset_version", String(64)),
@@ -50,6 +52,8 @@ runs = Table(
     Column("pid", Integer),
     # written every 30 s while the run is running (migration 0004; see engine/store/lock.py)
     Column("heartbeat_at", DateTime(timezone=True)),
+    # the stage a running run is in, written as each stage starts (migration 0008)
+    Column("stage", String(30)),
     Index("ix_runs_as_of", "as_of"),
     # at most one run in progress per store (migration 0002)
     Index(
@@ -231,6 +235,18 @@ run_lock = Table(
     Column("pid", Integer, nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# The scheduler's bookkeeping of due nights (migration 0008; jobs/ops/nights.py): one row, id 1.
+# Every scheduled night due at or before ``nights_from`` has been run or alerted as missed.
+scheduler_state = Table(
+    "scheduler_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("nights_from", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("host", String(255)),
+    Column("pid", Integer),
 )
 
 # The job store of ``regiesignaal scheduler`` (APScheduler 3's SQLAlchemyJobStore table,

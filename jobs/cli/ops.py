@@ -78,13 +78,16 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
         return
     table = cli_table(
         "id", "peildatum", "status", "zaken", "nieuw", "opgelost", "verstuurd",
-        "duur", "fouten", title="Runs",
+        "duur", "fouten", "notities", title="Runs",
     )  # fmt: skip
+    from regiesignaal.jobs.ops.nightly import errors_and_notes
+
     for r in rows:
         counts = r.counts or {}
         rec = counts.get("reconcile") or {}
         delivery = counts.get("delivery") or {}
         total = sum((r.durations or {}).values())
+        errors, notes = errors_and_notes(r.status, r.errors)
         table.add_row(
             str(r.id),
             str(r.as_of),
@@ -94,7 +97,8 @@ def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
             str(rec.get("resolved", "")),
             str(delivery.get("sent", "")),
             f"{total:.0f}s",
-            str(len(r.errors or [])),
+            str(len(errors)),
+            str(len(notes)),
         )
     print_table(console, table)
 
@@ -234,6 +238,7 @@ def nightly_command(ctx: click.Context, as_of: str | None, trigger: str) -> None
     """Eén nacht zoals de scheduler hem draait: levering ophalen, run, versturen,
     opruimen, meldingen aan de beheerder."""
     import datetime as dt
+    import signal
 
     from regiesignaal.jobs.ops.nightly import install_signal_handlers, nightly
 
@@ -244,6 +249,12 @@ def nightly_command(ctx: click.Context, as_of: str | None, trigger: str) -> None
         raise click.BadParameter("geen datum; gebruik JJJJ-MM-DD", param_hint="--as-of") from None
     install_signal_handlers()
     result = nightly(settings, trigger=trigger, as_of=day)
+
+    def done(signum: int, frame: object) -> None:  # the night is recorded: end with its code
+        sys.exit(result.exit_code)
+
+    signal.signal(signal.SIGTERM, done)  # a stop while reporting: no traceback
+    signal.signal(signal.SIGINT, done)
     label = f"run {result.run_id}" if result.run_id is not None else "geen run"
     console.print(f"Nacht: {result.status} ({label}).", markup=False)
     for message in result.messages[:20]:

@@ -36,7 +36,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -57,7 +57,62 @@ log = logging.getLogger("regiesignaal.nightly")
 
 
 class Terminated(Exception):
-    """SIGTERM or SIGINT arrived during the nightly job."""
+    """SIGTERM or SIGINT arrived during the nightly job; ``str()`` is the signal's name."""
+
+    @property
+    def label(self) -> str:
+        """The Dutch line for the run's problems (not "Terminated: SIGTERM")."""
+        return f"afgebroken door {self} (het proces is gestopt); draai de peildatum opnieuw"
+
+
+class TimeLimit(Exception):
+    """The night ran past ``[run] max_minutes`` (raised in the main thread by SIGALRM)."""
+
+    def __init__(self, minutes: float):
+        super().__init__(f"de nacht duurde langer dan de tijdslimiet van {minutes:g} minuten")
+        self.minutes = minutes
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+
+TIME_LIMIT_REPEAT = 30.0  # seconds: the limit is raised again while the night goes on
+TIME_LIMIT_BACKSTOP = 120.0  # seconds after the limit: the process ends whatever it does
+
+
+@contextmanager
+def time_limit(minutes: float, on_backstop: Callable[[], None] | None = None) -> Iterator[None]:
+    """Raise :class:`TimeLimit` in the main thread once ``minutes`` have passed (and every
+    few seconds after, in case something swallowed it); ``TIME_LIMIT_BACKSTOP`` later a
+    night blocked where no signal reaches it calls ``on_backstop`` and ends the process
+    (the run lock dies with it)."""
+    if minutes <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise TimeLimit(minutes)
+
+    def backstop() -> None:
+        log.error("night past its time limit and still not stopped: ending the process")
+        try:
+            if on_backstop is not None:
+                on_backstop()
+        finally:
+            os._exit(1)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    timer = threading.Timer(minutes * 60 + TIME_LIMIT_BACKSTOP, backstop)
+    timer.daemon = True
+    timer.start()
+    signal.setitimer(signal.ITIMER_REAL, minutes * 60, TIME_LIMIT_REPEAT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        timer.cancel()
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -93,9 +148,7 @@ def stop_cleanly(settings: Settings) -> Iterator[None]:
     except Terminated as exc:
         store = store_engine(settings.store_url)
         try:
-            _mark_own_run_aborted(
-                store, f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
-            )
+            _mark_own_run_aborted(store, exc.label)
         finally:
             store.dispose()
         raise
@@ -128,7 +181,11 @@ def _done_run(store: sa.Engine, as_of: dt.date) -> int | None:
 
 
 def _mark_own_run_aborted(store: sa.Engine, why: str) -> int | None:
-    """After a stop: this process's run row (running or just marked failed) -> aborted."""
+    """After a stop: this process's run row (running or just marked failed) -> aborted.
+    Mail that went out before the stop is named and counted (a rerun does not send it
+    again)."""
+    from regiesignaal.engine.store.tables import outbox
+
     with store.begin() as conn:
         row = conn.execute(
             sa.select(runs)
@@ -142,17 +199,53 @@ def _mark_own_run_aborted(store: sa.Engine, why: str) -> int | None:
         ).first()
         if row is None:
             return None
-        errors = row.errors if isinstance(row.errors, list) else []
+        errors = [e for e in (row.errors if isinstance(row.errors, list) else [])
+                  if not str(e).startswith("afgebroken door")]  # fmt: skip
+        sent = int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.run_id == row.id, outbox.c.status == "sent")
+            ).scalar()
+            or 0
+        )
+        counts = dict(row.counts) if isinstance(row.counts, dict) else {}
+        notes = []
+        if sent:
+            delivery = dict(counts.get("delivery") or {})
+            delivery["sent"] = max(int(delivery.get("sent") or 0), sent)
+            counts["delivery"] = delivery
+            notes.append(
+                f"{SENT_BEFORE_STOP} {sent} bericht(en); een herhaling van de peildatum "
+                "verstuurt die niet opnieuw"
+            )
         conn.execute(
             runs.update()
             .where(runs.c.id == row.id)
             .values(
                 status="aborted",
                 finished_at=dt.datetime.now(dt.UTC),
-                errors=[*errors, why],
+                errors=[*errors, why, *notes],
+                counts=counts or row.counts,
             )
         )
         return int(row.id)
+
+
+SENT_BEFORE_STOP = "al verstuurd vóór de stop:"
+NOTE_MARKERS = ("is geen werkdag: geen berichten", SENT_BEFORE_STOP)
+
+
+def errors_and_notes(status: str, problems: list[str] | None) -> tuple[list[str], list[str]]:
+    """A run row's problems split into errors and notes, for the ``runs`` list: a night
+    that was already done (``skipped``) or left to a standby that holds the lock
+    (``locked``) has notes only, and so has a weekend night's "geen werkdag"; an alarm
+    can count the errors."""
+    items = [str(p) for p in problems or []]
+    if status in ("skipped", "locked"):
+        return [], items
+    notes = [p for p in items if any(m in p for m in NOTE_MARKERS)]
+    return [p for p in items if p not in notes], notes
 
 
 def nightly(
@@ -197,8 +290,11 @@ def _after_night(settings: Settings, store: sa.Engine) -> None:
 
 
 def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -> NightlyResult:
+    def backstop() -> None:
+        _stop_for_time_limit(settings, store, day, trigger, TimeLimit(settings.max_minutes))
+
     try:
-        with run_lock(store):
+        with time_limit(settings.max_minutes, backstop), run_lock(store):
             done = _done_run(store, day)
             if done is not None:
                 why = f"peildatum {day} is al verwerkt door run {done}; niets gedaan"
@@ -210,11 +306,57 @@ def _nightly(settings: Settings, store: sa.Engine, trigger: str, day: dt.date) -
         run_id = _record(store, day, trigger, "locked", str(exc))
         log.warning("run lock held elsewhere (run %d recorded locked)", run_id)
         return NightlyResult(EXIT_LOCKED, "locked", run_id, [str(exc)])
+    except TimeLimit as exc:  # the lock is released: the with block has ended
+        return _stop_for_time_limit(settings, store, day, trigger, exc)
     except Terminated as exc:
-        why = f"afgebroken door {exc} (het proces is gestopt); draai de peildatum opnieuw"
+        why = exc.label
         aborted = _mark_own_run_aborted(store, why)
         log.warning("nightly job stopped by %s (run %s aborted)", exc, aborted)
         return NightlyResult(1, "aborted", aborted, [why])
+
+
+def _stop_for_time_limit(
+    settings: Settings, store: sa.Engine, day: dt.date, trigger: str, exc: TimeLimit
+) -> NightlyResult:
+    """The night ran past its limit: its run row ``failed`` (naming the stage), alerted."""
+    why = f"{exc}; gestopt en als mislukt vastgelegd"
+    stage = "intake" if settings.drop_dir is not None else "start"
+    with store.begin() as conn:
+        row = conn.execute(
+            sa.select(runs)
+            .where(runs.c.host == socket.gethostname(), runs.c.pid == os.getpid(),
+                   runs.c.as_of == day, runs.c.status.in_(("running", "failed")))
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).first()  # fmt: skip
+        if row is not None:
+            stage = row.stage or "start"
+            errors = [e for e in (row.errors or []) if "tijdslimiet" not in str(e)]
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == row.id)
+                .values(status="failed", finished_at=dt.datetime.now(dt.UTC),
+                        errors=[*errors, f"{why} (stap {stage})"])
+            )  # fmt: skip
+            run_id: int = int(row.id)
+    if row is None:
+        run_id = _record(store, day, trigger, "failed", f"{why} (stap {stage})")
+        with store.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(stage=stage))
+    log.error("night %s stopped by its time limit in stage %s (run %d)", day, stage, run_id)
+    alerts.raise_alert(
+        store,
+        settings,
+        "run_failed",
+        [
+            f"De run voor peildatum {day} (run {run_id}) is gestopt: hij duurde langer dan "
+            f"[run] max_minutes ({exc.minutes:g} minuten), in de stap {stage}. De vergrendeling "
+            "is vrijgegeven; draai de nacht opnieuw met 'regiesignaal nightly --as-of "
+            f"{day}' zodra de oorzaak (bijvoorbeeld een vergrendelde brontabel) weg is.",
+        ],
+        run_id=run_id,
+    )
+    return NightlyResult(1, "failed", run_id, [why])
 
 
 def _locked_night(
@@ -270,7 +412,7 @@ def _locked_night(
                 run_id=run_id or 0,
             )
         return NightlyResult(1, "refused", run_id, [str(exc)])
-    except Terminated:
+    except (Terminated, TimeLimit):
         raise
     except Exception as exc:
         log.exception("run for %s failed", day)

@@ -12,11 +12,13 @@ APScheduler 3 with:
   ``apscheduler_jobs``, created by migration 0004) so the next run time survives a
   restart;
 - ``coalesce=True``, ``max_instances=1`` and ``misfire_grace_time`` from
-  ``[scheduler] misfire_grace_minutes`` (default 240): a night missed while the
-  scheduler was down runs once when it comes back within the grace time; later than
-  that it is reported missed (an alert) and the next night runs as usual. A night never
-  runs twice: the job store moves the next run time on before the job runs, and the
-  nightly job skips a date that already has a succeeded run (under the run lock).
+  ``[scheduler] misfire_grace_minutes`` (default 240);
+- beside it, the due-night bookkeeping (jobs/ops/nights.py, issue 17): at start (so after
+  any job change), at every run time and every ``CHECK_MINUTES``, every scheduled night
+  since the last one accounted for is run once while inside the grace time, and recorded
+  ``missed`` and alerted once beyond it; a night left ``running`` by a dead process is
+  run again. APScheduler's next run time alone lost nights (a replaced job, coalesced
+  misses, a process group killed with its night, a SIGTERM at the due second).
 
 Beside it, in memory and its own thread, the mail retry (jobs/ops/mail_retry.py) runs
 every minute: mail the relay deferred goes out the same day, and mail still not out at
@@ -25,8 +27,9 @@ every minute: mail the relay deferred goes out the same day, and mail still not 
 Each night runs ``regiesignaal nightly --as-of <scheduled date>`` as a child process, so
 its memory and the rule engine's global state end with it and a crash cannot take the
 scheduler down (a crash is alerted). SIGTERM/SIGINT: the scheduler stops taking new
-work, passes the signal on to a running child (which records its run ``aborted``; a
-rerun of the date completes it) and waits for it, then exits 0.
+work (a night due that second stays due), passes the signal on to a running child (which
+records its run ``aborted``; the next start runs the date again) and waits for it, then
+exits 0.
 
 Several schedulers may point at one store (two hosts for availability): each fires, and
 the run lock lets exactly one process the night; the other records ``locked`` or
@@ -48,48 +51,64 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import store_engine
 from regiesignaal.engine.store.heartbeat import BEAT_INTERVAL, beat
 from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.ops import nights
 from regiesignaal.jobs.ops.mail_retry import add_retry_job
 
 log = logging.getLogger("regiesignaal.scheduler")
 
 JOB_ID = "regiesignaal-nightly"
+CHECK_ID = "regiesignaal-due-nights"  # the look for due nights (in memory, not stored)
 CHILD_STOP_WAIT = 300.0  # seconds a stopping scheduler waits for a running child
 WAKE_INTERVAL = 2.0  # seconds between looks at the job store
 
 _children: set[subprocess.Popen[bytes]] = set()
 _children_lock = threading.Lock()
+_stopping = threading.Event()  # set by SIGTERM/SIGINT: no new night starts
 
 
 class NightlyTrigger(CronTrigger):
-    """A cron trigger that fires at most once per local calendar day.
+    """A cron trigger that fires once per scheduled local calendar day, at the instant
+    :func:`regiesignaal.jobs.ops.nights.due_at` names (so APScheduler and the due-night
+    bookkeeping agree on every night).
 
     APScheduler's CronTrigger fires twice for a wall-clock time inside the hour that
-    occurs twice when the clocks go back (last Sunday of October, 02:00-03:00 in
-    Europe/Amsterdam); this one skips the second occurrence. A time inside the hour
-    that does not exist in spring (last Sunday of March) fires once, an hour later
-    on the wall clock (same instant as the time with the winter offset).
+    occurs twice when the clocks go back, and skipped the day after the 23-hour day for
+    a schedule before 01:00; this one fires a time inside the hour that does not exist in
+    spring once, an hour later on the wall clock, and a repeated time once, at its first
+    occurrence. The cron fields stay the stored state (so a stored job compares equal).
     """
+
+    def _night(self) -> tuple[dt.time, str]:
+        fields = {f.name: str(f) for f in self.fields}
+        at = dt.time(int(fields["hour"]), int(fields["minute"]), int(fields["second"]))
+        return at, fields["day_of_week"]
 
     def get_next_fire_time(
         self, previous_fire_time: dt.datetime | None, now: dt.datetime
     ) -> dt.datetime | None:
-        nxt = super().get_next_fire_time(previous_fire_time, now)
-        if previous_fire_time is None:
-            return nxt
         tz = self.timezone
-        done = previous_fire_time.astimezone(tz).date()
-        while nxt is not None and nxt.astimezone(tz).date() <= done:
-            next_day = dt.datetime.combine(done + dt.timedelta(days=1), dt.time(0), tz)
-            nxt = super().get_next_fire_time(None, next_day)
-        return nxt
+        at, days = self._night()
+        start = (
+            now
+            if previous_fire_time is None
+            else min(now, previous_fire_time + dt.timedelta(microseconds=1))
+        )
+        done = previous_fire_time.astimezone(tz).date() if previous_fire_time else None
+        after = start - dt.timedelta(microseconds=1)
+        for night in nights.scheduled_nights(at, days, tz, after, start + dt.timedelta(days=9)):
+            if done is None or night.as_of > done:
+                return night.due
+        return None
 
 
 def make_trigger(settings: Settings) -> CronTrigger:
@@ -136,15 +155,11 @@ def _child_command(config_path: str | None, as_of: dt.date) -> list[str]:
     return [*command, "nightly", "--as-of", as_of.isoformat(), "--trigger", "scheduler"]
 
 
-def nightly_job(config_path: str | None) -> int:
-    """The scheduled job (runs in the scheduler process): the night in a child process.
-
-    Returns the child's exit code. A crash (no exit code of ours) is alerted here.
-    """
-    settings = load_settings(Path(config_path) if config_path else None)
-    now = dt.datetime.now(settings.tz)
-    fired = last_fire_time(settings, now + dt.timedelta(seconds=1)) or now
-    as_of = fired.date()
+def run_child(settings: Settings, config_path: str | None, as_of: dt.date) -> int:
+    """The night of ``as_of`` in a child process; returns its exit code (-1: not started
+    because the scheduler is stopping; the night stays due). A crash is alerted here."""
+    if _stopping.is_set():
+        return -1
     command = _child_command(config_path, as_of)
     log.info("nightly job for %s: child started", as_of)
     child = subprocess.Popen(command)
@@ -156,7 +171,7 @@ def nightly_job(config_path: str | None) -> int:
         with _children_lock:
             _children.discard(child)
     log.info("nightly job for %s: child exit %d", as_of, code)
-    if code not in (0, 1, 3, 4):
+    if code not in (0, 1, 3, 4) and not _stopping.is_set():
         from regiesignaal.notifications import operator_alert as alerts
 
         store = store_engine(settings.store_url)
@@ -167,14 +182,81 @@ def nightly_job(config_path: str | None) -> int:
                 "run_failed",
                 [
                     f"Het proces van de nachtelijke run (peildatum {as_of}) is onverwacht "
-                    f"gestopt (code {code}). Zie 'regiesignaal runs'; de volgende run ruimt "
-                    "een achtergebleven run op."
+                    f"gestopt (code {code}). Zie 'regiesignaal runs'; de scheduler draait de "
+                    "nacht opnieuw zolang de marge loopt."
                 ],
             )
             alerts.deliver_alerts(store, settings)
         finally:
             store.dispose()
     return code
+
+
+def _alert_missed(settings: Settings) -> nights.Alert:
+    def alert(missed: list[nights.Night], states: dict[dt.date, nights.DateState]) -> None:
+        from regiesignaal.notifications import operator_alert as alerts
+
+        store = store_engine(settings.store_url)
+        try:
+            lines = nights.missed_lines(missed, settings.misfire_grace_minutes)
+            alerts.raise_alert(store, settings, "missed", lines)
+            alerts.deliver_alerts(store, settings)
+        finally:
+            store.dispose()
+
+    return alert
+
+
+def catch_up(
+    settings: Settings,
+    config_path: str | None,
+    *,
+    extra: list[nights.Night] | None = None,
+    launch: nights.Launch | None = None,
+    now: Any = None,
+) -> nights.CatchUp:
+    """Run or alert every due night (jobs/ops/nights.py) with the configured schedule."""
+    store = store_engine(settings.store_url)
+    try:
+        return nights.catch_up(
+            store,
+            at=settings.schedule_time,
+            days=settings.schedule_days,
+            tz=settings.tz,
+            grace=dt.timedelta(minutes=settings.misfire_grace_minutes),
+            launch=launch or (lambda day: run_child(settings, config_path, day)),
+            alert=_alert_missed(settings),
+            now=now,
+            extra=extra or [],
+        )
+    finally:
+        store.dispose()
+
+
+def nightly_job(config_path: str | None) -> int:
+    """The scheduled job (runs in the scheduler process): the night APScheduler fired, and
+    every other due night (see jobs/ops/nights.py), each in a child process."""
+    settings = load_settings(Path(config_path) if config_path else None)
+    now = dt.datetime.now(settings.tz)
+    fired = last_fire_time(settings, now + dt.timedelta(seconds=1))
+    extra = [nights.Night(fired, fired.date())] if fired is not None else []
+    result = catch_up(settings, config_path, extra=extra)
+    return 0 if not result.missed else 1
+
+
+def missed_job(config_path: str | None, when: str) -> int:
+    """A run time APScheduler reported missed: accounted for with the due nights."""
+    settings = load_settings(Path(config_path) if config_path else None)
+    due = dt.datetime.fromisoformat(when).astimezone(settings.tz)
+    result = catch_up(settings, config_path, extra=[nights.Night(due, due.date())])
+    return 0 if not result.missed else 1
+
+
+def check_job(config_path: str | None) -> int:
+    """Every ``CHECK_MINUTES`` (and at start): run or alert the due nights."""
+    settings = load_settings(Path(config_path) if config_path else None)
+    result = catch_up(settings, config_path)
+    return 0 if not result.missed else 1
 
 
 def ensure_job(scheduler: BackgroundScheduler, settings: Settings, config_path: str | None) -> str:
@@ -208,11 +290,26 @@ def ensure_job(scheduler: BackgroundScheduler, settings: Settings, config_path: 
     return "replaced" if job is not None else "added"
 
 
+class StoppingExecutor(ThreadPoolExecutor):
+    """A thread pool that, once the scheduler is stopping, quietly takes no new job (a
+    SIGTERM at the due second used to log "cannot schedule new futures after shutdown";
+    the night it would have run stays due and runs at the next start)."""
+
+    def _do_submit_job(self, job: Any, run_times: list[dt.datetime]) -> None:
+        if _stopping.is_set():
+            log.info("scheduler stopping: the night stays due for the next start")
+            return
+        try:
+            super()._do_submit_job(job, run_times)
+        except RuntimeError:  # the pool shut down between the check and the submit
+            log.info("scheduler stopping: the night stays due for the next start")
+
+
 def build_scheduler(settings: Settings) -> BackgroundScheduler:
     engine = store_engine(settings.store_url)
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
-        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        jobstores={"default": SQLAlchemyJobStore(engine=engine), "memory": MemoryJobStore()},
+        executors={"default": StoppingExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=settings.tz,
     )
@@ -232,36 +329,43 @@ def serve(settings: Settings, config_path: str | None, stop: threading.Event | N
     scheduler = build_scheduler(settings)
 
     def on_missed(event: JobExecutionEvent) -> None:
-        from regiesignaal.notifications import operator_alert as alerts
-
-        store = store_engine(settings.store_url)
-        try:
-            when = event.scheduled_run_time.astimezone(settings.tz)
-            alerts.raise_alert(
-                store,
-                settings,
-                "missed",
-                [
-                    f"De geplande run van {when:%Y-%m-%d %H:%M} is niet gedraaid: de scheduler "
-                    f"draaide niet binnen de marge van {settings.misfire_grace_minutes} "
-                    "minuten. Draai hem met 'regiesignaal nightly --as-of "
-                    f"{when:%Y-%m-%d}' of wacht op de volgende nacht."
-                ],
-            )
-            alerts.deliver_alerts(store, settings)
-        finally:
-            store.dispose()
+        # a run time APScheduler passed while down and beyond its grace: the due-night
+        # bookkeeping records and alerts it once (in the executor, after other nights)
+        if event.job_id != JOB_ID or _stopping.is_set():
+            return
+        scheduler.add_job(
+            f"{__name__}:missed_job",
+            args=[config_path, event.scheduled_run_time.isoformat()],
+            jobstore="memory",
+            next_run_time=dt.datetime.now(settings.tz),
+            misfire_grace_time=None,
+        )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("scheduler: %s received, stopping", signal.Signals(signum).name)
+        _stopping.set()
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
     scheduler.start(paused=True)
+    _stopping.clear()
     what = ensure_job(scheduler, settings, config_path)
     add_retry_job(scheduler, settings)  # deferred mail, every minute (issue 17)
+    scheduler.add_job(  # at start (so after any job change) and every few minutes
+        f"{__name__}:check_job",
+        IntervalTrigger(minutes=nights.CHECK_MINUTES, timezone=settings.tz),
+        args=[config_path],
+        id=CHECK_ID,
+        name="regiesignaal due nights",
+        jobstore="memory",
+        next_run_time=dt.datetime.now(settings.tz),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        replace_existing=True,
+    )
     job = scheduler.get_job(JOB_ID)
     next_run: Any = job.next_run_time if job is not None else None
     log.info("scheduler started: job %s, next run %s", what, next_run)
@@ -277,6 +381,7 @@ def serve(settings: Settings, config_path: str | None, stop: threading.Event | N
             heart.maybe_beat(time.monotonic())
     finally:
         heart.close()
+        _stopping.set()
         scheduler.pause()
         _stop_children()
         scheduler.shutdown(wait=True)

@@ -71,6 +71,7 @@ batch_size = 2000
 workers = 2
 timezone = "Europe/Amsterdam"
 schedule = "06:00"                 # tijdstip van de nachtelijke run (UU:MM, in timezone)
+max_minutes = 180                  # een nacht die langer duurt wordt gestopt en gemeld
 
 [scheduler]
 days = "mon-fri"                   # werkdagen; "mon-sun" voor elke dag
