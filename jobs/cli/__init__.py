@@ -3,7 +3,7 @@
 ``main`` is the top group; every command is imported only when it is used (``LazyGroup``,
 so ``deliver`` starts without the rule compiler): ``run`` (run, deliver), ``rules`` (rules,
 preview, explain), ``signals`` (signals, explanations), ``ops`` (runs, scheduler, nightly,
-purge, init, db, config), ``mail`` (mail, mailcatcher), ``lko`` and ``fixtures`` (fixtures,
+purge, intake, init, db, config), ``mail`` (mail, mailcatcher), ``lko`` and ``fixtures`` (fixtures,
 demo); ``common`` holds what they share, ``tables``, ``progress`` and ``logs`` how they
 print. Each command is a thin shell over a library function that tests call directly.
 Messages for users are Dutch; exit codes are listed in ``docs/commands.md``.
@@ -37,6 +37,7 @@ COMMANDS = {
     "scheduler": "ops.scheduler_command",
     "nightly": "ops.nightly_command",
     "purge": "ops.purge_command",
+    "intake": "ops.intake_group",
     "init": "ops.init_command",
     "db": "ops.db_group",
     "config": "ops.config_group",

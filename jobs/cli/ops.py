@@ -1,6 +1,7 @@
 """Operator commands: ``runs`` (list, show, abort), ``scheduler``, ``nightly``, ``purge``,
-``init``, ``db upgrade`` and ``config show``. Thin shells over engine.store.lock,
-jobs.ops.scheduler, jobs.ops.nightly, jobs.ops.retention and jobs.ops.site.
+``intake manifest``, ``init``, ``db upgrade`` and ``config show``. Thin shells over
+engine.store.lock, jobs.ops.scheduler, jobs.ops.nightly, jobs.ops.retention, jobs.ops.intake
+and jobs.ops.site.
 
 Exit codes (also in the README): 0 done; 1 refused or not found; 2 configuration or
 database error; 3 mail not (yet) delivered; 4 another run holds the run lock.
@@ -330,3 +331,24 @@ def config_show(ctx: click.Context) -> None:
     for key, value in describe(settings_of(ctx)):
         table.add_row(key, value)
     print_table(console, table)
+
+
+@click.group("intake")
+def intake_group() -> None:
+    """De dropmap: leveringen uit het zaaksysteem."""
+
+
+@intake_group.command("manifest")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def intake_manifest(directory: Path) -> None:
+    """Schrijf MANIFEST.json (controlegetal en aantal regels van cases.jsonl en staff.jsonl)
+    in de leveringsmap DIRECTORY; doe dit als laatste, nadat beide bestanden er staan."""
+    from regiesignaal.jobs.ops.dropfolder import DropFolderError
+    from regiesignaal.jobs.ops.intake import write_manifest
+
+    try:
+        path = write_manifest(directory)
+    except DropFolderError as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    console.print(f"Geschreven: {path}", markup=False)
