@@ -206,11 +206,13 @@ def _parse_optional_str(value: Any) -> str | None:
 def _parse_url(value: Any) -> str:
     text = _parse_str(value)
     try:
-        make_url(text)
+        backend = make_url(text).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("unsupported backend")
     except (ArgumentError, ValueError) as exc:
         raise ValueError(
             "verwacht een database-URL zoals sqlite:///var/store.sqlite of "
-            "postgresql+psycopg://gebruiker@host/database"
+            "postgresql+psycopg://gebruiker@host/database (alleen SQLite en PostgreSQL)"
         ) from exc
     return text
 
@@ -391,7 +393,8 @@ def _parse_domains(value: Any) -> tuple[str, ...]:
     return parse_domains(value)
 
 
-_NO_ECHO = {"smtp.sender"}  # keys whose bad value is not repeated in the message
+_NO_ECHO = {"smtp.sender", "source_url", "store_url"}  # bad value not repeated (a URL may
+# hold a password)
 
 
 # --------------------------------------------------------------------------- schema
@@ -515,6 +518,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"bestand kan niet gelezen worden: {exc}", source=source) from exc
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            "geen geldige TOML: te diep geneste waarden; een instelling heeft hooguit een lijst",
+            source=source,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"geen geldige TOML ({exc}); controleer aanhalingstekens en [secties]",
