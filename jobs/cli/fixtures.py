@@ -184,7 +184,7 @@ def load_command(file: Path, staff: Path | None, source_url: str, replace: bool)
     "--cases",
     default=2000,
     show_default=True,
-    type=NumberType(1, 1_000_000),
+    type=NumberType(0, 1_000_000),
     help="Aantal synthetische zaken.",
 )
 @click.option("--seed", default=42, show_default=True, type=NumberType(0, 2**32 - 1))
