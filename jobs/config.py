@@ -238,11 +238,13 @@ def _parse_optional_str(value: Any) -> str | None:
 def _parse_url(value: Any) -> str:
     text = _parse_str(value)
     try:
-        make_url(text)
+        backend = make_url(text).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("unsupported backend")
     except (ArgumentError, ValueError) as exc:
         raise ValueError(
             "verwacht een database-URL zoals sqlite:///var/store.sqlite of "
-            "postgresql+psycopg://gebruiker@host/database"
+            "postgresql+psycopg://gebruiker@host/database (alleen SQLite en PostgreSQL)"
         ) from exc
     return text
 
@@ -472,7 +474,9 @@ _NO_ECHO = {
     "smtp.sender",
     "heartbeat_url",
     "webhook_url",
-}  # keys whose bad value is not repeated in the message
+    "source_url",
+    "store_url",
+}  # keys whose bad value is not repeated in the message (a URL may hold a password)
 
 
 # --------------------------------------------------------------------------- schema
@@ -629,6 +633,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"bestand kan niet gelezen worden: {exc}", source=source) from exc
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            "geen geldige TOML: te diep geneste waarden; een instelling heeft hooguit een lijst",
+            source=source,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"geen geldige TOML ({exc}); controleer aanhalingstekens en [secties]",

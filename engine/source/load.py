@@ -183,6 +183,8 @@ def _read_json_lines(path: Path, report: LoadReport) -> Iterator[tuple[int, Any]
                     )
                 )
                 continue
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a UTF-8 byte order mark (Windows exports) is accepted
             if not text.strip():
                 continue
             if "\\u0000" in text:  # valid JSON, but PostgreSQL cannot store it in text

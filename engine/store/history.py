@@ -134,7 +134,7 @@ def signal_histories(conn: sa.Connection, ref: str, today: dt.date) -> list[Hist
     """Every episode of signal id ``ref`` or of case ``ref``, each with its events in order."""
     c = signals.c
     query = sa.select(signals).order_by(c.rule_id, c.id)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:  # a signal id fits a BIGINT
         query = query.where(sa.or_(c.id == int(ref), c.case_ref == ref))
     else:
         query = query.where(c.case_ref == ref)

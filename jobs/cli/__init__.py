@@ -3,7 +3,7 @@
 ``main`` is the top group; every command is imported only when it is used (``LazyGroup``,
 so ``deliver`` starts without the rule compiler): ``run`` (run, deliver), ``rules`` (rules,
 preview, explain), ``signals`` (signals, explanations), ``ops`` (runs, scheduler, nightly,
-purge, init, db, config, status, metrics), ``mail`` (mail, mailcatcher), ``lko`` and
+purge, intake, init, db, config, status, metrics), ``mail`` (mail, mailcatcher), ``lko`` and
 ``fixtures`` (fixtures, demo); ``common`` holds what they share, ``tables``, ``progress``
 and ``logs`` how they print. Each command is a thin shell over a library function that
 tests call directly. Messages for users are Dutch; exit codes are listed in ``docs/commands.md``.
@@ -16,13 +16,16 @@ regiesignaal``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
 
-from regiesignaal.jobs.cli.common import LazyGroup
+from regiesignaal.jobs.cli import dutch
+from regiesignaal.jobs.cli.common import LazyGroup as LazyGroup  # re-exported
+from regiesignaal.jobs.cli.failure import SafeGroup
 from regiesignaal.jobs.config import ConfigError, load_settings
+
+dutch.install()  # click's usage errors and help in Dutch, before any command is built
 
 _CLI = "regiesignaal.jobs.cli."
 COMMANDS = {
@@ -37,6 +40,7 @@ COMMANDS = {
     "scheduler": "ops.scheduler_command",
     "nightly": "ops.nightly_command",
     "purge": "ops.purge_command",
+    "intake": "ops.intake_group",
     "init": "ops.init_command",
     "db": "ops.db_group",
     "config": "ops.config_group",
@@ -52,7 +56,7 @@ COMMANDS = {
 
 
 @click.group(
-    cls=LazyGroup,
+    cls=SafeGroup,
     lazy_subcommands={name: _CLI + target for name, target in COMMANDS.items()},
 )
 @click.option(
@@ -76,28 +80,9 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 
 
 def run_cli() -> None:
-    """The console entry point: database trouble becomes a clear message, not a traceback."""
-    import sqlalchemy as sa
-
-    try:
-        main()
-    except sa.exc.SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        click.echo(f"Databasefout ({type(cause).__name__}): {first}", err=True)
-        hint = "controleer de database-URL in de configuratie (regiesignaal config show)"
-        if "database is locked" in first:
-            hint = (
-                "de database is bezet: een andere run of bezorging schrijft er nu in (bijv. "
-                "een run die berichten klaarzet); wacht tot die klaar is en probeer opnieuw"
-            )
-        elif "no such table" in first or "does not exist" in first:
-            hint = (
-                "de tabellen ontbreken: voer 'regiesignaal db upgrade' uit voor de store, of "
-                "laad de brondata ('regiesignaal fixtures load') voor de bron"
-            )
-        click.echo(f"tip: {hint}", err=True)
-        sys.exit(2)
+    """The console entry point. ``main`` (a ``SafeGroup``) ends every failure in one Dutch
+    line and an exit code (2 for usage and database trouble); see ``jobs/cli/failure.py``."""
+    main()
 
 
 if __name__ == "__main__":

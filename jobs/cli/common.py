@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import sys
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +26,86 @@ console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+
+
+def check_date(value: str) -> dt.date:
+    """A date JJJJ-MM-DD between 1900 and 2999; ``click.BadParameter`` (never repeating the
+    value) otherwise."""
+    try:
+        day = dt.date.fromisoformat(value) if len(value) <= 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise click.BadParameter("is geen datum; gebruik JJJJ-MM-DD")
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise click.BadParameter(f"ligt niet tussen {EARLIEST_DATE} en {LATEST_DATE}")
+    return day
+
+
 def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is geen datum; gebruik JJJJ-MM-DD") from None
+    return check_date(value)
+
+
+class IdType(click.ParamType):
+    """An id (case reference, rule, staff member, team, location): 1 to ``max_length``
+    printable characters, no control or invisible formatting characters. Messages never
+    repeat the value."""
+
+    name = "id"
+
+    def __init__(self, max_length: int = 64) -> None:
+        self.max_length = max_length
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("is leeg", param, ctx)
+        if len(text) > self.max_length:
+            self.fail(f"is langer dan {self.max_length} tekens", param, ctx)
+        if not text.isprintable() or any(unicodedata.category(c) == "Cf" for c in text):
+            self.fail("bevat stuur- of onzichtbare tekens", param, ctx)
+        return text
+
+
+class TextType(IdType):
+    """Free text (a reason): at most ``max_length`` characters, no control characters."""
+
+    name = "tekst"
+
+    def __init__(self, max_length: int = 500) -> None:
+        super().__init__(max_length)
+
+
+class NumberType(click.ParamType):
+    """A whole number in [minimum, maximum], with a Dutch message that never repeats the
+    value (click's own says ``'x' is not a valid integer``)."""
+
+    name = "getal"
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            if len(text) > 25 or not text.lstrip("+-").isdigit():
+                self.fail("is geen geheel getal", param, ctx)
+            number = int(text)
+        if not self.minimum <= number <= self.maximum:
+            self.fail(f"moet tussen {self.minimum} en {self.maximum} liggen", param, ctx)
+        return number
+
+
+ROW_ID = NumberType(1, 2**63 - 1)
+"""A row id in the store (runs, signals, explanations)."""
+ID = IdType()
+REASON = TextType()
 
 
 as_of_option = click.option(

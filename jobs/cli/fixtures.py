@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from regiesignaal.engine.language.dates import today_amsterdam
 from regiesignaal.engine.source.load import LoadReport, load_cases, load_staff_file
 from regiesignaal.fixtures.generator import generate
-from regiesignaal.jobs.cli.common import console, err, settings_of
+from regiesignaal.jobs.cli.common import NumberType, check_date, console, err, settings_of
 from regiesignaal.jobs.cli.run import print_summary
 
 MAX_PROBLEMS_SHOWN = 50
@@ -58,15 +58,19 @@ def source_engine(url: str) -> sa.Engine:
 def _parse_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date:
     if value is None:
         return today_amsterdam()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is geen datum; gebruik JJJJ-MM-DD") from None
+    return check_date(value)
 
 
 @fixtures_group.command("generate")
-@click.option("--cases", "n_cases", type=click.IntRange(min=0), required=True, help="aantal zaken")
-@click.option("--seed", type=int, required=True, help="startwaarde: zelfde seed, zelfde data")
+@click.option(
+    "--cases", "n_cases", type=NumberType(0, 10_000_000), required=True, help="aantal zaken"
+)
+@click.option(
+    "--seed",
+    type=NumberType(0, 2**32 - 1),
+    required=True,
+    help="startwaarde: zelfde seed, zelfde data",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -111,6 +115,22 @@ def _show(title: str, report: LoadReport) -> None:
         click.echo(f"  ... en {hidden} meer", err=True)
 
 
+def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Only SQLite and PostgreSQL URLs (the value is never repeated: it may hold a password)."""
+    if value is None:
+        return None
+    try:
+        backend = sa.make_url(value).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        backend = ""
+    if backend not in ("sqlite", "postgresql"):
+        raise click.BadParameter(
+            "de database-URL wordt niet ondersteund; gebruik sqlite:///PAD of "
+            "postgresql+psycopg://gebruiker@host/database"
+        )
+    return value
+
+
 @fixtures_group.command("load")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -122,6 +142,7 @@ def _show(title: str, report: LoadReport) -> None:
 @click.option(
     "--source-url",
     default=default_source_url,
+    callback=_checked_url,
     show_default="source_url uit de configuratie",
     help="database-URL van de brondatabase",
 )
@@ -159,8 +180,14 @@ def load_command(file: Path, staff: Path | None, source_url: str, replace: bool)
 
 
 @click.command("demo")
-@click.option("--cases", default=2000, show_default=True, help="Aantal synthetische zaken.")
-@click.option("--seed", default=42, show_default=True)
+@click.option(
+    "--cases",
+    default=2000,
+    show_default=True,
+    type=NumberType(0, 1_000_000),
+    help="Aantal synthetische zaken.",
+)
+@click.option("--seed", default=42, show_default=True, type=NumberType(0, 2**32 - 1))
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/demo"))
 @click.option(
     "--nights",

@@ -16,7 +16,7 @@ import click
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.rulefile.model import RuleDir
-from regiesignaal.jobs.cli.common import settings_of
+from regiesignaal.jobs.cli.common import ID, parse_date, settings_of
 from regiesignaal.jobs.config import Settings
 from regiesignaal.notifications.lko_agenda import AgendaHistory, AgendaOptions, Escalated, Meeting
 
@@ -114,9 +114,9 @@ def _history(settings: Settings, meeting: str, day: dt.date) -> AgendaHistory | 
 
 
 @lko_group.command("agenda")
-@click.option("--location", help="Locatie-id (het zaakveld 'location').")
-@click.option("--team", help="Team-id, in plaats van een locatie.")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Peildatum JJJJ-MM-DD.")
+@click.option("--location", type=ID, help="Locatie-id (het zaakveld 'location').")
+@click.option("--team", type=ID, help="Team-id, in plaats van een locatie.")
+@click.option("--as-of", "as_of", callback=parse_date, help="Peildatum JJJJ-MM-DD.")
 @click.option("--html", "as_html", is_flag=True, help="HTML in plaats van tekst.")
 @click.option(
     "--output", type=click.Path(path_type=Path, dir_okay=False), help="Schrijf naar bestand."
@@ -126,7 +126,7 @@ def agenda_command(
     ctx: click.Context,
     location: str | None,
     team: str | None,
-    as_of: dt.datetime | None,
+    as_of: dt.date | None,
     as_html: bool,
     output: Path | None,
 ) -> None:
@@ -139,7 +139,7 @@ def agenda_command(
     if (location is None) == (team is None):
         _fail("Geef precies één van --location of --team.", 2)
     settings = _settings(ctx)
-    day = as_of.date() if as_of else today_amsterdam()
+    day = as_of or today_amsterdam()
     ruledir, cases, escalated = _inputs(settings, day)
     key, wanted = ("location", location) if location is not None else ("team", team)
     known = sorted({str(c.get(key)) for c in cases if c.get(key)})
@@ -170,18 +170,18 @@ def agenda_command(
 
 
 @lko_group.command("send")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Peildatum JJJJ-MM-DD.")
+@click.option("--as-of", "as_of", callback=parse_date, help="Peildatum JJJJ-MM-DD.")
 @click.option(
     "--dry-run", is_flag=True, help="Alleen tonen welke agenda's verstuurd zouden worden."
 )
 @click.pass_context
-def send_command(ctx: click.Context, as_of: dt.datetime | None, dry_run: bool) -> None:
+def send_command(ctx: click.Context, as_of: dt.date | None, dry_run: bool) -> None:
     """Verstuur de agenda van elk ingesteld overleg op de werkdag ervoor ([[lko.meeting]])."""
     from regiesignaal.engine.language.dates import today_amsterdam
     from regiesignaal.notifications.lko_agenda import LkoConfigError, load_meetings
 
     settings = _settings(ctx)
-    day = as_of.date() if as_of else today_amsterdam()
+    day = as_of or today_amsterdam()
     try:
         meetings = load_meetings(settings.config_path)
     except LkoConfigError as exc:

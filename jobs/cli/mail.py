@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from regiesignaal.jobs.cli.common import console, settings_of, today_of
+from regiesignaal.jobs.cli.common import (
+    ID,
+    IdType,
+    NumberType,
+    check_date,
+    console,
+    settings_of,
+    today_of,
+)
 
 mail_group = click.Group("mail", help="Berichten bekijken zonder ze te versturen.")
 
@@ -20,14 +28,13 @@ mail_group = click.Group("mail", help="Berichten bekijken zonder ze te versturen
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter("verwacht een datum JJJJ-MM-DD") from exc
+    return check_date(value)
 
 
 @mail_group.command("preview")
-@click.option("--recipient", "staff_id", required=True, help="Medewerker-id van de ontvanger.")
+@click.option(
+    "--recipient", "staff_id", required=True, type=ID, help="Medewerker-id van de ontvanger."
+)
 @click.option("--as-of", "as_of", callback=_date, help="Peildatum JJJJ-MM-DD (standaard vandaag).")
 @click.option(
     "--out",
@@ -69,8 +76,8 @@ def mail_preview(ctx: click.Context, staff_id: str, as_of: dt.date | None, out_d
 
 @click.command("mailcatcher")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("var/mail"))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=1025, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, type=IdType(255))
+@click.option("--port", default=1025, show_default=True, type=NumberType(1, 65535))
 def mailcatcher_command(directory: Path, host: str, port: int) -> None:
     """Een lokale SMTP-server die elk bericht als .eml-bestand bewaart (voor tests en demo)."""
     from regiesignaal.notifications.delivery.mailserver import serve

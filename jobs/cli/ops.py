@@ -1,6 +1,7 @@
 """Operator commands: ``runs`` (list, show, abort), ``scheduler``, ``nightly``, ``purge``,
-``init``, ``db upgrade`` and ``config show``. Thin shells over engine.store.lock,
-jobs.ops.scheduler, jobs.ops.nightly, jobs.ops.retention and jobs.ops.site.
+``intake manifest``, ``init``, ``db upgrade`` and ``config show``. Thin shells over
+engine.store.lock, jobs.ops.scheduler, jobs.ops.nightly, jobs.ops.retention, jobs.ops.intake
+and jobs.ops.site.
 
 Exit codes (also in the README): 0 done; 1 refused or not found; 2 configuration or
 database error; 3 mail not (yet) delivered; 4 another run holds the run lock.
@@ -18,7 +19,7 @@ import click
 import sqlalchemy as sa
 
 from regiesignaal.engine.store.db import engine_options, sqlite_file
-from regiesignaal.jobs.cli.common import console, err, settings_of
+from regiesignaal.jobs.cli.common import ROW_ID, NumberType, console, err, parse_date, settings_of
 from regiesignaal.jobs.cli.tables import cli_table, print_table
 from regiesignaal.jobs.config import Settings, describe
 
@@ -55,7 +56,7 @@ def _store_or_exit(settings: Settings) -> sa.Engine:
 
 
 @click.group("runs", invoke_without_command=True)
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=NumberType(1, 1_000_000))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def runs_group(ctx: click.Context, limit: int, fmt: str) -> None:
@@ -118,7 +119,7 @@ def run_details(store: sa.Engine, run_id: int) -> dict[str, Any] | None:
 
 
 @runs_group.command("show")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=ROW_ID)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: int, fmt: str) -> None:
@@ -179,7 +180,7 @@ def runs_show(ctx: click.Context, run_id: int, fmt: str) -> None:
 
 
 @runs_group.command("abort")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=ROW_ID)
 @click.option("--force", is_flag=True, help="Ook als de run nog lijkt te leven.")
 @click.pass_context
 def runs_abort(ctx: click.Context, run_id: int, force: bool) -> None:
@@ -229,24 +230,22 @@ def scheduler_command(ctx: click.Context, show: bool) -> None:
 
 
 @click.command("nightly")
-@click.option("--as-of", "as_of", help="Peildatum JJJJ-MM-DD (standaard: vandaag).")
+@click.option(
+    "--as-of", "as_of", callback=parse_date, help="Peildatum JJJJ-MM-DD (standaard: vandaag)."
+)
 @click.option(
     "--trigger", default="manual", hidden=True, type=click.Choice(["manual", "scheduler"])
 )
 @click.pass_context
-def nightly_command(ctx: click.Context, as_of: str | None, trigger: str) -> None:
+def nightly_command(ctx: click.Context, as_of: dt.date | None, trigger: str) -> None:
     """Eén nacht zoals de scheduler hem draait: levering ophalen, run, versturen,
     opruimen, meldingen aan de beheerder."""
-    import datetime as dt
     import signal
 
     from regiesignaal.jobs.ops.nightly import install_signal_handlers, nightly
 
     settings = _settings(ctx)
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise click.BadParameter("geen datum; gebruik JJJJ-MM-DD", param_hint="--as-of") from None
+    day = as_of
     install_signal_handlers()
     result = nightly(settings, trigger=trigger, as_of=day)
 
@@ -401,3 +400,24 @@ def metrics_command(ctx: click.Context, out: Path | None) -> None:
     finally:
         store.dispose()
     console.print(f"Metrics geschreven: {written}", markup=False)
+
+
+@click.group("intake")
+def intake_group() -> None:
+    """De dropmap: leveringen uit het zaaksysteem."""
+
+
+@intake_group.command("manifest")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def intake_manifest(directory: Path) -> None:
+    """Schrijf MANIFEST.json (controlegetal en aantal regels van cases.jsonl en staff.jsonl)
+    in de leveringsmap DIRECTORY; doe dit als laatste, nadat beide bestanden er staan."""
+    from regiesignaal.jobs.ops.dropfolder import DropFolderError
+    from regiesignaal.jobs.ops.intake import write_manifest
+
+    try:
+        path = write_manifest(directory)
+    except DropFolderError as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
+    console.print(f"Geschreven: {path}", markup=False)

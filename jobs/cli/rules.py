@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.jobs.cli.common import (
+    ID,
     LazyGroup,
     as_of_option,
     checked_rules,
@@ -120,7 +121,7 @@ def preview_command(
 
 
 @click.command("explain")
-@click.argument("case_ref")
+@click.argument("case_ref", type=ID)
 @as_of_option
 @click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.pass_context
@@ -216,7 +217,7 @@ def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
 @rules_group.command("test")
 @click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--backend", type=click.Choice(["durable", "python"]), default="durable")
-@click.option("--rule", "only", multiple=True, help="Alleen deze regel(s) testen.")
+@click.option("--rule", "only", multiple=True, type=ID, help="Alleen deze regel(s) testen.")
 @click.option("-v", "--verbose", is_flag=True, help="Toon ook de geslaagde tests.")
 @click.pass_context
 def rules_test(

@@ -20,7 +20,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from regiesignaal.engine.store import history
-from regiesignaal.jobs.cli.common import settings_of
+from regiesignaal.jobs.cli.common import (
+    ID,
+    REASON,
+    ROW_ID,
+    NumberType,
+    check_date,
+    settings_of,
+)
 from regiesignaal.jobs.cli.tables import cli_table, print_table
 from regiesignaal.jobs.config import Settings
 
@@ -86,10 +93,7 @@ def _today(ctx: click.Context) -> dt.date:
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("geen geldige datum; gebruik JJJJ-MM-DD") from None
+    return check_date(value)
 
 
 def _json(record: dict[str, Any]) -> str:
@@ -102,12 +106,16 @@ signals_group = click.Group("signals", help="Signalen en hun geschiedenis bekijk
 
 
 @signals_group.command("list")
-@click.option("--regievoerder", help="Alleen signalen van deze regievoerder (medewerker-id).")
-@click.option("--team", help="Alleen signalen van dit team.")
-@click.option("--rule", help="Alleen signalen van deze regel.")
+@click.option(
+    "--regievoerder", type=ID, help="Alleen signalen van deze regievoerder (medewerker-id)."
+)
+@click.option("--team", type=ID, help="Alleen signalen van dit team.")
+@click.option("--rule", type=ID, help="Alleen signalen van deze regel.")
 @click.option("--state", type=click.Choice(history.STATES), help="Alleen deze status.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--limit", type=int, default=None, help="Hooguit zoveel signalen.")
+@click.option(
+    "--limit", type=NumberType(1, 1_000_000), default=None, help="Hooguit zoveel signalen."
+)
 @click.pass_context
 def signals_list(
     ctx: click.Context,
@@ -204,7 +212,7 @@ def describe_event(event: dict[str, Any]) -> str:
 
 
 @signals_group.command("show")
-@click.argument("ref")
+@click.argument("ref", type=ID)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
@@ -253,11 +261,13 @@ explanations_group = click.Group(
 
 
 @explanations_group.command("add")
-@click.argument("case_ref")
-@click.argument("rule")
+@click.argument("case_ref", type=ID)
+@click.argument("rule", type=ID)
 @click.option("--until", "until", required=True, callback=_date, help="Geldig tot en met.")
-@click.option("--reason", required=True, help="Waarom de regel niet van toepassing is.")
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--reason", required=True, type=REASON, help="Waarom de regel niet van toepassing is."
+)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
 @click.option(
     "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
 )
@@ -314,8 +324,8 @@ def explanations_list(ctx: click.Context, include_revoked: bool, fmt: str) -> No
 
 
 @explanations_group.command("revoke")
-@click.argument("explanation_id", type=int)
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.argument("explanation_id", type=ROW_ID)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
 @click.pass_context
 def explanations_revoke(ctx: click.Context, explanation_id: int, by: str) -> None:
     """Trek een toelichting in; de volgende run legt dat vast bij het signaal."""
@@ -328,8 +338,10 @@ def explanations_revoke(ctx: click.Context, explanation_id: int, by: str) -> Non
 
 
 @click.command("retire")
-@click.argument("rule_ids", nargs=-1, required=True)
-@click.option("--by", "by", default="operator", show_default=True, help="Uw medewerker-id.")
+@click.argument("rule_ids", nargs=-1, required=True, type=ID)
+@click.option(
+    "--by", "by", default="operator", type=ID, show_default=True, help="Uw medewerker-id."
+)
 @click.pass_context
 def rules_retire(ctx: click.Context, rule_ids: tuple[str, ...], by: str) -> None:
     """Trek regels bewust in: de volgende run sluit hun signalen (reden rule_retired)."""

@@ -35,14 +35,13 @@ be the previous night's) is the pull refused.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import shutil
+import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -50,6 +49,7 @@ from regiesignaal.engine.source.load import load_cases, load_staff_file
 from regiesignaal.engine.source.tables import CHILD_TABLES, cases, create_source_schema, staff
 from regiesignaal.engine.store.db import engine_options, ensure_sqlite_dir
 from regiesignaal.jobs.config import Settings
+from regiesignaal.jobs.ops import dropfolder
 
 log = logging.getLogger("regiesignaal.intake")
 
@@ -57,6 +57,10 @@ MANIFEST = "MANIFEST.json"
 FILES = ("cases.jsonl", "staff.jsonl")
 ACCEPTED = ".regiesignaal-accepted.json"
 COPY_BATCH = 2000
+OWN = ("archive", "refused", ACCEPTED)
+MAX_MANIFEST = 64 * 1024
+"""A manifest larger than this is not parsed."""
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
 
 
 @dataclass
@@ -70,60 +74,121 @@ class PullResult:
 
 
 def complete_exports(drop_dir: Path) -> list[Path]:
-    """Export folders with a manifest, oldest first (by name)."""
-    if not drop_dir.is_dir():
+    """Export folders with a manifest, oldest first (by name): real folders (not links) with
+    a name the product takes (``dropfolder.SAFE_NAME``); anything else is left alone."""
+    try:
+        with dropfolder.opened_dir(drop_dir) as drop:
+            return [drop_dir / name for name in _complete(drop)]
+    except dropfolder.DropFolderError:
         return []
-    return sorted(
-        p
-        for p in drop_dir.iterdir()
-        if p.is_dir() and p.name not in ("archive", "refused") and (p / MANIFEST).is_file()
-    )
 
 
-def _sha256_and_lines(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    lines = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            lines += chunk.count(b"\n")
-    return digest.hexdigest(), lines
+def _complete(drop: int) -> list[str]:
+    names: list[str] = []
+    ignored = 0
+    for name in sorted(os.listdir(drop)):
+        if name in OWN or name.startswith("."):
+            continue
+        if not dropfolder.SAFE_NAME.match(name) or dropfolder.kind(drop, name) != "dir":
+            ignored += 1
+            continue
+        try:
+            with dropfolder.subdir(drop, name, Path(name)) as export:
+                if dropfolder.kind(export, MANIFEST) is not None:
+                    names.append(name)
+        except dropfolder.DropFolderError:
+            ignored += 1
+    if ignored:
+        log.warning("drop folder: %d entries ignored (not a real folder or a name not taken)",
+                    ignored)  # fmt: skip
+    return names
+
+
+def _manifest_entries(data: bytes, shown: Path) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """The checked (sha256, lines) per file of a manifest; problems name keys, never values."""
+    hint = "schrijf het met 'regiesignaal intake manifest MAP'"
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+        files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return {}, [f"{shown}: geen geldig manifest (JSON met 'files'); {hint}"]
+    entries: dict[str, tuple[str, int]] = {}
+    problems: list[str] = []
+    for name in FILES:
+        entry = files.get(name)
+        if not isinstance(entry, dict) or "sha256" not in entry or "lines" not in entry:
+            problems.append(f"{shown}: '{name}' ontbreekt of mist sha256/lines; {hint}")
+            continue
+        digest, lines = entry["sha256"], entry["lines"]
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            problems.append(
+                f"{shown}: 'sha256' van '{name}' is geen SHA-256 (64 hexadecimale tekens); {hint}"
+            )
+            continue
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
+            problems.append(f"{shown}: 'lines' van '{name}' is geen aantal regels; {hint}")
+            continue
+        entries[name] = (digest.lower(), lines)
+    return entries, problems
+
+
+def _take(drop: int, drop_dir: Path, name: str, tmp: Path) -> list[str]:
+    """Copy the export's files into ``tmp`` (read without following links) and check them
+    against the manifest; the problems (empty: complete)."""
+    export_path = drop_dir / name
+    try:
+        with dropfolder.subdir(drop, name, export_path) as export:
+            data = dropfolder.read_regular(export, MANIFEST, export_path / MANIFEST, MAX_MANIFEST)
+            entries, problems = _manifest_entries(data, export_path / MANIFEST)
+            for file_name, (digest, lines) in entries.items():
+                shown = export_path / file_name
+                try:
+                    got, counted = dropfolder.copy_regular(
+                        export, file_name, shown, tmp / file_name
+                    )
+                except dropfolder.DropFolderError as exc:
+                    problems.append(str(exc))
+                    continue
+                if got != digest:
+                    problems.append(
+                        f"{shown}: controlegetal klopt niet (bestand onvolledig of gewijzigd)"
+                    )
+                if counted != lines:
+                    problems.append(
+                        f"{shown}: {counted} regels, het manifest noemt een ander aantal"
+                    )
+            return problems
+    except dropfolder.DropFolderError as exc:
+        return [str(exc)]
 
 
 def verify_manifest(export: Path) -> list[str]:
     """Problems with the export's files against its manifest (empty list: complete)."""
-    problems: list[str] = []
-    try:
-        manifest = json.loads((export / MANIFEST).read_text(encoding="utf-8"))
-        files: dict[str, Any] = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return [f"{export / MANIFEST}: geen geldig manifest (JSON met 'files'); zie de README"]
-    for name in FILES:
-        path = export / name
-        entry = files.get(name) if isinstance(files, dict) else None
-        if not isinstance(entry, dict) or "sha256" not in entry or "lines" not in entry:
-            problems.append(f"{export / MANIFEST}: '{name}' ontbreekt of mist sha256/lines")
-            continue
-        if not path.is_file():
-            problems.append(f"{path}: bestand ontbreekt")
-            continue
-        digest, lines = _sha256_and_lines(path)
-        if digest != str(entry["sha256"]).lower():
-            problems.append(f"{path}: controlegetal klopt niet (bestand onvolledig of gewijzigd)")
-        if lines != entry["lines"]:
-            problems.append(f"{path}: {lines} regels, het manifest noemt er {entry['lines']}")
-    return problems
+    with tempfile.TemporaryDirectory(prefix="regiesignaal-intake-") as tmp:
+        try:
+            with dropfolder.opened_dir(export.parent) as drop:
+                return _take(drop, export.parent, export.name, Path(tmp))
+        except dropfolder.DropFolderError as exc:
+            return [str(exc)]
 
 
-def _stage(export: Path, scratch_url: str, result: PullResult) -> None:
+def _stage(export: Path, copies: Path, scratch_url: str, result: PullResult) -> None:
+    """Load the private copies in ``copies`` into the scratch database; problems name the
+    export's own files."""
     engine = sa.create_engine(scratch_url)
     try:
-        staff_report = load_staff_file(engine, export / "staff.jsonl")
-        case_report = load_cases(engine, export / "cases.jsonl")
+        staff_report = load_staff_file(engine, copies / "staff.jsonl")
+        case_report = load_cases(engine, copies / "cases.jsonl")
     finally:
         engine.dispose()
-    for report in (staff_report, case_report):
-        result.problems.extend(p for p in report.problems if "waarschuwing" not in p)
+    for report, name in ((staff_report, "staff.jsonl"), (case_report, "cases.jsonl")):
+        result.problems.extend(
+            p.replace(str(copies / name), str(export / name), 1)
+            for p in report.problems
+            if "waarschuwing" not in p
+        )
     result.staff, result.cases = staff_report.loaded, case_report.loaded
     if staff_report.rejected or case_report.rejected:
         result.refused = True
@@ -149,31 +214,40 @@ def _replace_source(scratch_url: str, source: sa.Engine) -> None:
         scratch.dispose()
 
 
-def _move(export: Path, folder: str) -> None:
-    target = export.parent / folder / export.name
-    target.parent.mkdir(exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.move(str(export), str(target))
-
-
 def accepted_export(drop_dir: Path) -> tuple[str, dt.date] | None:
-    """The export that last became the source and its as-of date (None: not recorded)."""
+    """The export that last became the source and its as-of date (None: not recorded, or
+    the marker is not the product's own regular file)."""
     try:
-        record = json.loads((drop_dir / ACCEPTED).read_text(encoding="utf-8"))
-        return str(record["export"]), dt.date.fromisoformat(record["as_of"])
-    except (OSError, ValueError, KeyError, TypeError):
+        with dropfolder.opened_dir(drop_dir) as drop:
+            return _accepted(drop, drop_dir)
+    except dropfolder.DropFolderError:
         return None
 
 
-def _record_accepted(drop_dir: Path, export_name: str, as_of: dt.date) -> None:
-    record = {"export": export_name, "as_of": as_of.isoformat()}
-    (drop_dir / ACCEPTED).write_text(json.dumps(record) + "\n", encoding="utf-8")
+def _accepted(drop: int, drop_dir: Path) -> tuple[str, dt.date] | None:
+    try:
+        data = dropfolder.read_regular(drop, ACCEPTED, drop_dir / ACCEPTED, 4096)
+        record = json.loads(data.decode("utf-8"))
+        return str(record["export"]), dt.date.fromisoformat(record["as_of"])
+    except (dropfolder.DropFolderError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_own(drop: int, drop_dir: Path) -> None:
+    """The product's own names in the drop folder are a real folder and a regular file."""
+    for name in ("archive", "refused"):
+        dropfolder.check_own_dir(drop, name, drop_dir / name)
+    dropfolder.check_own_file(drop, ACCEPTED, drop_dir / ACCEPTED)
+
+
+def _move(drop: int, drop_dir: Path, name: str, folder: str) -> None:
+    with dropfolder.subdir(drop, folder, drop_dir / folder, create=True) as target:
+        dropfolder.move(drop, name, target)
 
 
 def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
     """Take the newest complete export into the source (see module); never raises for a
-    bad export. Nothing happens (an empty result) without ``[intake] drop_dir``.
+    bad export or drop folder. Nothing happens (an empty result) without ``[intake] drop_dir``.
 
     ``as_of``: the night the export is for (default: today in ``[run] timezone``). With no
     new export, the pull goes on (``reused``) when the export accepted for this same date
@@ -181,10 +255,21 @@ def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
     if settings.drop_dir is None:
         return PullResult()
     day = as_of or dt.datetime.now(settings.tz).date()
+    try:
+        with dropfolder.opened_dir(settings.drop_dir) as drop:
+            _check_own(drop, settings.drop_dir)
+            return _pull(settings, drop, day)
+    except dropfolder.DropFolderError as exc:
+        log.warning("drop folder refused: not the product's own folders")
+        return PullResult(refused=True, problems=[str(exc)])
+
+
+def _pull(settings: Settings, drop: int, day: dt.date) -> PullResult:
     drop_dir = settings.drop_dir
-    exports = complete_exports(drop_dir)
+    assert drop_dir is not None
+    exports = _complete(drop)
     if not exports:
-        accepted = accepted_export(drop_dir)
+        accepted = _accepted(drop, drop_dir)
         if accepted is not None and accepted[1] == day:
             log.info("no new export: export %s accepted for %s stays the source", *accepted)
             return PullResult(export_name=accepted[0], reused=True)
@@ -197,15 +282,17 @@ def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
         )
     newest = exports[-1]
     for older in exports[:-1]:
-        _move(older, "archive")
-    result = PullResult(export_name=newest.name)
-    result.problems = verify_manifest(newest)
-    if result.problems:
-        result.refused = True
-    else:
-        with tempfile.TemporaryDirectory(prefix="regiesignaal-intake-") as tmp:
+        _move(drop, drop_dir, older, "archive")
+    result = PullResult(export_name=newest)
+    with tempfile.TemporaryDirectory(prefix="regiesignaal-intake-") as tmp:
+        copies = Path(tmp) / "export"
+        copies.mkdir()
+        result.problems = _take(drop, drop_dir, newest, copies)
+        if result.problems:
+            result.refused = True
+        else:
             scratch_url = f"sqlite:///{Path(tmp) / 'staging.sqlite'}"
-            _stage(newest, scratch_url, result)
+            _stage(drop_dir / newest, copies, scratch_url, result)
             if not result.refused:
                 ensure_sqlite_dir(settings.source_url)
                 source = sa.create_engine(
@@ -215,11 +302,12 @@ def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
                     _replace_source(scratch_url, source)
                 finally:
                     source.dispose()
-                _record_accepted(drop_dir, newest.name, day)
-    _move(newest, "refused" if result.refused else "archive")
+                record = {"export": newest, "as_of": day.isoformat()}
+                dropfolder.write_atomic(drop, ACCEPTED, (json.dumps(record) + "\n").encode())
+    _move(drop, drop_dir, newest, "refused" if result.refused else "archive")
     log.info(
         "export %s %s: cases=%d staff=%d problems=%d",
-        newest.name,
+        newest,
         "refused" if result.refused else "loaded",
         result.cases,
         result.staff,
@@ -229,11 +317,15 @@ def pull(settings: Settings, as_of: dt.date | None = None) -> PullResult:
 
 
 def write_manifest(export: Path) -> Path:
-    """Write MANIFEST.json for the files in ``export`` (for exporters and tests)."""
+    """Write MANIFEST.json for the files in ``export`` (``regiesignaal intake manifest``):
+    each file read without following links, the manifest written through a temporary file
+    and a rename. Raises ``DropFolderError`` naming a file that is missing or not a regular
+    file."""
     files = {}
-    for name in FILES:
-        digest, lines = _sha256_and_lines(export / name)
-        files[name] = {"sha256": digest, "lines": lines}
-    path = export / MANIFEST
-    path.write_text(json.dumps({"files": files}, indent=2) + "\n", encoding="utf-8")
-    return path
+    with dropfolder.opened_dir(export) as folder:
+        for name in FILES:
+            digest, lines = dropfolder.copy_regular(folder, name, export / name)
+            files[name] = {"sha256": digest, "lines": lines}
+        text = json.dumps({"files": files}, indent=2) + "\n"
+        dropfolder.write_atomic(folder, MANIFEST, text.encode("utf-8"))
+    return export / MANIFEST

@@ -7,7 +7,8 @@
   ago are deleted with every episode of that case, the case's events (``signal_events``)
   and its command-line explanations (``signal_explanations``, whose free-text reasons
   should not outlive the case).
-- Processed exports in ``<drop_dir>/archive`` older than ``export_days`` are deleted.
+- Processed exports in ``<drop_dir>/archive`` and refused ones in ``<drop_dir>/refused``
+  older than ``export_days`` are deleted (links are removed, never followed).
 
 ``purge(..., dry_run=True)`` counts without changing anything. The nightly job purges
 after each run; ``regiesignaal purge [--dry-run]`` does it by hand.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,20 +120,29 @@ def archive_dir(settings: Settings) -> Path | None:
 
 
 def purge_exports(settings: Settings, *, now: float | None = None, dry_run: bool = False) -> int:
-    """Delete archived exports older than ``export_days``; returns how many (or would)."""
-    archive = archive_dir(settings)
-    if archive is None or not archive.is_dir():
+    """Delete exports in ``archive`` and ``refused`` older than ``export_days`` (by the
+    entry's own time, links never followed; see ``jobs.ops.dropfolder``); returns how many
+    (or would). A folder that is not the product's own real folder is left alone."""
+    if settings.drop_dir is None:
         return 0
+    from regiesignaal.jobs.ops import dropfolder
+
     cutoff = (now or time.time()) - settings.retention_export_days * 86400
     count = 0
-    for entry in sorted(archive.iterdir()):
-        if entry.stat().st_mtime < cutoff:
-            count += 1
-            if not dry_run:
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+    try:
+        with dropfolder.opened_dir(settings.drop_dir) as drop:
+            for folder in ("archive", "refused"):
+                if dropfolder.kind(drop, folder) is None:
+                    continue
+                with dropfolder.subdir(drop, folder, settings.drop_dir / folder) as fd:
+                    for name in sorted(os.listdir(fd)):
+                        if os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime < cutoff:
+                            count += 1
+                            if not dry_run:
+                                dropfolder.remove(fd, name)
+    except dropfolder.DropFolderError as exc:
+        log.warning("purge of old exports skipped: %s", type(exc).__name__)
+        log.debug("%s", exc)
     return count
 
 

@@ -100,7 +100,7 @@ heartbeat_critical_minutes = 15    # ouder: CRITICAL
 [retention]
 message_body_days = 60             # berichtteksten in de outbox (de regel en status blijven)
 closed_signal_days = 730           # signalen van zaken die langer gesloten zijn
-export_days = 14                   # verwerkte leveringen in <drop_dir>/archive
+export_days = 14                   # leveringen in <drop_dir>/archive en /refused
 
 # [intake]
 # drop_dir = "drop"                # haal de zaken uit een dropmap i.p.v. de brondatabase

@@ -1,8 +1,9 @@
 """Checking an operator's template overrides (``[mail] templates_dir``) before a run uses them.
 
 Every override is compiled in the sandbox and rendered with sample messages of each kind;
-any problem is reported as ``file:line: problem``, so a broken override refuses the run
-before anything is queued.
+any problem (any exception: a template error, a Python error, the render budget of
+``budget.py``, deep recursion) is reported as ``file:line: problem``, so a broken override
+refuses the run, with its run row, before anything is queued.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def check_template_overrides(directory: Path) -> list[str]:
             env.get_template(name)
         except TemplateSyntaxError as exc:
             problems.append(f"{directory / name}:{exc.lineno}: {exc.message}")
+        except Exception as exc:  # not UTF-8, unreadable, too deep to compile
+            problems.append(f"{directory / name}:1: niet te lezen ({type(exc).__name__})")
     if problems:
         return problems
     options = MailOptions(templates_dir=directory)
@@ -64,12 +67,18 @@ def check_template_overrides(directory: Path) -> list[str]:
     ):
         try:
             render()
-        except TemplateError as exc:
+        except Exception as exc:  # any exception of an override refuses the run, named
             frames = [
                 f
                 for f in traceback.extract_tb(exc.__traceback__)
                 if f.filename and Path(f.filename).parent == directory
             ]
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(directory)
-            problems.append(f"{where}: {type(exc).__name__}: {exc}")
+            named = getattr(exc, "filename", None)
+            if not frames and isinstance(named, str):
+                where = f"{named}:1"
+            message = str(exc) if isinstance(exc, TemplateError) else "fout in het sjabloon"
+            if isinstance(exc, RecursionError):
+                message = "te diepe herhaling (een macro die zichzelf blijft aanroepen?)"
+            problems.append(f"{where}: {type(exc).__name__}: {message[:300]}")
     return sorted(set(problems))

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+
+from regiesignaal.notifications.compose.budget import BudgetedSandbox, render_budgeted
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -96,17 +97,18 @@ TEMPLATE_NAMES = (
 
 
 @lru_cache(maxsize=8)
-def environment(override_dir: str | None = None) -> SandboxedEnvironment:
+def environment(override_dir: str | None = None) -> BudgetedSandbox:
     """The sandbox; templates in ``override_dir`` take precedence over the product's.
 
     Overrides run in the same ``SandboxedEnvironment`` with the same autoescaping and
     ``StrictUndefined``: an override can change the layout and the words, never reach
-    anything beyond the view dictionaries this module passes.
+    anything beyond the view dictionaries this module passes. Every render has a budget
+    of steps, time and output size (``notifications/compose/budget.py``).
     """
     loaders = [FileSystemLoader(TEMPLATE_DIR)]
     if override_dir:
         loaders.insert(0, FileSystemLoader(override_dir))
-    return SandboxedEnvironment(
+    return BudgetedSandbox(
         loader=ChoiceLoader(loaders),
         autoescape=autoescape,
         undefined=StrictUndefined,
@@ -118,7 +120,7 @@ def environment(override_dir: str | None = None) -> SandboxedEnvironment:
 
 def render_template(name: str, context: dict[str, Any], override_dir: Path | None = None) -> str:
     env = environment(str(override_dir) if override_dir else None)
-    return env.get_template(name).render(context)
+    return render_budgeted(env.get_template(name), context)
 
 
 DetailLevel = Literal["full", "minimal"]

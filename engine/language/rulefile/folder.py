@@ -7,6 +7,7 @@ check shows every problem at once, each as ``path:line:column: message`` with a 
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from regiesignaal.engine.language.rulefile.common import Context, check_keys, po
 from regiesignaal.engine.language.rulefile.derived import parse_derived
 from regiesignaal.engine.language.rulefile.model import (
     DERIVED_FILE,
+    MAX_FILE_BYTES,
     PRIORITY_FILE,
     TESTS_SUFFIX,
     DerivedField,
@@ -55,6 +57,20 @@ def build_catalogue(derived: Iterable[DerivedField], broken: Iterable[str] = ())
     return Catalogue(fields, broken)
 
 
+def _content_for_version(path: Path) -> bytes:
+    """What the rule set's version hashes of one file: its bytes, but never more than
+    ``MAX_FILE_BYTES`` read, and nothing read from a pipe or device (``read_yaml`` refuses
+    such files, so they never reach a run)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return f"refused:{info.st_mode}:{info.st_size}".encode()
+        with path.open("rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return b"unreadable"
+
+
 def load_rule_dir(root: Path) -> RuleDir:
     """Read and check a whole rule directory. Never raises for bad content."""
     root = Path(root)
@@ -65,11 +81,11 @@ def load_rule_dir(root: Path) -> RuleDir:
         )
         return result
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and not p.is_dir())
     for p in files:
         digest.update(p.relative_to(root).as_posix().encode())
         digest.update(b"\0")
-        digest.update(p.read_bytes())
+        digest.update(_content_for_version(p))
         digest.update(b"\0")
     result.version = digest.hexdigest()[:12]
 

@@ -1,20 +1,33 @@
 """Reading one YAML file as plain data, refusing what a rule file never needs.
 
 A file is refused, with its line and a Dutch hint, before it is parsed any further when it is
-too large, indents with tabs, nests too deeply, or holds tags (``!!python/...``) or anchors
-and aliases (``&a``/``*a``, which make recursive or exponentially large documents possible).
-Parser errors are translated into Dutch with advice.
+too large (checked on the open file before anything is read; a pipe or device is not read
+at all), indents with tabs, nests too deeply, or holds tags (``!!python/...``) or anchors
+and aliases (``&a``/``*a``, ``<<``, which make recursive or exponentially large documents
+possible). Anchors, aliases, tags and depth are refused on the parser's event stream
+(``_first_forbidden_event``), before anything composes or walks the document: a nine-line
+"billion laughs" file is refused at once. Parser errors are translated into Dutch with
+advice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
 
 from regiesignaal.engine.language.rulefile.model import MAX_FILE_BYTES, MAX_YAML_DEPTH, Problem
 
@@ -48,6 +61,58 @@ def _first_forbidden(node: Any, seen: set[int] | None = None) -> tuple[int, int,
             if found:
                 return found
     return None
+
+
+def _first_forbidden_event(yaml: YAML, text: str) -> tuple[int, int, str] | None:
+    """The first anchor, alias, merge key (``alias``), explicit non-plain tag (``tag``) or
+    nesting deeper than ``MAX_YAML_DEPTH`` (``deep``), found on the parser's event stream:
+    nothing is composed, so no alias is ever followed. (line, column, kind), 1-based."""
+    depth = 0
+    for event in yaml.parse(text):
+        where = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(event, AliasEvent):
+            return (*where, "alias")
+        if isinstance(event, NodeEvent):
+            if event.anchor:
+                return (*where, "alias")
+            tag = getattr(event, "tag", None)
+            if tag is not None and str(tag) not in _PLAIN_TAGS:
+                return (*where, "tag")
+            if isinstance(event, ScalarEvent) and event.value == "<<" and not event.style:
+                return (*where, "alias")
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return (*where, "deep")
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _read_limited(path: Path) -> str:
+    """The file's text; raises ``_TooLarge`` before reading more than ``MAX_FILE_BYTES``,
+    ``_NotRegular`` for a pipe, device or folder (never opened blocking)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegular
+        if info.st_size > MAX_FILE_BYTES:
+            raise _TooLarge(info.st_size)
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _TooLarge(len(data))
+    return data.decode("utf-8")
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class _NotRegular(Exception):
+    pass
 
 
 _DATE_LIKE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b")
@@ -156,24 +221,51 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
+_FORBIDDEN = {
+    "tag": (
+        "YAML-tags (!!...) zijn niet toegestaan",
+        "haal de tag weg: een regelbestand bevat alleen gewone waarden",
+    ),
+    "alias": (
+        "YAML-ankers en -verwijzingen (&naam, *naam, <<) zijn niet toegestaan",
+        "schrijf de waarde gewoon uit",
+    ),
+}
+
+
 def read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
     yaml = YAML(typ="rt")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            problems.append(
-                Problem(
-                    rel,
-                    1,
-                    1,
-                    f"het bestand is te groot ({size} bytes, hoogstens {MAX_FILE_BYTES})",
-                    "splits het in meer bestanden",
-                )
+        text = _read_limited(path)
+    except _TooLarge as exc:
+        problems.append(
+            Problem(
+                rel,
+                1,
+                1,
+                f"het bestand is te groot ({exc.size} bytes, hoogstens {MAX_FILE_BYTES})",
+                "splits het in meer bestanden",
             )
-            return None
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc}"))
+        )
+        return None
+    except _NotRegular:
+        problems.append(
+            Problem(rel, 1, 1, "geen gewoon bestand (een map, pijp of apparaat)", "verwijder het")
+        )
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(
+            Problem(
+                rel,
+                1,
+                1,
+                f"kan het bestand niet lezen: geen UTF-8 (byte {exc.start + 1})",
+                "sla het bestand op als UTF-8",
+            )
+        )
+        return None
+    except OSError as exc:
+        problems.append(Problem(rel, 1, 1, f"kan het bestand niet lezen: {exc.strerror}"))
         return None
     tab = _first_indent_tab(text)
     if tab is not None:
@@ -199,6 +291,14 @@ def read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         problems.append(too_deep)
         return None
     try:
+        forbidden_event = _first_forbidden_event(yaml, text)
+        if forbidden_event is not None:
+            line, col, kind = forbidden_event
+            if kind == "deep":
+                problems.append(Problem(rel, line, col, too_deep.message, too_deep.hint))
+            else:
+                problems.append(Problem(rel, line, col, *_FORBIDDEN[kind]))
+            return None
         try:
             composed = yaml.compose(text)
         except RecursionError:
@@ -216,13 +316,7 @@ def read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         forbidden = _first_forbidden(composed)
         if forbidden is not None:
             line, col, kind = forbidden
-            if kind == "tag":
-                message = "YAML-tags (!!...) zijn niet toegestaan"
-                hint = "haal de tag weg: een regelbestand bevat alleen gewone waarden"
-            else:
-                message = "YAML-ankers en -verwijzingen (&naam, *naam, <<) zijn niet toegestaan"
-                hint = "schrijf de waarde gewoon uit"
-            problems.append(Problem(rel, line, col, message, hint))
+            problems.append(Problem(rel, line, col, *_FORBIDDEN[kind]))
             return None
         return yaml.load(text)
     except MarkedYAMLError as exc:
