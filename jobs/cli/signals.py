@@ -274,12 +274,38 @@ def explanations_add(
     """Voeg een toelichting toe; de volgende run past hem toe."""
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
-    rule_ids = {r.id for r in load_rule_dir(_settings(ctx).rules_dir).rules}
+    settings = _settings(ctx)
+    rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
+    source = _source_check(settings, case_ref.strip(), by.strip())
     with _store(ctx, write=True) as conn:
         new_id = history.add_explanation(
-            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids
+            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids, source=source
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
+
+
+def _source_check(settings: Settings, case_ref: str, by: str) -> history.SourceCheck:
+    """Read the case's status and the staff id from the source; exit 2 when it is unusable."""
+    from regiesignaal.engine.source.read import case_status, staff_exists
+    from regiesignaal.jobs.pipeline import RunRefused, source_engine
+
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(2)
+    try:
+        return history.SourceCheck(case_status(source, case_ref), staff_exists(source, by))
+    except sa.exc.SQLAlchemyError as exc:
+        err.print(
+            f"De brondatabase is niet te lezen ({type(exc).__name__}); controleer source_url "
+            "en of de bron geladen is ('regiesignaal fixtures load' of de intake).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(2)
+    finally:
+        source.dispose()
 
 
 @explanations_group.command("list")
