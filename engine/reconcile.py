@@ -608,7 +608,19 @@ def plan(
             None if episode is None else episode.id, key, today, prev_state, own
         )
         explained_now[key] = (state_now, valid, own)
-    coverage = covered_keys(fired, {k: v[1] for k, v in explained_now.items()}, active_rules)
+    # an explained or silenced signal covers nothing: the narrower ones stay visible
+    coverage = covered_keys(
+        fired,
+        {
+            k: v[1]
+            or (
+                bool(silences)
+                and silencing(silences, k[1], fired[k].team, fired[k].location) is not None
+            )
+            for k, v in explained_now.items()
+        },
+        active_rules,
+    )
     covered = 0
 
     clock_cache: dict[int, dt.date] = {}

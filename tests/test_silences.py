@@ -336,3 +336,57 @@ def test_silences_add_list_expire_on_the_command_line(env: Path) -> None:
         main, [*base, "--by", lead["id"]], env={"REGIESIGNAAL_SOURCE_URL": "sqlite:///nope.sqlite"}
     )
     assert missing_source.exit_code == 2
+
+
+def test_a_silenced_signal_covers_nothing(sqlite_url: str) -> None:
+    """Like an explained one: the narrower signal it would cover stays visible."""
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    rules = {"R-WIDE": RuleInfo("high", covers=("R-NARROW",)), "R-NARROW": RuleInfo("high")}
+    fired = {
+        ("Z-1", "R-WIDE"): Fired("high", "rv-1", "T1"),
+        ("Z-1", "R-NARROW"): Fired("high", "rv-1", "T1"),
+        ("Z-2", "R-WIDE"): Fired("high", "rv-2", "T2"),
+        ("Z-2", "R-NARROW"): Fired("high", "rv-2", "T2"),
+    }
+    try:
+        with engine.begin() as conn:
+            add_silence(conn, "R-WIDE", AS_OF, "r", "tl-1", AS_OF, set(rules), team="T1")
+            counts = reconcile(conn, fired, {"Z-1", "Z-2"}, rules, AS_OF, 1)
+            covered = dict(
+                conn.execute(
+                    sa.select(signals.c.case_ref, signals.c.covered_by).where(
+                        signals.c.rule_id == "R-NARROW"
+                    )
+                ).all()
+            )
+        assert counts.covered == 1
+        assert covered == {"Z-1": None, "Z-2": "R-WIDE"}
+    finally:
+        engine.dispose()
+
+
+def test_a_silenced_rule_gives_no_reason_on_the_agenda(tmp_path: Path) -> None:
+    from regiesignaal.engine.language.casefile import parse_case
+    from regiesignaal.engine.store.silences import Silence
+    from regiesignaal.notifications.lko_agenda import build_agenda, location_of
+
+    cases_file, staff_file = tmp_path / "c.jsonl", tmp_path / "s.jsonl"
+    generate(300, 11, AS_OF, cases_file, staff_file)
+    raws = [json.loads(x) for x in cases_file.read_text(encoding="utf-8").splitlines()]
+    cases = [parse_case(r) for r in raws if r.get("status", "open") == "open"]
+    pack = load_rule_dir(RULES)
+    place = max(
+        {location_of(c) for c in cases},
+        key=lambda loc: sum(location_of(c) == loc for c in cases),
+    )
+    before = build_agenda(cases, [], pack, AS_OF, location=place)
+    reasons = [rid for i in before.items for r in i.reasons for rid in r.rule_ids]
+    assert reasons
+    rule_id = max(set(reasons), key=reasons.count)
+    quiet = [Silence(1, rule_id, None, place, AS_OF)]
+    after = build_agenda(cases, [], pack, AS_OF, location=place, silences=quiet)
+    assert rule_id not in [rid for i in after.items for r in i.reasons for rid in r.rule_ids]
+    elsewhere = [Silence(1, rule_id, None, place + "-x", AS_OF)]
+    same = build_agenda(cases, [], pack, AS_OF, location=place, silences=elsewhere)
+    assert [i.case_ref for i in same.items] == [i.case_ref for i in before.items]
