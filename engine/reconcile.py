@@ -77,6 +77,7 @@ from regiesignaal.engine.store.episodes import (
     load_stored_explanations,
     update_by_ids,
 )
+from regiesignaal.engine.store.silences import Silence, active_silences, end_lapsed, silencing
 from regiesignaal.engine.store.tables import known_rules, signal_events, signals, warnings
 
 CLOSE_RESOLVED = "resolved"
@@ -478,6 +479,7 @@ def plan(
     retired_rules: Collection[str] = (),
     known_rules: Collection[str] | None = None,
     policy: Policy = Policy(),
+    silences: Collection[Silence] = (),
 ) -> ReconcilePlan:
     """Decide every change for ``as_of``; pure (no I/O), deterministic order.
 
@@ -606,7 +608,19 @@ def plan(
             None if episode is None else episode.id, key, today, prev_state, own
         )
         explained_now[key] = (state_now, valid, own)
-    coverage = covered_keys(fired, {k: v[1] for k, v in explained_now.items()}, active_rules)
+    # an explained or silenced signal covers nothing: the narrower ones stay visible
+    coverage = covered_keys(
+        fired,
+        {
+            k: v[1]
+            or (
+                bool(silences)
+                and silencing(silences, k[1], fired[k].team, fired[k].location) is not None
+            )
+            for k, v in explained_now.items()
+        },
+        active_rules,
+    )
     covered = 0
 
     clock_cache: dict[int, dt.date] = {}
@@ -636,7 +650,8 @@ def plan(
             if covered_by is not None:
                 events.append(Event(None, *key, "covered", {"by": covered_by}))
             explained += is_explained
-            due = None if is_explained or covered_by else due_date(key[1], clock)
+            quiet = silencing(silences, key[1], today.team, today.location) is not None
+            due = None if is_explained or covered_by or quiet else due_date(key[1], clock)
             escalated_on = due if due is not None and as_of >= due else None
             if escalated_on is not None:
                 events.append(Event(None, *key, "escalated", {"due": escalated_on.isoformat()}))
@@ -713,7 +728,12 @@ def plan(
             episode.location,
         )
         escalated_on = episode.escalated_on
-        if escalated_on is None and not is_explained and covered_by is None:
+        if (
+            escalated_on is None
+            and not is_explained
+            and covered_by is None
+            and silencing(silences, key[1], today.team, today.location) is None
+        ):
             due = due_date(key[1], episode.clock_start or episode.opened_on)
             if due is not None and as_of >= due:
                 escalated_on = due
@@ -1088,6 +1108,8 @@ def reconcile_in_ranges(
     """
     check_forward(conn, as_of)
     known, retired = load_known_rules(conn)
+    end_lapsed(conn, as_of, run_id)  # silences past their end date (issue 18)
+    silenced = active_silences(conn, as_of)
     total = ReconcileCounts()
     first = True
     covered_to: str | None = None
@@ -1109,6 +1131,7 @@ def reconcile_in_ranges(
             retired_rules=retired,
             known_rules=known if baseline else None,
             policy=policy,
+            silences=silenced,
         )
         if upcoming is not None:
             warned = plan_warnings(

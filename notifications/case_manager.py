@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import Duration, shift
 from regiesignaal.engine.prioritise import score
+from regiesignaal.engine.store.silences import silenced_clause
 from regiesignaal.engine.store.tables import signals, warnings
 from regiesignaal.notifications.compose.case_manager import compose_case_manager
 from regiesignaal.notifications.compose.model import Recipient, SignalLine, UpcomingLine
@@ -149,10 +150,17 @@ def iter_case_manager_lists(
         c.began_on,
         c.covered_by,
     )
-    read = sa.select(*columns).where(c.closed_on.is_(None), c.gap_since.is_(None)).order_by(c.id)
+    quiet = silenced_clause(signals, as_of)  # silenced signals are in no mail (issue 18)
+    read = (
+        sa.select(*columns)
+        .where(c.closed_on.is_(None), c.gap_since.is_(None), ~quiet)
+        .order_by(c.id)
+    )
     lines_of = _line_builder(as_of, rules, link, case_bonus, due_cache)
     w = warnings.c
-    warned = sa.select(w.regievoerder, w.case_ref, w.rule_id, w.due_on).where(w.closed_on.is_(None))
+    warned = sa.select(w.regievoerder, w.case_ref, w.rule_id, w.due_on).where(
+        w.closed_on.is_(None), ~silenced_clause(warnings, as_of)
+    )
     # signals that stopped firing since the reader's last list: closed as resolved, or in
     # their grace gap because the rule no longer fires
     stopped = sa.select(c.regievoerder, c.case_ref, c.last_seen_on).where(
@@ -221,7 +229,7 @@ def iter_case_manager_lists(
                 yield manager, found
     no_manager = sum(
         1
-        for row in conn.execute(shown.where(~has_manager, c.covered_by.is_(None))).all()
+        for row in conn.execute(shown.where(~has_manager, c.covered_by.is_(None), ~quiet)).all()
         if row.rule_id in rules and not explained_on(row.explained_until, as_of)
     )
     if no_manager and problems is not None:

@@ -40,6 +40,12 @@ from regiesignaal.engine.language.evaluator import Evaluator
 from regiesignaal.engine.language.facts import build_fact
 from regiesignaal.engine.language.mailtext import sensitive_words
 from regiesignaal.engine.language.rulefile.model import MAIL_FORBIDDEN, RuleDir
+from regiesignaal.engine.store.silences import (
+    Silence,
+    active_silences,
+    silenced_clause,
+    silencing,
+)
 from regiesignaal.engine.store.tables import agenda_items, signals
 from regiesignaal.notifications.compose.lko_agenda import (
     NEW_REASON,
@@ -210,8 +216,12 @@ def build_agenda(
     meeting_on: dt.date | None = None,
     history: AgendaHistory | None = None,
     options: AgendaOptions = AgendaOptions(),
+    silences: Sequence[Silence] = (),
 ) -> Agenda:
     """The agenda of one location (or team) as of ``as_of``.
+
+    A rule that one of ``silences`` silences for the case's team or location gives no
+    reason (issue 18).
 
     A case asks for the meeting when a rule with a ``challenge`` fires on it (the reason
     names the rule's neutral title and since when, the question is the rule's challenge),
@@ -245,6 +255,12 @@ def build_agenda(
         considered += 1
         fact = build_fact(case, compiled)
         fired = evaluator.fired_levels(fact)
+        if silences:
+            fired = {
+                rid: level
+                for rid, level in fired.items()
+                if silencing(silences, rid, case.get("team"), location_of(case)) is None
+            }
         escalated_ids = {e.rule_id for e in by_case.get(str(case["case_ref"]), [])}
         covered = {c for rid in fired for c in by_rule[rid].rule.covers if c != rid}
         reasons = [
@@ -260,6 +276,8 @@ def build_agenda(
         ]
         said = set(fired)
         for up in evaluator.upcoming(case, fired):  # still in time: the meeting can act
+            if silences and silencing(silences, up.rule_id, case.get("team"), location_of(case)):
+                continue
             reasons.append(_reason_ahead(by_rule[up.rule_id].rule, up.due_on))
             said.add(up.rule_id)
         # those above already say it, more precisely
@@ -357,6 +375,7 @@ def load_escalated(store: sa.Engine, as_of: dt.date) -> list[Escalated]:
         signals.c.escalated_on.is_not(None),
         signals.c.escalated_on <= as_of,
         signals.c.covered_by.is_(None),  # counted with the signal that covers it
+        ~silenced_clause(signals, as_of),  # a silenced signal is on no agenda (issue 18)
     )
     with store.connect() as conn:
         return [Escalated(*row) for row in conn.execute(query)]
@@ -503,6 +522,10 @@ def due_messages(
     """For every meeting whose agenda is due on ``as_of``: its date, agenda and rendered
     agenda; with ``store`` each agenda is compared with the meeting's earlier ones."""
     out = []
+    quiet: list[Silence] = []
+    if store is not None:
+        with store.connect() as conn:
+            quiet = active_silences(conn, as_of)
     for m in meetings:
         if not m.recipients or not is_due(m, as_of):
             continue
@@ -518,6 +541,7 @@ def due_messages(
             meeting_on=day,
             history=history,
             options=options,
+            silences=quiet,
         )
         out.append((m, day, agenda, render_agenda(agenda)))
     return out

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import is_working_day
+from regiesignaal.engine.store.silences import active_silences, silencing
 from regiesignaal.engine.store.tables import runs, signals
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
@@ -143,6 +144,8 @@ def team_digests(
     rule_new: dict[str, Counter[str]] = defaultdict(Counter)
     escalations: dict[str, list[EscalationLine]] = defaultdict(list)
     without_lead: Counter[str] = Counter()
+    silenced: Counter[str] = Counter()
+    in_force = active_silences(conn, as_of)
     for (
         team,
         rv,
@@ -164,6 +167,9 @@ def team_digests(
                 without_lead[team or ""] += 1
             continue
         members[team].add(rv)
+        if in_force and silencing(in_force, rule_id, team, location) is not None:
+            silenced[team] += 1  # kept out of the lists and escalations (issue 18)
+            continue
         if is_explained:
             explained[(team, rv)] += 1
             continue
@@ -255,6 +261,7 @@ def team_digests(
             period_start=starts.get(team, default_start),
             trend=tuple(TrendPoint(d, team_trend.get(d, 0)) for d in days),
             missed_since=starts[team] if starts.get(team, default_start) < default_start else None,
+            silenced=silenced[team],
         )
     for team, n in sorted(without_lead.items(), key=lambda kv: (not kv[0], kv[0])):
         stand = "staat" if n == 1 else "staan"

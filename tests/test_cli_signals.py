@@ -246,3 +246,52 @@ def test_a_case_delivered_closed_for_one_night_keeps_its_signals(env: Path) -> N
     show = cli("signals", "show", case).output
     assert show.count("tijdelijk afwezig (zaak gesloten of ontbreekt)") == len(before)
     assert show.count("weer aanwezig (zelfde episode") == len(before)
+
+
+def _add(case: str, rule: str, by: str, **env: str) -> Result:
+    return CliRunner().invoke(
+        main,
+        [
+            *("explanations", "add", case, rule, "--until", "2026-04-01", "--reason", "x"),
+            *("--by", by, "--as-of", "2026-03-02"),
+        ],
+        env=env or None,
+    )
+
+
+def test_explanations_add_refuses_an_unknown_case_or_staff_id_without_repeating_it(
+    env: Path,
+) -> None:
+    """Issue 18 item 8: the case must be open in the source, ``--by`` in the staff file."""
+    cli("db", "upgrade")
+    assert run(AS_OF).exit_code == 0
+    signal = open_signals()[0]
+    case, rule = signal["case_ref"], signal["rule_id"]
+    typed_case = "Jansen-1990-V1234567"  # a name and V-number typed where a case_ref belongs
+    unknown_case = _add(typed_case, rule, "rv-0001")
+    assert unknown_case.exit_code == 1
+    assert "zaak staat niet in de brondatabase" in unknown_case.output
+    assert typed_case not in unknown_case.output and "Jansen" not in unknown_case.output
+
+    typed_staff = "p.de.vries"
+    unknown_staff = _add(case, rule, typed_staff)
+    assert unknown_staff.exit_code == 1
+    assert "staat niet in het personeelsbestand" in unknown_staff.output
+    assert typed_staff not in unknown_staff.output
+
+    source = sa.create_engine(f"sqlite:///{env / 'src.sqlite'}")
+    with source.begin() as conn:
+        closed = conn.execute(
+            sa.text("SELECT case_ref FROM cases WHERE status = 'closed' LIMIT 1")
+        ).scalar_one()
+    source.dispose()
+    closed_case = _add(closed, rule, "rv-0001")
+    assert closed_case.exit_code == 1 and "is gesloten" in closed_case.output
+
+    no_source = _add(case, rule, "rv-0001", REGIESIGNAAL_SOURCE_URL="sqlite:///missing.sqlite")
+    assert no_source.exit_code == 2 and "bestaat niet" in no_source.output
+
+    assert cli("explanations", "list", "--format", "json").output == "", "nothing recorded"
+    accepted = _add(case, rule, "rv-0001")
+    assert accepted.exit_code == 0, accepted.output
+    assert len(cli("explanations", "list", "--format", "json").output.splitlines()) == 1

@@ -2,8 +2,9 @@
 
 Hypothesis drives random sequences of nights through :func:`engine.reconcile.reconcile`
 on a real store: cases appearing, changing case manager, closing, glitching for a night;
-rules switched on and off, retired; explanations added, expiring, revoked; nights skipped
-and replayed. After every night it checks, against a small model of its own:
+rules switched on and off, retired; explanations added, expiring, revoked; silences
+added, expired, ending by themselves (issue 18); nights skipped and replayed. After every
+night it checks, against a small model of its own:
 
 - a signal is open exactly when its rule fired today or it last fired within the grace
   period (and its rule was not retired);
@@ -11,7 +12,10 @@ and replayed. After every night it checks, against a small model of its own:
 - escalation never goes backwards and ``opened_on`` never changes within an episode;
 - every transition has its event (open, close with its reason, escalation, gaps,
   expiry), each with the run and as-of date;
-- replaying the same night changes nothing.
+- replaying the same night changes nothing;
+- a silence changes no episode (the open signals are the model's, silenced or not), a
+  signal never escalates on a night a silence holds it, and every silence has its events
+  (added; then expired or ended, once) with ``ended_on`` set once its end date passed.
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ from hypothesis.stateful import (
 from regiesignaal.engine.language.dates import Duration, add_working_days, working_days_between
 from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo, reconcile
 from regiesignaal.engine.store import history, migrate
-from regiesignaal.engine.store.tables import explanations, known_rules, runs, signal_events, signals
+from regiesignaal.engine.store import silences as silence_store
+from regiesignaal.engine.store.tables import (
+    explanations,
+    known_rules,
+    runs,
+    signal_events,
+    signals,
+    silence_events,
+    silences,
+)
 
 CASES = ("Z-1", "Z-2", "Z-3")
 RULES = {
@@ -51,7 +64,8 @@ KEYS = [(c, r) for c in CASES for r in RULES]
 
 def _clear(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        for table in (signal_events, signals, known_rules, explanations, runs):
+        tables = (signal_events, signals, known_rules, explanations, runs, silences)
+        for table in (*tables, silence_events):
             conn.execute(table.delete())
 
 
@@ -74,6 +88,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             self.episode: dict[int, tuple[dt.date, dt.date | None]] = {}  # id -> opened, esc
             self.last_inputs: Any = None
             self.store_changed = False  # an operator action since the last night
+            self.last_run_day = START
 
         @initialize(firing=st.frozensets(st.sampled_from(KEYS), min_size=2))
         def first_cases(self, firing: frozenset[tuple[str, str]]) -> None:
@@ -127,6 +142,20 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                 )
             self.store_changed = True
 
+        def silence(self, rule_id: str, days: int, team: str | None) -> None:
+            with engine.begin() as conn:
+                silence_store.add_silence(
+                    conn, rule_id, self.day + dt.timedelta(days=days), "r", "op", self.day,
+                    RULES, team=team,
+                )  # fmt: skip
+            self.store_changed = True
+
+        def expire_silences(self) -> None:
+            with engine.begin() as conn:
+                for s in silence_store.list_silences(conn, self.day):
+                    silence_store.expire_silence(conn, s["id"], "op", "klaar", self.day)
+                    self.store_changed = True
+
         @rule()
         def revoke_explanations(self) -> None:
             with engine.begin() as conn:
@@ -171,6 +200,13 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             | st.tuples(st.sampled_from(CASES), st.sampled_from(["rv-1", "rv-2", None])),
             switch=st.none() | st.tuples(st.sampled_from(sorted(RULES)), st.booleans()),
             operator=st.sampled_from([None, None, "revoke", "retire"]),
+            quiet=st.none()
+            | st.just("expire")
+            | st.tuples(
+                st.sampled_from(sorted(RULES)),
+                st.integers(0, 5),
+                st.sampled_from([None, "t-1", "t-2"]),
+            ),
         )
         def night(
             self,
@@ -179,6 +215,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             change: tuple[str, str | None] | None,
             switch: tuple[str, bool] | None,
             operator: str | None,
+            quiet: tuple[str, int, str | None] | str | None = None,
         ) -> None:
             """The facts change a little (``flip``), a case may open, move or close, a rule
             may be switched; then the next run, ``skip`` working days later (more than one:
@@ -191,13 +228,40 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             elif operator == "retire":
                 for rule_id in sorted(set(RULES) - self.active):
                     self.retire_rule(rule_id)
+            if quiet == "expire":
+                self.expire_silences()
+            elif isinstance(quiet, tuple):
+                self.silence(*quiet)
             self.day = add_working_days(self.day, skip)
             self.run_id += 1
             self.last_inputs = self._inputs()
             fired = self.last_inputs[0]
+            with engine.connect() as conn:
+                waiting = set(
+                    conn.execute(
+                        sa.select(signals.c.id).where(
+                            signals.c.closed_on.is_(None), signals.c.escalated_on.is_(None)
+                        )
+                    ).scalars()
+                )
+                quiet = silence_store.active_silences(conn, self.day)
             self._reconcile(self.last_inputs)
+            with engine.connect() as conn:
+                escalated_now = conn.execute(
+                    sa.select(signals.c.rule_id, signals.c.team, signals.c.location).where(
+                        signals.c.escalated_on.is_not(None),
+                        sa.or_(signals.c.id.in_(waiting), signals.c.opened_on == self.day),
+                    )
+                ).all()
+            for r in escalated_now:
+                assert silence_store.silencing(quiet, r.rule_id, r.team, r.location) is None, (
+                    "a silenced signal does not escalate"
+                )
+                seen["escalated_unsilenced"] += 1
+            seen["silenced_nights"] += bool(quiet)
             self.glitch.clear()
             self.store_changed = False
+            self.last_run_day = self.day
             # the model: open exactly when fired, or within the grace and not retired
             for key in fired:
                 self.last_fired[key] = self.day
@@ -273,6 +337,21 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                     if prior[1] is not None:
                         assert r.escalated_on == prior[1]
                 self.episode[r.id] = (r.opened_on, r.escalated_on)
+            with engine.connect() as conn:
+                quiet = list(conn.execute(sa.select(silences)))
+                quiet_events = list(conn.execute(sa.select(silence_events)))
+            per_silence: dict[int, Counter[str]] = {}
+            for e in quiet_events:
+                per_silence.setdefault(e.silence_id, Counter())[e.kind] += 1
+                seen["silence_" + e.kind] += 1
+            for q in quiet:
+                kinds = per_silence.get(q.id, Counter())
+                assert kinds["added"] == 1
+                assert kinds["expired"] == (q.expired_on is not None)
+                assert kinds["ended"] == (q.ended_on is not None)
+                assert kinds["expired"] + kinds["ended"] <= 1
+                if self.run_id and q.expired_on is None and q.until < self.last_run_day:
+                    assert q.ended_on is not None, "a silence ends by itself"
 
     return SignalNights
 
@@ -299,13 +378,14 @@ def _run(url: str, examples: int) -> None:
     kinds = {"opened", "reopened", "escalated", "explained", "explanation_expired"}
     kinds |= {"explanation_revoked", "reassigned", "gap_started", "gap_ended", "resolved"}
     kinds |= {"case_closed", "rule_removed", "rule_retired"}
+    kinds |= {"silence_added", "silence_expired", "silence_ended", "silenced_nights"}
     assert kinds <= set(seen), kinds - set(seen)
 
 
 def test_signal_state_machine_on_sqlite(sqlite_url: str) -> None:
-    _run(sqlite_url, 80)
+    _run(sqlite_url, 100)
 
 
 @pytest.mark.postgres
 def test_signal_state_machine_on_postgresql(pg_url: str) -> None:
-    _run(pg_url, 50)
+    _run(pg_url, 100)

@@ -38,6 +38,7 @@ from regiesignaal.engine.language.dates import _DURATION
 from regiesignaal.engine.language.packaged import PACKAGED_RULES_DIR, PACKAGED_SCHEMA_DIR
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.language.rulefile.model import (
+    BASIS_MAX,
     CHALLENGE_MAX,
     DATE_OPS,
     DERIVED_KINDS,
@@ -95,6 +96,10 @@ RULE_KEY_DESCRIPTIONS = {
     "hoofdletter en 1 tot 4 cijfers); weglaten: alleen de titel. Nooit de id van de regel.",
     "severity": "Ernst: low, medium, high of critical.",
     "owner": "Wie de regel beheert, bijv. team-kwaliteit.",
+    "basis": "Waar de regel op berust, kort (één regel, hooguit 120 tekens): een aanbeveling "
+    "R1-R4 van het Inspectierapport Verantwoord Vertrek, een werkinstructie of een wetsartikel, "
+    "bijv. 'R3 Inspectie JenV, Verantwoord Vertrek (2022)' of 'art. 64 Vw 2000'. Staat in het "
+    "register ('regiesignaal rules register').",
     "description": "Uitleg: wat de regel signaleert en waarom (bevinding of aanbeveling).",
     "enabled": "false zet de regel uit (hij gaat dan nooit af). Standaard true.",
     "effective": "Periode waarin de regel geldt: {from: JJJJ-MM-DD, until: JJJJ-MM-DD}.",
@@ -343,6 +348,7 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
         "mail_code": {"type": "string", "pattern": MAIL_CODE.pattern},
         "severity": {"enum": list(SEVERITIES)},
         "owner": _text(""),
+        "basis": {"type": "string", "pattern": r"^[^\n]*\S[^\n]*\n?$", "maxLength": BASIS_MAX},
         "description": _text(""),
         "enabled": {"type": "boolean"},
         "effective": {

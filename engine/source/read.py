@@ -197,6 +197,21 @@ def get_case(engine: Engine, case_ref: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def case_status(engine: Engine, case_ref: str) -> str | None:
+    """The status of one case (``open``, ``closed``), None when the source lacks it."""
+    stmt = select(cases.c.status).where(cases.c.case_ref == case_ref)
+    with engine.connect() as conn:
+        found = conn.execute(stmt).first()
+    return None if found is None else str(found[0] or "")
+
+
+def staff_exists(engine: Engine, staff_id: str) -> bool:
+    """Whether the staff directory holds this id."""
+    stmt = select(staff.c.id).where(staff.c.id == staff_id)
+    with engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
+
+
 def count_cases(engine: Engine, status: str | None = "open") -> int:
     """The number of cases with ``status`` (all cases when None)."""
     stmt = select(func.count()).select_from(cases)

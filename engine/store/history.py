@@ -154,6 +154,42 @@ def signal_histories(conn: sa.Connection, ref: str, today: dt.date) -> list[Hist
 # ------------------------------------------------------------------ explanations
 
 
+@dataclass(frozen=True)
+class SourceCheck:
+    """What the source says about an explanation's case and author (issue 18, item 8).
+
+    ``case_status`` is None when the source has no such case; ``staff_known`` whether the
+    staff directory holds the ``--by`` id. The caller reads the source; the store only
+    decides whether to accept the explanation.
+    """
+
+    case_status: str | None
+    staff_known: bool
+
+
+def check_subjects(check: SourceCheck) -> None:
+    """Refuse an explanation for a case or by a staff member the source does not know.
+
+    The messages never repeat the value given: it may be a name or a V-number typed in
+    the wrong place.
+    """
+    if check.case_status is None:
+        raise HistoryError(
+            "de zaak staat niet in de brondatabase; controleer het zaaknummer (de "
+            "pseudonieme zaakreferentie, zoals in uw signalenlijst) en probeer het opnieuw"
+        )
+    if check.case_status != "open":
+        raise HistoryError(
+            "de zaak is gesloten in de brondatabase: de nachtelijke run slaat haar over, "
+            "een toelichting heeft geen effect"
+        )
+    if not check.staff_known:
+        raise HistoryError(
+            "het medewerker-id bij --by staat niet in het personeelsbestand; geef uw eigen "
+            "medewerker-id op zoals het in het personeelsbestand staat"
+        )
+
+
 def add_explanation(
     conn: sa.Connection,
     case_ref: str,
@@ -164,8 +200,14 @@ def add_explanation(
     today: dt.date,
     rule_ids: Collection[str],
     now: dt.datetime | None = None,
+    source: SourceCheck | None = None,
 ) -> int:
-    """Record an explanation; returns its id. The next run applies it to the signal."""
+    """Record an explanation; returns its id. The next run applies it to the signal.
+
+    With ``source`` (what the command line read from the source) an unknown or closed case
+    and an unknown staff id are refused; without it (the demo, older callers) they are not
+    checked.
+    """
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
         raise HistoryError(f"de regel bestaat niet in de regelmap; {hint}")
@@ -177,6 +219,8 @@ def add_explanation(
         raise HistoryError("geef een reden op met --reason")
     if not by.strip():
         raise HistoryError("geef uw medewerker-id op met --by")
+    if source is not None:
+        check_subjects(source)
     result = conn.execute(
         explanations.insert().values(
             case_ref=case_ref,

@@ -197,6 +197,37 @@ explanations = Table(
     Index("ix_signal_explanations_case_rule", "case_ref", "rule_id"),
 )
 
+silences = Table(  # issue 18: a rule silenced for a team, a location or everyone, a while
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("team", String(64)),  # NULL (and location NULL): the whole service
+    Column("location", String(64)),
+    Column("starts_on", Date, nullable=False),
+    Column("until", Date, nullable=False),  # the last day it silences
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expired_on", Date),  # ended by hand: silences nothing from this date
+    Column("expired_by", String(64)),
+    Column("ended_on", Date),  # ended by itself: the first as-of date after ``until``
+)
+
+silence_events = Table(  # every change of a silence: added, expired (by hand), ended
+    "silence_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("silence_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # added | expired | ended
+    Column("as_of", Date, nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("run_id", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_silence_events_silence", "silence_id"),
+)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -2,7 +2,8 @@
 
 ``main`` is the top group; every command is imported only when it is used (``LazyGroup``,
 so ``deliver`` starts without the rule compiler): ``run`` (run, deliver), ``rules`` (rules,
-preview, explain), ``signals`` (signals, explanations), ``ops`` (runs, scheduler, nightly,
+preview, explain), ``signals`` (signals, explanations,
+silences), ``ops`` (runs, scheduler, nightly,
 purge, intake, init, db, config, status, metrics), ``mail`` (mail, mailcatcher), ``lko`` and
 ``fixtures`` (fixtures, demo); ``common`` holds what they share, ``tables``, ``progress``
 and ``logs`` how they print. Each command is a thin shell over a library function that
@@ -36,6 +37,7 @@ COMMANDS = {
     "rules": "rules.rules_group",
     "signals": "signals.signals_group",
     "explanations": "signals.explanations_group",
+    "silences": "signals.silences_group",
     "runs": "ops.runs_group",
     "scheduler": "ops.scheduler_command",
     "nightly": "ops.nightly_command",

@@ -113,6 +113,21 @@ def _history(settings: Settings, meeting: str, day: dt.date) -> AgendaHistory | 
         store.dispose()
 
 
+def _silences(settings: Settings, day: dt.date) -> list[Any]:
+    """The silences in force on ``day`` (none without a store)."""
+    from regiesignaal.engine.store.db import store_engine
+    from regiesignaal.engine.store.silences import active_silences
+
+    store = store_engine(settings.store_url)
+    try:
+        with store.connect() as conn:
+            return list(active_silences(conn, day))
+    except sa.exc.SQLAlchemyError:
+        return []
+    finally:
+        store.dispose()
+
+
 @lko_group.command("agenda")
 @click.option("--location", type=ID, help="Locatie-id (het zaakveld 'location').")
 @click.option("--team", type=ID, help="Team-id, in plaats van een locatie.")
@@ -159,6 +174,7 @@ def agenda_command(
         team=team,
         history=_history(settings, f"locatie:{location}" if location else f"team:{team}", day),
         options=_agenda_options(settings),
+        silences=_silences(settings, day),
     )
     message = render_agenda(agenda)
     text = message.html if as_html else message.text

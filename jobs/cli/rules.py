@@ -324,3 +324,58 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
         kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
         table.add_row(group, f.name, kind, f.description)
     print_table(console, table)
+
+
+@rules_group.command("register")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("var/register"),
+    show_default=True,
+    help="Map voor algoritmeregister.json en algoritmeregister.md.",
+)
+@click.option("--contact", help="Contactadres (een functionele mailbox, geen persoon).")
+@click.option("--website", help="Webpagina over het systeem.")
+@click.option("--dpia", help="Kenmerk en datum van de DPIA.")
+@click.option("--iama", help="Kenmerk en datum van het IAMA.")
+@as_of_option
+@click.pass_context
+def rules_register(
+    ctx: click.Context,
+    rules_dir: Path | None,
+    out: Path,
+    contact: str | None,
+    website: str | None,
+    dpia: str | None,
+    iama: str | None,
+    as_of: dt.date | None,
+) -> None:
+    """Schrijf de regelset als beschrijving voor het Algoritmeregister (JSON en Markdown)."""
+    from regiesignaal.engine.language.register import RegisterDetails, write_register
+
+    settings = settings_of(ctx)
+    ruledir = checked_rules(settings, rules_dir)
+    if not ruledir.rules:
+        err.print("De regelmap bevat geen regels; er is niets te beschrijven.", style="red")
+        sys.exit(1)
+    given = {"contact_email": contact, "website": website, "dpia": dpia, "iama": iama}
+    details = RegisterDetails(**{k: v.strip() for k, v in given.items() if v and v.strip()})
+    try:
+        paths = write_register(ruledir, out, as_of or today_of(settings), details)
+    except OSError as exc:
+        err.print(
+            f"Kan niet schrijven in de map bij --out ({type(exc).__name__}); kies een map "
+            "waarin u mag schrijven.",
+            style="red",
+        )
+        sys.exit(2)
+    missing = [r.id for r in ruledir.rules if not r.basis]
+    for path in paths:
+        console.print(f"Geschreven: {escape(str(path))}", markup=True)
+    if missing:
+        console.print(
+            f"[yellow]{len(missing)} regel(s) zonder 'basis': {escape(', '.join(missing))}; "
+            "vul de grondslag aan voordat u publiceert.[/]",
+            markup=True,
+        )

@@ -1,5 +1,6 @@
 """Command line for the signal history: ``signals list|show``, ``explanations
-add|list|revoke`` and ``rules retire``. Thin shells over :mod:`engine.store.history`.
+add|list|revoke``, ``silences add|list|expire`` and ``rules retire``. Thin shells over
+:mod:`engine.store.history` and :mod:`engine.store.silences`.
 
 Exit codes: 0 done, 1 refused (unknown id, bad input, nothing found), 2 configuration or
 store problem (missing store, old schema).
@@ -284,12 +285,38 @@ def explanations_add(
     """Voeg een toelichting toe; de volgende run past hem toe."""
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 
-    rule_ids = {r.id for r in load_rule_dir(_settings(ctx).rules_dir).rules}
+    settings = _settings(ctx)
+    rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
+    source = _source_check(settings, case_ref.strip(), by.strip())
     with _store(ctx, write=True) as conn:
         new_id = history.add_explanation(
-            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids
+            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids, source=source
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
+
+
+def _source_check(settings: Settings, case_ref: str, by: str) -> history.SourceCheck:
+    """Read the case's status and the staff id from the source; exit 2 when it is unusable."""
+    from regiesignaal.engine.source.read import case_status, staff_exists
+    from regiesignaal.jobs.pipeline import RunRefused, source_engine
+
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(2)
+    try:
+        return history.SourceCheck(case_status(source, case_ref), staff_exists(source, by))
+    except sa.exc.SQLAlchemyError as exc:
+        err.print(
+            f"De brondatabase is niet te lezen ({type(exc).__name__}); controleer source_url "
+            "en of de bron geladen is ('regiesignaal fixtures load' of de intake).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(2)
+    finally:
+        source.dispose()
 
 
 @explanations_group.command("list")
@@ -332,6 +359,172 @@ def explanations_revoke(ctx: click.Context, explanation_id: int, by: str) -> Non
     with _store(ctx, write=True) as conn:
         history.revoke_explanation(conn, explanation_id, by)
     console.print(f"Toelichting {explanation_id} ingetrokken.")
+
+
+# ------------------------------------------------------------------ silences
+
+silences_group = click.Group(
+    "silences",
+    help="Een regel een tijd stilzetten voor een team, een locatie of de hele dienst.",
+)
+
+
+def _staff_check(settings: Settings, by: str, team: str | None) -> None:
+    """Exit 1 when ``--by`` (or ``--team``) is not in the staff directory; 2 when the
+    source cannot be read. Never repeats the value typed."""
+    from regiesignaal.engine.source.read import load_staff
+    from regiesignaal.jobs.pipeline import RunRefused, source_engine
+
+    try:
+        source = source_engine(settings.source_url)
+    except RunRefused as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(2)
+    try:
+        staff = load_staff(source)
+    except sa.exc.SQLAlchemyError as exc:
+        err.print(
+            f"De brondatabase is niet te lezen ({type(exc).__name__}); controleer source_url.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(2)
+    finally:
+        source.dispose()
+    if by.strip() not in staff:
+        err.print(
+            "Het medewerker-id bij --by staat niet in het personeelsbestand; geef uw eigen "
+            "medewerker-id op zoals het in het personeelsbestand staat.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    if team is not None and team.strip() not in {s.get("team") for s in staff.values()}:
+        err.print(
+            "Het team bij --team staat niet in het personeelsbestand; gebruik het team-id "
+            "zoals in het teamoverzicht (of laat --team weg voor de hele dienst).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+
+
+@silences_group.command("add")
+@click.option("--rule", "rule", required=True, help="De id van de regel.")
+@click.option("--team", help="Alleen voor dit team (team-id).")
+@click.option("--location", help="Alleen voor deze locatie (locatie-id).")
+@click.option("--until", "until", required=True, callback=_date, help="Tot en met; JJJJ-MM-DD.")
+@click.option("--reason", required=True, help="Waarom (bijv. storing in het bronsysteem).")
+@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
+)
+@click.pass_context
+def silences_add(
+    ctx: click.Context,
+    rule: str,
+    team: str | None,
+    location: str | None,
+    until: dt.date,
+    reason: str,
+    by: str,
+    as_of: dt.date | None,
+) -> None:
+    """Zet een regel stil: de signalen blijven bestaan maar gaan niet in de e-mail en
+    escaleren niet; het teamoverzicht telt ze. Eindigt vanzelf na --until."""
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+    from regiesignaal.engine.store.silences import SilenceError, add_silence
+
+    settings = _settings(ctx)
+    if team is not None and location is not None:
+        err.print("Kies --team of --location, niet beide.", style="red", markup=False)
+        sys.exit(1)
+    rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
+    _staff_check(settings, by, team)
+    with _store(ctx, write=True) as conn:
+        try:
+            new_id = add_silence(
+                conn,
+                rule,
+                until,
+                reason,
+                by,
+                as_of or _today(ctx),
+                rule_ids,
+                team=team,
+                location=location,
+            )
+        except SilenceError as exc:
+            err.print(str(exc), style="red", markup=False)
+            sys.exit(1)
+    scope = "het team" if team else "de locatie" if location else "de hele dienst"
+    console.print(
+        f"Stilte {new_id} vastgelegd voor {scope} tot en met {until.isoformat()}; "
+        "de volgende run past haar toe."
+    )
+
+
+@silences_group.command("list")
+@click.option("--all", "include_ended", is_flag=True, help="Ook beëindigde en verlopen stiltes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def silences_list(ctx: click.Context, include_ended: bool, fmt: str) -> None:
+    """De stiltes die gelden of gepland zijn (met --all ook beëindigde), met hun geschiedenis."""
+    from regiesignaal.engine.store.silences import list_silences
+
+    with _store(ctx) as conn:
+        rows = list_silences(conn, _today(ctx), include_ended)
+    if fmt == "json":
+        for r in rows:
+            click.echo(_json(r))
+        return
+    table = cli_table(
+        "id", "regel", "team", "locatie", "van", "tot en met", "status", "door", "reden",
+        "geschiedenis", wrap=("reden", "geschiedenis"),
+    )  # fmt: skip
+    for r in rows:
+        story = "; ".join(
+            f"{SILENCE_EVENT_NL.get(e['kind'], e['kind'])} {e['as_of']} door {e['by']}"
+            for e in r["events"]
+        )
+        table.add_row(
+            str(r["id"]),
+            r["rule_id"],
+            r["team"] or "",
+            r["location"] or "",
+            str(r["starts_on"]),
+            str(r["until"]),
+            r["state"],
+            r["created_by"],
+            r["reason"],
+            story,
+        )
+    print_table(console, table)
+
+
+SILENCE_EVENT_NL = {"added": "toegevoegd", "expired": "beëindigd", "ended": "verlopen"}
+
+
+@silences_group.command("expire")
+@click.argument("silence_id", type=int)
+@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option("--reason", default="handmatig beëindigd", show_default=True, help="Waarom.")
+@click.option("--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag).")
+@click.pass_context
+def silences_expire(
+    ctx: click.Context, silence_id: int, by: str, reason: str, as_of: dt.date | None
+) -> None:
+    """Beëindig een stilte: vanaf vandaag gaan haar signalen weer mee in de e-mail."""
+    from regiesignaal.engine.store.silences import SilenceError, expire_silence
+
+    _staff_check(_settings(ctx), by, None)
+    with _store(ctx, write=True) as conn:
+        try:
+            expire_silence(conn, silence_id, by, reason, as_of or _today(ctx))
+        except SilenceError as exc:
+            err.print(str(exc), style="red", markup=False)
+            sys.exit(1)
+    console.print(f"Stilte {silence_id} beëindigd.")
 
 
 # ------------------------------------------------------------------ rules retire

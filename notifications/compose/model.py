@@ -209,6 +209,9 @@ class TeamDigest:
     missed_since: dt.date | None = None
     """Set when an earlier digest was not sent (failed or missing run): this digest
     covers the whole period since the last digest that was sent, starting on this day."""
+    silenced: int = 0
+    """Open signals of the team that a silence (``regiesignaal silences``) keeps out of
+    the case managers' mail; counted here, not in the other figures (issue 18)."""
 
     @property
     def escalations_not_listed(self) -> int:

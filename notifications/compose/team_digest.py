@@ -226,6 +226,7 @@ def compose_team_digest(
             "resolved": totals.resolved,
             "escalated": totals.escalated,
             "explained": totals.explained,
+            "silenced": digest.silenced,
         },
         "trend": trend,
         "team_trend": _trend_view([(p.day, p.open_signals) for p in digest.trend])

@@ -100,6 +100,7 @@ RULE_KEYS = {
     "mail_title": True,
     "severity": True,
     "owner": True,
+    "basis": False,
     "description": False,
     "enabled": False,
     "effective": False,
@@ -131,6 +132,12 @@ SINCE_LABEL_MAX = 40
 
 
 CHALLENGE_MAX = 160
+
+
+BASIS_MAX = 120
+"""The longest ``basis`` (issue 18): a short reference, e.g. "R3 Inspectie JenV,
+Verantwoord Vertrek (2022)", "Werkinstructie vertrekgesprekken" or "art. 64 Vw 2000",
+not an argument; the description explains."""
 
 
 WARN_BEFORE_MAX_DAYS = 31
@@ -231,6 +238,9 @@ class Rule:
     challenge: str = ""
     """The question this rule's signal puts to the chain meeting (LKO agenda); empty: the
     rule puts no case on the agenda (escalated signals still do)."""
+    basis: str = ""
+    """What the rule rests on (issue 18): a recommendation R1-R4 of the inspectorate's
+    report, a work instruction or a legal article; shown in ``rules register``."""
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:

@@ -18,6 +18,7 @@ from regiesignaal.engine.language.mailtext import possible_names, sensitive_word
 from regiesignaal.engine.language.rulefile.common import Context, check_keys, pos_of, text_value
 from regiesignaal.engine.language.rulefile.condition_parser import ConditionParser
 from regiesignaal.engine.language.rulefile.model import (
+    BASIS_MAX,
     CHALLENGE_MAX,
     KINDS,
     MAIL_CODE,
@@ -151,6 +152,7 @@ def parse_rule(
             f"'challenge' is {len(texts['challenge'])} tekens; hooguit {CHALLENGE_MAX}",
             "stel één korte vraag aan het overleg",
         )
+    texts["basis"] = parse_basis(node, ctx)
     mail_texts = [(key, key, texts[key]) for key in ("mail_title", "expected_action", "mail_code")]
     mail_texts.append(("challenge", "challenge", texts["challenge"]))
     if since is not None and isinstance(node.get("since"), CommentedMap):
@@ -212,7 +214,30 @@ def parse_rule(
         warn_before=warn_before,
         since=since,
         challenge=texts["challenge"],
+        basis=texts["basis"],
     )
+
+
+def parse_basis(node: CommentedMap, ctx: Context) -> str:
+    """``basis:``: one short line naming what the rule rests on (issue 18)."""
+    if "basis" not in node:
+        return ""
+    value = text_value(node, "basis", ctx)
+    at = pos_of(node, "basis", value=True)
+    if "\n" in value.strip():
+        ctx.add(
+            at,
+            "'basis' is één regel: een aanbeveling (R1-R4), een werkinstructie of een wetsartikel",
+            "zet de uitleg in 'description' en houd 'basis' kort, bijv. basis: art. 64 Vw 2000",
+        )
+    elif len(value.strip()) > BASIS_MAX:
+        ctx.add(
+            at,
+            f"'basis' is {len(value.strip())} tekens; hooguit {BASIS_MAX}",
+            "noem alleen de bron (bijv. R3 Inspectie JenV, Verantwoord Vertrek); de uitleg "
+            "hoort in 'description'",
+        )
+    return value.strip()
 
 
 def parse_covers(node: CommentedMap, rule_id: str | None, ctx: Context) -> tuple[str, ...]:
