@@ -125,6 +125,8 @@ class Fired:
     explained_by: str | None = None
     began_on: dt.date | None = None  # when the gap began (the rule's ``since``), if known
     location: str | None = None  # the case's neutral location id
+    inputs: str | None = None  # fingerprint of the rule's inputs (``Hit.inputs``)
+    explained_reason: str | None = None  # reason code of the case file's explanation
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,7 @@ class NewEpisode:
     covered_by: str | None = None
     began_on: dt.date | None = None
     location: str | None = None
+    explained_inputs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,9 @@ class EpisodeUpdate:
     covered_by: str | None = None
     began_on: dt.date | None = None
     location: str | None = None
+    explained_inputs: str | None = None
+    explanation_lapsed_on: dt.date | None = None
+    explanation_lapsed_given: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +228,8 @@ class ReconcileCounts:
     (``gap_started`` of them started today); ``escalated_today`` counts episodes this run
     escalated (their ``escalated_on`` may lie before D when runs were skipped);
     ``explained`` counts fired keys with an explanation valid on D;
-    ``explanation_expired`` explanations that ran out this run.
+    ``explanation_expired`` explanations that ran out this run; ``explanation_lapsed``
+    explanations that lapsed this run because the facts the rule reads changed.
     """
 
     new: int = 0
@@ -238,6 +245,7 @@ class ReconcileCounts:
     gap_started: int = 0
     rule_retired: int = 0
     explanation_expired: int = 0
+    explanation_lapsed: int = 0  # explanations that lapsed this run: the rule's inputs changed
     covered: int = 0  # fired keys covered today by another rule's signal on the same case
     warned: int = 0  # warnings opened today
     warnings_open: int = 0  # warnings open after today
@@ -463,6 +471,9 @@ class _Explanation:
     given: dt.date | None
     since: dt.date | None
     expired_on: dt.date | None
+    inputs: str | None = None  # fingerprint of the rule's inputs when first honoured
+    lapsed_on: dt.date | None = None  # an explanation lapsed on a change of the inputs
+    lapsed_given: dt.date | None = None  # ... and the end date (as given) of that one
 
 
 def plan(
@@ -520,31 +531,57 @@ def plan(
 
     events: list[Event] = []
     problems: list[str] = []
-    expired_count = 0
+    expired_count = lapsed_count = 0
 
     def explain(
         sid: int | None, key: Key, today: Fired, prev: _Explanation, events: list[Event]
     ) -> tuple[_Explanation, bool]:
         """Today's explanation state of an episode; its events go to ``events``;
         (state, valid today)."""
-        nonlocal expired_count
+        nonlocal expired_count, lapsed_count
         case_file = today.explained_until
         if case_file is not None and case_file < as_of:
             case_file = None
         command_line = stored.get(key)
         given, source, by, ref = case_file, SOURCE_CASE_FILE, today.explained_by, None
+        reason = today.explained_reason
         if (
             command_line is not None
             and command_line.until >= as_of
             and (given is None or command_line.until >= given)
         ):
             given, source = command_line.until, SOURCE_COMMAND_LINE
-            by, ref = command_line.created_by, command_line.id
-        state = _Explanation(prev.until, prev.given, prev.since, prev.expired_on)
+            by, ref, reason = command_line.created_by, command_line.id, command_line.reason
+        if given is not None and given == prev.lapsed_given:
+            given = None  # lapsed when the facts changed: not honoured again in this episode
+        state = dataclasses.replace(prev)
         if given is not None:
+            if (
+                given == prev.given
+                and prev.until is not None
+                and prev.until >= as_of
+                and today.inputs is not None
+                and prev.inputs != today.inputs
+            ):
+                if prev.inputs is None:  # honoured before fingerprints were kept: keep today's
+                    state.inputs = today.inputs
+                else:  # a fact the rule reads changed: the explanation lapses, the signal returns
+                    events.append(
+                        Event(
+                            sid,
+                            *key,
+                            "explanation_lapsed",
+                            {"until": prev.until.isoformat(), "why": "gegevens gewijzigd"},
+                        )
+                    )
+                    lapsed_count += 1
+                    state = _Explanation(None, None, None, prev.expired_on, None, as_of, given)
+                    return state, False
             if given != prev.given or prev.until is None:
                 until = given
                 details: dict[str, Any] = {"until": until.isoformat(), "source": source}
+                if reason:
+                    details["reason"] = reason
                 if by:
                     details["by"] = by
                 if ref is not None:
@@ -563,12 +600,16 @@ def plan(
                             f"tot {until.isoformat()}"
                         )
                 events.append(Event(sid, *key, "explained", details))
-                state = _Explanation(until, given, as_of, None)
+                state = _Explanation(
+                    until, given, as_of, None, today.inputs, prev.lapsed_on, prev.lapsed_given
+                )
         elif prev.until is not None and prev.until >= as_of:
             events.append(
                 Event(sid, *key, "explanation_revoked", {"until": prev.until.isoformat()})
             )
-            state = _Explanation(None, None, None, prev.expired_on)
+            state = _Explanation(
+                None, None, None, prev.expired_on, None, prev.lapsed_on, prev.lapsed_given
+            )
         if state.until is not None and state.until < as_of and state.expired_on is None:
             events.append(
                 Event(sid, *key, "explanation_expired", {"until": state.until.isoformat()})
@@ -601,6 +642,9 @@ def plan(
                 episode.explained_given_until,
                 episode.explained_since,
                 episode.explanation_expired_on,
+                episode.explained_inputs,
+                episode.explanation_lapsed_on,
+                episode.explanation_lapsed_given,
             )
         state_now, valid = explain(
             None if episode is None else episode.id, key, today, prev_state, own
@@ -657,6 +701,7 @@ def plan(
                     covered_by=covered_by,
                     began_on=today.began_on,
                     location=today.location,
+                    explained_inputs=state.inputs,
                 )
             )
             if is_baseline:
@@ -698,6 +743,9 @@ def plan(
             episode.explained_given_until,
             episode.explained_since,
             episode.explanation_expired_on,
+            episode.explained_inputs,
+            episode.explanation_lapsed_on,
+            episode.explanation_lapsed_given,
         )
         events.extend(explanation_events)
         explained += is_explained
@@ -735,6 +783,9 @@ def plan(
                     covered_by=covered_by,
                     began_on=today.began_on,
                     location=today.location,
+                    explained_inputs=state.inputs,
+                    explanation_lapsed_on=state.lapsed_on,
+                    explanation_lapsed_given=state.lapsed_given,
                 )
             )
         elif episode.last_seen_on != as_of:
@@ -806,6 +857,7 @@ def plan(
         in_gap=in_gap,
         gap_started=gap_started,
         explanation_expired=expired_count,
+        explanation_lapsed=lapsed_count,
         covered=covered,
     )
     return ReconcilePlan(
@@ -872,6 +924,9 @@ def apply(
             "covered_by",
             "began_on",
             "location",
+            "explained_inputs",
+            "explanation_lapsed_on",
+            "explanation_lapsed_given",
         )
         new_values: dict[str, Any] = {c: sa.bindparam(f"b_{c}") for c in columns}
         stmt = (
@@ -931,6 +986,9 @@ def apply(
                     n.covered_by,
                     n.began_on,
                     n.location,
+                    n.explained_inputs,
+                    None,
+                    None,
                 )
                 for n in plan.inserts[start : start + INSERT_CHUNK]
             ],

@@ -123,7 +123,14 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
         def command_line_explanation(self, key: tuple[str, str], days: int) -> None:
             with engine.begin() as conn:
                 history.add_explanation(
-                    conn, *key, self.day + dt.timedelta(days=days), "r", "op", self.day, RULES
+                    conn,
+                    *key,
+                    self.day + dt.timedelta(days=days),
+                    "anders",
+                    "op",
+                    self.day,
+                    RULES,
+                    text="r",
                 )
             self.store_changed = True
 

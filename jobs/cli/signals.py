@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
 
+from regiesignaal.engine.language.casefile import EXPLANATION_REASONS
 from regiesignaal.engine.store import history
 from regiesignaal.jobs.cli.common import settings_of
 from regiesignaal.jobs.cli.tables import cli_table, print_table
@@ -40,6 +41,7 @@ EVENT_NL = {
     "explained": "toegelicht",
     "explanation_expired": "toelichting verlopen",
     "explanation_revoked": "toelichting ingetrokken",
+    "explanation_lapsed": "toelichting vervallen: gegevens gewijzigd",
     "reassigned": "andere regievoerder",
     "severity_changed": "ernst gewijzigd",
     "gap_started": "tijdelijk afwezig",
@@ -182,11 +184,13 @@ def describe_event(event: dict[str, Any]) -> str:
     elif kind == "explained":
         extra.append(f"tot en met {d.get('until')}")
         extra.append(f"via {SOURCE_NL.get(d.get('source', ''), d.get('source'))}")
+        if d.get("reason"):
+            extra.append(f"reden: {EXPLANATION_REASONS.get(d['reason'], d['reason'])}")
         if d.get("by"):
             extra.append(f"door {d['by']}")
         if d.get("capped_to"):
             extra.append(f"ingekort tot hooguit {d['capped_to']}")
-    elif kind in ("explanation_expired", "explanation_revoked"):
+    elif kind in ("explanation_expired", "explanation_revoked", "explanation_lapsed"):
         extra.append(f"einddatum {d.get('until')}")
     elif kind == "reassigned":
         extra.append(f"van {d.get('from') or '-'} naar {d.get('to') or '-'}")
@@ -256,7 +260,13 @@ explanations_group = click.Group(
 @click.argument("case_ref")
 @click.argument("rule")
 @click.option("--until", "until", required=True, callback=_date, help="Geldig tot en met.")
-@click.option("--reason", required=True, help="Waarom de regel niet van toepassing is.")
+@click.option(
+    "--reason",
+    required=True,
+    help="Waarom de regel niet van toepassing is: niet_van_toepassing, elders_geregeld, "
+    "wacht_op_ketenpartner, vastlegging_volgt, werkt_niet_mee of anders.",
+)
+@click.option("--text", "text", default="", help="Toelichting in eigen woorden (bij anders).")
 @click.option("--by", "by", required=True, help="Uw medewerker-id.")
 @click.option(
     "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
@@ -268,6 +278,7 @@ def explanations_add(
     rule: str,
     until: dt.date,
     reason: str,
+    text: str,
     by: str,
     as_of: dt.date | None,
 ) -> None:
@@ -277,7 +288,7 @@ def explanations_add(
     rule_ids = {r.id for r in load_rule_dir(_settings(ctx).rules_dir).rules}
     with _store(ctx, write=True) as conn:
         new_id = history.add_explanation(
-            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids
+            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids, text=text
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
 
