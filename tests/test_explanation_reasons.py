@@ -250,3 +250,63 @@ def test_both_evaluators_give_the_same_fingerprints_that_ignore_the_date(tmp_pat
     next_day = {(h.case_ref, h.rule_id): h.inputs for h in Evaluator(later, "python").hits(cases)}
     same = [k for k in durable if k in next_day and durable[k] == next_day[k]]
     assert len(same) >= 0.9 * len([k for k in durable if k in next_day])
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_the_state_machine_lapses_once_and_honours_a_new_explanation(
+    db_url: str, legacy: bool
+) -> None:
+    """reconcile on a real store (SQLite and PostgreSQL): honoured with a fingerprint, kept
+    while the inputs hold, lapsed when they change, not honoured again, a new one is. An
+    explanation honoured before fingerprints were kept (``legacy``) adopts today's."""
+    from regiesignaal.engine.reconcile import Fired, RuleInfo, reconcile
+    from regiesignaal.engine.store import migrate
+    from regiesignaal.engine.store.tables import signal_events, signals
+
+    migrate.upgrade(db_url)
+    engine = sa.create_engine(db_url)
+    rules = {"R": RuleInfo("low")}
+    key = ("Z-1", "R")
+    days = [dt.date(2026, 3, d) for d in (2, 3, 4, 5, 6, 9)]
+
+    def night(i: int, inputs: str) -> None:
+        with engine.begin() as conn:
+            reconcile(conn, {key: Fired("low", "rv", "t", inputs=inputs)}, {"Z-1"}, rules,
+                      days[i], i + 1)  # fmt: skip
+
+    def row() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(signals).where(signals.c.closed_on.is_(None))).one()
+
+    try:
+        night(0, "a")
+        with engine.begin() as conn:
+            history.add_explanation(
+                conn, *key, dt.date(2026, 3, 31), "vastlegging_volgt", "rv", days[0], rules
+            )
+        night(1, "a")
+        assert row().explained_inputs == "a"
+        if legacy:
+            with engine.begin() as conn:
+                conn.execute(sa.update(signals).values(explained_inputs=None))
+            night(2, "b")  # adopts today's inputs, no lapse
+            assert row().explained_inputs == "b" and row().explained_until is not None
+            night(3, "c")
+        else:
+            night(2, "a")
+            night(3, "b")
+        lapsed = row()
+        assert lapsed.explained_until is None and lapsed.explanation_lapsed_on == days[3]
+        night(4, "b")  # the same explanation: not honoured again
+        assert row().explained_until is None
+        with engine.begin() as conn:
+            history.add_explanation(
+                conn, *key, dt.date(2026, 4, 15), "elders_geregeld", "rv", days[4], rules
+            )
+        night(5, "b")
+        assert row().explained_until == dt.date(2026, 4, 15) and row().explained_inputs == "b"
+        with engine.connect() as conn:
+            kinds = [k for (k,) in conn.execute(sa.select(signal_events.c.kind))]
+        assert kinds == ["opened", "explained", "explanation_lapsed", "explained"]
+    finally:
+        engine.dispose()

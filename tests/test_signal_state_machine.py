@@ -11,7 +11,10 @@ and replayed. After every night it checks, against a small model of its own:
 - escalation never goes backwards and ``opened_on`` never changes within an episode;
 - every transition has its event (open, close with its reason, escalation, gaps,
   expiry), each with the run and as-of date;
-- replaying the same night changes nothing.
+- replaying the same night changes nothing;
+- (issue 18) an explanation in force carries the fingerprint of today's inputs: a key
+  whose facts changed (flipped) gets other inputs, its explanation lapses with its event,
+  and the same explanation is not honoured again in the episode.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             self.episode: dict[int, tuple[dt.date, dt.date | None]] = {}  # id -> opened, esc
             self.last_inputs: Any = None
             self.store_changed = False  # an operator action since the last night
+            self.inputs: dict[tuple[str, str], int] = {}  # key -> version of its facts
 
         @initialize(firing=st.frozensets(st.sampled_from(KEYS), min_size=2))
         def first_cases(self, firing: frozenset[tuple[str, str]]) -> None:
@@ -148,7 +152,11 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             active = {r: RULES[r] for r in self.active}
             fired = {
                 key: Fired(
-                    active[key[1]].severity, delivered[key[0]], "t-1", self.case_file_until.get(key)
+                    active[key[1]].severity,
+                    delivered[key[0]],
+                    "t-1",
+                    self.case_file_until.get(key),
+                    inputs=f"f{self.inputs.get(key, 0)}",
                 )
                 for key in sorted(self.firing)
                 if key[0] in delivered and key[1] in active
@@ -191,6 +199,8 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             may be switched; then the next run, ``skip`` working days later (more than one:
             nights without a run)."""
             self.firing ^= flip
+            for key in flip:  # what made it fire or stop changed: other inputs for the rule
+                self.inputs[key] = self.inputs.get(key, 0) + 1
             self._case_change(change)
             self._rule_switch(switch)
             if operator == "revoke":
@@ -216,6 +226,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                     still.add(key)
             self.model_open = set(fired) | still
             self._check_open()
+            self._check_explained(fired)
             seen["nights"] += 1
             seen["open"] += len(self.model_open)
 
@@ -248,6 +259,19 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             assert all(n == 1 for n in keys.values()), "one open episode per key"
             assert set(keys) == self.model_open
 
+        def _check_explained(self, fired: dict[tuple[str, str], Fired]) -> None:
+            """An explanation in force was honoured on today's inputs; a lapsed one is not
+            honoured again in its episode."""
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(signals).where(signals.c.closed_on.is_(None)))
+                for r in rows:
+                    key = (r.case_ref, r.rule_id)
+                    if key not in fired or r.explained_until is None:
+                        continue
+                    if r.explained_until >= self.day:
+                        assert r.explained_inputs == fired[key].inputs, key
+                        assert r.explained_given_until != r.explanation_lapsed_given, key
+
         @invariant()
         def episodes_and_events_agree(self) -> None:
             with engine.connect() as conn:
@@ -273,6 +297,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                 else:
                     assert open_gaps in (0, 1)
                 assert kinds["explanation_expired"] >= (r.explanation_expired_on is not None)
+                assert (kinds["explanation_lapsed"] > 0) == (r.explanation_lapsed_on is not None)
                 # escalation never goes backwards, opened_on never changes
                 prior = self.episode.get(r.id)
                 if prior is not None:
@@ -306,6 +331,9 @@ def _run(url: str, examples: int) -> None:
     kinds = {"opened", "reopened", "escalated", "explained", "explanation_expired"}
     kinds |= {"explanation_revoked", "reassigned", "gap_started", "gap_ended", "resolved"}
     kinds |= {"case_closed", "rule_removed", "rule_retired"}
+    # explanation_lapsed is rare in these sequences (an explained key flipped off and on
+    # within the grace); its invariants hold whenever it happens, and
+    # tests/test_explanation_reasons.py drives it on purpose
     assert kinds <= set(seen), kinds - set(seen)
 
 
@@ -315,4 +343,4 @@ def test_signal_state_machine_on_sqlite(sqlite_url: str) -> None:
 
 @pytest.mark.postgres
 def test_signal_state_machine_on_postgresql(pg_url: str) -> None:
-    _run(pg_url, 50)
+    _run(pg_url, 80)
