@@ -53,6 +53,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from regiesignaal.engine.language.casefile import REASON_OTHER
 from regiesignaal.engine.language.dates import (
     Duration,
     add_working_days,
@@ -164,6 +165,7 @@ class NewEpisode:
     began_on: dt.date | None = None
     location: str | None = None
     explained_inputs: str | None = None
+    explained_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +193,35 @@ class EpisodeUpdate:
     explained_inputs: str | None = None
     explanation_lapsed_on: dt.date | None = None
     explanation_lapsed_given: dt.date | None = None
+    explained_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EpisodeClose:
     id: int
     reason: str
+    outcome: str | None = None  # see OUTCOMES
+    outcome_reason: str | None = None  # the explanation's reason code (outcome explained)
+
+
+OUTCOMES = ("resolved", "explained", "case_closed", "rule_changed", "covered")
+"""How a closed episode ended (issue 18): resolved by a change in the case; explained (the
+explanation in force when it stopped firing, with its reason); the case closed; its rule
+changed, removed or retired; covered by another rule's signal on the same case."""
+
+
+def outcome_of(reason: str, episode: OpenEpisode) -> tuple[str, str | None]:
+    """The outcome of an episode closed with ``reason`` (a close reason)."""
+    if reason == CLOSE_CASE_CLOSED:
+        return "case_closed", None
+    if reason in (CLOSE_RULE_REMOVED, CLOSE_RULE_RETIRED):
+        return "rule_changed", None
+    until = episode.explained_until
+    if until is not None and until >= episode.last_seen_on:
+        return "explained", episode.explained_reason or REASON_OTHER
+    if episode.covered_by is not None:
+        return "covered", None
+    return "resolved", None
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +499,7 @@ class _Explanation:
     inputs: str | None = None  # fingerprint of the rule's inputs when first honoured
     lapsed_on: dt.date | None = None  # an explanation lapsed on a change of the inputs
     lapsed_given: dt.date | None = None  # ... and the end date (as given) of that one
+    reason: str | None = None  # the reason code of the explanation in force
 
 
 def plan(
@@ -575,7 +601,9 @@ def plan(
                         )
                     )
                     lapsed_count += 1
-                    state = _Explanation(None, None, None, prev.expired_on, None, as_of, given)
+                    state = _Explanation(
+                        None, None, None, prev.expired_on, None, as_of, given, None
+                    )
                     return state, False
             if given != prev.given or prev.until is None:
                 until = given
@@ -601,14 +629,21 @@ def plan(
                         )
                 events.append(Event(sid, *key, "explained", details))
                 state = _Explanation(
-                    until, given, as_of, None, today.inputs, prev.lapsed_on, prev.lapsed_given
+                    until,
+                    given,
+                    as_of,
+                    None,
+                    today.inputs,
+                    prev.lapsed_on,
+                    prev.lapsed_given,
+                    reason or REASON_OTHER,
                 )
         elif prev.until is not None and prev.until >= as_of:
             events.append(
                 Event(sid, *key, "explanation_revoked", {"until": prev.until.isoformat()})
             )
             state = _Explanation(
-                None, None, None, prev.expired_on, None, prev.lapsed_on, prev.lapsed_given
+                None, None, None, prev.expired_on, None, prev.lapsed_on, prev.lapsed_given, None
             )
         if state.until is not None and state.until < as_of and state.expired_on is None:
             events.append(
@@ -645,6 +680,7 @@ def plan(
                 episode.explained_inputs,
                 episode.explanation_lapsed_on,
                 episode.explanation_lapsed_given,
+                episode.explained_reason,
             )
         state_now, valid = explain(
             None if episode is None else episode.id, key, today, prev_state, own
@@ -702,6 +738,7 @@ def plan(
                     began_on=today.began_on,
                     location=today.location,
                     explained_inputs=state.inputs,
+                    explained_reason=state.reason,
                 )
             )
             if is_baseline:
@@ -746,6 +783,7 @@ def plan(
             episode.explained_inputs,
             episode.explanation_lapsed_on,
             episode.explanation_lapsed_given,
+            episode.explained_reason,
         )
         events.extend(explanation_events)
         explained += is_explained
@@ -786,6 +824,7 @@ def plan(
                     explained_inputs=state.inputs,
                     explanation_lapsed_on=state.lapsed_on,
                     explanation_lapsed_given=state.lapsed_given,
+                    explained_reason=state.reason,
                 )
             )
         elif episode.last_seen_on != as_of:
@@ -808,7 +847,7 @@ def plan(
             reason = CLOSE_RESOLVED
         absent = working_days_between(episode.last_seen_on, as_of)
         if reason == CLOSE_RULE_RETIRED or policy.grace_days == 0 or absent > policy.grace_days:
-            closes.append(EpisodeClose(episode.id, reason))
+            closes.append(EpisodeClose(episode.id, reason, *outcome_of(reason, episode)))
             details = {"last_seen_on": episode.last_seen_on.isoformat()}
             if episode.gap_since is not None:
                 details["gap_since"] = episode.gap_since.isoformat()
@@ -899,11 +938,13 @@ def apply(
     """Write ``plan`` in the caller's transaction, in batched statements (no commit)."""
     as_of = plan.as_of
 
-    by_reason: dict[str, list[int]] = {}
+    by_reason: dict[tuple[str, str, str], list[int]] = {}
     for close in plan.closes:
-        by_reason.setdefault(close.reason, []).append(close.id)
-    for reason, ids in sorted(by_reason.items()):
+        group = (close.reason, close.outcome or "", close.outcome_reason or "")
+        by_reason.setdefault(group, []).append(close.id)
+    for (reason, outcome, outcome_reason), ids in sorted(by_reason.items()):
         values = {"closed_on": as_of, "close_reason": reason, "closed_run_id": run_id}
+        values |= {"outcome": outcome or None, "outcome_reason": outcome_reason or None}
         update_by_ids(conn, ids, values, only_open=True)
 
     update_by_ids(conn, plan.touches, {"last_seen_on": as_of})
@@ -927,6 +968,7 @@ def apply(
             "explained_inputs",
             "explanation_lapsed_on",
             "explanation_lapsed_given",
+            "explained_reason",
         )
         new_values: dict[str, Any] = {c: sa.bindparam(f"b_{c}") for c in columns}
         stmt = (
@@ -987,6 +1029,9 @@ def apply(
                     n.began_on,
                     n.location,
                     n.explained_inputs,
+                    None,
+                    None,
+                    n.explained_reason,
                     None,
                     None,
                 )

@@ -64,6 +64,7 @@ class OpenEpisode(NamedTuple):
     explained_inputs: str | None = None
     explanation_lapsed_on: dt.date | None = None
     explanation_lapsed_given: dt.date | None = None
+    explained_reason: str | None = None
 
     @property
     def key(self) -> Key:
@@ -121,6 +122,9 @@ SIGNAL_COLUMNS = (
     "explained_inputs",
     "explanation_lapsed_on",
     "explanation_lapsed_given",
+    "explained_reason",
+    "outcome",
+    "outcome_reason",
 )
 
 
@@ -230,6 +234,7 @@ def load_open_episodes(conn: Connection, bounds: KeyRange | None = None) -> list
             c.explained_inputs,
             c.explanation_lapsed_on,
             c.explanation_lapsed_given,
+            c.explained_reason,
         ).where(c.closed_on.is_(None), *in_range(c.case_ref, bounds))
     )
     return list(map(OpenEpisode._make, result.all()))

@@ -97,6 +97,11 @@ signals = Table(
     Column("explained_inputs", String(16)),
     Column("explanation_lapsed_on", Date),
     Column("explanation_lapsed_given", Date),
+    # the reason code of the explanation in force; how a closed episode ended (OUTCOMES in
+    # engine/reconcile.py) and, for an explained one, its reason code
+    Column("explained_reason", String(30)),
+    Column("outcome", String(20)),
+    Column("outcome_reason", String(30)),
     Index("ix_signals_case_rule", "case_ref", "rule_id"),
     Index("ix_signals_regievoerder", "regievoerder"),
     Index(

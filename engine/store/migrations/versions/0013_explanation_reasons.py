@@ -5,7 +5,10 @@ change.
   when the explanation in force was first honoured;
 - ``signals.explanation_lapsed_on``: the as-of date an explanation lapsed because those
   inputs changed; ``signals.explanation_lapsed_given``: the end date (as given) of that
-  explanation, which is not honoured again in the episode.
+  explanation, which is not honoured again in the episode;
+- ``signals.explained_reason``: the reason code of the explanation in force;
+  ``signals.outcome`` / ``outcome_reason``: how a closed episode ended (resolved,
+  explained with its reason, case_closed, rule_changed, covered).
 
 Revision ID: 0013
 Revises: 0007
@@ -30,10 +33,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("explained_inputs", sa.String(16)))
         batch.add_column(sa.Column("explanation_lapsed_on", sa.Date()))
         batch.add_column(sa.Column("explanation_lapsed_given", sa.Date()))
+        batch.add_column(sa.Column("explained_reason", sa.String(30)))
+        batch.add_column(sa.Column("outcome", sa.String(20)))
+        batch.add_column(sa.Column("outcome_reason", sa.String(30)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("signals") as batch:
+        batch.drop_column("outcome_reason")
+        batch.drop_column("outcome")
+        batch.drop_column("explained_reason")
         batch.drop_column("explanation_lapsed_given")
         batch.drop_column("explanation_lapsed_on")
         batch.drop_column("explained_inputs")
