@@ -32,7 +32,12 @@ Explanations come from the case file (``Fired.explained_until``) and from the co
 (``explanations`` table). An explanation's end date is kept after it passes
 (``explained_until`` < D) and ``explanation_expired_on`` is set to it. A rule's
 ``max_explanation`` caps an explanation at D + cap from the day it is first applied; the
-end date as given is kept in ``explained_given_until``.
+end date as given is kept in ``explained_given_until``. An explanation carries a reason code
+(``explained_reason``); when first honoured the episode keeps a fingerprint of the rule's
+inputs (``Fired.inputs`` -> ``explained_inputs``); on a later D with other inputs it lapses
+(event ``explanation_lapsed``, ``explanation_lapsed_on`` = D) and that explanation (its
+end date as given, ``explanation_lapsed_given``) is not honoured again in the episode.
+Every close records the episode's outcome (:data:`OUTCOMES`, :func:`outcome_of`).
 
 Reconcile only moves forward: it refuses a D earlier than a date already in the store.
 Re-running the same D with the same inputs changes nothing and writes no event.
