@@ -32,7 +32,12 @@ Explanations come from the case file (``Fired.explained_until``) and from the co
 (``explanations`` table). An explanation's end date is kept after it passes
 (``explained_until`` < D) and ``explanation_expired_on`` is set to it. A rule's
 ``max_explanation`` caps an explanation at D + cap from the day it is first applied; the
-end date as given is kept in ``explained_given_until``.
+end date as given is kept in ``explained_given_until``. An explanation carries a reason code
+(``explained_reason``); when first honoured the episode keeps a fingerprint of the rule's
+inputs (``Fired.inputs`` -> ``explained_inputs``); on a later D with other inputs it lapses
+(event ``explanation_lapsed``, ``explanation_lapsed_on`` = D) and that explanation (its
+end date as given, ``explanation_lapsed_given``) is not honoured again in the episode.
+Every close records the episode's outcome (:data:`OUTCOMES`, :func:`outcome_of`).
 
 Reconcile only moves forward: it refuses a D earlier than a date already in the store.
 Re-running the same D with the same inputs changes nothing and writes no event.
@@ -53,6 +58,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from regiesignaal.engine.language.casefile import REASON_OTHER
 from regiesignaal.engine.language.dates import (
     Duration,
     add_working_days,
@@ -126,6 +132,8 @@ class Fired:
     explained_by: str | None = None
     began_on: dt.date | None = None  # when the gap began (the rule's ``since``), if known
     location: str | None = None  # the case's neutral location id
+    inputs: str | None = None  # fingerprint of the rule's inputs (``Hit.inputs``)
+    explained_reason: str | None = None  # reason code of the case file's explanation
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,8 @@ class NewEpisode:
     covered_by: str | None = None
     began_on: dt.date | None = None
     location: str | None = None
+    explained_inputs: str | None = None
+    explained_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +196,38 @@ class EpisodeUpdate:
     covered_by: str | None = None
     began_on: dt.date | None = None
     location: str | None = None
+    explained_inputs: str | None = None
+    explanation_lapsed_on: dt.date | None = None
+    explanation_lapsed_given: dt.date | None = None
+    explained_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EpisodeClose:
     id: int
     reason: str
+    outcome: str | None = None  # see OUTCOMES
+    outcome_reason: str | None = None  # the explanation's reason code (outcome explained)
+
+
+OUTCOMES = ("resolved", "explained", "case_closed", "rule_changed", "covered")
+"""How a closed episode ended (issue 18): resolved by a change in the case; explained (the
+explanation in force when it stopped firing, with its reason); the case closed; its rule
+changed, removed or retired; covered by another rule's signal on the same case."""
+
+
+def outcome_of(reason: str, episode: OpenEpisode) -> tuple[str, str | None]:
+    """The outcome of an episode closed with ``reason`` (a close reason)."""
+    if reason == CLOSE_CASE_CLOSED:
+        return "case_closed", None
+    if reason in (CLOSE_RULE_REMOVED, CLOSE_RULE_RETIRED):
+        return "rule_changed", None
+    until = episode.explained_until
+    if until is not None and until >= episode.last_seen_on:
+        return "explained", episode.explained_reason or REASON_OTHER
+    if episode.covered_by is not None:
+        return "covered", None
+    return "resolved", None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +259,8 @@ class ReconcileCounts:
     (``gap_started`` of them started today); ``escalated_today`` counts episodes this run
     escalated (their ``escalated_on`` may lie before D when runs were skipped);
     ``explained`` counts fired keys with an explanation valid on D;
-    ``explanation_expired`` explanations that ran out this run.
+    ``explanation_expired`` explanations that ran out this run; ``explanation_lapsed``
+    explanations that lapsed this run because the facts the rule reads changed.
     """
 
     new: int = 0
@@ -239,6 +276,7 @@ class ReconcileCounts:
     gap_started: int = 0
     rule_retired: int = 0
     explanation_expired: int = 0
+    explanation_lapsed: int = 0  # explanations that lapsed this run: the rule's inputs changed
     covered: int = 0  # fired keys covered today by another rule's signal on the same case
     warned: int = 0  # warnings opened today
     warnings_open: int = 0  # warnings open after today
@@ -464,6 +502,10 @@ class _Explanation:
     given: dt.date | None
     since: dt.date | None
     expired_on: dt.date | None
+    inputs: str | None = None  # fingerprint of the rule's inputs when first honoured
+    lapsed_on: dt.date | None = None  # an explanation lapsed on a change of the inputs
+    lapsed_given: dt.date | None = None  # ... and the end date (as given) of that one
+    reason: str | None = None  # the reason code of the explanation in force
 
 
 def plan(
@@ -522,31 +564,59 @@ def plan(
 
     events: list[Event] = []
     problems: list[str] = []
-    expired_count = 0
+    expired_count = lapsed_count = 0
 
     def explain(
         sid: int | None, key: Key, today: Fired, prev: _Explanation, events: list[Event]
     ) -> tuple[_Explanation, bool]:
         """Today's explanation state of an episode; its events go to ``events``;
         (state, valid today)."""
-        nonlocal expired_count
+        nonlocal expired_count, lapsed_count
         case_file = today.explained_until
         if case_file is not None and case_file < as_of:
             case_file = None
         command_line = stored.get(key)
         given, source, by, ref = case_file, SOURCE_CASE_FILE, today.explained_by, None
+        reason = today.explained_reason
         if (
             command_line is not None
             and command_line.until >= as_of
             and (given is None or command_line.until >= given)
         ):
             given, source = command_line.until, SOURCE_COMMAND_LINE
-            by, ref = command_line.created_by, command_line.id
-        state = _Explanation(prev.until, prev.given, prev.since, prev.expired_on)
+            by, ref, reason = command_line.created_by, command_line.id, command_line.reason
+        if given is not None and given == prev.lapsed_given:
+            given = None  # lapsed when the facts changed: not honoured again in this episode
+        state = dataclasses.replace(prev)
         if given is not None:
+            if (
+                given == prev.given
+                and prev.until is not None
+                and prev.until >= as_of
+                and today.inputs is not None
+                and prev.inputs != today.inputs
+            ):
+                if prev.inputs is None:  # honoured before fingerprints were kept: keep today's
+                    state.inputs = today.inputs
+                else:  # a fact the rule reads changed: the explanation lapses, the signal returns
+                    events.append(
+                        Event(
+                            sid,
+                            *key,
+                            "explanation_lapsed",
+                            {"until": prev.until.isoformat(), "why": "gegevens gewijzigd"},
+                        )
+                    )
+                    lapsed_count += 1
+                    state = _Explanation(
+                        None, None, None, prev.expired_on, None, as_of, given, None
+                    )
+                    return state, False
             if given != prev.given or prev.until is None:
                 until = given
                 details: dict[str, Any] = {"until": until.isoformat(), "source": source}
+                if reason:
+                    details["reason"] = reason
                 if by:
                     details["by"] = by
                 if ref is not None:
@@ -565,12 +635,23 @@ def plan(
                             f"tot {until.isoformat()}"
                         )
                 events.append(Event(sid, *key, "explained", details))
-                state = _Explanation(until, given, as_of, None)
+                state = _Explanation(
+                    until,
+                    given,
+                    as_of,
+                    None,
+                    today.inputs,
+                    prev.lapsed_on,
+                    prev.lapsed_given,
+                    reason or REASON_OTHER,
+                )
         elif prev.until is not None and prev.until >= as_of:
             events.append(
                 Event(sid, *key, "explanation_revoked", {"until": prev.until.isoformat()})
             )
-            state = _Explanation(None, None, None, prev.expired_on)
+            state = _Explanation(
+                None, None, None, prev.expired_on, None, prev.lapsed_on, prev.lapsed_given, None
+            )
         if state.until is not None and state.until < as_of and state.expired_on is None:
             events.append(
                 Event(sid, *key, "explanation_expired", {"until": state.until.isoformat()})
@@ -603,6 +684,10 @@ def plan(
                 episode.explained_given_until,
                 episode.explained_since,
                 episode.explanation_expired_on,
+                episode.explained_inputs,
+                episode.explanation_lapsed_on,
+                episode.explanation_lapsed_given,
+                episode.explained_reason,
             )
         state_now, valid = explain(
             None if episode is None else episode.id, key, today, prev_state, own
@@ -672,6 +757,8 @@ def plan(
                     covered_by=covered_by,
                     began_on=today.began_on,
                     location=today.location,
+                    explained_inputs=state.inputs,
+                    explained_reason=state.reason,
                 )
             )
             if is_baseline:
@@ -713,6 +800,10 @@ def plan(
             episode.explained_given_until,
             episode.explained_since,
             episode.explanation_expired_on,
+            episode.explained_inputs,
+            episode.explanation_lapsed_on,
+            episode.explanation_lapsed_given,
+            episode.explained_reason,
         )
         events.extend(explanation_events)
         explained += is_explained
@@ -755,6 +846,10 @@ def plan(
                     covered_by=covered_by,
                     began_on=today.began_on,
                     location=today.location,
+                    explained_inputs=state.inputs,
+                    explanation_lapsed_on=state.lapsed_on,
+                    explanation_lapsed_given=state.lapsed_given,
+                    explained_reason=state.reason,
                 )
             )
         elif episode.last_seen_on != as_of:
@@ -777,7 +872,7 @@ def plan(
             reason = CLOSE_RESOLVED
         absent = working_days_between(episode.last_seen_on, as_of)
         if reason == CLOSE_RULE_RETIRED or policy.grace_days == 0 or absent > policy.grace_days:
-            closes.append(EpisodeClose(episode.id, reason))
+            closes.append(EpisodeClose(episode.id, reason, *outcome_of(reason, episode)))
             details = {"last_seen_on": episode.last_seen_on.isoformat()}
             if episode.gap_since is not None:
                 details["gap_since"] = episode.gap_since.isoformat()
@@ -826,6 +921,7 @@ def plan(
         in_gap=in_gap,
         gap_started=gap_started,
         explanation_expired=expired_count,
+        explanation_lapsed=lapsed_count,
         covered=covered,
     )
     return ReconcilePlan(
@@ -867,11 +963,13 @@ def apply(
     """Write ``plan`` in the caller's transaction, in batched statements (no commit)."""
     as_of = plan.as_of
 
-    by_reason: dict[str, list[int]] = {}
+    by_reason: dict[tuple[str, str, str], list[int]] = {}
     for close in plan.closes:
-        by_reason.setdefault(close.reason, []).append(close.id)
-    for reason, ids in sorted(by_reason.items()):
+        group = (close.reason, close.outcome or "", close.outcome_reason or "")
+        by_reason.setdefault(group, []).append(close.id)
+    for (reason, outcome, outcome_reason), ids in sorted(by_reason.items()):
         values = {"closed_on": as_of, "close_reason": reason, "closed_run_id": run_id}
+        values |= {"outcome": outcome or None, "outcome_reason": outcome_reason or None}
         update_by_ids(conn, ids, values, only_open=True)
 
     update_by_ids(conn, plan.touches, {"last_seen_on": as_of})
@@ -892,6 +990,10 @@ def apply(
             "covered_by",
             "began_on",
             "location",
+            "explained_inputs",
+            "explanation_lapsed_on",
+            "explanation_lapsed_given",
+            "explained_reason",
         )
         new_values: dict[str, Any] = {c: sa.bindparam(f"b_{c}") for c in columns}
         stmt = (
@@ -951,6 +1053,12 @@ def apply(
                     n.covered_by,
                     n.began_on,
                     n.location,
+                    n.explained_inputs,
+                    None,
+                    None,
+                    n.explained_reason,
+                    None,
+                    None,
                 )
                 for n in plan.inserts[start : start + INSERT_CHUNK]
             ],

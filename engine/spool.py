@@ -16,7 +16,7 @@ from regiesignaal.engine.language.evaluator import Hit, Upcoming
 from regiesignaal.engine.store.episodes import Key, KeyRange
 
 # what one hit needs for reconcile: case_ref, rule_id, severity, regievoerder, team,
-# explained_until, explained_by
+# explained_until, explained_by, began_on, location, inputs, explained_reason (reconcile.Fired)
 _Row = tuple[Any, ...]
 
 
@@ -55,6 +55,8 @@ class HitSpool:
                     h.explained_by,
                     h.began_on,
                     h.location,
+                    h.inputs,
+                    h.explained_reason,
                 )
             )
         warned = [(u.case_ref, u.rule_id, u.regievoerder, u.team, u.due_on) for u in upcoming]

@@ -1,10 +1,14 @@
 """``regiesignaal preview``: what a rule folder gives on the source as of a date, and what
-it would change in the store (``--diff``); nothing is written.
+a change of rules would do (``--diff``); nothing is written.
 
 ``preview`` evaluates the whole source like a run (same reading, both evaluators) but keeps
-the hits; ``diff`` compares them with the signals open in the store and, for a rule folder
-other than the configured one, adds the overlap of its new and changed rules
-(``engine.overlap``).
+the hits. ``diff`` is a true before/after comparison (issue 18): the configured rule folder
+and the candidate folder are both evaluated on the same source as of the same date (default:
+the store's last as-of date), as plain evaluations of the same cases; the store's open
+signals, grace gaps and history play no part. Unchanged rules therefore give "+0 / -0", and
+every difference is caused by the change of rules alone. Per changed rule it reports the
+signals opened and closed, per team, a few example case references, and its overlap with
+the other rules (``engine.overlap``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ import sqlalchemy as sa
 from regiesignaal.engine.evaluate import Extracted, evaluate_source
 from regiesignaal.engine.language.compiled import CompiledRuleSet
 from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.evaluator import Hit
 from regiesignaal.engine.language.rulefile.model import RuleDir
 from regiesignaal.engine.overlap import Overlap, changed_rules, overlaps
-from regiesignaal.engine.store.db import store_engine
-from regiesignaal.engine.store.tables import signals
+from regiesignaal.engine.store.db import engine_options, sqlite_file
+from regiesignaal.engine.store.tables import runs
 from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.pipeline import source_engine
 
 Key = tuple[str, str]
 """(case_ref, rule id)."""
+
+EXAMPLES = 3
+"""Example case references shown per changed rule, opened and closed each."""
+
+NO_TEAM = "(geen team)"
 
 
 def preview(
@@ -42,64 +52,153 @@ def preview(
         source.dispose()
 
 
-def open_signal_keys(settings: Settings) -> set[Key]:
-    """The (case_ref, rule_id) of every open signal in the store, for ``preview --diff``."""
-    store = store_engine(settings.store_url)
+@dataclass(frozen=True)
+class LastRun:
+    """The store's last successful run: its as-of date and rule set version."""
+
+    as_of: dt.date
+    ruleset_version: str | None
+
+
+def last_run(settings: Settings) -> LastRun | None:
+    """The store's last succeeded run, or None when there is no store (never creates one),
+    no migrated table or no succeeded run."""
+    path = sqlite_file(settings.store_url)
+    if path is not None and not path.exists():
+        return None
+    store = sa.create_engine(settings.store_url, **engine_options(settings.store_url))
     try:
         with store.connect() as conn:
-            return {
-                (r.case_ref, r.rule_id)
-                for r in conn.execute(
-                    sa.select(signals.c.case_ref, signals.c.rule_id).where(
-                        signals.c.closed_on.is_(None)
-                    )
-                )
-            }
+            row = conn.execute(
+                sa.select(runs.c.as_of, runs.c.ruleset_version)
+                .where(runs.c.status == "succeeded")
+                .order_by(runs.c.as_of.desc(), runs.c.id.desc())
+                .limit(1)
+            ).first()
+    except sa.exc.DBAPIError:  # an unmigrated or unreachable store: no default date
+        return None
     finally:
         store.dispose()
+    return LastRun(row.as_of, row.ruleset_version) if row is not None else None
+
+
+@dataclass
+class RuleChange:
+    """What the change of rules does to one rule's signals."""
+
+    rule_id: str
+    status: str  # nieuw | gewijzigd | verwijderd | ongewijzigd
+    before: int
+    after: int
+    opened: list[Key]
+    closed: list[Key]
+    per_team: dict[str, tuple[int, int]]  # team -> (opened, closed)
+    overlap: Overlap | None = None
+
+    @property
+    def examples_opened(self) -> list[str]:
+        return [c for c, _ in self.opened[:EXAMPLES]]
+
+    @property
+    def examples_closed(self) -> list[str]:
+        return [c for c, _ in self.closed[:EXAMPLES]]
+
+    def lines(self) -> list[str]:
+        """Dutch report lines for the policy owner."""
+        out = [
+            f"{self.rule_id} ({self.status}): +{len(self.opened)} openen, "
+            f"-{len(self.closed)} sluiten ({self.before} -> {self.after} signalen)"
+        ]
+        for team, (o, c) in sorted(self.per_team.items()):
+            out.append(f"  team {team}: +{o} / -{c}")
+        if self.opened:
+            out.append("  bijvoorbeeld nieuw: " + ", ".join(self.examples_opened))
+        if self.closed:
+            out.append("  bijvoorbeeld gesloten: " + ", ".join(self.examples_closed))
+        if self.overlap is not None:
+            out.extend("  " + line for line in self.overlap.lines())
+        return out
 
 
 @dataclass
 class Diff:
-    """What the previewed rules would change in the store: signals opened and closed,
-    per rule now open / opened / closed / open afterwards, and the overlaps of the new or
-    changed rules with the others."""
+    """The same cases evaluated by the current rules (``before``) and the candidate rules
+    (``after``): (case_ref, rule) -> team of every hit on each side."""
 
-    now_open: set[Key]
-    would: set[Key]
+    before: dict[Key, str | None]
+    after: dict[Key, str | None]
+    statuses: dict[str, str] = field(default_factory=dict)  # rule -> nieuw|gewijzigd|verwijderd
     overlaps: list[Overlap] = field(default_factory=list)
 
     @property
     def opened(self) -> set[Key]:
-        return self.would - self.now_open
+        return set(self.after) - set(self.before)
 
     @property
     def closed(self) -> set[Key]:
-        return self.now_open - self.would
+        return set(self.before) - set(self.after)
 
     @property
     def rules(self) -> list[str]:
-        return sorted({r for _, r in self.opened | self.closed | self.would})
+        return sorted({r for _, r in self.before} | {r for _, r in self.after} | set(self.statuses))
 
     def per_rule(self) -> list[tuple[str, int, int, int, int]]:
-        """(rule, now open, would open, would close, open afterwards) per rule."""
-        now_by = Counter(r for _, r in self.now_open)
+        """(rule, signals before, opened, closed, signals after) per rule."""
+        before_by = Counter(r for _, r in self.before)
         open_by = Counter(r for _, r in self.opened)
         close_by = Counter(r for _, r in self.closed)
-        after_by = Counter(r for _, r in self.would)
-        return [(r, now_by[r], open_by[r], close_by[r], after_by[r]) for r in self.rules]
+        after_by = Counter(r for _, r in self.after)
+        return [(r, before_by[r], open_by[r], close_by[r], after_by[r]) for r in self.rules]
+
+    def changes(self) -> list[RuleChange]:
+        """Every rule that is new, changed or removed, or whose signals differ."""
+        opened, closed = sorted(self.opened), sorted(self.closed)
+        overlap_of = {o.rule_id: o for o in self.overlaps}
+        out = []
+        for rule, before_n, open_n, close_n, after_n in self.per_rule():
+            status = self.statuses.get(rule)
+            if status is None and not open_n and not close_n:
+                continue
+            mine_o = [k for k in opened if k[1] == rule]
+            mine_c = [k for k in closed if k[1] == rule]
+            teams: dict[str, tuple[int, int]] = {}
+            for k in mine_o:
+                team = self.after[k] or NO_TEAM
+                o, c = teams.get(team, (0, 0))
+                teams[team] = (o + 1, c)
+            for k in mine_c:
+                team = self.before[k] or NO_TEAM
+                o, c = teams.get(team, (0, 0))
+                teams[team] = (o, c + 1)
+            out.append(
+                RuleChange(
+                    rule, status or "ongewijzigd", before_n, after_n, mine_o, mine_c, teams,
+                    overlap_of.get(rule),
+                )
+            )  # fmt: skip
+        return out
+
+
+def _keys(hits: list[Hit]) -> dict[Key, str | None]:
+    return {(h.case_ref, h.rule_id): h.team for h in hits}
 
 
 def diff(
-    settings: Settings, ruledir: RuleDir, extracted: Extracted, current: RuleDir | None
+    settings: Settings,
+    candidate: RuleDir,
+    after: Extracted,
+    current: RuleDir | None,
+    as_of: dt.date,
 ) -> Diff:
-    """The previewed hits against the store's open signals; ``current`` (the configured
-    rule folder, when ``ruledir`` is another one) gives the new and changed rules whose
-    overlap with the others is reported."""
-    changed = changed_rules(ruledir, current) if current is not None else {}
-    hits = extracted.hits
-    return Diff(
-        open_signal_keys(settings),
-        {(h.case_ref, h.rule_id) for h in hits},
-        overlaps(hits, changed),
-    )
+    """The candidate rules' hits (``after``) against the current rules' hits on the same
+    source as of the same date. ``current`` None: the candidate is the configured rule
+    folder itself, so both sides are the same evaluation."""
+    if current is None:
+        keys = _keys(after.hits)
+        return Diff(keys, dict(keys))
+    _, before = preview(settings, current, as_of)
+    statuses = changed_rules(candidate, current)
+    gone = {r.id for r in current.rules} - {r.id for r in candidate.rules}
+    statuses.update({r: "verwijderd" for r in gone})
+    changed = {r: s for r, s in statuses.items() if s != "verwijderd"}
+    return Diff(_keys(before.hits), _keys(after.hits), statuses, overlaps(after.hits, changed))

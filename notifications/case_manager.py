@@ -149,6 +149,7 @@ def iter_case_manager_lists(
         c.baseline,
         c.began_on,
         c.covered_by,
+        c.explanation_lapsed_on,
     )
     quiet = silenced_clause(signals, as_of)  # silenced signals are in no mail (issue 18)
     read = (
@@ -263,7 +264,8 @@ def _covered_titles(
 
 LineRow = tuple[Any, ...]
 """(regievoerder, case_ref, rule_id, severity, opened_on, clock_start, escalated_on,
-explained_until, reopened, baseline, began_on, covered_by) of an open signal."""
+explained_until, reopened, baseline, began_on, covered_by, explanation_lapsed_on) of an
+open signal."""
 
 
 def _line_builder(
@@ -281,7 +283,7 @@ def _line_builder(
         row: LineRow, new_after: dt.date, covers: tuple[tuple[str, str], ...] = ()
     ) -> SignalLine | None:
         (_, case_ref, rule_id, severity, opened_on, clock_start, escalated_on, until, reopened,
-         baseline, began_on, _covered_by) = row  # fmt: skip
+         baseline, began_on, _covered_by, lapsed_on) = row  # fmt: skip
         meta = rules.get(rule_id)
         if meta is None or (until is not None and until >= as_of):
             return None  # no longer active (reconcile closes it), or explained
@@ -303,14 +305,18 @@ def _line_builder(
             severity=severity,
             opened_on=opened_on,
             days_open=days_open,
-            is_new=opened_on > new_after and not baseline,
-            reopened=bool(reopened),
+            # an explanation that lapsed because the facts changed: the signal comes back,
+            # like a re-opened one (issue 18)
+            is_new=(opened_on > new_after and not baseline)
+            or (lapsed_on is not None and lapsed_on > new_after),
+            reopened=bool(reopened) or lapsed_on is not None,
             escalated=escalated,
             escalates_on=escalates_on,
             expected_action=meta.expected_action,
             link=link(case_ref),
             score=score(severity, days_open, escalated, case_bonus.get(case_ref, 0)),
             explanation_expired=until is not None and until < as_of,
+            explanation_lapsed=lapsed_on is not None,
             mail_code=meta.mail_code,
             baseline=baseline,
             kind=meta.kind,

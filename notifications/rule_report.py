@@ -11,7 +11,10 @@ Per rule and window (the 28 or 91 days up to and including the as-of date):
   resolved episodes (None without any);
 - ``share_explained``: of the fired episodes, the share with an explanation recorded
   (the store keeps an episode's latest explanation end date);
-- ``share_escalated``: of the fired episodes, the share that escalated.
+- ``share_escalated``: of the fired episodes, the share that escalated;
+- ``resolved_by_change``: episodes closed in the window with outcome ``resolved`` (the
+  case changed; ``engine.reconcile.OUTCOMES``), and ``explained_reasons``: those that
+  ended explained, per reason code (issue 18).
 
 Mailed weekly (on ``[mail] digest_weekday``) to staff with role ``beleid``, and written
 after every run as ``regelrapport.html`` in ``[report] dir`` when that is set. The mail
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -83,6 +87,8 @@ def rule_report(
     explained: dict[tuple[str, int], int] = {}
     escalated: dict[tuple[str, int], int] = {}
     durations: dict[tuple[str, int], list[int]] = {}
+    by_change: dict[tuple[str, int], int] = {}
+    reasons: dict[tuple[str, int], Counter[str]] = {}
     result = conn.execute(
         sa.select(
             c.rule_id,
@@ -93,6 +99,8 @@ def rule_report(
             c.escalated_on,
             c.explained_until,
             c.baseline,
+            c.outcome,
+            c.outcome_reason,
         )
         .where(
             c.rule_id.in_(sorted(rules)),
@@ -116,6 +124,11 @@ def rule_report(
                 escalated[key] = escalated.get(key, 0) + 1
             if r.closed_on is not None and r.closed_on <= as_of and r.close_reason == "resolved":
                 durations.setdefault(key, []).append((r.closed_on - r.opened_on).days)
+            if r.closed_on is not None and start <= r.closed_on <= as_of:
+                if r.outcome == "resolved":
+                    by_change[key] = by_change.get(key, 0) + 1
+                elif r.outcome == "explained":
+                    reasons.setdefault(key, Counter())[r.outcome_reason or "anders"] += 1
     open_now = {
         rid: n
         for rid, n in conn.execute(
@@ -138,6 +151,10 @@ def rule_report(
                 median_days_to_resolution=float(statistics.median(spans)) if spans else None,
                 share_explained=_share(explained.get(key, 0), n),
                 share_escalated=_share(escalated.get(key, 0), n),
+                resolved_by_change=by_change.get(key, 0),
+                explained_reasons=tuple(
+                    sorted(reasons.get(key, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))
+                ),
             )
         share = _share(open_now.get(rid, 0), open_cases) if open_cases is not None else None
         flag = volume_flag(share, volume_share)

@@ -191,6 +191,8 @@ def test_explanations_add_list_revoke_reach_the_signal_history(env: Path) -> Non
         "--until",
         "2026-04-01",
         "--reason",
+        "wacht_op_ketenpartner",
+        "--text",
         "wacht op reisdocument",
         "--by",
         "rv-0001",
@@ -213,7 +215,10 @@ def test_explanations_add_list_revoke_reach_the_signal_history(env: Path) -> Non
     assert cli("explanations", "list", "--format", "json").output == ""
     assert run(dt.date(2026, 3, 4)).exit_code == 0
     show = cli("signals", "show", str(signal["id"]))
-    assert "toegelicht (tot en met 2026-04-01; via opdrachtregel; door rv-0001)" in show.output
+    assert (
+        "toegelicht (tot en met 2026-04-01; via opdrachtregel; reden: wacht op ketenpartner; "
+        "door rv-0001)"
+    ) in show.output
     assert "toelichting ingetrokken" in show.output
     assert "reisdocument" not in show.output  # the reason stays in the explanations table
 
@@ -252,7 +257,16 @@ def _add(case: str, rule: str, by: str, **env: str) -> Result:
     return CliRunner().invoke(
         main,
         [
-            *("explanations", "add", case, rule, "--until", "2026-04-01", "--reason", "x"),
+            *(
+                "explanations",
+                "add",
+                case,
+                rule,
+                "--until",
+                "2026-04-01",
+                "--reason",
+                "elders_geregeld",
+            ),
             *("--by", by, "--as-of", "2026-03-02"),
         ],
         env=env or None,

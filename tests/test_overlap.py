@@ -89,7 +89,7 @@ def test_preview_diff_shows_the_overlap(tmp_path: Path, monkeypatch: pytest.Monk
     args = ["preview", "--diff", "--rules", str(_candidate(tmp_path)), "--as-of", "2026-03-02"]
     out = CliRunner().invoke(main, args, env=env)
     assert out.exit_code == 0, out.output
-    assert "Overlap van nieuwe en gewijzigde regels" in out.output
+    assert "Per gewijzigde regel:" in out.output
     assert "CONTACT-DUP (nieuw):" in out.output
     assert "ook door CONTACT-30D:" in out.output and "(100%)" in out.output
     assert "VG-MIN3 (gewijzigd):" in out.output

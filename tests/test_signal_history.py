@@ -230,7 +230,15 @@ def test_every_transition_is_an_event_with_run_date_and_rule_version(store: sa.E
     night(store, days[1], fire(KEY, rv="rv-2"), {"Z-1"}, rules, 2)
     with store.begin() as conn:
         explanation_id = history.add_explanation(
-            conn, "Z-1", "VG-FIRST", days[5], "wacht op documenten", "rv-2", days[1], rules
+            conn,
+            "Z-1",
+            "VG-FIRST",
+            days[5],
+            "wacht_op_ketenpartner",
+            "rv-2",
+            days[1],
+            rules,
+            text="wacht op documenten",
         )
     night(store, days[2], fire(KEY, rv="rv-2"), {"Z-1"}, rules, 3)
     with store.begin() as conn:
@@ -250,6 +258,7 @@ def test_every_transition_is_an_event_with_run_date_and_rule_version(store: sa.E
     assert evs[3].details == {
         "until": days[5].isoformat(),
         "source": "command_line",
+        "reason": "wacht_op_ketenpartner",
         "by": "rv-2",
         "explanation_id": explanation_id,
     }

@@ -16,6 +16,9 @@ night it checks, against a small model of its own:
 - a silence changes no episode (the open signals are the model's, silenced or not), a
   signal never escalates on a night a silence holds it, and every silence has its events
   (added; then expired or ended, once) with ``ended_on`` set once its end date passed.
+- (issue 18) an explanation in force carries the fingerprint of today's inputs: a key
+  whose facts changed (flipped) gets other inputs, its explanation lapses with its event,
+  and the same explanation is not honoured again in the episode.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             self.last_inputs: Any = None
             self.store_changed = False  # an operator action since the last night
             self.last_run_day = START
+            self.inputs: dict[tuple[str, str], int] = {}  # key -> version of its facts
 
         @initialize(firing=st.frozensets(st.sampled_from(KEYS), min_size=2))
         def first_cases(self, firing: frozenset[tuple[str, str]]) -> None:
@@ -138,7 +142,14 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
         def command_line_explanation(self, key: tuple[str, str], days: int) -> None:
             with engine.begin() as conn:
                 history.add_explanation(
-                    conn, *key, self.day + dt.timedelta(days=days), "r", "op", self.day, RULES
+                    conn,
+                    *key,
+                    self.day + dt.timedelta(days=days),
+                    "anders",
+                    "op",
+                    self.day,
+                    RULES,
+                    text="r",
                 )
             self.store_changed = True
 
@@ -170,7 +181,11 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             active = {r: RULES[r] for r in self.active}
             fired = {
                 key: Fired(
-                    active[key[1]].severity, delivered[key[0]], "t-1", self.case_file_until.get(key)
+                    active[key[1]].severity,
+                    delivered[key[0]],
+                    "t-1",
+                    self.case_file_until.get(key),
+                    inputs=f"f{self.inputs.get(key, 0)}",
                 )
                 for key in sorted(self.firing)
                 if key[0] in delivered and key[1] in active
@@ -221,6 +236,8 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             may be switched; then the next run, ``skip`` working days later (more than one:
             nights without a run)."""
             self.firing ^= flip
+            for key in flip:  # what made it fire or stop changed: other inputs for the rule
+                self.inputs[key] = self.inputs.get(key, 0) + 1
             self._case_change(change)
             self._rule_switch(switch)
             if operator == "revoke":
@@ -273,6 +290,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                     still.add(key)
             self.model_open = set(fired) | still
             self._check_open()
+            self._check_explained(fired)
             seen["nights"] += 1
             seen["open"] += len(self.model_open)
 
@@ -305,6 +323,19 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
             assert all(n == 1 for n in keys.values()), "one open episode per key"
             assert set(keys) == self.model_open
 
+        def _check_explained(self, fired: dict[tuple[str, str], Fired]) -> None:
+            """An explanation in force was honoured on today's inputs; a lapsed one is not
+            honoured again in its episode."""
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(signals).where(signals.c.closed_on.is_(None)))
+                for r in rows:
+                    key = (r.case_ref, r.rule_id)
+                    if key not in fired or r.explained_until is None:
+                        continue
+                    if r.explained_until >= self.day:
+                        assert r.explained_inputs == fired[key].inputs, key
+                        assert r.explained_given_until != r.explanation_lapsed_given, key
+
         @invariant()
         def episodes_and_events_agree(self) -> None:
             with engine.connect() as conn:
@@ -330,6 +361,7 @@ def machine_for(engine: sa.Engine, seen: Counter[str]) -> type[RuleBasedStateMac
                 else:
                     assert open_gaps in (0, 1)
                 assert kinds["explanation_expired"] >= (r.explanation_expired_on is not None)
+                assert (kinds["explanation_lapsed"] > 0) == (r.explanation_lapsed_on is not None)
                 # escalation never goes backwards, opened_on never changes
                 prior = self.episode.get(r.id)
                 if prior is not None:
@@ -379,6 +411,9 @@ def _run(url: str, examples: int) -> None:
     kinds |= {"explanation_revoked", "reassigned", "gap_started", "gap_ended", "resolved"}
     kinds |= {"case_closed", "rule_removed", "rule_retired"}
     kinds |= {"silence_added", "silence_expired", "silence_ended", "silenced_nights"}
+    # explanation_lapsed is rare in these sequences (an explained key flipped off and on
+    # within the grace); its invariants hold whenever it happens, and
+    # tests/test_explanation_reasons.py drives it on purpose
     assert kinds <= set(seen), kinds - set(seen)
 
 

@@ -243,6 +243,36 @@ CASE_SPEC: tuple[Field | Group, ...] = (
     ),
 )
 
+# The reasons an explanation may give (issue 18), code -> Dutch label. In the case file and
+# on the command line an explanation's ``reason`` is a code, optionally followed by a colon
+# and free text ("wacht_op_ketenpartner: IND beslist eind maart"); ``anders`` needs the text.
+# Older free text that starts with no code counts as ``anders`` with that text.
+EXPLANATION_REASONS: dict[str, str] = {
+    "niet_van_toepassing": "niet van toepassing",
+    "elders_geregeld": "elders geregeld",
+    "wacht_op_ketenpartner": "wacht op ketenpartner",
+    "vastlegging_volgt": "vastlegging volgt",
+    "werkt_niet_mee": "vreemdeling werkt niet mee",
+    "anders": "anders",
+}
+REASON_OTHER = "anders"
+
+
+def parse_reason(text: str) -> tuple[str, str]:
+    """(reason code, free text) of an explanation's ``reason``: ``code`` or ``code: text``;
+    anything else is ``anders`` with the whole text."""
+    head, sep, rest = text.partition(":")
+    code = head.strip().lower()
+    if code in EXPLANATION_REASONS and (sep or not rest):
+        return code, rest.strip()
+    return REASON_OTHER, text.strip()
+
+
+def format_reason(code: str, text: str = "") -> str:
+    """The stored form of a reason: ``code`` or ``code: text``."""
+    return f"{code}: {text.strip()}" if text.strip() else code
+
+
 STAFF_SPEC: tuple[Field, ...] = (
     _f("id", "str", "medewerker-id", required=True),
     _f("name", "str", "naam", required=True),

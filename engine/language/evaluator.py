@@ -7,6 +7,8 @@ conditions and serves as the oracle in tests, for ``explain`` and for rule-file 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,9 +16,14 @@ from typing import Any, Literal
 from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.engine.language.compiled import OVERDUE_MARK, CompiledRuleSet
 from regiesignaal.engine.language.compiler import compile_rules
-from regiesignaal.engine.language.conditions import Trace, explain
+from regiesignaal.engine.language.conditions import Trace, explain, fields_of
 from regiesignaal.engine.language.dates import shift
-from regiesignaal.engine.language.facts import build_fact, explained_by, explained_until
+from regiesignaal.engine.language.facts import (
+    build_fact,
+    explained_by,
+    explained_reason,
+    explained_until,
+)
 from regiesignaal.engine.language.rulefile.model import RuleDir
 
 Backend = Literal["durable", "python"]
@@ -35,6 +42,10 @@ class Hit:
     explained_by: str | None = None  # staff id of the explanation in force (issue 6)
     began_on: dt.date | None = None  # when the gap began (the rule's ``since``), if known
     location: str | None = None  # the case's neutral location id (``location``), if any
+    # a fingerprint of the fact values the rule reads (issue 18): an explanation lapses when
+    # it differs from the one kept when the explanation was first honoured
+    inputs: str | None = None
+    explained_reason: str | None = None  # reason code of the explanation in force
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,15 @@ ENGINE_SKIP = "de regelengine kon de zaak niet beoordelen"
 """How ``Evaluator.hits`` names a case it skipped (followed by the error's type)."""
 
 
+def inputs_fingerprint(fact: Mapping[str, Any], reads: Iterable[str]) -> str:
+    """A short hash of the values ``fact`` has for the fields in ``reads`` (the fields a rule
+    reads): the same case data give the same fingerprint on every night, whatever the
+    as-of date, as long as the rule's inputs do not change."""
+    values = [[name, fact.get(name)] for name in reads]
+    text = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class EvaluationMismatch(RuntimeError):
     """durable-rules and the Python evaluator disagree on a case: a bug, never ignored."""
 
@@ -80,6 +100,7 @@ class Evaluator:
         self.verify = verify and backend == "durable"
         self.rules = {cr.rule.id: cr.rule for cr in compiled.rules}
         self._compiled_by_id = {cr.rule.id: cr for cr in compiled.rules}
+        self._reads = {cr.rule.id: tuple(sorted(fields_of(cr.bound))) for cr in compiled.rules}
         # per warned rule: its horizon in days (the last "uiterlijk" day it warns of: a rule
         # that fires on as-of + horizon + 1 is warned of today)
         self._warned = {
@@ -207,6 +228,8 @@ class Evaluator:
                         explained_by(case, rule_id, as_of),
                         self.compiled.began_on(self._compiled_by_id[rule_id], fact),
                         location_id(case),
+                        inputs_fingerprint(fact, self._reads[rule_id]),
+                        explained_reason(case, rule_id, as_of),
                     )
                 )
             if upcoming is not None:

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from regiesignaal.engine.language.casefile import RECORD_DATE
+from regiesignaal.engine.language.casefile import RECORD_DATE, parse_reason
 from regiesignaal.engine.language.compiled import CompiledDerived, CompiledRuleSet
 from regiesignaal.engine.language.conditions import fact_key
 
@@ -402,6 +402,19 @@ def explained_by(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> str |
         return None
     by = max(valid, key=lambda e: e["until"]).get("by")
     return str(by) if by else None
+
+
+def explained_reason(case: Mapping[str, Any], rule_id: str, as_of: dt.date) -> str | None:
+    """The reason code (``casefile.EXPLANATION_REASONS``) of the explanation
+    :func:`explained_until` gives, if any."""
+    valid = [
+        e
+        for e in case.get("explanations") or []
+        if e.get("rule") == rule_id and e.get("until") and e["until"] >= as_of
+    ]
+    if not valid:
+        return None
+    return parse_reason(str(max(valid, key=lambda e: e["until"]).get("reason") or ""))[0]
 
 
 def explanation_rule_refs(case: Mapping[str, Any]) -> list[tuple[int, str]]:

@@ -17,8 +17,9 @@ What a run needs, and why:
 - per list group read: its record date (``RECORD_DATE``: records dated after the as-of
   date do not count) and its event dates (``RECORD_EVENT_DATES``);
 - always: ``case_ref``, ``status`` (only open cases are evaluated), ``regievoerder`` and
-  ``team`` (carried by each hit), and the explanations' ``rule``, ``until`` and ``by``
-  (``engine.language.facts.explained_until`` / ``explained_by`` / ``explanation_rule_refs``).
+  ``team`` (carried by each hit), and the explanations' ``rule``, ``until``, ``by`` and ``reason``
+  (``engine.language.facts.explained_until`` / ``explained_by`` / ``explained_reason`` /
+  ``explanation_rule_refs``).
 
 Nothing after evaluation reads the case: reconcile and the mails work from the hits, the
 case index (``engine.source.read.case_index``) and the signal store. The choice-value check is
@@ -41,7 +42,7 @@ ALWAYS_CASE_FIELDS: frozenset[str] = frozenset({"case_ref", "status", "regievoer
 """Case fields every run reads, whatever its rules."""
 
 ALWAYS_LIST_FIELDS: dict[str, frozenset[str]] = {
-    "explanations": frozenset({"rule", "until", "by"}),
+    "explanations": frozenset({"rule", "until", "by", "reason"}),
 }
 """Record fields of list groups every run reads, whatever its rules."""
 

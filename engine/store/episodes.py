@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from regiesignaal.engine.language.casefile import parse_reason
 from regiesignaal.engine.store.tables import explanations, known_rules, signals, warnings
 
 Key = tuple[str, str]  # (case_ref, rule_id)
@@ -35,6 +36,7 @@ class StoredExplanation:
     id: int
     until: dt.date
     created_by: str
+    reason: str = "anders"  # its reason code (``casefile.EXPLANATION_REASONS``)
 
 
 class OpenEpisode(NamedTuple):
@@ -59,6 +61,10 @@ class OpenEpisode(NamedTuple):
     covered_by: str | None = None
     began_on: dt.date | None = None
     location: str | None = None
+    explained_inputs: str | None = None
+    explanation_lapsed_on: dt.date | None = None
+    explanation_lapsed_given: dt.date | None = None
+    explained_reason: str | None = None
 
     @property
     def key(self) -> Key:
@@ -113,6 +119,12 @@ SIGNAL_COLUMNS = (
     "covered_by",
     "began_on",
     "location",
+    "explained_inputs",
+    "explanation_lapsed_on",
+    "explanation_lapsed_given",
+    "explained_reason",
+    "outcome",
+    "outcome_reason",
 )
 
 
@@ -219,6 +231,10 @@ def load_open_episodes(conn: Connection, bounds: KeyRange | None = None) -> list
             c.covered_by,
             c.began_on,
             c.location,
+            c.explained_inputs,
+            c.explanation_lapsed_on,
+            c.explanation_lapsed_given,
+            c.explained_reason,
         ).where(c.closed_on.is_(None), *in_range(c.case_ref, bounds))
     )
     return list(map(OpenEpisode._make, result.all()))
@@ -280,12 +296,14 @@ def load_stored_explanations(
     c = explanations.c
     out: dict[Key, StoredExplanation] = {}
     rows = conn.execute(
-        sa.select(c.id, c.case_ref, c.rule_id, c.until, c.created_by)
+        sa.select(c.id, c.case_ref, c.rule_id, c.until, c.created_by, c.reason)
         .where(c.revoked_at.is_(None), c.until >= as_of, *in_range(c.case_ref, bounds))
         .order_by(c.until, c.id)
     )
     for row in rows:
-        out[(row.case_ref, row.rule_id)] = StoredExplanation(row.id, row.until, row.created_by)
+        out[(row.case_ref, row.rule_id)] = StoredExplanation(
+            row.id, row.until, row.created_by, parse_reason(row.reason)[0]
+        )
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from regiesignaal.engine.language.casefile import EXPLANATION_REASONS, REASON_OTHER, format_reason
 from regiesignaal.engine.language.catalogue import suggest
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import engine_options, sqlite_file
@@ -200,13 +201,15 @@ def add_explanation(
     today: dt.date,
     rule_ids: Collection[str],
     now: dt.datetime | None = None,
+    text: str = "",
     source: SourceCheck | None = None,
 ) -> int:
     """Record an explanation; returns its id. The next run applies it to the signal.
 
-    With ``source`` (what the command line read from the source) an unknown or closed case
-    and an unknown staff id are refused; without it (the demo, older callers) they are not
-    checked.
+    ``reason`` is a code of ``casefile.EXPLANATION_REASONS``; ``text`` a free text beside
+    it, required for ``anders``. Stored as ``code`` or ``code: text``. With ``source``
+    (what the command line read from the source) an unknown or closed case and an unknown
+    staff id are refused; without it (the demo, older callers) they are not checked.
     """
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
@@ -215,8 +218,15 @@ def add_explanation(
         raise HistoryError(
             f"de einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
         )
-    if not reason.strip():
-        raise HistoryError("geef een reden op met --reason")
+    code = reason.strip().lower()
+    if code not in EXPLANATION_REASONS:
+        raise HistoryError(
+            "de reden is geen van de vaste redenen; kies met --reason een van: "
+            + ", ".join(EXPLANATION_REASONS)
+            + " (bij 'anders' een toelichting met --text)"
+        )
+    if code == REASON_OTHER and not text.strip():
+        raise HistoryError("bij reden 'anders' hoort een toelichting: geef die met --text")
     if not by.strip():
         raise HistoryError("geef uw medewerker-id op met --by")
     if source is not None:
@@ -226,7 +236,7 @@ def add_explanation(
             case_ref=case_ref,
             rule_id=rule_id,
             until=until,
-            reason=reason.strip(),
+            reason=format_reason(code, text),
             created_by=by.strip(),
             created_at=now or dt.datetime.now(dt.UTC),
         )

@@ -96,6 +96,16 @@ signals = Table(
     Column("covered_by", String(64)),
     Column("began_on", Date),
     Column("location", String(64)),  # the case's neutral location id (team digest, LKO)
+    # migration 0013 (issue 18): the fingerprint of the rule's inputs when the explanation was
+    # first honoured; when and which explanation (its end date as given) lapsed on a change
+    Column("explained_inputs", String(16)),
+    Column("explanation_lapsed_on", Date),
+    Column("explanation_lapsed_given", Date),
+    # the reason code of the explanation in force; how a closed episode ended (OUTCOMES in
+    # engine/reconcile.py) and, for an explained one, its reason code
+    Column("explained_reason", String(30)),
+    Column("outcome", String(20)),
+    Column("outcome_reason", String(30)),
     Index("ix_signals_case_rule", "case_ref", "rule_id"),
     Index("ix_signals_regievoerder", "regievoerder"),
     Index(

@@ -38,7 +38,12 @@ from regiesignaal.jobs.cli.tables import cli_table, print_table
 @as_of_option
 @click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--diff", is_flag=True, help="Vergelijk met de signalen die nu open staan.")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Vergelijk met de huidige regels: dezelfde zaken, dezelfde peildatum "
+    "(standaard die van de laatste run).",
+)
 @click.pass_context
 def preview_command(
     ctx: click.Context, as_of: dt.date | None, rules_dir: Path | None, fmt: str, diff: bool
@@ -46,13 +51,18 @@ def preview_command(
     """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
     from regiesignaal.jobs.pipeline import RunRefused
     from regiesignaal.jobs.preview import diff as preview_diff
+    from regiesignaal.jobs.preview import last_run
     from regiesignaal.jobs.preview import preview as run_preview
 
     settings = settings_of(ctx)
     ruledir = checked_rules(settings, rules_dir)
-    day = as_of or today_of(settings)
+    last = last_run(settings) if diff else None
+    day = as_of or (last.as_of if last is not None else today_of(settings))
     try:
         compiled, extracted = run_preview(settings, ruledir, day)
+        if diff:
+            current = rules_of(settings, None) if rules_dir else None
+            change = preview_diff(settings, ruledir, extracted, current, day)
     except RunRefused as exc:
         err.print(str(exc), style="red", markup=False)
         sys.exit(1)
@@ -64,33 +74,45 @@ def preview_command(
         )
     severity = {cr.rule.id: cr.rule.severity for cr in compiled.rules}
     if diff:
-        current = rules_of(settings, None) if rules_dir else None
-        change = preview_diff(settings, ruledir, extracted, current)
         if fmt == "json":
             for case_ref, rule_id in sorted(change.opened):
-                click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id}))
+                team = change.after[(case_ref, rule_id)]
+                click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id,
+                                       "team": team}))  # fmt: skip
             for case_ref, rule_id in sorted(change.closed):
-                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id}))
+                team = change.before[(case_ref, rule_id)]
+                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id,
+                                       "team": team}))  # fmt: skip
             for o in change.overlaps:
                 also = dict(o.also)
                 click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
                                        "alone": o.alone, "also": also}))  # fmt: skip
             return
+        current_rules = settings.rules_dir
+        stale = last is not None and last.ruleset_version not in (None, ruledir.version)
+        if stale and last is not None and not rules_dir:
+            console.print(
+                f"let op: de regels in {current_rules} zijn gewijzigd sinds de laatste run "
+                f"(versie {last.ruleset_version}, nu {ruledir.version}).",
+                markup=False,
+            )
         table = cli_table(
             "regel",
-            "nu open",
+            "nu",
             "zou openen",
             "zou sluiten",
-            "daarna open",
-            title=f"Effect van {ruledir.root} per {day} ({n_cases} open zaken)",
+            "daarna",
+            title=f"Effect van {ruledir.root} t.o.v. {current_rules} per {day} "
+            f"({n_cases} open zaken)",
         )
         for r, now_n, open_n, close_n, after_n in change.per_rule():
             table.add_row(r, str(now_n), f"+{open_n}", f"-{close_n}", str(after_n))
         print_table(console, table)
         console.print(f"Totaal: +{len(change.opened)} openen, -{len(change.closed)} sluiten.")
-        if change.overlaps:
-            console.print(f"Overlap van nieuwe en gewijzigde regels (t.o.v. {settings.rules_dir}):")
-            for line in (ln for o in change.overlaps for ln in o.lines()):
+        changes = change.changes()
+        if changes:
+            console.print("Per gewijzigde regel:")
+            for line in (ln for c in changes for ln in c.lines()):
                 console.print(line, markup=False)
         return
     if fmt == "json":

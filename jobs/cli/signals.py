@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
 
+from regiesignaal.engine.language.casefile import EXPLANATION_REASONS
 from regiesignaal.engine.store import history
 from regiesignaal.jobs.cli.common import (
     ID,
@@ -48,6 +49,7 @@ EVENT_NL = {
     "explained": "toegelicht",
     "explanation_expired": "toelichting verlopen",
     "explanation_revoked": "toelichting ingetrokken",
+    "explanation_lapsed": "toelichting vervallen: gegevens gewijzigd",
     "reassigned": "andere regievoerder",
     "severity_changed": "ernst gewijzigd",
     "gap_started": "tijdelijk afwezig",
@@ -191,11 +193,13 @@ def describe_event(event: dict[str, Any]) -> str:
     elif kind == "explained":
         extra.append(f"tot en met {d.get('until')}")
         extra.append(f"via {SOURCE_NL.get(d.get('source', ''), d.get('source'))}")
+        if d.get("reason"):
+            extra.append(f"reden: {EXPLANATION_REASONS.get(d['reason'], d['reason'])}")
         if d.get("by"):
             extra.append(f"door {d['by']}")
         if d.get("capped_to"):
             extra.append(f"ingekort tot hooguit {d['capped_to']}")
-    elif kind in ("explanation_expired", "explanation_revoked"):
+    elif kind in ("explanation_expired", "explanation_revoked", "explanation_lapsed"):
         extra.append(f"einddatum {d.get('until')}")
     elif kind == "reassigned":
         extra.append(f"van {d.get('from') or '-'} naar {d.get('to') or '-'}")
@@ -266,7 +270,14 @@ explanations_group = click.Group(
 @click.argument("rule", type=ID)
 @click.option("--until", "until", required=True, callback=_date, help="Geldig tot en met.")
 @click.option(
-    "--reason", required=True, type=REASON, help="Waarom de regel niet van toepassing is."
+    "--reason",
+    required=True,
+    type=REASON,
+    help="Waarom de regel niet van toepassing is: niet_van_toepassing, elders_geregeld, "
+    "wacht_op_ketenpartner, vastlegging_volgt, werkt_niet_mee of anders.",
+)
+@click.option(
+    "--text", "text", default=None, type=REASON, help="Toelichting in eigen woorden (bij anders)."
 )
 @click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
 @click.option(
@@ -279,6 +290,7 @@ def explanations_add(
     rule: str,
     until: dt.date,
     reason: str,
+    text: str | None,
     by: str,
     as_of: dt.date | None,
 ) -> None:
@@ -290,7 +302,16 @@ def explanations_add(
     source = _source_check(settings, case_ref.strip(), by.strip())
     with _store(ctx, write=True) as conn:
         new_id = history.add_explanation(
-            conn, case_ref, rule, until, reason, by, as_of or _today(ctx), rule_ids, source=source
+            conn,
+            case_ref,
+            rule,
+            until,
+            reason,
+            by,
+            as_of or _today(ctx),
+            rule_ids,
+            text=text or "",
+            source=source,
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
 

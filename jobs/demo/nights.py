@@ -113,10 +113,11 @@ def operator_explanation(store_url: str, day: dt.date) -> None:
                     row.case_ref,
                     row.rule_id,
                     add_working_days(day, 2),
-                    "Vertrek staat gepland; afgestemd met teamleider",
+                    "elders_geregeld",
                     row.regievoerder or "demo",
                     day,
                     {row.rule_id},
+                    text="Vertrek staat gepland; afgestemd met teamleider",
                 )
     finally:
         engine.dispose()

@@ -185,6 +185,8 @@ def _line_view(line: SignalLine, as_of: dt.date) -> dict[str, Any]:
         marks.append("opnieuw open")
     if line.explanation_expired:
         marks.append("toelichting verlopen")
+    if line.explanation_lapsed:
+        marks.append("toelichting vervallen: gegevens gewijzigd")
     return {
         "mail_title": line.mail_title.strip(),
         "mail_code": line.mail_code.strip(),

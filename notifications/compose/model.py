@@ -52,6 +52,8 @@ class SignalLine:
     score: float
     explanation_expired: bool = False
     """The case manager's explanation for this signal ran out before the as-of date."""
+    explanation_lapsed: bool = False
+    """The explanation lapsed because a fact the rule reads changed (issue 18)."""
     mail_code: str = ""
     """The rule's neutral code for mail (e.g. ``R07``); empty: only the title is shown."""
     baseline: bool = False

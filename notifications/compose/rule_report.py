@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regiesignaal.engine.language.casefile import EXPLANATION_REASONS
 from regiesignaal.notifications.compose.render import format_date, render_template
 from regiesignaal.notifications.delivery.message import ComposedMessage
 
@@ -31,6 +32,10 @@ class WindowStats:
     median_days_to_resolution: float | None
     share_explained: float | None
     share_escalated: float | None
+    # closed in the window by outcome (issue 18): resolved by a change in the case, and
+    # ended explained per reason code (most first)
+    resolved_by_change: int = 0
+    explained_reasons: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,11 @@ def compose_rule_report(
                         "median": _days(w.median_days_to_resolution),
                         "explained": _pct(w.share_explained),
                         "escalated": _pct(w.share_escalated),
+                        "by_change": w.resolved_by_change,
+                        "explained_reasons": [
+                            f"{EXPLANATION_REASONS.get(code, code)} {n}"
+                            for code, n in w.explained_reasons
+                        ],
                     }
                     for days, w in sorted(stats.windows.items())
                 ],

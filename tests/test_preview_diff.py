@@ -1,0 +1,164 @@
+"""`preview --diff` is a true before/after comparison (issue 18, item 1): the current and the
+candidate rules evaluated on the same source as of the same date, apart from the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.preview import Diff
+
+RULES = Path(__file__).resolve().parents[1] / "rules"
+AS_OF = dt.date(2026, 3, 2)  # a Monday
+NIGHT2 = dt.date(2026, 3, 3)
+
+
+def cli(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def copy_rules(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(RULES, target)
+    for p in target.glob("*.tests.yaml"):
+        p.unlink()  # a changed threshold would fail its own tests; the diff ignores tests
+    return target
+
+
+def with_contact_days(rules: Path, days: int) -> Path:
+    path = rules / "contact-30d.yaml"
+    text = path.read_text()
+    assert "{older_than: 30d}" in text
+    path.write_text(text.replace("{older_than: 30d}", f"{{older_than: {days}d}}"))
+    return rules
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(300, 5, AS_OF, cases, staff)
+    source = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    engine = sa.create_engine(source)
+    load_staff_file(engine, staff)
+    load_cases(engine, cases)
+    engine.dispose()
+    monkeypatch.setenv("REGIESIGNAAL_SOURCE_URL", source)
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(RULES))
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cli("db", "upgrade")
+    return tmp_path
+
+
+def hits_of(rules: Path, day: dt.date) -> set[tuple[str, str]]:
+    out = cli("preview", "--rules", str(rules), "--as-of", str(day), "--format", "json")
+    return {(h["case_ref"], h["rule"]) for h in map(json.loads, out.output.splitlines())}
+
+
+@pytest.fixture
+def store_with_gaps(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two nights; the second with CONTACT-30D at 60 days, so that the signals of cases
+    last contacted 30-60 days ago sit in their grace gap: open in the store, not firing."""
+    cli("run", "--as-of", str(AS_OF), "--no-mail")
+    current = with_contact_days(copy_rules(env, "huidig"), 60)
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(current))
+    cli("run", "--as-of", str(NIGHT2), "--no-mail")
+    store = sa.create_engine(f"sqlite:///{env / 'store.sqlite'}")
+    with store.connect() as conn:
+        in_gap = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM signals WHERE closed_on IS NULL AND gap_since IS NOT NULL"
+            )
+        ).scalar_one()
+    store.dispose()
+    assert in_gap > 0, "the store must hold signals in a grace gap for this test to mean anything"
+    return current
+
+
+def test_unchanged_rules_give_nothing_without_as_of(store_with_gaps: Path) -> None:
+    """Reported: "+92 openen, -199 sluiten" without --as-of (the date moved on) and
+    "-192 sluiten" for signals in their grace gap; the diff now uses the store's last as-of
+    date and does not compare with the store at all."""
+    out = cli("preview", "--diff")
+    assert "Totaal: +0 openen, -0 sluiten." in out.output
+    assert f"per {NIGHT2}" in out.output, "the default date is the store's last as-of date"
+    assert "Per gewijzigde regel" not in out.output
+
+
+def test_unchanged_rules_give_nothing_with_as_of_and_a_copied_folder(
+    store_with_gaps: Path, tmp_path: Path
+) -> None:
+    same = with_contact_days(copy_rules(tmp_path, "kopie"), 60)
+    for args in (["--as-of", str(NIGHT2)], ["--as-of", str(AS_OF)], []):
+        out = cli("preview", "--diff", "--rules", str(same), *args)
+        assert "Totaal: +0 openen, -0 sluiten." in out.output, args
+        js = cli("preview", "--diff", "--rules", str(same), "--format", "json", *args)
+        assert js.output == "", args
+
+
+def test_a_changed_threshold_opens_exactly_the_difference(env: Path, tmp_path: Path) -> None:
+    cli("run", "--as-of", str(AS_OF), "--no-mail")
+    candidate = with_contact_days(copy_rules(tmp_path, "kandidaat"), 20)
+    (candidate / "wish-unexplored.yaml").unlink()
+    before, after = hits_of(RULES, AS_OF), hits_of(candidate, AS_OF)
+    assert after - before and before - after, "the change must open and close something"
+
+    js = cli("preview", "--diff", "--rules", str(candidate), "--format", "json")
+    lines = [json.loads(x) for x in js.output.splitlines()]
+    opened = {(c["case_ref"], c["rule"]) for c in lines if c.get("change") == "open"}
+    closed = {(c["case_ref"], c["rule"]) for c in lines if c.get("change") == "close"}
+    assert opened == after - before and closed == before - after
+    assert {r for _, r in opened} == {"CONTACT-30D"}
+    assert {r for _, r in closed} == {"WISH-UNEXPLORED"}
+    assert all(c["team"] for c in lines if "change" in c)
+    assert [(o["overlap"], o["status"]) for o in lines if "overlap" in o] == [
+        ("CONTACT-30D", "gewijzigd")
+    ]
+
+    out = cli("preview", "--diff", "--rules", str(candidate)).output
+    assert f"Totaal: +{len(opened)} openen, -{len(closed)} sluiten." in out
+    section = out.split("Per gewijzigde regel:", 1)[1]
+    assert f"CONTACT-30D (gewijzigd): +{len(opened)} openen, -0 sluiten" in section
+    assert f"WISH-UNEXPLORED (verwijderd): +0 openen, -{len(closed)} sluiten" in section
+    first = sorted(opened)[0][0]
+    assert f"bijvoorbeeld nieuw: {first}" in section
+    teams = {c["team"] for c in lines if c.get("rule") == "CONTACT-30D"}
+    for team in teams:
+        assert f"  team {team}: +" in section
+    assert "daarvan signaleert geen andere regel" in section, "the overlap of the changed rule"
+
+
+keys = st.dictionaries(
+    st.tuples(st.sampled_from("ABCDEF"), st.sampled_from(["R1", "R2", "R3"])),
+    st.one_of(st.none(), st.sampled_from(["t1", "t2"])),
+    max_size=18,
+)
+
+
+@given(keys, keys)
+def test_every_difference_is_counted_once_per_team(
+    before: dict[tuple[str, str], str | None], after: dict[tuple[str, str], str | None]
+) -> None:
+    d = Diff(before, after)
+    changes = d.changes()
+    assert sum(len(c.opened) for c in changes) == len(set(after) - set(before))
+    assert sum(len(c.closed) for c in changes) == len(set(before) - set(after))
+    for c in changes:
+        assert sum(o for o, _ in c.per_team.values()) == len(c.opened)
+        assert sum(k for _, k in c.per_team.values()) == len(c.closed)
+        assert c.after - c.before == len(c.opened) - len(c.closed)
+    assert Diff(before, dict(before)).changes() == []
