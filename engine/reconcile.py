@@ -507,6 +507,20 @@ class _Explanation:
     lapsed_given: dt.date | None = None  # ... and the end date (as given) of that one
     reason: str | None = None  # the reason code of the explanation in force
 
+    @classmethod
+    def of(cls, episode: OpenEpisode) -> _Explanation:
+        """The explanation state an open episode carries from the store."""
+        return cls(
+            episode.explained_until,
+            episode.explained_given_until,
+            episode.explained_since,
+            episode.explanation_expired_on,
+            episode.explained_inputs,
+            episode.explanation_lapsed_on,
+            episode.explanation_lapsed_given,
+            episode.explained_reason,
+        )
+
 
 def plan(
     open_episodes: Iterable[OpenEpisode],
@@ -679,16 +693,7 @@ def plan(
         if episode is None:
             prev_state = _Explanation(None, None, None, None)
         else:
-            prev_state = _Explanation(
-                episode.explained_until,
-                episode.explained_given_until,
-                episode.explained_since,
-                episode.explanation_expired_on,
-                episode.explained_inputs,
-                episode.explanation_lapsed_on,
-                episode.explanation_lapsed_given,
-                episode.explained_reason,
-            )
+            prev_state = _Explanation.of(episode)
         state_now, valid = explain(
             None if episode is None else episode.id, key, today, prev_state, own
         )
@@ -795,16 +800,7 @@ def plan(
                 details |= {"team_from": episode.team, "team_to": today.team}
             events.append(Event(sid, *key, "reassigned", details))
             changed = True
-        prev = _Explanation(
-            episode.explained_until,
-            episode.explained_given_until,
-            episode.explained_since,
-            episode.explanation_expired_on,
-            episode.explained_inputs,
-            episode.explanation_lapsed_on,
-            episode.explanation_lapsed_given,
-            episode.explained_reason,
-        )
+        prev = _Explanation.of(episode)
         events.extend(explanation_events)
         explained += is_explained
         changed = changed or state != prev

@@ -91,23 +91,6 @@ MANAGERS_PER_READ = 64
 """Case managers whose open signals are read from the store with one query."""
 
 
-def iter_case_manager_lines(
-    conn: sa.Connection,
-    as_of: dt.date,
-    rules: Mapping[str, RuleMeta],
-    link: Callable[[str], str],
-    case_bonus: Mapping[str, int],
-    last_reached: Mapping[str, dt.date] | None = None,
-    problems: list[str] | None = None,
-) -> Iterator[tuple[str, list[SignalLine]]]:
-    """(case manager, their signal lines) for every case manager with lines."""
-    for staff_id, found in iter_case_manager_lists(
-        conn, as_of, rules, link, case_bonus, last_reached, problems
-    ):
-        if found.lines:
-            yield staff_id, found.lines
-
-
 def iter_case_manager_lists(
     conn: sa.Connection,
     as_of: dt.date,

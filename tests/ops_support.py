@@ -12,6 +12,8 @@ from regiesignaal.engine.source.load import load_cases, load_staff_file
 from regiesignaal.fixtures.generator import generate
 from regiesignaal.jobs.config import Settings, load_settings
 from regiesignaal.jobs.pipeline import upgrade_store
+from regiesignaal.notifications.delivery import outbox as ob
+from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -56,3 +58,28 @@ def run_rows(store_url: str) -> list[sa.Row[tuple[object, ...]]]:
             return list(conn.execute(sa.select(runs).order_by(runs.c.id)).all())
     finally:
         engine.dispose()
+
+
+def enqueue_lists(engine: sa.Engine, n: int, as_of: dt.date, now: dt.datetime) -> None:
+    """Queue ``n`` case manager lists (rv-0 ... rv-N-1 at dtv.example) as of ``as_of``."""
+    with engine.begin() as conn:
+        for i in range(n):
+            assert ob.enqueue(
+                conn,
+                run_id=1,
+                as_of=as_of,
+                kind="regievoerder",
+                recipient_id=f"rv-{i}",
+                recipient_email=f"rv-{i}@dtv.example",
+                message=ComposedMessage(f"Onderwerp {i}", f"tekst {i}\n", f"<p>{i}</p>"),
+                sender_domain="dtv.example",
+                now=now,
+            )
+
+
+def outbox_rows(engine: sa.Engine) -> list[ob.OutboxRow]:
+    """Every outbox row, in id order."""
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(ob.outbox.c.id).order_by(ob.outbox.c.id)).scalars().all()
+        found = [ob.get(conn, i) for i in ids]
+    return [r for r in found if r is not None]

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from faultsmtp import FaultServer, Plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ops_support import enqueue_lists, outbox_rows
 
 from regiesignaal.engine.store.tables import metadata
 from regiesignaal.notifications.delivery import outbox as ob
-from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.settings import SmtpSettings
 from regiesignaal.notifications.delivery.smtp import DEFER_MIN, deliver_pending
 
@@ -42,26 +42,11 @@ def store(db_url: str) -> Iterator[sa.Engine]:
 
 
 def enqueue(engine: sa.Engine, n: int) -> None:
-    with engine.begin() as conn:
-        for i in range(n):
-            assert ob.enqueue(
-                conn,
-                run_id=1,
-                as_of=AS_OF,
-                kind="regievoerder",
-                recipient_id=f"rv-{i}",
-                recipient_email=f"rv-{i}@dtv.example",
-                message=ComposedMessage(f"Onderwerp {i}", f"tekst {i}\n", f"<p>{i}</p>"),
-                sender_domain="dtv.example",
-                now=T0,
-            )
+    enqueue_lists(engine, n, AS_OF, T0)
 
 
 def rows(engine: sa.Engine) -> list[ob.OutboxRow]:
-    with engine.connect() as conn:
-        ids = conn.execute(sa.select(ob.outbox.c.id).order_by(ob.outbox.c.id)).scalars().all()
-        found = [ob.get(conn, i) for i in ids]
-    return [r for r in found if r is not None]
+    return outbox_rows(engine)
 
 
 def smtp_for(port: int, **kw: object) -> SmtpSettings:

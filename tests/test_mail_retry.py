@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from faultsmtp import FaultServer, Plan
+from ops_support import enqueue_lists, outbox_rows
 
 from regiesignaal.engine.store.tables import metadata, runs
 from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.ops.mail_retry import RETRY_JOB_ID, add_retry_job, retry_mail
 from regiesignaal.notifications.delivery import outbox as ob
-from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 AS_OF = dt.date(2026, 11, 27)  # a Friday; 06:00 in Amsterdam is 05:00 UTC
@@ -58,26 +58,11 @@ def settings_for(port: int, **smtp: object) -> Settings:
 
 
 def enqueue(engine: sa.Engine, n: int, at: dt.datetime = NIGHT) -> None:
-    with engine.begin() as conn:
-        for i in range(n):
-            assert ob.enqueue(
-                conn,
-                run_id=1,
-                as_of=AS_OF,
-                kind="regievoerder",
-                recipient_id=f"rv-{i}",
-                recipient_email=f"rv-{i}@dtv.example",
-                message=ComposedMessage(f"Onderwerp {i}", f"tekst {i}\n", f"<p>{i}</p>"),
-                sender_domain="dtv.example",
-                now=at,
-            )
+    enqueue_lists(engine, n, AS_OF, at)
 
 
 def staff_rows(engine: sa.Engine) -> list[ob.OutboxRow]:
-    with engine.connect() as conn:
-        ids = conn.execute(sa.select(ob.outbox.c.id).order_by(ob.outbox.c.id)).scalars().all()
-        found = [ob.get(conn, i) for i in ids]
-    return [r for r in found if r is not None and r.kind != "operator"]
+    return [r for r in outbox_rows(engine) if r.kind != "operator"]
 
 
 def alert_rows(engine: sa.Engine) -> list[ob.OutboxRow]:
