@@ -96,7 +96,7 @@ signals = Table(
     Column("covered_by", String(64)),
     Column("began_on", Date),
     Column("location", String(64)),  # the case's neutral location id (team digest, LKO)
-    # migration 0013 (issue 18): the fingerprint of the rule's inputs when the explanation was
+    # migration 0011 (issue 18): the fingerprint of the rule's inputs when the explanation was
     # first honoured; when and which explanation (its end date as given) lapsed on a change
     Column("explained_inputs", String(16)),
     Column("explanation_lapsed_on", Date),

@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
@@ -61,7 +62,7 @@ def run_demo(
     marker.write_text(
         "Deze map is gemaakt door 'regiesignaal demo' en wordt elke keer vervangen.\n"
     )
-    from regiesignaal.jobs.demo.nights import Evolution, operator_explanation
+    from regiesignaal.jobs.demo.nights import Evolution, operator_explanation, policy_silence
     from regiesignaal.jobs.demo.nights import nights as night_dates
 
     days = night_dates(today_amsterdam(), nights) if nights > 1 else [today_amsterdam()]
@@ -84,12 +85,14 @@ def run_demo(
     base = load_settings(env={})
     if rules_dir is not None:
         base = dataclasses.replace(base, rules_dir=Path(rules_dir).resolve())
-    config_file = write_demo_config(directory, source_url, store_url, base.rules_dir)
+    report_dir = directory / "regelrapport"
+    config_file = write_demo_config(directory, source_url, store_url, base.rules_dir, report_dir)
     with MailCatcher(mail_dir) as catcher:
         settings = dataclasses.replace(
             base,
             source_url=source_url,
             store_url=store_url,
+            rule_report_dir=report_dir,
             smtp=SmtpSettings(
                 host="127.0.0.1",
                 port=catcher.port,
@@ -100,11 +103,26 @@ def run_demo(
         )
         upgrade_store(settings)
         evolution = Evolution(case_file, seed) if nights > 1 else None
+        explained_case: str | None = None
+        story: list[str] = []
         for i, day in enumerate(days):
             if evolution is not None and i:
+                if i == 3:  # the explained case changes under its explanation
+                    evolution.explained_case = explained_case
                 evolution.evolve(sa.create_engine(source_url), day, directory)
                 if i == 1:
-                    operator_explanation(store_url, day)
+                    explained_case = operator_explanation(store_url, day)
+                    if explained_case is not None:
+                        story.append(f"nacht 2: toelichting gegeven op zaak {explained_case}")
+                if i == 2:
+                    silence = policy_silence(store_url, day, _rule_ids(settings))
+                    if silence is not None:
+                        story.append(f"nacht 3: stilte {silence} voor één regel en één team")
+                if i == 3 and explained_case is not None:
+                    story.append(
+                        f"nacht 4: zaak {explained_case} kreeg een tweede vertrekwens; "
+                        "de toelichting vervalt"
+                    )
             try:
                 summary = run(settings, RunOptions(day, "demo", case_manager_mail_any_day=True))
             except RunRefused as exc:
@@ -115,6 +133,7 @@ def run_demo(
                     f"Nacht {i + 1}/{nights} ({day}): nieuw {r.get('new', 0)}, bestaand "
                     f"{r.get('baseline', 0)}, geëscaleerd {r.get('escalated_today', 0)}, "
                     f"toelichting verlopen {r.get('explanation_expired', 0)}, "
+                    f"vervallen {r.get('explanation_lapsed', 0)}, "
                     f"gesloten {r.get('resolved', 0) + r.get('closed_case', 0)}"
                 )
         received = catcher.messages
@@ -126,6 +145,7 @@ def run_demo(
         f"  brondata:      {case_file} en {staff_file}\n"
         f"  databases:     {directory / 'source.sqlite'} en {directory / 'store.sqlite'}\n"
         f"  configuratie:  {config_file} (bron, store en regels van deze demo)\n"
+        f"  regelrapport:  {report_dir / 'regelrapport.html'}\n"
         f"  verder kijken (regiesignaal staat in {_installed_at()}):\n"
         f"    export REGIESIGNAAL_CONFIG={config_file}\n"
         "    regiesignaal runs\n"
@@ -134,7 +154,13 @@ def run_demo(
         markup=True,
     )
     if nights > 1:
-        console.print("    regiesignaal signals list\n    regiesignaal signals show <zaak>")
+        console.print(
+            "    regiesignaal signals list\n    regiesignaal signals show <zaak>\n"
+            "    regiesignaal silences list --all",
+            markup=False,
+        )
+    for line in story:
+        console.print(f"  {line}", markup=False)
     console.print(
         "  let op: de demo mailt regievoerders op elke dag, ook in het weekend; een echte "
         "run alleen op werkdagen.",
@@ -159,7 +185,16 @@ def _installed_at() -> str:
     return str(Path(sys.executable).parent)
 
 
-def write_demo_config(directory: Path, source_url: str, store_url: str, rules_dir: Path) -> Path:
+def _rule_ids(settings: Any) -> set[str]:
+    """The ids of the rules in the demo's rule folder."""
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+
+    return {rule.id for rule in load_rule_dir(settings.rules_dir).rules}
+
+
+def write_demo_config(
+    directory: Path, source_url: str, store_url: str, rules_dir: Path, report_dir: Path
+) -> Path:
     """A configuration file for the demo's databases, so the next commands read them."""
     path = directory / "regiesignaal.toml"
     path.write_text(
@@ -170,6 +205,8 @@ def write_demo_config(directory: Path, source_url: str, store_url: str, rules_di
         f"store_url = {_toml(store_url)}\n\n"
         "[rules]\n"
         f"dir = {_toml(str(Path(rules_dir).resolve()))}\n\n"
+        "[report]\n"
+        f"dir = {_toml(str(Path(report_dir).resolve()))}\n\n"
         "[smtp]\n"
         "# 'regiesignaal mailcatcher' luistert hier; alleen loopback, dus zonder TLS\n"
         'host = "127.0.0.1"\n'

@@ -7,6 +7,12 @@ short explanation in the case file (it expires a few days later: "toelichting ve
 a case moves to another case manager, and on the second night an operator adds an
 explanation on the command line. Time passing makes new signals fire and old ones
 escalate.
+
+The governance story (issue 18), when there are enough nights: the operator's explanation
+(night 2) is given on an unexplored departure wish; on night 3 a policy owner silences one
+rule for one team for three working days (a source-system incident); on night 4 a second,
+late-recorded departure wish lands in the explained case, so the rule's inputs change and
+the explanation lapses ("toelichting vervallen: gegevens gewijzigd").
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import add_working_days
 from regiesignaal.engine.source.load import load_cases
-from regiesignaal.engine.store import history
+from regiesignaal.engine.store import history, silences
 from regiesignaal.engine.store.tables import signals
 
 #: Share of open cases that change in each way per night.
@@ -44,6 +50,7 @@ class Evolution:
         self.cases = [json.loads(line) for line in case_file.read_text().splitlines() if line]
         self.rnd = random.Random(seed)
         self.glitched: dict[str, Any] | None = None
+        self.explained_case: str | None = None  # the operator's explanation (lapse story)
 
     def evolve(self, source: sa.Engine, day: dt.date, work: Path) -> int:
         """Change the cases for night ``day`` and load the changed ones; returns how many."""
@@ -54,7 +61,15 @@ class Evolution:
             changed[self.glitched["case_ref"]] = self.glitched
             self.glitched = None
         open_cases = [c for c in self.cases if c.get("status", "open") == "open"]
+        lapse = self.explained_case
+        self.explained_case = None
         for case in open_cases:
+            if case["case_ref"] == lapse:  # a second wish, recorded late: the inputs change
+                case.setdefault("departure_wishes", []).append(
+                    {"recorded_on": (day - dt.timedelta(days=30)).isoformat()}
+                )
+                changed[case["case_ref"]] = case
+                continue
             roll = rnd.random()
             if roll < CONTACT_SHARE:
                 case.setdefault("contacts", []).append(
@@ -96,15 +111,21 @@ class Evolution:
         return len(changed)
 
 
-def operator_explanation(store_url: str, day: dt.date) -> None:
-    """On one open signal: an explanation on the command line, as an operator would."""
+LAPSE_RULE = "WISH-UNEXPLORED"
+"""The rule of the operator's explanation in the lapse story: a second unexplored wish
+changes the count it reads without resolving it."""
+
+
+def operator_explanation(store_url: str, day: dt.date) -> str | None:
+    """On one open signal (one of ``LAPSE_RULE`` when there is one): an explanation on the
+    command line, as an operator would. Returns the explained case's reference."""
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as conn:
             row = conn.execute(
                 sa.select(signals.c.case_ref, signals.c.rule_id, signals.c.regievoerder)
                 .where(signals.c.closed_on.is_(None))
-                .order_by(signals.c.id)
+                .order_by((signals.c.rule_id != LAPSE_RULE), signals.c.id)
                 .limit(1)
             ).first()
             if row is not None:
@@ -112,12 +133,54 @@ def operator_explanation(store_url: str, day: dt.date) -> None:
                     conn,
                     row.case_ref,
                     row.rule_id,
-                    add_working_days(day, 2),
+                    add_working_days(day, 10),
                     "elders_geregeld",
                     row.regievoerder or "demo",
                     day,
                     {row.rule_id},
                     text="Vertrek staat gepland; afgestemd met teamleider",
                 )
+                return str(row.case_ref)
+            return None
+    finally:
+        engine.dispose()
+
+
+SILENCED_RULE = "CONTACT-14D"
+"""The rule the policy owner silences for one team in the demo."""
+
+
+def policy_silence(store_url: str, day: dt.date, rule_ids: set[str]) -> int | None:
+    """A silence of ``SILENCED_RULE`` for the team with most of its open signals, for three
+    working days from ``day``, as a policy owner would add with ``silences add``. Returns
+    its id (None: the rule is not in the set or has no open signals)."""
+    if SILENCED_RULE not in rule_ids:
+        return None
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            team = conn.execute(
+                sa.select(signals.c.team)
+                .where(
+                    signals.c.closed_on.is_(None),
+                    signals.c.rule_id == SILENCED_RULE,
+                    signals.c.team.is_not(None),
+                )
+                .group_by(signals.c.team)
+                .order_by(sa.func.count().desc(), signals.c.team)
+                .limit(1)
+            ).scalar()
+            if team is None:
+                return None
+            return silences.add_silence(
+                conn,
+                SILENCED_RULE,
+                add_working_days(day, 2),
+                "Storing in de contactregistratie van de bron; contacten ontbreken tijdelijk",
+                "beleid-demo",
+                day,
+                rule_ids,
+                team=str(team),
+            )
     finally:
         engine.dispose()
