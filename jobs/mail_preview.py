@@ -30,7 +30,7 @@ from regiesignaal.notifications.delivery import outbox
 from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.smtp import mime_message
 from regiesignaal.notifications.night import mail_options
-from regiesignaal.notifications.rule_report import rule_report
+from regiesignaal.notifications.rule_report import Thresholds, rule_report
 from regiesignaal.notifications.shared import RuleMeta
 from regiesignaal.notifications.team_digest import missed_digest_starts, team_digests
 
@@ -107,7 +107,7 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 }
                 message = compose_rule_report(
                     rule_report(
-                        conn, as_of, info, extracted.open_count, settings.report_volume_share
+                        conn, as_of, info, extracted.open_count, thresholds=Thresholds.of(settings)
                     ),
                     show_rule_ids=False,
                     templates_dir=settings.mail_templates_dir,
