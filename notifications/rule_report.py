@@ -112,12 +112,20 @@ class Thresholds:
         )
 
 
+def _above(share: float, limit: float) -> str:
+    """``share`` as a percentage that reads as different from ``limit`` (25,3% beside
+    25%, not 25% beside 25%)."""
+    if round(100 * share) != round(100 * limit):
+        return f"{round(100 * share)}%"
+    return f"{100 * share:.1f}%".replace(".", ",")
+
+
 def volume_flag(share: float | None, limit: float) -> str:
     """The health flag for a rule firing on a large share of the open cases, or ""."""
     if share is None or share <= limit:
         return ""
     return (
-        f"gaat af op {round(100 * share)}% van de open zaken (meer dan {round(100 * limit)}%): "
+        f"gaat af op {_above(share, limit)} van de open zaken (meer dan {round(100 * limit)}%): "
         "onderscheidt weinig; herzie de drempel of splits de regel"
     )
 
@@ -136,14 +144,14 @@ def outcome_flags(
     na = not_applicable / judged
     if na > limits.not_applicable_share:
         out.append(
-            f"{round(100 * na)}% van {weeks} kreeg de toelichting 'niet van toepassing' "
+            f"{_above(na, limits.not_applicable_share)} van {weeks} kreeg de toelichting 'niet van toepassing' "
             f"(meer dan {round(100 * limits.not_applicable_share)}%): de regel raakt vaak "
             "zaken waar hij niet voor bedoeld is; overweeg een uitzondering in de voorwaarden"
         )
     changed = by_change / judged
     if changed < limits.min_resolved_by_change:
         out.append(
-            f"slechts {round(100 * changed)}% van {weeks} werd opgelost door een wijziging in "
+            f"slechts {_above(changed, limits.min_resolved_by_change)} van {weeks} werd opgelost door een wijziging in "
             f"de zaak (minder dan {round(100 * limits.min_resolved_by_change)}%): het signaal "
             "leidt zelden tot actie; overweeg de verwachte actie te verduidelijken, de regel "
             "aan te scherpen of hem uit te zetten"

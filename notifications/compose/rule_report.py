@@ -144,11 +144,22 @@ def _closed_text(w: WindowStats) -> str:
 
 
 def _window_text(report: RuleReport) -> str:
+    """The table's period: the last 8 weeks, or since the first night while the store
+    holds less history (so a young store does not pretend to cover 8 weeks)."""
     weeks = report.window_days // 7
     start = report.as_of - dt.timedelta(days=report.window_days - 1)
     if report.first_night is not None and report.first_night > start:
-        return f"sinds {format_date(report.first_night)} (de eerste nacht; minder dan {weeks} weken)"
-    return f"de laatste {weeks} weken"
+        return f"sinds {format_date(report.first_night)}, de eerste nacht (nog geen {weeks} weken)"
+    return f"over de laatste {weeks} weken"
+
+
+def _trend_text(report: RuleReport) -> str:
+    weeks = len(report.trend_ends)
+    if report.first_night is not None and report.trend_ends and (
+        report.first_night > report.trend_ends[0]
+    ):
+        return "aan het eind van elke week sinds de eerste nacht"
+    return f"aan het eind van elk van de laatste {weeks} weken"
 
 
 def _text_row(cells: Sequence[str], widths: Sequence[int]) -> str:
@@ -197,6 +208,7 @@ def compose_rule_report(
         "as_of": format_date(report.as_of),
         "window": _window_text(report),
         "trend_weeks": len(report.trend_ends),
+        "trend_text": _trend_text(report),
         "page": show_rule_ids,
         "rows": rows,
         "notes": list(report.notes),
