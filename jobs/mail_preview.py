@@ -21,6 +21,7 @@ from regiesignaal.notifications.case_manager import (
     CaseManagerList,
     case_manager_lines,
     new_since,
+    own_figures,
     render_list,
 )
 from regiesignaal.notifications.compose.model import Recipient
@@ -72,6 +73,10 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 found = case_manager_lines(
                     conn, as_of, meta, settings.case_link, bonus, last_reached=reached
                 ).lists.get(staff_id, CaseManagerList())
+                if as_of.weekday() == settings.digest_weekday:  # "Jouw cijfers", weekly
+                    found.own = own_figures(
+                        conn, as_of, meta, staff, extracted.open_per_manager
+                    ).get(staff_id)
                 since = new_since(reached.get(staff_id), as_of)
                 message = render_list((staff_id, recipient.email, as_of, found, shape, since))
             elif role == "teamleider":
