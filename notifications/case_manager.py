@@ -339,7 +339,7 @@ def own_figures(
     staff: Mapping[str, Mapping[str, Any]],
     open_cases: Mapping[str, int],
 ) -> dict[str, OwnFigures]:
-    """"Jouw cijfers" for every case manager (role ``regievoerder``) in ``staff``: their
+    """ "Jouw cijfers" for every case manager (role ``regievoerder``) in ``staff``: their
     open signals per 10 open cases (``open_cases``, the run's count per case manager), the
     share of those signals escalated, and the median working days from opened to closed of
     their signals resolved by a change in the case over the last :data:`OWN_WEEKS` weeks;

@@ -143,18 +143,20 @@ def outcome_flags(
     out = []
     na = not_applicable / judged
     if na > limits.not_applicable_share:
+        limit = round(100 * limits.not_applicable_share)
         out.append(
-            f"{_above(na, limits.not_applicable_share)} van {weeks} kreeg de toelichting 'niet van toepassing' "
-            f"(meer dan {round(100 * limits.not_applicable_share)}%): de regel raakt vaak "
-            "zaken waar hij niet voor bedoeld is; overweeg een uitzondering in de voorwaarden"
+            f"{_above(na, limits.not_applicable_share)} van {weeks} kreeg de toelichting "
+            f"'niet van toepassing' (meer dan {limit}%): de regel raakt vaak zaken waar hij "
+            "niet voor bedoeld is; overweeg een uitzondering in de voorwaarden"
         )
     changed = by_change / judged
     if changed < limits.min_resolved_by_change:
+        limit = round(100 * limits.min_resolved_by_change)
         out.append(
-            f"slechts {_above(changed, limits.min_resolved_by_change)} van {weeks} werd opgelost door een wijziging in "
-            f"de zaak (minder dan {round(100 * limits.min_resolved_by_change)}%): het signaal "
-            "leidt zelden tot actie; overweeg de verwachte actie te verduidelijken, de regel "
-            "aan te scherpen of hem uit te zetten"
+            f"slechts {_above(changed, limits.min_resolved_by_change)} van {weeks} werd "
+            f"opgelost door een wijziging in de zaak (minder dan {limit}%): het signaal leidt "
+            "zelden tot actie; overweeg de verwachte actie te verduidelijken, de regel aan te "
+            "scherpen of hem uit te zetten"
         )
     return out
 

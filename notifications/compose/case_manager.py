@@ -78,7 +78,7 @@ class Figures:
 
 @dataclass(frozen=True)
 class OwnFigures:
-    """"Jouw cijfers": the reader's own figures beside the team's median (issue 18). Never
+    """ "Jouw cijfers": the reader's own figures beside the team's median (issue 18). Never
     anybody else's figures or name; ``team`` is None for a team too small for a median."""
 
     own: Figures

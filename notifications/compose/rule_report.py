@@ -155,8 +155,10 @@ def _window_text(report: RuleReport) -> str:
 
 def _trend_text(report: RuleReport) -> str:
     weeks = len(report.trend_ends)
-    if report.first_night is not None and report.trend_ends and (
-        report.first_night > report.trend_ends[0]
+    if (
+        report.first_night is not None
+        and report.trend_ends
+        and (report.first_night > report.trend_ends[0])
     ):
         return "aan het eind van elke week sinds de eerste nacht"
     return f"aan het eind van elk van de laatste {weeks} weken"
