@@ -115,6 +115,12 @@ class Settings:
     # WOR art. 27(1)(l) (works-council consent, a DPIA); never the default
     digest_compare_case_managers: bool = False
     report_volume_share: float = 0.25  # the rule report flags a rule firing on more cases
+    # the rule report's other health flags (issue 18): over the closed episodes of the last
+    # report_flag_weeks weeks, once at least report_flag_min_closed of them closed
+    report_not_applicable_share: float = 0.5  # more explained "niet van toepassing": flag
+    report_min_resolved_by_change: float = 0.1  # fewer resolved by a change in the case: flag
+    report_flag_weeks: int = 8
+    report_flag_min_closed: int = 10
     mail_staff_names: bool = True  # team digests show the team's case managers' names
     mail_templates_dir: Path | None = None  # operator's template overrides
     rule_report_dir: Path | None = None  # static HTML rule report written per run
@@ -513,6 +519,10 @@ _FILE_KEYS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("digest", "escalations_shown"): ("digest_escalations_shown", _int_parser(0, 200)),
     ("digest", "compare_case_managers"): ("digest_compare_case_managers", _parse_bool),
     ("report", "volume_share"): ("report_volume_share", _parse_share),
+    ("report", "not_applicable_share"): ("report_not_applicable_share", _parse_share),
+    ("report", "min_resolved_by_change"): ("report_min_resolved_by_change", _parse_share),
+    ("report", "flag_weeks"): ("report_flag_weeks", _int_parser(1, 52)),
+    ("report", "flag_min_closed"): ("report_flag_min_closed", _int_parser(1, 100_000)),
     ("mail", "staff_names"): ("mail_staff_names", _parse_bool),
     ("mail", "templates_dir"): ("mail_templates_dir", _parse_path),
     ("report", "dir"): ("rule_report_dir", _parse_path),
@@ -798,6 +808,10 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("digest.escalations_shown", str(settings.digest_escalations_shown)),
         ("digest.compare_case_managers", flag(settings.digest_compare_case_managers)),
         ("report.volume_share", f"{settings.report_volume_share:g}"),
+        ("report.not_applicable_share", f"{settings.report_not_applicable_share:g}"),
+        ("report.min_resolved_by_change", f"{settings.report_min_resolved_by_change:g}"),
+        ("report.flag_weeks", str(settings.report_flag_weeks)),
+        ("report.flag_min_closed", str(settings.report_flag_min_closed)),
         ("mail.staff_names", flag(settings.mail_staff_names)),
         ("mail.templates_dir", str(settings.mail_templates_dir or "(geen; ingebouwde sjablonen)")),
         ("report.dir", str(settings.rule_report_dir or "(niet gezet; geen regelrapport)")),

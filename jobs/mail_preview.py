@@ -21,6 +21,7 @@ from regiesignaal.notifications.case_manager import (
     CaseManagerList,
     case_manager_lines,
     new_since,
+    own_figures,
     render_list,
 )
 from regiesignaal.notifications.compose.model import Recipient
@@ -30,7 +31,7 @@ from regiesignaal.notifications.delivery import outbox
 from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.smtp import mime_message
 from regiesignaal.notifications.night import mail_options
-from regiesignaal.notifications.rule_report import rule_report
+from regiesignaal.notifications.rule_report import Thresholds, rule_report
 from regiesignaal.notifications.shared import RuleMeta
 from regiesignaal.notifications.team_digest import missed_digest_starts, team_digests
 
@@ -72,6 +73,10 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 found = case_manager_lines(
                     conn, as_of, meta, settings.case_link, bonus, last_reached=reached
                 ).lists.get(staff_id, CaseManagerList())
+                if as_of.weekday() == settings.digest_weekday:  # "Jouw cijfers", weekly
+                    found.own = own_figures(
+                        conn, as_of, meta, staff, extracted.open_per_manager
+                    ).get(staff_id)
                 since = new_since(reached.get(staff_id), as_of)
                 message = render_list((staff_id, recipient.email, as_of, found, shape, since))
             elif role == "teamleider":
@@ -107,7 +112,7 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 }
                 message = compose_rule_report(
                     rule_report(
-                        conn, as_of, info, extracted.open_count, settings.report_volume_share
+                        conn, as_of, info, extracted.open_count, thresholds=Thresholds.of(settings)
                     ),
                     show_rule_ids=False,
                     templates_dir=settings.mail_templates_dir,

@@ -18,17 +18,23 @@ manager with lines or warnings gets a list; it is rendered by
 from __future__ import annotations
 
 import datetime as dt
+import statistics
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from regiesignaal.engine.language.dates import Duration, shift
+from regiesignaal.engine.language.dates import Duration, shift, working_days_between
 from regiesignaal.engine.prioritise import score
 from regiesignaal.engine.store.silences import silenced_clause
 from regiesignaal.engine.store.tables import signals, warnings
-from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.compose.case_manager import (
+    Figures,
+    OwnFigures,
+    compose_case_manager,
+)
 from regiesignaal.notifications.compose.model import Recipient, SignalLine, UpcomingLine
 from regiesignaal.notifications.compose.render import MailOptions, count_nl
 from regiesignaal.notifications.delivery.message import ComposedMessage
@@ -47,6 +53,7 @@ class CaseManagerList:
     upcoming: list[UpcomingLine] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)  # case refs, sorted
     resolved_signals: int = 0
+    own: OwnFigures | None = None  # "Jouw cijfers" (weekly, see own_figures)
 
 
 @dataclass
@@ -312,6 +319,115 @@ def _line_builder(
     return line
 
 
+OWN_MIN_CASES = 5
+"""A case manager counts towards the team median with at least this many open cases."""
+OWN_MIN_COLLEAGUES = 3
+"""No team median over fewer case managers: a median of two would give away the other
+one's figure, a team of one has none."""
+OWN_WEEKS = 8
+"""The period of the resolution figure of "Jouw cijfers"."""
+
+
+def _median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if len(values) >= OWN_MIN_COLLEAGUES else None
+
+
+def own_figures(
+    conn: sa.Connection,
+    as_of: dt.date,
+    rules: Mapping[str, RuleMeta],
+    staff: Mapping[str, Mapping[str, Any]],
+    open_cases: Mapping[str, int],
+) -> dict[str, OwnFigures]:
+    """ "Jouw cijfers" for every case manager (role ``regievoerder``) in ``staff``: their
+    open signals per 10 open cases (``open_cases``, the run's count per case manager), the
+    share of those signals escalated, and the median working days from opened to closed of
+    their signals resolved by a change in the case over the last :data:`OWN_WEEKS` weeks;
+    beside each, the median of the same figure over the case managers of their team (the
+    staff file's team) with at least :data:`OWN_MIN_CASES` open cases, when there are at
+    least :data:`OWN_MIN_COLLEAGUES` of them (else no median).
+
+    An open signal here is one the lists show: open, not in its grace gap, not covered,
+    not explained, not silenced, of an active rule. Two grouped queries; memory holds
+    counts per case manager."""
+    c = signals.c
+    active = sorted(rules)
+    counts: dict[str, tuple[int, int]] = {}
+    for manager, n, escalated in conn.execute(
+        sa.select(c.regievoerder, sa.func.count(), sa.func.count(c.escalated_on))
+        .where(
+            c.closed_on.is_(None),
+            c.gap_since.is_(None),
+            c.covered_by.is_(None),
+            c.rule_id.in_(active),
+            sa.or_(c.explained_until.is_(None), c.explained_until < as_of),
+            ~silenced_clause(signals, as_of),
+        )
+        .group_by(c.regievoerder)
+    ):
+        if manager:
+            counts[str(manager)] = (int(n), int(escalated))
+    start = as_of - dt.timedelta(days=7 * OWN_WEEKS - 1)
+    spans: dict[str, Counter[int]] = {}
+    for manager, opened_on, closed_on, n in conn.execute(
+        sa.select(c.regievoerder, c.opened_on, c.closed_on, sa.func.count())
+        .where(
+            c.outcome == "resolved",
+            c.closed_on >= start,
+            c.closed_on <= as_of,
+            c.rule_id.in_(active),
+        )
+        .group_by(c.regievoerder, c.opened_on, c.closed_on)
+    ):
+        if manager:
+            days = working_days_between(opened_on, closed_on)
+            spans.setdefault(str(manager), Counter())[days] += int(n)
+
+    def figures_of(sid: str) -> Figures:
+        n, escalated = counts.get(sid, (0, 0))
+        cases = open_cases.get(sid, 0)
+        days = sorted((spans.get(sid) or Counter()).elements())
+        return Figures(
+            per_10_cases=10 * n / cases if cases else None,
+            share_escalated=escalated / n if n else None,
+            median_working_days=float(statistics.median(days)) if days else None,
+        )
+
+    managers = {sid: m for sid, m in staff.items() if m.get("role") == "regievoerder"}
+    own = {sid: figures_of(sid) for sid in managers}
+    teams: dict[str, list[str]] = {}
+    for sid, m in managers.items():
+        if m.get("team") and open_cases.get(sid, 0) >= OWN_MIN_CASES:
+            teams.setdefault(str(m["team"]), []).append(sid)
+    medians: dict[str, Figures | None] = {}
+    for team, members in teams.items():
+        if len(members) < OWN_MIN_COLLEAGUES:
+            medians[team] = None
+            continue
+        values = [own[sid] for sid in members]
+        medians[team] = Figures(
+            per_10_cases=_median([f.per_10_cases for f in values if f.per_10_cases is not None]),
+            share_escalated=_median(
+                [f.share_escalated for f in values if f.share_escalated is not None]
+            ),
+            median_working_days=_median(
+                [f.median_working_days for f in values if f.median_working_days is not None]
+            ),
+        )
+    out = {}
+    for sid, m in managers.items():
+        team = str(m.get("team") or "")
+        median = medians.get(team)
+        out[sid] = OwnFigures(
+            own=own[sid],
+            team=median,
+            colleagues=len(teams.get(team, ())) if median is not None else 0,
+            min_cases=OWN_MIN_CASES,
+            weeks=OWN_WEEKS,
+        )
+    return out
+
+
 RenderTask = tuple[str, str, dt.date, CaseManagerList, MailOptions, dt.date | None]
 """(staff id, address, as-of date, their list, mail options, "new" counted from)."""
 
@@ -328,4 +444,5 @@ def render_list(task: RenderTask) -> ComposedMessage:
         upcoming=found.upcoming,
         resolved=found.resolved,
         resolved_signals=found.resolved_signals,
+        own=found.own,
     )

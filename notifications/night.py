@@ -26,6 +26,7 @@ from regiesignaal.notifications.case_manager import (
     RenderTask,
     iter_case_manager_lists,
     new_since,
+    own_figures,
     render_list,
 )
 from regiesignaal.notifications.compose.overrides import check_template_overrides
@@ -141,6 +142,12 @@ def queue_night(
         if working_day:
             reached = outbox.last_reached(conn, "regievoerder", as_of)
             lines_problems: list[str] = []
+            # "Jouw cijfers" once a week, on the digest weekday (issue 18)
+            own = (
+                own_figures(conn, as_of, meta, staff, open_cases_per_manager)
+                if as_of.weekday() == settings.digest_weekday
+                else {}
+            )
 
             def list_tasks() -> Iterator[RenderTask]:
                 for staff_id, found in iter_case_manager_lists(
@@ -150,6 +157,7 @@ def queue_night(
                         continue
                     email = address_of(staff, staff_id, problems, len(found.lines), allowed)
                     if email is not None:
+                        found.own = own.get(staff_id)
                         since = new_since(reached.get(staff_id), as_of)
                         yield (staff_id, email, as_of, found, shape, since)
 

@@ -234,6 +234,10 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
         ('[mail]\ndetail = "alles"\n', "'minimal'"),
         ("[mail]\nfull_cases = -1\n", "0 tot en met 10000"),
         ('[mail]\nstaff_names = "soms"\n', "true of false"),
+        ("[report]\nnot_applicable_share = 1.5\n", "deel tussen 0 en 1"),
+        ('[report]\nmin_resolved_by_change = "weinig"\n', "deel tussen 0 en 1"),
+        ("[report]\nflag_weeks = 0\n", "1 tot en met 52"),
+        ("[report]\nflag_min_closed = -3\n", "1 tot en met 100000"),
     ],
 )
 def test_bad_values_say_what_is_allowed(tmp_path: Path, text: str, allowed: str) -> None:
@@ -394,3 +398,27 @@ def test_mail_settings_are_read_and_relative_folders_follow_the_file(tmp_path: P
     assert s.rule_report_dir == tmp_path / "rapport"
     shown = dict(describe(s))
     assert shown["mail.detail"] == "minimal" and shown["report.dir"] == str(tmp_path / "rapport")
+
+
+def test_report_thresholds_are_read_and_checked(tmp_path: Path) -> None:
+    """Issue 18: the rule report's health flags have their thresholds in [report]."""
+    defaults = load_settings(write(tmp_path, "[report]\n"), env={})
+    assert (
+        defaults.report_volume_share,
+        defaults.report_not_applicable_share,
+        defaults.report_min_resolved_by_change,
+        defaults.report_flag_weeks,
+        defaults.report_flag_min_closed,
+    ) == (0.25, 0.5, 0.1, 8, 10)
+    text = (
+        "[report]\nnot_applicable_share = 0.75\nmin_resolved_by_change = 0.05\n"
+        "flag_weeks = 13\nflag_min_closed = 20\n"
+    )
+    s = load_settings(write(tmp_path, text), env={})
+    assert (s.report_not_applicable_share, s.report_min_resolved_by_change) == (0.75, 0.05)
+    assert (s.report_flag_weeks, s.report_flag_min_closed) == (13, 20)
+    assert dict(describe(s))["report.flag_min_closed"] == "20"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "[report]\nnot_applicable_share = 4.875\n"), env={})
+    assert info.value.key == "report.not_applicable_share"
+    assert "verwacht een deel tussen 0 en 1" in str(info.value)

@@ -308,9 +308,31 @@ def test_rule_report_is_mailed_weekly_to_policy_staff_and_written_as_a_page(
     policy = {sid for sid, s in mail_run.staff.items() if s.get("role") == "beleid"}
     assert policy and {m.recipient_id for m in reports} == policy
     assert {m.as_of for m in reports} == {d for d in NIGHTS if d.weekday() == 0}
-    assert "4 weken: afgegaan" in reports[-1].text and "13 weken" in reports[-1].text
+    assert "mediaan werkdagen tot oplossing" in reports[-1].text
+    assert "verloop: " in reports[-1].text and "<table" in reports[-1].html
     assert mail_run.settings.rule_report_dir is not None
     page = (mail_run.settings.rule_report_dir / "regelrapport.html").read_text(encoding="utf-8")
     assert "VG-FIRST: " in page  # the policy owners' page names rules by id
     assert "VG-FIRST" not in reports[-1].html  # the mail does not
     assert "09-11-2026" in page  # written by the last run
+
+
+@pytest.mark.slow
+def test_own_figures_come_weekly_and_name_no_other_person(mail_run: MailRun) -> None:
+    """Issue 18: "Jouw cijfers" in a case manager's list on the digest weekday only, and no
+    case manager's mail holds another staff member's id or name."""
+    lists = [m for m in mail_run.messages if m.kind == "regievoerder"]
+    weekday = mail_run.settings.digest_weekday
+    for m in lists:
+        assert ("== Jouw cijfers ==" in m.text) == (m.as_of.weekday() == weekday), m.as_of
+        assert ("Jouw cijfers" in m.html) == (m.as_of.weekday() == weekday)
+        others = [sid for sid in mail_run.staff if sid != m.recipient_id]
+        names = [
+            str(s.get("name")) for sid, s in mail_run.staff.items()
+            if sid != m.recipient_id and s.get("name")
+        ]  # fmt: skip
+        for body in (m.text, m.html, m.attachment_html or ""):
+            for sid in others:
+                assert not re.search(rf"(?<![\w-]){re.escape(sid)}(?![\w-])", body), sid
+            assert not any(n in body for n in names)
+    assert any("teammediaan" in m.text for m in lists)  # teams big enough for a median

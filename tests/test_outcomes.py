@@ -79,15 +79,17 @@ def test_every_closed_episode_gets_one_outcome_and_the_report_counts_them(db_url
     }
     assert {o for o, _, _ in rows.values() if o} == set(OUTCOMES)
 
-    a = next(s for s in report.rules if s.rule.rule_id == "A").windows[28]
+    a = next(s for s in report.rules if s.rule.rule_id == "A").window
     assert a.resolved_by_change == 1
     assert a.explained_reasons == (("elders_geregeld", 1), ("werkt_niet_mee", 1))
-    narrow = next(s for s in report.rules if s.rule.rule_id == "NARROW").windows[28]
+    assert (a.case_closed, a.rule_changed, a.covered) == (1, 0, 0)
+    narrow = next(s for s in report.rules if s.rule.rule_id == "NARROW").window
     assert narrow.resolved_by_change == 0 and narrow.explained_reasons == ()
-    text = compose_rule_report(report, show_rule_ids=False).text
+    assert narrow.covered == 1
+    text = " ".join(compose_rule_report(report, show_rule_ids=False).text.split())
     assert (
         "afgesloten: 1 door een wijziging in de zaak; met toelichting: elders geregeld 1, "
-        "vreemdeling werkt niet mee 1"
+        "vreemdeling werkt niet mee 1; zaak gesloten 1"
     ) in text
     html = compose_rule_report(report, show_rule_ids=True).html
     assert "met toelichting: elders geregeld 1" in html

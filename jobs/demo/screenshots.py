@@ -5,7 +5,9 @@
 Runs a multi-night demo (``jobs.demo.mailrun``), picks the last night's longest case
 manager list and a team digest, and photographs both in headless Chromium at 375 px (a
 phone) and 900 px (a desktop client) as ``docs/img/{list,digest}-{375,900}.png``, and the
-LKO agenda of the busiest location as ``docs/img/agenda-{375,900}.png``.
+LKO agenda of the busiest location as ``docs/img/agenda-{375,900}.png``, and the rule
+report: the page at desktop and phone width and the last weekly mail on a phone
+(``docs/img/regelrapport-{desktop,phone,mail}.png``, whole pages).
 Needs Debian's ``chromium`` and the ``playwright`` package (dev extras).
 """
 
@@ -29,8 +31,13 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        run = multi_night_run(Path(tmp), NIGHTS, cases=400, seed=5)
+        report_dir = Path(tmp) / "rapport"
+        run = multi_night_run(
+            Path(tmp), NIGHTS, cases=400, seed=5, changes={"rule_report_dir": report_dir}
+        )
         agenda_html = _busiest_agenda(run.settings, NIGHTS[-1])
+        report_page = (report_dir / "regelrapport.html").read_text(encoding="utf-8")
+    report_mail = [m for m in run.messages if m.kind == "beleid"][-1].html
     last = [m for m in run.messages if m.as_of == NIGHTS[-1]]
     lists = sorted((m for m in last if m.kind == "regievoerder"), key=lambda m: -len(m.html))
     digest = next(m for m in last if m.kind == "teamleider")
@@ -46,9 +53,23 @@ def main(argv: list[str]) -> int:
                 page.set_content(body)
                 page.screenshot(path=str(out / f"{name}-{width}.png"))
                 page.close()
+        rule_report_shots(browser, report_page, report_mail, out)
         browser.close()
     print(f"geschreven: {out}/{{list,digest,agenda}}-{{375,900}}.png")
     return 0
+
+
+def rule_report_shots(browser: Any, page_html: str, mail_html: str, out: Path) -> None:
+    """The rule report's page at 1000 and 390 px and its mail at 390 px, whole pages."""
+    for name, body, width in (
+        ("regelrapport-desktop", page_html, 1000),
+        ("regelrapport-phone", page_html, 390),
+        ("regelrapport-mail", mail_html, 390),
+    ):
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        page.set_content(body)
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        page.close()
 
 
 def _busiest_agenda(settings: Any, as_of: dt.date) -> str:

@@ -67,6 +67,64 @@ ACTIONS_SHOWN = 2
 (the whole list shows them all)."""
 
 
+@dataclass(frozen=True)
+class Figures:
+    """One case manager's figures, or a team's medians of them (None: no value)."""
+
+    per_10_cases: float | None  # open signals per 10 open cases
+    share_escalated: float | None  # of the open signals
+    median_working_days: float | None  # to a resolution by a change, last ``weeks`` weeks
+
+
+@dataclass(frozen=True)
+class OwnFigures:
+    """ "Jouw cijfers": the reader's own figures beside the team's median (issue 18). Never
+    anybody else's figures or name; ``team`` is None for a team too small for a median."""
+
+    own: Figures
+    team: Figures | None
+    colleagues: int  # case managers the team median is taken over
+    min_cases: int  # ... each with at least this many open cases
+    weeks: int  # the period of the resolution figure
+
+
+def _own_view(figures: OwnFigures) -> dict[str, Any]:
+    """The block's rows and its note, in neutral words ("ter vergelijking")."""
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{round(100 * v)}%"
+
+    def num(v: float | None) -> str:
+        return "–" if v is None else f"{v:.1f}".replace(".", ",").removesuffix(",0")
+
+    own, team = figures.own, figures.team
+    rows = [
+        ("Open signalen per 10 zaken", num(own.per_10_cases), team and num(team.per_10_cases)),
+        ("Geëscaleerd", pct(own.share_escalated), team and pct(team.share_escalated)),
+        (
+            f"Werkdagen tot oplossing (mediaan, {figures.weeks} weken)",
+            num(own.median_working_days),
+            team and num(team.median_working_days),
+        ),
+    ]
+    if team is not None:
+        note = (
+            f"Ter vergelijking, geen beoordeling: de teammediaan is het middelste cijfer van de "
+            f"{figures.colleagues} regievoerders van je team met minstens {figures.min_cases} "
+            "open zaken. Alleen jij krijgt je eigen cijfers."
+        )
+    else:
+        note = (
+            "Ter vergelijking: je team heeft te weinig regievoerders met minstens "
+            f"{figures.min_cases} open zaken voor een teammediaan. Alleen jij krijgt je eigen "
+            "cijfers."
+        )
+    return {
+        "rows": [{"label": lab, "own": o, "team": t or ""} for lab, o, t in rows],
+        "note": note,
+    }
+
+
 def counts_as_new(line: SignalLine) -> bool:
     """New for the reader, and not a baseline finding of a first night."""
     return line.is_new and not line.baseline
@@ -343,8 +401,10 @@ def compose_case_manager(
     upcoming: Sequence[UpcomingLine] = (),
     resolved: Sequence[str] = (),
     resolved_signals: int = 0,
+    own: OwnFigures | None = None,
 ) -> ComposedMessage:
     """The daily list for one case manager (``recipient``): see the module docstring.
+    ``own``: "Jouw cijfers", the reader's figures beside the team median (weekly).
 
     ``new_since``: the as-of date of the last list that reached the reader, when it was not
     the previous working day (the intro then says since when "nieuw" counts);
@@ -385,6 +445,7 @@ def compose_case_manager(
         "rest_title": f"De rest ({count_nl(len(sections.rest), 'zaak', 'zaken')})",
         "reach": " en ".join(reach),
         "full": None,
+        "own": _own_view(own) if own is not None else None,
     }
     full = compose_full_list(as_of, lines, options, upcoming=soon) if attach or weekly else None
     if weekly and full is not None:

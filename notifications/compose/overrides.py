@@ -11,7 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from regiesignaal.notifications.compose.case_manager import compose_case_manager
+from regiesignaal.notifications.compose.case_manager import (
+    Figures,
+    OwnFigures,
+    compose_case_manager,
+)
 from regiesignaal.notifications.compose.model import (
     EscalationLine,
     ManagerSummary,
@@ -61,8 +65,10 @@ def check_template_overrides(directory: Path) -> list[str]:
         escalations=[EscalationLine("Z-000001", "VOORBEELD", "Voorbeeldtitel", 3, "rv-1")],
     )  # fmt: skip
     recipient = Recipient("rv-1", "rv-1@voorbeeld.invalid")
+    own = OwnFigures(Figures(3.0, 0.1, 5.0), Figures(2.5, None, 6.0), 4, 5, 8)
     for render in (
         lambda: compose_case_manager(recipient, as_of, [sample], options),
+        lambda: compose_case_manager(recipient, as_of, [sample], options, own=own),
         lambda: compose_team_digest(recipient, digest, options),
     ):
         try:
