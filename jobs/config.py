@@ -406,8 +406,17 @@ def _parse_addresses(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+PATH_MAX = 4096
+"""The longest path a setting may name, in characters (Linux's PATH_MAX)."""
+
+
 def _parse_path(value: Any) -> Path:
-    return Path(_parse_str(value)).expanduser()
+    text = _parse_str(value)
+    if "\x00" in text:
+        raise ValueError("een pad mag geen NUL-teken bevatten; geef een gewoon bestandspad op")
+    if len(text) > PATH_MAX:
+        raise ValueError(f"het pad is langer dan {PATH_MAX} tekens; kies een korter pad")
+    return Path(text).expanduser()
 
 
 def _parse_sender(value: Any) -> str:
@@ -474,15 +483,6 @@ def _parse_on_broken(value: Any) -> str:
             "verwacht 'last_good' (draai met de laatste goede regelset) of 'refuse' (weiger de run)"
         )
     return text
-
-
-_NO_ECHO = {
-    "smtp.sender",
-    "heartbeat_url",
-    "webhook_url",
-    "source_url",
-    "store_url",
-}  # keys whose bad value is not repeated in the message (a URL may hold a password)
 
 
 # --------------------------------------------------------------------------- schema
@@ -692,10 +692,9 @@ def _read_file(path: Path) -> dict[str, Any]:
             try:
                 value = parser(raw)
             except ValueError as exc:
-                shown = "" if field_name in _NO_ECHO else f" {_show(raw)}"
-                raise ConfigError(
-                    f"ongeldige waarde{shown}: {exc}", source=where, key=full
-                ) from exc
+                # never the value itself: the message names file, line and key (a URL may
+                # hold a password, an address a person's name)
+                raise ConfigError(f"ongeldige waarde: {exc}", source=where, key=full) from exc
             values[field_name] = _relative_to(path.parent, field_name, value)
     return values
 
@@ -703,11 +702,6 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _where(source: str, text: str, section: str, key: str) -> str:
     line = _find_line(text, section, key)
     return f"{source}, regel {line}" if line else source
-
-
-def _show(raw: Any) -> str:
-    text = repr(raw)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _unknown_key_message(section: str, key: str) -> str:
@@ -735,9 +729,8 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
         try:
             values[field_name] = parser(raw)
         except ValueError as exc:
-            shown = "" if field_name in _NO_ECHO else f" {_show(raw)}"
             raise ConfigError(
-                f"ongeldige waarde{shown}: {exc}", source=f"omgevingsvariabele {name}"
+                f"ongeldige waarde: {exc}", source=f"omgevingsvariabele {name}"
             ) from exc
     return values
 

@@ -422,3 +422,38 @@ def test_report_thresholds_are_read_and_checked(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[report]\nnot_applicable_share = 4.875\n"), env={})
     assert info.value.key == "report.not_applicable_share"
     assert "verwacht een deel tussen 0 en 1" in str(info.value)
+
+
+_MARK = "Geheim-waarde-7Q"
+
+
+def _all_file_keys() -> list[tuple[str, str]]:
+    from regiesignaal.jobs import config
+
+    return sorted(config._FILE_KEYS)
+
+
+@pytest.mark.parametrize("section, key", _all_file_keys())
+def test_no_setting_repeats_its_bad_value(tmp_path: Path, section: str, key: str) -> None:
+    """A bad value of any key is refused naming file, line and key, never the value (a URL
+    may hold a password, an address a name): a table where a single value belongs."""
+    path = tmp_path / "regiesignaal.toml"
+    path.write_text(f'[{section}]\n{key} = {{ {_MARK} = "{_MARK}" }}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    message = str(caught.value)
+    assert f"{section}.{key}" in message and "regel 2" in message
+    assert _MARK not in message
+
+
+def test_no_environment_variable_repeats_its_bad_value() -> None:
+    from regiesignaal.jobs import config
+
+    refused = 0
+    for name in sorted(config.ENV_KEYS):
+        try:
+            load_settings(None, env={name: f"{_MARK}\x00{_MARK}"})
+        except ConfigError as exc:
+            refused += 1
+            assert _MARK not in str(exc), name
+    assert refused >= len(config.ENV_KEYS) // 2
