@@ -138,7 +138,8 @@ class AheadFacts:
     def __init__(self, compiled: CompiledRuleSet):
         ahead = compiled.ahead
         self.as_of = compiled.as_of
-        self.groups: tuple[str, ...] = ()
+        self.groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, date keys)
+        self.events = tuple(name.partition(".")[::2] for name in sorted(EVENT_DATES))
         self.dated: list[tuple[str, str, int, int]] = []
         self.shared = bool(ahead)
         if not self.shared:
@@ -158,15 +159,12 @@ class AheadFacts:
         except _Unshared:
             self.shared = False
             return
+        groups = sorted(
+            {g for d in first.derived for g, _ in d.field.sources if d.field.kind != "days_between"}
+        )
         self.groups = tuple(
-            sorted(
-                {
-                    g
-                    for d in first.derived
-                    for g, _ in d.field.sources
-                    if d.field.kind != "days_between"
-                }
-            )
+            (g, tuple(k for k in (RECORD_DATE.get(g), *RECORD_EVENT_DATES.get(g, ())) if k))
+            for g in groups
         )
 
     def changes(self, case: Mapping[str, Any]) -> list[dt.date] | None:
@@ -174,14 +172,14 @@ class AheadFacts:
         or None when every day must be built on its own."""
         as_of = self.as_of
         out: set[dt.date] = set()
-        for name in EVENT_DATES:
-            head, _, rest = name.partition(".")
+        for head, rest in self.events:
             obj = case.get(head)
             value = obj.get(rest) if isinstance(obj, Mapping) else None
             if isinstance(value, dt.date) and value > as_of:
                 out.add(value)
-        for group in self.groups:
-            keys = [k for k in (RECORD_DATE.get(group), *RECORD_EVENT_DATES.get(group, ())) if k]
+        for group, keys in self.groups:
+            if not keys:
+                continue
             for record in case.get(group) or ():
                 if not isinstance(record, Mapping):
                     return None
