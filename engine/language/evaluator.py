@@ -96,20 +96,23 @@ class _Unshared(Exception):
     """The days ahead cannot share facts (see :class:`AheadFacts`)."""
 
 
-def _dated_leaves(nodes: list[Node], out: list[tuple[str, int, int]], groups: list[str]) -> None:
+def _dated_leaves(
+    nodes: list[Node], out: list[tuple[str, str, int, int]], groups: list[str]
+) -> None:
     """Walk the same where-filter bound for each day ahead in parallel; add (group, record
     key, lowest, highest constant) for each comparison whose constant moves with the day."""
     first = nodes[0]
     if any(type(n) is not type(first) for n in nodes):
         raise _Unshared
     if isinstance(first, Leaf):
-        values = [n.value for n in nodes]  # type: ignore[union-attr]
-        if all(v == values[0] for v in values):
+        raw = [n.value for n in nodes]  # type: ignore[union-attr]
+        if all(v == raw[0] for v in raw):
             return
         if first.op not in ("lt", "le", "gt", "ge") or "__" in first.field:
             raise _Unshared
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
             raise _Unshared
+        values: list[int] = raw
         out.extend((g, first.field, min(values), max(values)) for g in groups)
     elif isinstance(first, And | Or):
         if len({len(n.items) for n in nodes}) != 1:  # type: ignore[union-attr]
@@ -155,7 +158,7 @@ class AheadFacts:
                 if where is not None:
                     groups = sorted({g for g, _ in d.field.sources})
                     bound = [bind(where, later.as_of) for later in ahead]
-                    _dated_leaves(bound, self.dated, groups)  # type: ignore[arg-type]
+                    _dated_leaves(bound, self.dated, groups)
         except _Unshared:
             self.shared = False
             return
