@@ -25,10 +25,11 @@ from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.evaluator import Hit
 from regiesignaal.engine.language.rulefile.model import RuleDir
 from regiesignaal.engine.overlap import Overlap, changed_rules, overlaps
+from regiesignaal.engine.source.tables import cases
 from regiesignaal.engine.store.db import engine_options, sqlite_file
 from regiesignaal.engine.store.tables import runs
 from regiesignaal.jobs.config import Settings
-from regiesignaal.jobs.pipeline import source_engine
+from regiesignaal.jobs.pipeline import source_engine, start_pool
 
 Key = tuple[str, str]
 """(case_ref, rule id)."""
@@ -45,11 +46,34 @@ def preview(
     """The signals ``ruledir`` gives for the source data as of ``as_of``; writes nothing.
     Raises ``jobs.pipeline.RunRefused`` for a missing source."""
     source = source_engine(settings.source_url)
+    pool = None
     try:
         compiled = compile_rules(ruledir, as_of)
-        return compiled, evaluate_source(source, compiled, settings.batch_size)
+        if settings.workers > 1 and _open_cases(source) >= POOL_FROM_BATCHES * settings.batch_size:
+            pool = start_pool(settings.workers, ruledir, compiled, source)
+        found = evaluate_source(source, compiled, settings.batch_size, pool)
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+        return compiled, found
     finally:
+        if pool is not None:
+            pool.terminate()
         source.dispose()
+
+
+POOL_FROM_BATCHES = 8
+"""``preview`` evaluates in the run's worker processes (``workers``) from this many batches
+of open cases on (issue 19); below it, starting them costs more than they save."""
+
+
+def _open_cases(source: sa.Engine) -> int:
+    with source.connect() as conn:
+        found = conn.execute(
+            sa.select(sa.func.count()).select_from(cases).where(cases.c.status == "open")
+        ).scalar()
+    return int(found or 0)
 
 
 @dataclass(frozen=True)

@@ -327,3 +327,94 @@ def test_hits_equal_the_reference_on_generated_rules(
     for backend in backends:
         assert hits_of(Evaluator(compiled, backend), cases) == expected
     assert OVERDUE_MARK  # the overdue flag is compared through Hit.overdue above
+
+
+# ---------------------------------------------------------------- warnings (days ahead)
+
+
+def upcoming_every_day_built(evaluator: Evaluator, case: dict) -> list[tuple[str, dt.date]]:
+    """The warnings of ``case`` with the fact of every day ahead built on its own (the
+    definition the shared facts of ``AheadFacts`` must agree with)."""
+    plain = Evaluator(evaluator.compiled, "python")
+    plain._ahead = None  # no sharing between days
+    fired = evaluator.fired(case)
+    return [(u.rule_id, u.due_on) for u in plain.upcoming(case, fired)]
+
+
+def near(value: Any, as_of: dt.date) -> Any:
+    """``value`` with every date moved into the days around ``as_of`` (-8 to +16), where
+    the days ahead of a warning differ."""
+    if isinstance(value, dt.date):
+        return as_of + dt.timedelta(days=(value - as_of).days % 25 - 8)
+    if isinstance(value, dict):
+        return {k: near(v, as_of) for k, v in value.items()}
+    if isinstance(value, list):
+        return [near(v, as_of) for v in value]
+    return value
+
+
+@SETTINGS
+@given(case=cases(), shift=st.integers(-30, 30), squeeze=st.booleans())
+def test_warnings_with_shared_facts_equal_every_day_built(
+    case: dict, shift: int, squeeze: bool
+) -> None:
+    as_of = AS_OF + dt.timedelta(days=shift)
+    if squeeze:
+        case = near(case, as_of)
+    compiled = compile_rules(PACK, as_of)
+    evaluator = Evaluator(compiled, "python")
+    assert evaluator._ahead is not None  # the default pack shares facts between days
+    fired = evaluator.fired(case)
+    got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+    assert got == upcoming_every_day_built(evaluator, case)
+
+
+def test_shared_facts_follow_a_measure_ending_within_the_days_ahead() -> None:
+    """vbl_since reads measures still running on the day (``until`` newer than 0 days): a
+    measure ending within the days ahead changes the fact, so that case builds every day."""
+    evaluator = Evaluator(compile_rules(PACK, AS_OF), "python")
+    ahead = evaluator._ahead
+    assert ahead is not None
+    assert any(group == "measures" and key == "until" for group, key, *_ in ahead.dated)
+    case = {
+        "case_ref": "Z-1",
+        "status": "open",
+        "opened_on": AS_OF - dt.timedelta(days=200),
+        "measures": [{"kind": "vbl", "from": AS_OF - dt.timedelta(days=80), "until": None}],
+    }
+    assert ahead.changes(case) == []
+    case["measures"][0]["until"] = AS_OF + dt.timedelta(days=3)
+    assert ahead.changes(case) is None
+    case["measures"][0]["until"] = AS_OF + dt.timedelta(days=300)
+    case["measures"].append({"kind": "vbl", "from": AS_OF + dt.timedelta(days=4)})
+    assert ahead.changes(case) == [AS_OF + dt.timedelta(days=4)]
+
+
+def test_warnings_with_shared_facts_equal_every_day_built_on_generated_cases(
+    tmp_path: Path,
+) -> None:
+    """Realistic cases (the fixtures generator), on several as-of dates, and the same cases
+    with their dates moved around the as-of date: the same warnings as building every day;
+    some cases share their facts, some cannot."""
+    import json
+
+    from regiesignaal.engine.language.casefile import parse_case
+    from regiesignaal.fixtures.generator import generate
+
+    generate(300, 5, AS_OF, tmp_path / "cases.jsonl", tmp_path / "staff.jsonl")
+    raws = [json.loads(x) for x in (tmp_path / "cases.jsonl").open(encoding="utf-8")]
+    generated = [parse_case(r) for r in raws if r.get("status", "open") == "open"]
+    warned = shared = unshared = 0
+    for shift in (-20, 0, 9):
+        as_of = AS_OF + dt.timedelta(days=shift)
+        evaluator = Evaluator(compile_rules(PACK, as_of), "python")
+        assert evaluator._ahead is not None
+        for case in [*generated, *(near(c, as_of) for c in generated[:100])]:
+            fired = evaluator.fired(case)
+            got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+            assert got == upcoming_every_day_built(evaluator, case)
+            warned += bool(got)
+            changes = evaluator._ahead.changes(case)
+            shared += changes is not None and bool(changes)
+            unshared += changes is None
+    assert warned > 50 and shared > 10 and unshared > 10

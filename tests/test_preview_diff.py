@@ -162,3 +162,28 @@ def test_every_difference_is_counted_once_per_team(
         assert sum(k for _, k in c.per_team.values()) == len(c.closed)
         assert c.after - c.before == len(c.opened) - len(c.closed)
     assert Diff(before, dict(before)).changes() == []
+
+
+@pytest.mark.slow
+def test_preview_in_worker_processes_gives_the_same_output(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From enough batches of open cases on, ``preview`` evaluates in the worker processes
+    (issue 19): the same lines, in the same order, as in one process."""
+    from regiesignaal.jobs import preview as preview_module
+
+    args = ("preview", "--rules", str(RULES), "--as-of", str(AS_OF), "--format", "json")
+    monkeypatch.setenv("REGIESIGNAAL_BATCH_SIZE", "40")
+    monkeypatch.setenv("REGIESIGNAAL_WORKERS", "1")
+    alone = cli(*args).output
+    monkeypatch.setenv("REGIESIGNAAL_WORKERS", "2")
+    monkeypatch.setattr(preview_module, "POOL_FROM_BATCHES", 2)
+    started: list[int] = []
+    real_start = preview_module.start_pool
+    monkeypatch.setattr(
+        preview_module,
+        "start_pool",
+        lambda workers, *a: started.append(workers) or real_start(workers, *a),
+    )
+    assert cli(*args).output == alone
+    assert started == [2] and alone.count("\n") > 50

@@ -135,3 +135,22 @@ def test_every_refusal_has_its_run_row(tmp_path: Path, name: str) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
         assert conn.execute(sa.select(runs.c.status)).scalars().all() == ["refused"]
     store.dispose()
+
+
+@pytest.mark.parametrize("full_list", ["attachment", "both"])
+def test_the_product_templates_give_the_same_bytes_with_and_without_the_budget(
+    tmp_path: Path, full_list: str
+) -> None:
+    """The product's own templates render without counting steps (issue 19); in the
+    budgeted sandbox (an override directory without overrides) they give the same bytes."""
+    lines = [
+        dataclasses.replace(LINE, case_ref=f"Z-{i}", severity=("high", "low")[i % 2])
+        for i in range(60)
+    ]
+    options = MailOptions(full_list=full_list, full_list_weekday=AS_OF.weekday())
+    plain = compose_case_manager(RECIPIENT, AS_OF, lines, options)
+    budgeted = compose_case_manager(
+        RECIPIENT, AS_OF, lines, dataclasses.replace(options, templates_dir=tmp_path)
+    )
+    assert plain == budgeted
+    assert "Z-59" in (plain.attachment_html or plain.html)

@@ -6,6 +6,7 @@ conditions and serves as the oracle in tests, for ``explain`` and for rule-file 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import json
@@ -13,12 +14,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from regiesignaal.engine.language.casefile import shown_key
+from regiesignaal.engine.language.casefile import RECORD_DATE, shown_key
 from regiesignaal.engine.language.compiled import OVERDUE_MARK, CompiledRuleSet
 from regiesignaal.engine.language.compiler import compile_rules
-from regiesignaal.engine.language.conditions import Trace, explain, fields_of
+from regiesignaal.engine.language.conditions import (
+    And,
+    Leaf,
+    Neg,
+    Node,
+    Or,
+    Trace,
+    bind,
+    explain,
+    fields_of,
+)
 from regiesignaal.engine.language.dates import shift
 from regiesignaal.engine.language.facts import (
+    EVENT_DATES,
+    RECORD_EVENT_DATES,
     build_fact,
     explained_by,
     explained_reason,
@@ -79,6 +92,118 @@ def inputs_fingerprint(fact: Mapping[str, Any], reads: Iterable[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class _Unshared(Exception):
+    """The days ahead cannot share facts (see :class:`AheadFacts`)."""
+
+
+def _dated_leaves(
+    nodes: list[Node], out: list[tuple[str, str, int, int]], groups: list[str]
+) -> None:
+    """Walk the same where-filter bound for each day ahead in parallel; add (group, record
+    key, lowest, highest constant) for each comparison whose constant moves with the day."""
+    first = nodes[0]
+    if any(type(n) is not type(first) for n in nodes):
+        raise _Unshared
+    if isinstance(first, Leaf):
+        raw = [n.value for n in nodes]  # type: ignore[union-attr]
+        if all(v == raw[0] for v in raw):
+            return
+        if first.op not in ("lt", "le", "gt", "ge") or "__" in first.field:
+            raise _Unshared
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+            raise _Unshared
+        values: list[int] = raw
+        out.extend((g, first.field, min(values), max(values)) for g in groups)
+    elif isinstance(first, And | Or):
+        if len({len(n.items) for n in nodes}) != 1:  # type: ignore[union-attr]
+            raise _Unshared
+        for i in range(len(first.items)):
+            _dated_leaves([n.items[i] for n in nodes], out, groups)  # type: ignore[union-attr]
+    elif isinstance(first, Neg):
+        _dated_leaves([n.item for n in nodes], out, groups)  # type: ignore[union-attr]
+
+
+class AheadFacts:
+    """The facts of one case for the days ahead (``warn_before``), built once and shared
+    between days when they cannot differ (issue 19: eleven facts per case were most of
+    evaluating).
+
+    A fact depends on its date only through the dates compared with it: case dates that
+    record something done (``EVENT_DATES``), the dates of list records (``RECORD_DATE``,
+    ``RECORD_EVENT_DATES``) and the relative dates in the ``where`` filters of derived
+    fields. The fact of one day serves the next when the days read the same fields, no
+    such case or record date lies after the first day up to the next, and no record value
+    a date-dependent filter compares lies between the filter's constants of the days ahead;
+    otherwise (or when the filters are not plain comparisons) each day is built on its own,
+    as before. ``tests/test_fast_facts.py`` checks the warnings against building every day.
+    """
+
+    def __init__(self, compiled: CompiledRuleSet):
+        ahead = compiled.ahead
+        self.as_of = compiled.as_of
+        self.groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, date keys)
+        self.events = tuple(name.partition(".")[::2] for name in sorted(EVENT_DATES))
+        self.dated: list[tuple[str, str, int, int]] = []
+        self.shared = bool(ahead)
+        if not self.shared:
+            return
+        first = ahead[0]
+        shape = (first.case_fields, [d.field for d in first.derived])
+        if any((later.case_fields, [d.field for d in later.derived]) != shape for later in ahead):
+            self.shared = False
+            return
+        try:
+            for d in first.derived:
+                where = d.field.where
+                if where is not None:
+                    groups = sorted({g for g, _ in d.field.sources})
+                    bound = [bind(where, later.as_of) for later in ahead]
+                    _dated_leaves(bound, self.dated, groups)
+        except _Unshared:
+            self.shared = False
+            return
+        groups = sorted(
+            {g for d in first.derived for g, _ in d.field.sources if d.field.kind != "days_between"}
+        )
+        self.groups = tuple(
+            (g, tuple(k for k in (RECORD_DATE.get(g), *RECORD_EVENT_DATES.get(g, ())) if k))
+            for g in groups
+        )
+
+    def changes(self, case: Mapping[str, Any]) -> list[dt.date] | None:
+        """The dates after the as-of date on which the case's facts may change (sorted),
+        or None when every day must be built on its own."""
+        as_of = self.as_of
+        out: set[dt.date] = set()
+        for head, rest in self.events:
+            obj = case.get(head)
+            value = obj.get(rest) if isinstance(obj, Mapping) else None
+            if isinstance(value, dt.date) and value > as_of:
+                out.add(value)
+        for group, keys in self.groups:
+            if not keys:
+                continue
+            for record in case.get(group) or ():
+                if not isinstance(record, Mapping):
+                    return None
+                for key in keys:
+                    value = record.get(key)
+                    if value is None:
+                        continue
+                    if not isinstance(value, dt.date):
+                        return None
+                    if value > as_of:
+                        out.add(value)
+        for group, key, lo, hi in self.dated:
+            for record in case.get(group) or ():
+                value = record.get(key)
+                if value is None:
+                    continue
+                if not isinstance(value, dt.date) or lo <= value.toordinal() <= hi:
+                    return None
+        return sorted(out)
+
+
 class EvaluationMismatch(RuntimeError):
     """durable-rules and the Python evaluator disagree on a case: a bug, never ignored."""
 
@@ -108,6 +233,9 @@ class Evaluator:
             for cr in compiled.rules
             if cr.rule.warn_before is not None and compiled.ahead
         }
+        self._ahead: AheadFacts | None = AheadFacts(compiled) if compiled.ahead else None
+        if self._ahead is not None and not self._ahead.shared:
+            self._ahead = None
         self._durable: Any = None
         if backend == "durable":
             from regiesignaal.engine.language.durable_backend import DurableEvaluator
@@ -158,6 +286,9 @@ class Evaluator:
         as_of = self.compiled.as_of
         waiting = {r: h for r, h in self._warned.items() if r not in set(fired_today)}
         out: list[Upcoming] = []
+        # the fact of an earlier day ahead, and how many change dates it had behind it
+        changes: list[dt.date] | None = None
+        kept: tuple[int, dict[str, Any]] | None = None
         for k, later in enumerate(self.compiled.ahead, start=1):
             if not waiting:
                 break
@@ -171,7 +302,15 @@ class Evaluator:
                     del waiting[rule_id]
                     continue
                 if fact is None:
-                    fact = build_fact(case, later)
+                    if self._ahead is not None and k == 1:
+                        changes = self._ahead.changes(case)
+                    if changes is None:
+                        fact = build_fact(case, later)
+                    else:
+                        passed = bisect.bisect_right(changes, later.as_of)
+                        if kept is None or kept[0] != passed:
+                            kept = (passed, build_fact(case, later))
+                        fact = kept[1]
                 if cr.predicate(fact):
                     del waiting[rule_id]
                     out.append(

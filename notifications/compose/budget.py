@@ -162,6 +162,38 @@ class BudgetedSandbox(SandboxedEnvironment):
         return super().getitem(obj, argument)
 
 
+def _pass_iter(iterable: Iterable[Any]) -> Iterable[Any]:
+    return iterable
+
+
+def _plain_concat(*parts: Any) -> str:
+    return "".join(str(p) for p in parts)
+
+
+class ProductSandbox(SandboxedEnvironment):
+    """The sandbox for the product's own templates (no override directory): the same
+    parsing as :class:`BudgetedSandbox` (``~`` joins as it does), without counting steps,
+    time or size per render. The product's templates are not hostile and their loops are
+    bounded by the views; counting every attribute access cost about a fifth of composing
+    the night (issue 19). They are rendered with :func:`render_unbudgeted`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.globals["_budget_iter"] = _pass_iter
+        self.globals["_budget_concat"] = _plain_concat
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        result = _CountLoopsAndJoins().visit(tree)
+        assert isinstance(result, nodes.Template)
+        return result
+
+
+def render_unbudgeted(template: Any, context: dict[str, Any]) -> str:
+    """Render a template of :class:`ProductSandbox` (the product's own)."""
+    return "".join(template.generate(context))
+
+
 def render_budgeted(template: Any, context: dict[str, Any]) -> str:
     """Render ``template`` within the budget (see module); raises ``TemplateBudgetError``."""
     token = _current.set(_Budget(MAX_STEPS, time.monotonic() + MAX_SECONDS))

@@ -447,7 +447,15 @@ def compose_case_manager(
         "full": None,
         "own": _own_view(own) if own is not None else None,
     }
-    full = compose_full_list(as_of, lines, options, upcoming=soon) if attach or weekly else None
+    # the whole list as the message uses it: in today's mail all three parts (an override
+    # may show any of them), as an attachment only the page (issue 19: no render for
+    # nothing)
+    parts = ("text", "html", "fragment") if weekly else ("html",)
+    full = (
+        compose_full_list(as_of, lines, options, upcoming=soon, parts=parts)
+        if attach or weekly
+        else None
+    )
     if weekly and full is not None:
         context["full"] = full
     subject = case_manager_subject(as_of, counts)
@@ -466,10 +474,11 @@ def compose_full_list(
     options: MailOptions = DEFAULT_OPTIONS,
     *,
     upcoming: Sequence[UpcomingLine] = (),
+    parts: Sequence[str] = ("text", "html", "fragment"),
 ) -> dict[str, str]:
     """The whole list: every case in the ranking (the first ``full_cases`` in full, the
     rest one line each) and every warning: ``{"text", "html", "fragment"}`` (the HTML as a
-    page, and as a part of the weekly mail)."""
+    page, and as a part of the weekly mail); only the ``parts`` asked for are rendered."""
     groups = group_cases(lines, as_of)
     room = 0 if options.detail == "minimal" else options.full_cases
     context: dict[str, Any] = {
@@ -489,12 +498,11 @@ def compose_full_list(
             for u in sorted(upcoming, key=lambda u: (u.due_on, u.case_ref, u.mail_title))
         ],
     }
-    return {
-        "text": render_template("case_manager_full.txt", context, options.templates_dir),
-        "html": render_template(
-            "case_manager_full.html", {**context, "fragment": False}, options.templates_dir
-        ),
-        "fragment": render_template(
-            "case_manager_full.html", {**context, "fragment": True}, options.templates_dir
-        ),
-    }
+    out: dict[str, str] = {}
+    for part in parts:
+        if part == "text":
+            out[part] = render_template("case_manager_full.txt", context, options.templates_dir)
+        else:
+            page = {**context, "fragment": part == "fragment"}
+            out[part] = render_template("case_manager_full.html", page, options.templates_dir)
+    return out

@@ -22,7 +22,12 @@ from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 
-from regiesignaal.notifications.compose.budget import BudgetedSandbox, render_budgeted
+from regiesignaal.notifications.compose.budget import (
+    BudgetedSandbox,
+    ProductSandbox,
+    render_budgeted,
+    render_unbudgeted,
+)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -97,18 +102,21 @@ TEMPLATE_NAMES = (
 
 
 @lru_cache(maxsize=8)
-def environment(override_dir: str | None = None) -> BudgetedSandbox:
+def environment(override_dir: str | None = None) -> ProductSandbox | BudgetedSandbox:
     """The sandbox; templates in ``override_dir`` take precedence over the product's.
 
     Overrides run in the same ``SandboxedEnvironment`` with the same autoescaping and
     ``StrictUndefined``: an override can change the layout and the words, never reach
-    anything beyond the view dictionaries this module passes. Every render has a budget
-    of steps, time and output size (``notifications/compose/budget.py``).
+    anything beyond the view dictionaries this module passes. With an override directory
+    every render has a budget of steps, time and output size
+    (``notifications/compose/budget.py``); the product's own templates alone (no override
+    directory) render in the same sandbox without it (issue 19).
     """
     loaders = [FileSystemLoader(TEMPLATE_DIR)]
     if override_dir:
         loaders.insert(0, FileSystemLoader(override_dir))
-    return BudgetedSandbox(
+    sandbox = BudgetedSandbox if override_dir else ProductSandbox
+    return sandbox(
         loader=ChoiceLoader(loaders),
         autoescape=autoescape,
         undefined=StrictUndefined,
@@ -120,7 +128,9 @@ def environment(override_dir: str | None = None) -> BudgetedSandbox:
 
 def render_template(name: str, context: dict[str, Any], override_dir: Path | None = None) -> str:
     env = environment(str(override_dir) if override_dir else None)
-    return render_budgeted(env.get_template(name), context)
+    if isinstance(env, BudgetedSandbox):
+        return render_budgeted(env.get_template(name), context)
+    return render_unbudgeted(env.get_template(name), context)
 
 
 DetailLevel = Literal["full", "minimal"]
