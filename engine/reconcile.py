@@ -80,11 +80,18 @@ from regiesignaal.engine.store.episodes import (
     load_known_rules,
     load_open_episodes,
     load_open_warnings,
+    load_rule_modes,
     load_stored_explanations,
     update_by_ids,
 )
 from regiesignaal.engine.store.silences import Silence, active_silences, end_lapsed, silencing
-from regiesignaal.engine.store.tables import known_rules, signal_events, signals, warnings
+from regiesignaal.engine.store.tables import (
+    known_rules,
+    rule_events,
+    signal_events,
+    signals,
+    warnings,
+)
 
 CLOSE_RESOLVED = "resolved"
 
@@ -96,6 +103,17 @@ CLOSE_RULE_REMOVED = "rule_removed"
 
 
 CLOSE_RULE_RETIRED = "rule_retired"
+
+
+MODE_LIVE = "live"
+
+
+MODE_SHADOW = "shadow"
+
+
+MODE_CHANGED = "mode_changed"
+"""The event of an open episode whose rule changed mode (``details``: from, to, and who and
+why when ``regiesignaal rules promote`` recorded them)."""
 
 
 SOURCE_CASE_FILE = "case_file"
@@ -142,6 +160,7 @@ class RuleInfo:
     escalate_after: Duration | None = None
     max_explanation: Duration | None = None
     covers: tuple[str, ...] = ()  # rules whose signal on the same case this one covers
+    shadow: bool = False  # ``mode: shadow``: episodes kept with full history, never mailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +191,7 @@ class NewEpisode:
     location: str | None = None
     explained_inputs: str | None = None
     explained_reason: str | None = None
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +327,7 @@ class ReconcilePlan:
     introduced_rules: list[str] = field(default_factory=list)  # first seen today
     problems: list[str] = field(default_factory=list)
     warnings: WarningPlan | None = None  # None: warnings were not evaluated
+    modes: dict[str, str] = field(default_factory=dict)  # mode of each introduced rule
 
     @property
     def is_empty(self) -> bool:
@@ -481,7 +502,11 @@ def covered_keys(
     today (an explained signal covers nothing: the case manager said it does not apply).
     The covering rule with the smallest id is named; chains (A covers B covers C) cover
     C by B, and B by A."""
-    covering = {rid: set(info.covers) for rid, info in active_rules.items() if info.covers}
+    covering = {
+        rid: set(info.covers)
+        for rid, info in active_rules.items()
+        if info.covers and not info.shadow  # a shadow rule hides nothing that is live
+    }
     if not covering:
         return {}
     live: dict[str, list[str]] = {}
@@ -565,6 +590,7 @@ def plan(
         known = set(known_rules)
         introduced = sorted(r for r in active_rules if r not in known)
     baseline_rules = set(introduced)
+    shadow_rules = {rid for rid, info in active_rules.items() if info.shadow}
 
     # Escalation due dates, memoised per (rule, clock start): working days are costly.
     due_cache: dict[tuple[str, dt.date], dt.date | None] = {}
@@ -764,6 +790,7 @@ def plan(
                     location=today.location,
                     explained_inputs=state.inputs,
                     explained_reason=state.reason,
+                    shadow=key[1] in shadow_rules,
                 )
             )
             if is_baseline:
@@ -921,7 +948,16 @@ def plan(
         covered=covered,
     )
     return ReconcilePlan(
-        as_of, inserts, touches, updates, closes, counts, events, introduced, problems
+        as_of,
+        inserts,
+        touches,
+        updates,
+        closes,
+        counts,
+        events,
+        introduced,
+        problems,
+        modes={rid: MODE_SHADOW if rid in shadow_rules else MODE_LIVE for rid in introduced},
     )
 
 
@@ -1055,6 +1091,7 @@ def apply(
                     n.explained_reason,
                     None,
                     None,
+                    n.shadow,
                 )
                 for n in plan.inserts[start : start + INSERT_CHUNK]
             ],
@@ -1115,10 +1152,97 @@ def apply(
                     "introduced_run_id": run_id,
                     "retired_at": None,
                     "retired_by": None,
+                    "mode": plan.modes.get(rule_id, MODE_LIVE),
                 }
                 for rule_id in plan.introduced_rules
             ],
         )
+
+
+def change_mode(
+    conn: Connection,
+    rule_id: str,
+    to_mode: str,
+    as_of: dt.date,
+    run_id: int | None = None,
+    ruleset_version: str | None = None,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
+    spread_days: int = Policy().baseline_spread_days,
+) -> int:
+    """Move a known rule to ``to_mode`` (``live`` | ``shadow``) in the store, in the
+    caller's transaction; returns the number of open episodes that changed.
+
+    Shadow to live (``regiesignaal rules promote``, or the file edited by hand and noticed
+    by the next run): every open episode of the rule stops being shadow and becomes a
+    *baseline* episode ("bestaand", never new), and its escalation clock starts again on
+    ``as_of`` spread as a newly introduced rule's (``escalated_on`` as kept in shadow is
+    cleared: nobody was told of the signal yet). Live to shadow: the open episodes keep
+    their history and are no longer shown. Each changed episode gets an event
+    ``mode_changed``; the rule gets one row in ``rule_events`` with who and why when known
+    (``by`` None: the change was noticed by a run).
+    """
+    c = signals.c
+    to_shadow = to_mode == MODE_SHADOW
+    from_mode = MODE_LIVE if to_shadow else MODE_SHADOW
+    rows = conn.execute(
+        sa.select(c.id, c.case_ref)
+        .where(c.rule_id == rule_id, c.closed_on.is_(None), c.shadow.is_(not to_shadow))
+        .order_by(c.id)
+    ).all()
+    events: list[tuple[Any, ...]] = []
+    now = _now()
+    base: dict[str, Any] = {"from": from_mode, "to": to_mode}
+    if by:
+        base["by"] = by
+    if to_shadow:
+        update_by_ids(conn, [r.id for r in rows], {"shadow": True}, only_open=True)
+        events = [
+            (r.id, None, r.case_ref, rule_id, MODE_CHANGED, as_of, run_id, ruleset_version,
+             base, now)
+            for r in rows
+        ]  # fmt: skip
+    else:
+        clocks: dict[int, dt.date] = {}
+        params = []
+        for r in rows:
+            offset = baseline_offset((r.case_ref, rule_id), spread_days)
+            if offset not in clocks:
+                clocks[offset] = add_working_days(as_of, offset)
+            params.append({"b_id": r.id, "b_clock": clocks[offset]})
+            details = base | {"baseline": True, "clock_start": clocks[offset].isoformat()}
+            events.append(
+                (r.id, None, r.case_ref, rule_id, MODE_CHANGED, as_of, run_id, ruleset_version,
+                 details, now)
+            )  # fmt: skip
+        stmt = (
+            sa.update(signals)
+            .where(signals.c.id == sa.bindparam("b_id"))
+            .values(
+                shadow=False, baseline=True, escalated_on=None, clock_start=sa.bindparam("b_clock")
+            )
+        )
+        for start in range(0, len(params), INSERT_CHUNK):
+            conn.execute(stmt, params[start : start + INSERT_CHUNK])
+    for start in range(0, len(events), EVENT_CHUNK):
+        insert_rows(conn, signal_events, EVENT_COLUMNS, events[start : start + EVENT_CHUNK])
+    conn.execute(known_rules.update().where(known_rules.c.rule_id == rule_id).values(mode=to_mode))
+    conn.execute(
+        rule_events.insert().values(
+            rule_id=rule_id,
+            kind=MODE_CHANGED,
+            from_mode=from_mode,
+            to_mode=to_mode,
+            as_of=as_of,
+            by=by,
+            reason=reason,
+            open_signals=len(rows),
+            run_id=run_id,
+            created_at=now,
+        )
+    )
+    return len(rows)
 
 
 def check_forward(conn: Connection, as_of: dt.date) -> None:
@@ -1213,6 +1337,22 @@ def reconcile_in_ranges(
     check_forward(conn, as_of)
     known, retired = load_known_rules(conn)
     end_lapsed(conn, as_of, run_id)  # silences past their end date (issue 18)
+    # a rule whose mode changed since the last run (file edited, or ``rules promote``
+    # not yet applied to the store): its open episodes follow before anything is planned
+    stored_modes = load_rule_modes(conn)
+    for rid in sorted(active_rules.keys() & stored_modes.keys()):
+        wanted = MODE_SHADOW if active_rules[rid].shadow else MODE_LIVE
+        if stored_modes[rid] != wanted:
+            change_mode(
+                conn,
+                rid,
+                wanted,
+                as_of,
+                run_id,
+                ruleset_version,
+                spread_days=policy.baseline_spread_days,
+            )
+    live_rules = {rid for rid, info in active_rules.items() if not info.shadow}
     silenced = active_silences(conn, as_of)
     total = ReconcileCounts()
     first = True
@@ -1240,10 +1380,11 @@ def reconcile_in_ranges(
         if upcoming is not None:
             warned = plan_warnings(
                 load_open_warnings(conn, bounds),
-                upcoming,
+                # a shadow rule warns nobody: its warnings are not kept
+                {k: v for k, v in upcoming.items() if k[1] in live_rules},
                 fired,
                 open_refs,
-                active_rules,
+                live_rules,
                 as_of,
                 untouched_case_refs,
             )

@@ -125,6 +125,7 @@ SIGNAL_COLUMNS = (
     "explained_reason",
     "outcome",
     "outcome_reason",
+    "shadow",
 )
 
 
@@ -315,6 +316,14 @@ def load_known_rules(conn: Connection) -> tuple[set[str], set[str]]:
     for rule_id, retired_at in conn.execute(sa.select(c.rule_id, c.retired_at)):
         (known if retired_at is None else retired).add(rule_id)
     return known, retired
+
+
+def load_rule_modes(conn: Connection) -> dict[str, str]:
+    """The mode (``live`` | ``shadow``) each rule in use was last reconciled in; a rule
+    known before modes were kept counts as live."""
+    c = known_rules.c
+    rows = conn.execute(sa.select(c.rule_id, c.mode).where(c.retired_at.is_(None)))
+    return {rule_id: mode or "live" for rule_id, mode in rows}
 
 
 def missing_rules(conn: Connection, rule_ids: Collection[str]) -> list[str]:

@@ -98,13 +98,16 @@ def list_signals(
     rule: str | None = None,
     state: str | None = None,
     limit: int | None = None,
+    shadow: bool = False,
 ) -> list[dict[str, Any]]:
     """Signal episodes as dicts (see :func:`_record`), ordered by case then rule then id.
 
     Without ``state`` only open episodes are listed; ``state='closed'`` lists closed ones.
+    Episodes of a rule in shadow mode are left out (issue 18: they are shown to nobody per
+    person); ``shadow`` lists only those instead.
     """
     c = signals.c
-    query = sa.select(signals).order_by(c.case_ref, c.rule_id, c.id)
+    query = sa.select(signals).where(c.shadow.is_(shadow)).order_by(c.case_ref, c.rule_id, c.id)
     if regievoerder:
         query = query.where(c.regievoerder == regievoerder)
     if team:
