@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -571,3 +572,81 @@ def rules_retire(ctx: click.Context, rule_ids: tuple[str, ...], by: str) -> None
         f"Ingetrokken: {', '.join(done)}. De volgende run sluit hun open signalen "
         "(reden rule_retired)."
     )
+
+
+@click.command("promote")
+@click.argument("rule_id", type=ID)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
+@click.option("--reason", required=True, type=REASON, help="Waarom de regel nu live gaat.")
+@click.pass_context
+def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> None:
+    """Maak een regel in schaduw (mode: shadow) live: de regel 'mode: shadow' gaat uit het
+    bestand, en zijn open signalen tellen als bestaand (nooit als nieuw)."""
+    from regiesignaal.engine.language.catalogue import suggest
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+    from regiesignaal.engine.language.rulefile.mode import ModeEditError, make_live, write_text
+    from regiesignaal.engine.reconcile import MODE_LIVE, MODE_SHADOW, change_mode
+    from regiesignaal.engine.store.episodes import load_rule_modes
+
+    settings = _settings(ctx)
+    ruledir = load_rule_dir(settings.rules_dir)
+    if not ruledir.ok:
+        err.print(
+            "De regelmap heeft problemen; los die eerst op ('regiesignaal rules check').",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    rule = next((r for r in ruledir.rules if r.id == rule_id.strip()), None)
+    if rule is None:
+        hint = suggest(rule_id.strip().upper(), [r.id for r in ruledir.rules])
+        err.print(
+            "Die regel staat niet in de regelmap." + (f" {hint}" if hint else ""),
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    if not rule.shadow:
+        err.print(f"Regel {rule.id} draait al live.", style="red", markup=False)
+        sys.exit(1)
+    _staff_check(settings, by, None)
+    path = Path(rule.path)
+    try:
+        before = make_live(path)
+    except ModeEditError as exc:
+        err.print(f"{rule.path}: {exc}", style="red", markup=False)
+        sys.exit(1)
+    after = next((r for r in load_rule_dir(settings.rules_dir).rules if r.id == rule.id), None)
+    if after is None or after.shadow:
+        write_text(path, before)
+        err.print(
+            f"{rule.path}: na de wijziging klopt de regel niet meer; het bestand is "
+            "teruggezet. Verwijder 'mode: shadow' zelf en controleer met 'rules check'.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    with _store(ctx, write=True) as conn:
+        known = load_rule_modes(conn).get(rule.id)
+        moved = None
+        if known == MODE_SHADOW:
+            moved = change_mode(
+                conn,
+                rule.id,
+                MODE_LIVE,
+                history.reference_date(conn, _today(ctx)),
+                by=by,
+                reason=reason,
+                spread_days=settings.baseline_spread_days,
+            )
+    if moved is None:
+        console.print(
+            f"Regel {rule.id} is live ({rule.path}). Hij heeft nog geen nacht gedraaid: de "
+            "volgende run neemt hem op, met wat hij dan vindt als bestaand."
+        )
+    else:
+        console.print(
+            f"Regel {rule.id} is live ({rule.path}); {moved} open signalen tellen als "
+            "bestaand (niet nieuw), hun escalatietermijn begint opnieuw. De volgende run "
+            "mailt ze."
+        )
