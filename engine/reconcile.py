@@ -561,6 +561,7 @@ def plan(
     known_rules: Collection[str] | None = None,
     policy: Policy = Policy(),
     silences: Collection[Silence] = (),
+    promoted_rules: Collection[str] = (),
 ) -> ReconcilePlan:
     """Decide every change for ``as_of``; pure (no I/O), deterministic order.
 
@@ -568,6 +569,8 @@ def plan(
     exactly as they are: not closed, not touched. ``known_rules`` None: no baseline
     (every new episode is new); else rules not in it are introduced today and their new
     episodes are baseline. ``retired_rules`` that are not active close their episodes.
+    ``promoted_rules`` went from shadow to live tonight: their new episodes are baseline
+    too, like those of a rule introduced tonight (issue 18).
     """
     stored = explanations or {}
     by_key: dict[Key, OpenEpisode] = {}
@@ -589,7 +592,7 @@ def plan(
     if known_rules is not None:
         known = set(known_rules)
         introduced = sorted(r for r in active_rules if r not in known)
-    baseline_rules = set(introduced)
+    baseline_rules = set(introduced) | set(promoted_rules)
     shadow_rules = {rid for rid, info in active_rules.items() if info.shadow}
 
     # Escalation due dates, memoised per (rule, clock start): working days are costly.
@@ -1174,8 +1177,9 @@ def change_mode(
     """Move a known rule to ``to_mode`` (``live`` | ``shadow``) in the store, in the
     caller's transaction; returns the number of open episodes that changed.
 
-    Shadow to live (``regiesignaal rules promote``, or the file edited by hand and noticed
-    by the next run): every open episode of the rule stops being shadow and becomes a
+    Called by :func:`reconcile_in_ranges` when a rule's mode in the rule set differs from
+    the store's (``rules promote`` edits the file and leaves ``by`` and ``reason`` for it).
+    Shadow to live: every open episode of the rule stops being shadow and becomes a
     *baseline* episode ("bestaand", never new), and its escalation clock starts again on
     ``as_of`` spread as a newly introduced rule's (``escalated_on`` as kept in shadow is
     cleared: nobody was told of the signal yet). Live to shadow: the open episodes keep
@@ -1340,9 +1344,11 @@ def reconcile_in_ranges(
     # a rule whose mode changed since the last run (file edited, or ``rules promote``
     # not yet applied to the store): its open episodes follow before anything is planned
     stored_modes = load_rule_modes(conn)
+    promoted: set[str] = set()  # live from tonight: tonight's findings are all bestaand
     for rid in sorted(active_rules.keys() & stored_modes.keys()):
         wanted = MODE_SHADOW if active_rules[rid].shadow else MODE_LIVE
-        if stored_modes[rid] != wanted:
+        stored = stored_modes[rid]
+        if stored.mode != wanted:
             change_mode(
                 conn,
                 rid,
@@ -1350,8 +1356,12 @@ def reconcile_in_ranges(
                 as_of,
                 run_id,
                 ruleset_version,
+                by=stored.by,
+                reason=stored.reason,
                 spread_days=policy.baseline_spread_days,
             )
+            if wanted == MODE_LIVE:
+                promoted.add(rid)
     live_rules = {rid for rid, info in active_rules.items() if not info.shadow}
     silenced = active_silences(conn, as_of)
     total = ReconcileCounts()
@@ -1376,6 +1386,7 @@ def reconcile_in_ranges(
             known_rules=known if baseline else None,
             policy=policy,
             silences=silenced,
+            promoted_rules=promoted,
         )
         if upcoming is not None:
             warned = plan_warnings(

@@ -25,9 +25,9 @@ from regiesignaal.engine.language.dates import Duration, add_working_days
 from regiesignaal.engine.language.evaluator import Evaluator
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.language.rulefile.mode import ModeEditError, without_shadow_line
-from regiesignaal.engine.reconcile import Fired, RuleInfo, change_mode, reconcile
+from regiesignaal.engine.reconcile import Fired, RuleInfo, reconcile
 from regiesignaal.engine.source.load import load_cases, load_staff_file
-from regiesignaal.engine.store import migrate
+from regiesignaal.engine.store import history, migrate
 from regiesignaal.engine.store.tables import known_rules, rule_events, signal_events, signals
 from regiesignaal.fixtures.generator import generate
 from regiesignaal.jobs.cli import main
@@ -195,7 +195,7 @@ def test_promote_records_who_and_why(sqlite_url: str) -> None:
     try:
         with engine.begin() as conn:
             reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, AS_OF, 1, baseline=True)
-            assert change_mode(conn, "S", "live", AS_OF, by="bo-1", reason="proef geslaagd") == 1
+            assert history.note_promotion(conn, "S", "bo-1", "proef geslaagd")
             reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, {"S": RuleInfo("high")},
                       add_working_days(AS_OF, 1), 2, baseline=True)  # fmt: skip
             rows = {r.case_ref: r for r in conn.execute(sa.select(signals))}
@@ -206,7 +206,7 @@ def test_promote_records_who_and_why(sqlite_url: str) -> None:
     finally:
         engine.dispose()
     assert rows["Z-1"].baseline and not rows["Z-1"].shadow
-    assert not rows["Z-2"].baseline, "a hit after the promotion is new"
+    assert rows["Z-2"].baseline, "what it finds on the night it goes live is bestaand too"
     assert (ev.by, ev.reason) == ("bo-1", "proef geslaagd")
     assert details["by"] == "bo-1" and "reason" not in details  # free text stays on the rule
 
@@ -334,7 +334,7 @@ def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
     shown = [ln for _, found in lists for ln in found.lines if ln.rule_id == SHADOW]
     before = {r.case_ref for r in in_shadow}
     assert [ln for ln in shown if ln.case_ref in before]
-    assert not [ln for ln in shown if ln.case_ref in before and (ln.is_new or not ln.baseline)]
+    assert not [ln for ln in shown if ln.is_new or not ln.baseline], "no new on that night"
     for text in mails[2].values():
         assert SHADOW not in text
 

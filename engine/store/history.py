@@ -323,3 +323,16 @@ def retire_rules(
                 known_rules.insert().values(rule_id=rule_id, retired_at=now, retired_by=by)
             )
     return list(rule_ids)
+
+
+def note_promotion(conn: sa.Connection, rule_id: str, by: str, reason: str) -> bool:
+    """Leave who promotes ``rule_id`` and why for the next run, which makes its signals
+    live (``engine.reconcile.change_mode``); False when the store does not know the rule
+    in shadow mode (it never ran: the next run introduces it live)."""
+    c = known_rules.c
+    done = conn.execute(
+        known_rules.update()
+        .where(c.rule_id == rule_id, c.mode == "shadow", c.retired_at.is_(None))
+        .values(mode_by=by, mode_reason=reason)
+    )
+    return bool(done.rowcount)

@@ -194,8 +194,11 @@ known_rules = Table(
     Column("retired_at", DateTime(timezone=True)),
     Column("retired_by", String(64)),
     # migration 0012 (issue 18): the rule's mode as last reconciled (live | shadow; NULL:
-    # live): a change is noticed at the next night and written as events
+    # live): a change is noticed at the next night and written as events; who asked for the
+    # change and why (``rules promote``), until the next night applies it
     Column("mode", String(10)),
+    Column("mode_by", String(64)),
+    Column("mode_reason", Text),
 )
 
 rule_events = Table(  # issue 18: every change of a rule's mode (live | shadow)

@@ -585,8 +585,6 @@ def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> Non
     from regiesignaal.engine.language.catalogue import suggest
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir
     from regiesignaal.engine.language.rulefile.mode import ModeEditError, make_live, write_text
-    from regiesignaal.engine.reconcile import MODE_LIVE, MODE_SHADOW, change_mode
-    from regiesignaal.engine.store.episodes import load_rule_modes
 
     settings = _settings(ctx)
     ruledir = load_rule_dir(settings.rules_dir)
@@ -627,26 +625,10 @@ def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> Non
         )
         sys.exit(1)
     with _store(ctx, write=True) as conn:
-        known = load_rule_modes(conn).get(rule.id)
-        moved = None
-        if known == MODE_SHADOW:
-            moved = change_mode(
-                conn,
-                rule.id,
-                MODE_LIVE,
-                history.reference_date(conn, _today(ctx)),
-                by=by,
-                reason=reason,
-                spread_days=settings.baseline_spread_days,
-            )
-    if moved is None:
-        console.print(
-            f"Regel {rule.id} is live ({rule.path}). Hij heeft nog geen nacht gedraaid: de "
-            "volgende run neemt hem op, met wat hij dan vindt als bestaand."
-        )
-    else:
-        console.print(
-            f"Regel {rule.id} is live ({rule.path}); {moved} open signalen tellen als "
-            "bestaand (niet nieuw), hun escalatietermijn begint opnieuw. De volgende run "
-            "mailt ze."
-        )
+        noted = history.note_promotion(conn, rule.id, by.strip(), reason.strip())
+    first = "" if noted else " Hij heeft nog geen nacht in schaduw gedraaid."
+    console.print(
+        f"Regel {rule.id} is live gezet in {rule.path}.{first} De volgende run mailt zijn "
+        "signalen; wat hij dan vindt telt als bestaand (niet als nieuw) en de "
+        "escalatietermijn begint die nacht."
+    )

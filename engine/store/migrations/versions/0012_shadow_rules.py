@@ -5,6 +5,8 @@ history but is mailed nowhere.
 - ``known_rules.mode``: the rule's mode as last reconciled (``live`` | ``shadow``; NULL:
   live, as every rule was before this migration), so that a change of mode, by
   ``regiesignaal rules promote`` or by editing the file, is noticed and written as events;
+  ``known_rules.mode_by`` / ``mode_reason``: who asked for the change and why (``rules
+  promote``), kept until the next run applies it;
 - ``rule_events``: every change of a rule's mode, with who and why when known.
 
 Revision ID: 0012
@@ -32,6 +34,8 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("known_rules") as batch:
         batch.add_column(sa.Column("mode", sa.String(10)))
+        batch.add_column(sa.Column("mode_by", sa.String(64)))
+        batch.add_column(sa.Column("mode_reason", sa.Text()))
     op.create_table(
         "rule_events",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -51,6 +55,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("rule_events")
     with op.batch_alter_table("known_rules") as batch:
+        batch.drop_column("mode_reason")
+        batch.drop_column("mode_by")
         batch.drop_column("mode")
     with op.batch_alter_table("signals") as batch:
         batch.drop_column("shadow")
