@@ -74,6 +74,7 @@ from regiesignaal.engine.store.episodes import (
     KeyRange,
     OpenEpisode,
     OpenWarning,
+    RuleMode,
     StoredExplanation,
     insert_rows,
     load_closed_keys,
@@ -1182,8 +1183,8 @@ def change_mode(
     Shadow to live: every open episode of the rule stops being shadow and becomes a
     *baseline* episode ("bestaand", never new), and its escalation clock starts again on
     ``as_of`` spread as a newly introduced rule's (``escalated_on`` as kept in shadow is
-    cleared: nobody was told of the signal yet). Live to shadow: the open episodes keep
-    their history and are no longer shown. Each changed episode gets an event
+    cleared, named in the event as ``escalation_reset``: nobody was told of the signal).
+    Live to shadow: the open episodes keep their history and are no longer shown. Each changed episode gets an event
     ``mode_changed``; the rule gets one row in ``rule_events`` with who and why when known
     (``by`` None: the change was noticed by a run).
     """
@@ -1191,7 +1192,7 @@ def change_mode(
     to_shadow = to_mode == MODE_SHADOW
     from_mode = MODE_LIVE if to_shadow else MODE_SHADOW
     rows = conn.execute(
-        sa.select(c.id, c.case_ref)
+        sa.select(c.id, c.case_ref, c.escalated_on)
         .where(c.rule_id == rule_id, c.closed_on.is_(None), c.shadow.is_(not to_shadow))
         .order_by(c.id)
     ).all()
@@ -1216,6 +1217,8 @@ def change_mode(
                 clocks[offset] = add_working_days(as_of, offset)
             params.append({"b_id": r.id, "b_clock": clocks[offset]})
             details = base | {"baseline": True, "clock_start": clocks[offset].isoformat()}
+            if r.escalated_on is not None:  # escalated in shadow: nobody was told
+                details["escalation_reset"] = r.escalated_on.isoformat()
             events.append(
                 (r.id, None, r.case_ref, rule_id, MODE_CHANGED, as_of, run_id, ruleset_version,
                  details, now)
@@ -1344,6 +1347,15 @@ def reconcile_in_ranges(
     # a rule whose mode changed since the last run (file edited, or ``rules promote``
     # not yet applied to the store): its open episodes follow before anything is planned
     stored_modes = load_rule_modes(conn)
+    unknown = sorted(active_rules.keys() - stored_modes.keys())
+    if unknown:  # a retired rule back in the folder: its open episodes tell its mode
+        c = signals.c
+        for rid, flag in conn.execute(
+            sa.select(c.rule_id, c.shadow)
+            .where(c.rule_id.in_(unknown), c.closed_on.is_(None))
+            .distinct()
+        ):
+            stored_modes[rid] = RuleMode(MODE_SHADOW if flag else MODE_LIVE)
     promoted: set[str] = set()  # live from tonight: tonight's findings are all bestaand
     for rid in sorted(active_rules.keys() & stored_modes.keys()):
         wanted = MODE_SHADOW if active_rules[rid].shadow else MODE_LIVE
