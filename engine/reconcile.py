@@ -1184,9 +1184,9 @@ def change_mode(
     *baseline* episode ("bestaand", never new), and its escalation clock starts again on
     ``as_of`` spread as a newly introduced rule's (``escalated_on`` as kept in shadow is
     cleared, named in the event as ``escalation_reset``: nobody was told of the signal).
-    Live to shadow: the open episodes keep their history and are no longer shown. Each changed episode gets an event
-    ``mode_changed``; the rule gets one row in ``rule_events`` with who and why when known
-    (``by`` None: the change was noticed by a run).
+    Live to shadow: the open episodes keep their history and are no longer shown. Each
+    changed episode gets an event ``mode_changed``; the rule gets one row in
+    ``rule_events`` with who and why when known (``by`` None: the file was edited by hand).
     """
     c = signals.c
     to_shadow = to_mode == MODE_SHADOW
