@@ -32,6 +32,7 @@ from regiesignaal.engine.store.tables import known_rules, rule_events, signal_ev
 from regiesignaal.fixtures.generator import generate
 from regiesignaal.jobs.cli import main
 from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.mail_preview import compose_preview
 from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
 from regiesignaal.notifications.case_manager import iter_case_manager_lists
 from regiesignaal.notifications.delivery.mailserver import MailCatcher
@@ -278,6 +279,13 @@ def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
         run(settings, RunOptions(days[1]))
         mails.append(_texts(tmp_path / "mail", seen))
         page = (report / "regelrapport.html").read_text("utf-8")
+        officer = next(
+            s["id"]
+            for s in map(json.loads, staff.read_text().splitlines())
+            if s["role"] == "beleid"
+        )
+        preview = compose_preview(settings, officer, days[1]).message.text
+        assert "REGELS IN SCHADUW" in preview and title in preview, "mail preview as a run"
         with store.connect() as conn:
             in_shadow = conn.execute(
                 sa.select(signals.c.id, signals.c.case_ref).where(
