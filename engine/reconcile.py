@@ -74,17 +74,25 @@ from regiesignaal.engine.store.episodes import (
     KeyRange,
     OpenEpisode,
     OpenWarning,
+    RuleMode,
     StoredExplanation,
     insert_rows,
     load_closed_keys,
     load_known_rules,
     load_open_episodes,
     load_open_warnings,
+    load_rule_modes,
     load_stored_explanations,
     update_by_ids,
 )
 from regiesignaal.engine.store.silences import Silence, active_silences, end_lapsed, silencing
-from regiesignaal.engine.store.tables import known_rules, signal_events, signals, warnings
+from regiesignaal.engine.store.tables import (
+    known_rules,
+    rule_events,
+    signal_events,
+    signals,
+    warnings,
+)
 
 CLOSE_RESOLVED = "resolved"
 
@@ -96,6 +104,17 @@ CLOSE_RULE_REMOVED = "rule_removed"
 
 
 CLOSE_RULE_RETIRED = "rule_retired"
+
+
+MODE_LIVE = "live"
+
+
+MODE_SHADOW = "shadow"
+
+
+MODE_CHANGED = "mode_changed"
+"""The event of an open episode whose rule changed mode (``details``: from, to, and who and
+why when ``regiesignaal rules promote`` recorded them)."""
 
 
 SOURCE_CASE_FILE = "case_file"
@@ -142,6 +161,7 @@ class RuleInfo:
     escalate_after: Duration | None = None
     max_explanation: Duration | None = None
     covers: tuple[str, ...] = ()  # rules whose signal on the same case this one covers
+    shadow: bool = False  # ``mode: shadow``: episodes kept with full history, never mailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +192,7 @@ class NewEpisode:
     location: str | None = None
     explained_inputs: str | None = None
     explained_reason: str | None = None
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +328,7 @@ class ReconcilePlan:
     introduced_rules: list[str] = field(default_factory=list)  # first seen today
     problems: list[str] = field(default_factory=list)
     warnings: WarningPlan | None = None  # None: warnings were not evaluated
+    modes: dict[str, str] = field(default_factory=dict)  # mode of each introduced rule
 
     @property
     def is_empty(self) -> bool:
@@ -481,7 +503,11 @@ def covered_keys(
     today (an explained signal covers nothing: the case manager said it does not apply).
     The covering rule with the smallest id is named; chains (A covers B covers C) cover
     C by B, and B by A."""
-    covering = {rid: set(info.covers) for rid, info in active_rules.items() if info.covers}
+    covering = {
+        rid: set(info.covers)
+        for rid, info in active_rules.items()
+        if info.covers and not info.shadow  # a shadow rule hides nothing that is live
+    }
     if not covering:
         return {}
     live: dict[str, list[str]] = {}
@@ -536,6 +562,7 @@ def plan(
     known_rules: Collection[str] | None = None,
     policy: Policy = Policy(),
     silences: Collection[Silence] = (),
+    promoted_rules: Collection[str] = (),
 ) -> ReconcilePlan:
     """Decide every change for ``as_of``; pure (no I/O), deterministic order.
 
@@ -543,6 +570,8 @@ def plan(
     exactly as they are: not closed, not touched. ``known_rules`` None: no baseline
     (every new episode is new); else rules not in it are introduced today and their new
     episodes are baseline. ``retired_rules`` that are not active close their episodes.
+    ``promoted_rules`` went from shadow to live tonight: their new episodes are baseline
+    too, like those of a rule introduced tonight (issue 18).
     """
     stored = explanations or {}
     by_key: dict[Key, OpenEpisode] = {}
@@ -564,7 +593,8 @@ def plan(
     if known_rules is not None:
         known = set(known_rules)
         introduced = sorted(r for r in active_rules if r not in known)
-    baseline_rules = set(introduced)
+    baseline_rules = set(introduced) | set(promoted_rules)
+    shadow_rules = {rid for rid, info in active_rules.items() if info.shadow}
 
     # Escalation due dates, memoised per (rule, clock start): working days are costly.
     due_cache: dict[tuple[str, dt.date], dt.date | None] = {}
@@ -764,6 +794,7 @@ def plan(
                     location=today.location,
                     explained_inputs=state.inputs,
                     explained_reason=state.reason,
+                    shadow=key[1] in shadow_rules,
                 )
             )
             if is_baseline:
@@ -921,7 +952,16 @@ def plan(
         covered=covered,
     )
     return ReconcilePlan(
-        as_of, inserts, touches, updates, closes, counts, events, introduced, problems
+        as_of,
+        inserts,
+        touches,
+        updates,
+        closes,
+        counts,
+        events,
+        introduced,
+        problems,
+        modes={rid: MODE_SHADOW if rid in shadow_rules else MODE_LIVE for rid in introduced},
     )
 
 
@@ -1055,6 +1095,7 @@ def apply(
                     n.explained_reason,
                     None,
                     None,
+                    n.shadow,
                 )
                 for n in plan.inserts[start : start + INSERT_CHUNK]
             ],
@@ -1115,10 +1156,100 @@ def apply(
                     "introduced_run_id": run_id,
                     "retired_at": None,
                     "retired_by": None,
+                    "mode": plan.modes.get(rule_id, MODE_LIVE),
                 }
                 for rule_id in plan.introduced_rules
             ],
         )
+
+
+def change_mode(
+    conn: Connection,
+    rule_id: str,
+    to_mode: str,
+    as_of: dt.date,
+    run_id: int | None = None,
+    ruleset_version: str | None = None,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
+    spread_days: int = Policy().baseline_spread_days,
+) -> int:
+    """Move a known rule to ``to_mode`` (``live`` | ``shadow``) in the store, in the
+    caller's transaction; returns the number of open episodes that changed.
+
+    Called by :func:`reconcile_in_ranges` when a rule's mode in the rule set differs from
+    the store's (``rules promote`` edits the file and leaves ``by`` and ``reason`` for it).
+    Shadow to live: every open episode of the rule stops being shadow and becomes a
+    *baseline* episode ("bestaand", never new), and its escalation clock starts again on
+    ``as_of`` spread as a newly introduced rule's (``escalated_on`` as kept in shadow is
+    cleared, named in the event as ``escalation_reset``: nobody was told of the signal).
+    Live to shadow: the open episodes keep their history and are no longer shown. Each
+    changed episode gets an event ``mode_changed``; the rule gets one row in
+    ``rule_events`` with who and why when known (``by`` None: the file was edited by hand).
+    """
+    c = signals.c
+    to_shadow = to_mode == MODE_SHADOW
+    from_mode = MODE_LIVE if to_shadow else MODE_SHADOW
+    rows = conn.execute(
+        sa.select(c.id, c.case_ref, c.escalated_on)
+        .where(c.rule_id == rule_id, c.closed_on.is_(None), c.shadow.is_(not to_shadow))
+        .order_by(c.id)
+    ).all()
+    events: list[tuple[Any, ...]] = []
+    now = _now()
+    base: dict[str, Any] = {"from": from_mode, "to": to_mode}
+    if by:
+        base["by"] = by
+    if to_shadow:
+        update_by_ids(conn, [r.id for r in rows], {"shadow": True}, only_open=True)
+        events = [
+            (r.id, None, r.case_ref, rule_id, MODE_CHANGED, as_of, run_id, ruleset_version,
+             base, now)
+            for r in rows
+        ]  # fmt: skip
+    else:
+        clocks: dict[int, dt.date] = {}
+        params = []
+        for r in rows:
+            offset = baseline_offset((r.case_ref, rule_id), spread_days)
+            if offset not in clocks:
+                clocks[offset] = add_working_days(as_of, offset)
+            params.append({"b_id": r.id, "b_clock": clocks[offset]})
+            details = base | {"baseline": True, "clock_start": clocks[offset].isoformat()}
+            if r.escalated_on is not None:  # escalated in shadow: nobody was told
+                details["escalation_reset"] = r.escalated_on.isoformat()
+            events.append(
+                (r.id, None, r.case_ref, rule_id, MODE_CHANGED, as_of, run_id, ruleset_version,
+                 details, now)
+            )  # fmt: skip
+        stmt = (
+            sa.update(signals)
+            .where(signals.c.id == sa.bindparam("b_id"))
+            .values(
+                shadow=False, baseline=True, escalated_on=None, clock_start=sa.bindparam("b_clock")
+            )
+        )
+        for start in range(0, len(params), INSERT_CHUNK):
+            conn.execute(stmt, params[start : start + INSERT_CHUNK])
+    for start in range(0, len(events), EVENT_CHUNK):
+        insert_rows(conn, signal_events, EVENT_COLUMNS, events[start : start + EVENT_CHUNK])
+    conn.execute(known_rules.update().where(known_rules.c.rule_id == rule_id).values(mode=to_mode))
+    conn.execute(
+        rule_events.insert().values(
+            rule_id=rule_id,
+            kind=MODE_CHANGED,
+            from_mode=from_mode,
+            to_mode=to_mode,
+            as_of=as_of,
+            by=by,
+            reason=reason,
+            open_signals=len(rows),
+            run_id=run_id,
+            created_at=now,
+        )
+    )
+    return len(rows)
 
 
 def check_forward(conn: Connection, as_of: dt.date) -> None:
@@ -1213,6 +1344,37 @@ def reconcile_in_ranges(
     check_forward(conn, as_of)
     known, retired = load_known_rules(conn)
     end_lapsed(conn, as_of, run_id)  # silences past their end date (issue 18)
+    # a rule whose mode changed since the last run (file edited, or ``rules promote``
+    # not yet applied to the store): its open episodes follow before anything is planned
+    stored_modes = load_rule_modes(conn)
+    unknown = sorted(active_rules.keys() - stored_modes.keys())
+    if unknown:  # a retired rule back in the folder: its open episodes tell its mode
+        c = signals.c
+        for rid, flag in conn.execute(
+            sa.select(c.rule_id, c.shadow)
+            .where(c.rule_id.in_(unknown), c.closed_on.is_(None))
+            .distinct()
+        ):
+            stored_modes[rid] = RuleMode(MODE_SHADOW if flag else MODE_LIVE)
+    promoted: set[str] = set()  # live from tonight: tonight's findings are all bestaand
+    for rid in sorted(active_rules.keys() & stored_modes.keys()):
+        wanted = MODE_SHADOW if active_rules[rid].shadow else MODE_LIVE
+        stored = stored_modes[rid]
+        if stored.mode != wanted:
+            change_mode(
+                conn,
+                rid,
+                wanted,
+                as_of,
+                run_id,
+                ruleset_version,
+                by=stored.by,
+                reason=stored.reason,
+                spread_days=policy.baseline_spread_days,
+            )
+            if wanted == MODE_LIVE:
+                promoted.add(rid)
+    live_rules = {rid for rid, info in active_rules.items() if not info.shadow}
     silenced = active_silences(conn, as_of)
     total = ReconcileCounts()
     first = True
@@ -1236,14 +1398,16 @@ def reconcile_in_ranges(
             known_rules=known if baseline else None,
             policy=policy,
             silences=silenced,
+            promoted_rules=promoted,
         )
         if upcoming is not None:
             warned = plan_warnings(
                 load_open_warnings(conn, bounds),
-                upcoming,
+                # a shadow rule warns nobody: its warnings are not kept
+                {k: v for k, v in upcoming.items() if k[1] in live_rules},
                 fired,
                 open_refs,
-                active_rules,
+                live_rules,
                 as_of,
                 untouched_case_refs,
             )

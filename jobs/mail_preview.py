@@ -31,7 +31,7 @@ from regiesignaal.notifications.delivery import outbox
 from regiesignaal.notifications.delivery.message import ComposedMessage
 from regiesignaal.notifications.delivery.smtp import mime_message
 from regiesignaal.notifications.night import mail_options
-from regiesignaal.notifications.rule_report import Thresholds, rule_report
+from regiesignaal.notifications.rule_report import Thresholds, rule_report, shadow_report
 from regiesignaal.notifications.shared import RuleMeta
 from regiesignaal.notifications.team_digest import missed_digest_starts, team_digests
 
@@ -109,6 +109,12 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                 info = {
                     cr.rule.id: RuleInfo(cr.rule.id, cr.rule.mail_title, cr.rule.mail_code)
                     for cr in compiled.rules
+                    if not cr.rule.shadow
+                }
+                in_shadow = {
+                    cr.rule.id: RuleInfo(cr.rule.id, cr.rule.mail_title, cr.rule.mail_code)
+                    for cr in compiled.rules
+                    if cr.rule.shadow
                 }
                 message = compose_rule_report(
                     rule_report(
@@ -116,6 +122,7 @@ def compose_preview(settings: Settings, staff_id: str, as_of: dt.date) -> Previe
                     ),
                     show_rule_ids=False,
                     templates_dir=settings.mail_templates_dir,
+                    shadow=shadow_report(conn, as_of, in_shadow, info) if in_shadow else None,
                 )
             else:
                 raise RunRefused(

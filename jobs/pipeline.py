@@ -549,7 +549,9 @@ def _after_extract(
     rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
     with _stage(store, summary, "reconcile", d):
         active = {
-            rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation, r.covers)
+            rid: reconcile.RuleInfo(
+                r.severity, r.escalate_after, r.max_explanation, r.covers, r.shadow
+            )
             for rid, r in rules_by_id.items()
         }
         with store.begin() as conn:

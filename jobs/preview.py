@@ -9,12 +9,19 @@ signals, grace gaps and history play no part. Unchanged rules therefore give "+0
 every difference is caused by the change of rules alone. Per changed rule it reports the
 signals opened and closed, per team, a few example case references, and its overlap with
 the other rules (``engine.overlap``).
+
+Shadow rules (issue 18): the diff counts the signals that would be shown, so a rule in
+``mode: shadow`` counts as giving none. A rule put live (``mode: shadow`` removed) opens
+its hits ("live gezet"; the run will show them as existing, not new), a rule put in
+shadow closes them ("in schaduw gezet"); a rule in shadow on the candidate side reports
+its hits on their own line ("in schaduw: N signalen, niet gemaild") and its overlap.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -118,6 +125,7 @@ class RuleChange:
     closed: list[Key]
     per_team: dict[str, tuple[int, int]]  # team -> (opened, closed)
     overlap: Overlap | None = None
+    shadow_hits: int | None = None  # in shadow on the candidate side: its hits, not shown
 
     @property
     def examples_opened(self) -> list[str]:
@@ -139,6 +147,8 @@ class RuleChange:
             out.append("  bijvoorbeeld nieuw: " + ", ".join(self.examples_opened))
         if self.closed:
             out.append("  bijvoorbeeld gesloten: " + ", ".join(self.examples_closed))
+        if self.shadow_hits is not None:
+            out.append(f"  in schaduw: {self.shadow_hits} signalen, niet gemaild (regelrapport)")
         if self.overlap is not None:
             out.extend("  " + line for line in self.overlap.lines())
         return out
@@ -153,6 +163,7 @@ class Diff:
     after: dict[Key, str | None]
     statuses: dict[str, str] = field(default_factory=dict)  # rule -> nieuw|gewijzigd|verwijderd
     overlaps: list[Overlap] = field(default_factory=list)
+    shadow_hits: dict[str, int] = field(default_factory=dict)  # candidate's shadow rules
 
     @property
     def opened(self) -> set[Key]:
@@ -197,14 +208,29 @@ class Diff:
             out.append(
                 RuleChange(
                     rule, status or "ongewijzigd", before_n, after_n, mine_o, mine_c, teams,
-                    overlap_of.get(rule),
+                    overlap_of.get(rule), self.shadow_hits.get(rule),
                 )
             )  # fmt: skip
         return out
 
 
-def _keys(hits: list[Hit]) -> dict[Key, str | None]:
-    return {(h.case_ref, h.rule_id): h.team for h in hits}
+def _keys(hits: list[Hit], shadow: Collection[str] = ()) -> dict[Key, str | None]:
+    """(case_ref, rule) -> team of every hit of a live rule (one not in ``shadow``)."""
+    return {(h.case_ref, h.rule_id): h.team for h in hits if h.rule_id not in shadow}
+
+
+def mode_changes(candidate: RuleDir, current: RuleDir) -> dict[str, str]:
+    """Rule id -> "live gezet" / "in schaduw gezet" for rules of both folders whose
+    ``mode`` differs, and "nieuw, in schaduw" for a new rule in shadow mode."""
+    now = {r.id: r.mode for r in current.rules}
+    out = {}
+    for rule in candidate.rules:
+        if rule.id not in now:
+            if rule.shadow:
+                out[rule.id] = "nieuw, in schaduw"
+        elif now[rule.id] != rule.mode:
+            out[rule.id] = "in schaduw gezet" if rule.shadow else "live gezet"
+    return out
 
 
 def diff(
@@ -217,12 +243,27 @@ def diff(
     """The candidate rules' hits (``after``) against the current rules' hits on the same
     source as of the same date. ``current`` None: the candidate is the configured rule
     folder itself, so both sides are the same evaluation."""
+    shadow_after = {r.id for r in candidate.rules if r.shadow}
+    in_shadow = Counter(h.rule_id for h in after.hits if h.rule_id in shadow_after)
+    shadow_hits = {r: in_shadow[r] for r in sorted(shadow_after)}
     if current is None:
-        keys = _keys(after.hits)
-        return Diff(keys, dict(keys))
+        keys = _keys(after.hits, shadow_after)
+        return Diff(keys, dict(keys), shadow_hits=shadow_hits)
     _, before = preview(settings, current, as_of)
     statuses = changed_rules(candidate, current)
+    for rule_id, mode_status in mode_changes(candidate, current).items():
+        if statuses.get(rule_id) == "gewijzigd":
+            statuses[rule_id] = f"gewijzigd, {mode_status}"
+        else:
+            statuses[rule_id] = mode_status
     gone = {r.id for r in current.rules} - {r.id for r in candidate.rules}
     statuses.update({r: "verwijderd" for r in gone})
     changed = {r: s for r, s in statuses.items() if s != "verwijderd"}
-    return Diff(_keys(before.hits), _keys(after.hits), statuses, overlaps(after.hits, changed))
+    shadow_before = {r.id for r in current.rules if r.shadow}
+    return Diff(
+        _keys(before.hits, shadow_before),
+        _keys(after.hits, shadow_after),
+        statuses,
+        overlaps(after.hits, changed),
+        shadow_hits,
+    )

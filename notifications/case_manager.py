@@ -141,7 +141,8 @@ def iter_case_manager_lists(
         c.covered_by,
         c.explanation_lapsed_on,
     )
-    quiet = silenced_clause(signals, as_of)  # silenced signals are in no mail (issue 18)
+    # silenced signals and those of a rule in shadow mode are in no mail (issue 18)
+    quiet = sa.or_(silenced_clause(signals, as_of), c.shadow.is_(True))
     read = (
         sa.select(*columns)
         .where(c.closed_on.is_(None), c.gap_since.is_(None), ~quiet)
@@ -157,6 +158,7 @@ def iter_case_manager_lists(
     stopped = sa.select(c.regievoerder, c.case_ref, c.last_seen_on).where(
         c.last_seen_on < as_of,
         c.last_seen_on >= sa.bindparam("earliest"),
+        c.shadow.is_(False),
         sa.or_(
             sa.and_(c.closed_on.is_not(None), c.close_reason == "resolved"),
             sa.and_(c.closed_on.is_(None), c.gap_reason == "resolved"),
@@ -168,7 +170,7 @@ def iter_case_manager_lists(
             str(m)
             for m in conn.execute(
                 sa.select(c.regievoerder)
-                .where(c.closed_on.is_(None), c.gap_since.is_(None), has_manager)
+                .where(c.closed_on.is_(None), c.gap_since.is_(None), has_manager, ~quiet)
                 .distinct()
             ).scalars()
         }

@@ -235,7 +235,8 @@ def build_agenda(
     """
     if (location is None) == (team is None):
         raise ValueError("kies precies één van location en team")
-    agenda_rules = {r.id for r in ruledir.rules if r.challenge}
+    # a rule in shadow mode puts no case on the agenda (issue 18)
+    agenda_rules = {r.id for r in ruledir.rules if r.challenge and not r.shadow}
     compiled = compile_rules(ruledir, as_of, only=agenda_rules, ahead=True)
     by_rule = {cr.rule.id: cr for cr in compiled.rules}
     evaluator = Evaluator(compiled, "python")
@@ -376,6 +377,7 @@ def load_escalated(store: sa.Engine, as_of: dt.date) -> list[Escalated]:
         signals.c.escalated_on <= as_of,
         signals.c.covered_by.is_(None),  # counted with the signal that covers it
         ~silenced_clause(signals, as_of),  # a silenced signal is on no agenda (issue 18)
+        signals.c.shadow.is_(False),  # nor is one of a rule in shadow mode
     )
     with store.connect() as conn:
         return [Escalated(*row) for row in conn.execute(query)]

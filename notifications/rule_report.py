@@ -39,11 +39,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import working_days_between
-from regiesignaal.engine.store.tables import runs, signals
+from regiesignaal.engine.store.tables import known_rules, runs, signals
 from regiesignaal.notifications.compose.rule_report import (
     RuleInfo,
     RuleReport,
     RuleStats,
+    ShadowDay,
+    ShadowReport,
+    ShadowStats,
     WindowStats,
     compose_rule_report,
     write_rule_report_page,
@@ -236,6 +239,7 @@ def rule_report(
             c.rule_id.in_(sorted(rules)),
             c.opened_on <= as_of,
             sa.or_(c.closed_on.is_(None), c.closed_on >= first),
+            c.shadow.is_(False),  # what a rule did while in shadow: shadow_report
         )
         # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row
         .execution_options(yield_per=5000)
@@ -276,7 +280,7 @@ def rule_report(
         rid: n
         for rid, n in conn.execute(
             sa.select(c.rule_id, sa.func.count())
-            .where(c.closed_on.is_(None), c.rule_id.in_(sorted(rules)))
+            .where(c.closed_on.is_(None), c.rule_id.in_(sorted(rules)), c.shadow.is_(False))
             .group_by(c.rule_id)
         )
     }
@@ -323,6 +327,102 @@ def rule_report(
     )
 
 
+SHADOW_DAYS = 7
+"""The days the shadow section shows one by one (and counts new signals over)."""
+
+
+def shadow_report(
+    conn: sa.Connection,
+    as_of: dt.date,
+    shadow_rules: Mapping[str, RuleInfo],
+    live_rules: Mapping[str, RuleInfo],
+    days: int = SHADOW_DAYS,
+) -> ShadowReport:
+    """What each rule in ``shadow_rules`` would have done as of ``as_of`` (issue 18): the
+    cases it fires on now, per team; per day of the last ``days`` the cases it fired on and
+    how many of them were new; how many would have been new and how many escalated; and on
+    how many of its cases a signal of a rule of ``live_rules`` is open too, per rule. Only
+    its shadow episodes count (not what it did while live)."""
+    c = signals.c
+    first = as_of - dt.timedelta(days=days - 1)
+    window = [first + dt.timedelta(days=n) for n in range(days)]
+    ids = sorted(shadow_rules)
+    open_cases: dict[str, set[str]] = {rid: set() for rid in ids}
+    teams: dict[str, Counter[str]] = {rid: Counter() for rid in ids}
+    fired: dict[str, Counter[dt.date]] = {rid: Counter() for rid in ids}
+    opened: dict[str, Counter[dt.date]] = {rid: Counter() for rid in ids}
+    escalated: Counter[str] = Counter()
+    rows = conn.execute(
+        sa.select(
+            c.rule_id,
+            c.case_ref,
+            c.team,
+            c.opened_on,
+            c.last_seen_on,
+            c.closed_on,
+            c.gap_since,
+            c.escalated_on,
+            c.baseline,
+        ).where(
+            c.rule_id.in_(ids),
+            c.shadow.is_(True),
+            c.opened_on <= as_of,
+            c.last_seen_on >= first,
+        )
+    )
+    for r in rows:
+        for day in window:
+            if r.opened_on <= day <= r.last_seen_on:
+                fired[r.rule_id][day] += 1
+                if r.opened_on == day and not r.baseline:
+                    opened[r.rule_id][day] += 1
+        if r.closed_on is None and r.gap_since is None and r.last_seen_on == as_of:
+            open_cases[r.rule_id].add(r.case_ref)
+            teams[r.rule_id][r.team or "zonder team"] += 1
+            escalated[r.rule_id] += r.escalated_on is not None
+    # the live signals open on the same cases: one read of the open live episodes per rule
+    overlap: dict[str, Counter[str]] = {rid: Counter() for rid in ids}
+    overlap_cases: dict[str, set[str]] = {rid: set() for rid in ids}
+    if live_rules and any(open_cases.values()):
+        live = sa.select(c.case_ref, c.rule_id).where(
+            c.closed_on.is_(None),
+            c.gap_since.is_(None),
+            c.shadow.is_(False),
+            c.rule_id.in_(sorted(live_rules)),
+        )
+        for case_ref, other in conn.execute(live):
+            for rid in ids:
+                if case_ref in open_cases[rid]:
+                    overlap[rid][other] += 1
+                    overlap_cases[rid].add(case_ref)
+    since = dict(
+        conn.execute(
+            sa.select(known_rules.c.rule_id, known_rules.c.introduced_on).where(
+                known_rules.c.rule_id.in_(ids)
+            )
+        ).all()
+    )
+    out = []
+    for rid in sorted(ids, key=lambda r: (shadow_rules[r].mail_code or "~", r)):
+        out.append(
+            ShadowStats(
+                rule=shadow_rules[rid],
+                since=since.get(rid),
+                open_now=len(open_cases[rid]),
+                new_in_window=sum(opened[rid].values()),
+                escalated_now=escalated[rid],
+                per_team=tuple(sorted(teams[rid].items(), key=lambda kv: (-kv[1], kv[0]))),
+                per_day=tuple(ShadowDay(day, fired[rid][day], opened[rid][day]) for day in window),
+                overlap_cases=len(overlap_cases[rid]),
+                overlap=tuple(
+                    (live_rules[other], n)
+                    for other, n in sorted(overlap[rid].items(), key=lambda kv: (-kv[1], kv[0]))
+                ),
+            )
+        )
+    return ShadowReport(as_of, days, out)
+
+
 def queue_rule_report(
     settings: MailSettings,
     conn: sa.Connection,
@@ -343,11 +443,21 @@ def queue_rule_report(
     policy = sorted(sid for sid, m in staff.items() if m.get("role") == "beleid")
     if settings.rule_report_dir is None and not (weekly and policy):
         return problems
-    info = {rid: RuleInfo(rid, r.mail_title, r.mail_code) for rid, r in rules_by_id.items()}
+    info = {
+        rid: RuleInfo(rid, r.mail_title, r.mail_code)
+        for rid, r in rules_by_id.items()
+        if not getattr(r, "shadow", False)
+    }
+    in_shadow = {
+        rid: RuleInfo(rid, r.mail_title, r.mail_code)
+        for rid, r in rules_by_id.items()
+        if getattr(r, "shadow", False)
+    }
     report = rule_report(conn, as_of, info, open_cases, thresholds=Thresholds.of(settings))
+    shadow = shadow_report(conn, as_of, in_shadow, info) if in_shadow else None
     if settings.rule_report_dir is not None:
         try:
-            write_rule_report_page(report, settings.rule_report_dir)
+            write_rule_report_page(report, settings.rule_report_dir, shadow)
         except OSError as exc:
             problems.append(
                 f"regelrapport niet geschreven in {settings.rule_report_dir} "
@@ -355,7 +465,7 @@ def queue_rule_report(
             )
     if weekly and policy:
         message = compose_rule_report(
-            report, show_rule_ids=False, templates_dir=settings.mail_templates_dir
+            report, show_rule_ids=False, templates_dir=settings.mail_templates_dir, shadow=shadow
         )
         for sid in policy:
             if ("beleid", sid) in queued:

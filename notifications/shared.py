@@ -78,7 +78,7 @@ def open_signals(conn: sa.Connection) -> Iterator[Any]:
     only what a digest counts, read by position (issue 11).
 
     A signal in a gap (``gap_since`` set: it did not fire today but is inside the grace
-    period) keeps its history but is not shown."""
+    period) keeps its history but is not shown; nor is a signal of a rule in shadow mode."""
     c = signals.c
     stmt = sa.select(
         c.team,
@@ -92,7 +92,12 @@ def open_signals(conn: sa.Connection) -> Iterator[Any]:
         c.case_ref,
         c.began_on,
         c.location,
-    ).where(c.closed_on.is_(None), c.gap_since.is_(None), c.covered_by.is_(None))
+    ).where(
+        c.closed_on.is_(None),
+        c.gap_since.is_(None),
+        c.covered_by.is_(None),
+        c.shadow.is_(False),  # a shadow rule's signal is shown nowhere (issue 18)
+    )
     # a server-side cursor on PostgreSQL: the driver would otherwise fetch every row at once
     yield from conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
 

@@ -206,6 +206,7 @@ def team_digests(
             c.closed_on <= as_of,
             c.close_reason == "resolved",
             c.rule_id.in_(sorted(rules)),
+            c.shadow.is_(False),  # a shadow rule's signals are in no digest (issue 18)
         )
         .group_by(c.team, c.regievoerder, c.closed_on)
     ):
@@ -314,6 +315,7 @@ def _open_at(
         c.rule_id.in_(sorted(rules)),
         c.team.in_(sorted(teams)),
         c.covered_by.is_(None),  # a covered signal counts with the one covering it
+        c.shadow.is_(False),
     )
     out: dict[tuple[str, str], Counter[dt.date]] = defaultdict(Counter)
     for team, rv, opened_on, last_seen_on, until in conn.execute(stmt):
@@ -345,6 +347,7 @@ def _previous_open(
             c.rule_id.in_(sorted(rules)),
             c.team.in_(sorted(teams)),
             c.covered_by.is_(None),
+            c.shadow.is_(False),
         )
         .group_by(c.team)
     )

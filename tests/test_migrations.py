@@ -22,6 +22,7 @@ TABLES = {
     "signal_explanations",
     "silences",
     "silence_events",
+    "rule_events",
     "apscheduler_jobs",
     "run_lock",
     "warnings",
@@ -53,7 +54,7 @@ def test_config_points_at_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     # '%' in an encoded password survives ConfigParser interpolation
     assert config.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%40ss@h/db"
-    assert migrate.head_revision() == "0011"
+    assert migrate.head_revision() == "0012"
 
 
 def test_upgrade_from_empty_matches_metadata(db_url: str) -> None:

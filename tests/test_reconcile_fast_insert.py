@@ -124,7 +124,7 @@ def test_fast_insert_keeps_the_order_of_rows(db_url: str) -> None:
     engine = sa.create_engine(db_url)
     rows = [(f"Z-{i:03d}", "R", "low", None, None, DAYS[0], DAYS[0], None, None, bool(i % 2),
              None, None, 7, None, False, None, None, None, None, None, None, None, None, None,
-             None, None, None, None, None, None)
+             None, None, None, None, None, None, False)
             for i in range(50, 0, -1)]  # fmt: skip
     with engine.begin() as conn:
         episodes.insert_rows(conn, signals, episodes.SIGNAL_COLUMNS, rows)

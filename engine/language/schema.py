@@ -47,6 +47,7 @@ from regiesignaal.engine.language.rulefile.model import (
     KINDS,
     LOGIC_KEYS,
     MAIL_CODE,
+    MODES,
     OPS_BY_TYPE,
     RULE_ID,
     RULE_KEYS,
@@ -122,6 +123,9 @@ RULE_KEY_DESCRIPTIONS = {
     "label: ...}; de e-mail toont '<label> <datum>' en de ouderdom telt vanaf die datum.",
     "challenge": "De vraag die dit signaal aan het lokaal ketenoverleg stelt (tegenspraak); "
     "zet de zaak op de agenda. Neutraal, zoals mail_title.",
+    "mode": "Hoe de regel draait: live (standaard: gemaild) of shadow (proefdraaien: elke "
+    "nacht geëvalueerd en in het regelrapport geteld, nergens gemaild). 'regiesignaal rules "
+    "promote ID' maakt hem live.",
     "tests": "Testgevallen: een zaak, een peildatum en of de regel dan afgaat.",
 }
 
@@ -374,6 +378,7 @@ def build_rule_schema(ruledir: Path | str = DEFAULT_RULES) -> Schema:
         },
         "max_explanation": {"anyOf": [_duration(), {"type": "null"}]},
         "kind": {"enum": list(KINDS)},
+        "mode": {"enum": list(MODES)},
         "covers": {
             "type": "array",
             "minItems": 1,

@@ -125,6 +125,7 @@ SIGNAL_COLUMNS = (
     "explained_reason",
     "outcome",
     "outcome_reason",
+    "shadow",
 )
 
 
@@ -315,6 +316,25 @@ def load_known_rules(conn: Connection) -> tuple[set[str], set[str]]:
     for rule_id, retired_at in conn.execute(sa.select(c.rule_id, c.retired_at)):
         (known if retired_at is None else retired).add(rule_id)
     return known, retired
+
+
+class RuleMode(NamedTuple):
+    """A rule's mode as last reconciled, and who asked to change it and why (a note of
+    ``rules promote`` that the next run applies; None: none waiting)."""
+
+    mode: str
+    by: str | None = None
+    reason: str | None = None
+
+
+def load_rule_modes(conn: Connection) -> dict[str, RuleMode]:
+    """The mode (``live`` | ``shadow``) each rule in use was last reconciled in, with the
+    note waiting for the next run; a rule known before modes were kept counts as live."""
+    c = known_rules.c
+    rows = conn.execute(
+        sa.select(c.rule_id, c.mode, c.mode_by, c.mode_reason).where(c.retired_at.is_(None))
+    )
+    return {rule_id: RuleMode(mode or "live", by, reason) for rule_id, mode, by, reason in rows}
 
 
 def missing_rules(conn: Connection, rule_ids: Collection[str]) -> list[str]:

@@ -98,13 +98,16 @@ def list_signals(
     rule: str | None = None,
     state: str | None = None,
     limit: int | None = None,
+    shadow: bool = False,
 ) -> list[dict[str, Any]]:
     """Signal episodes as dicts (see :func:`_record`), ordered by case then rule then id.
 
     Without ``state`` only open episodes are listed; ``state='closed'`` lists closed ones.
+    Episodes of a rule in shadow mode are left out (issue 18: they are shown to nobody per
+    person); ``shadow`` lists only those instead.
     """
     c = signals.c
-    query = sa.select(signals).order_by(c.case_ref, c.rule_id, c.id)
+    query = sa.select(signals).where(c.shadow.is_(shadow)).order_by(c.case_ref, c.rule_id, c.id)
     if regievoerder:
         query = query.where(c.regievoerder == regievoerder)
     if team:
@@ -320,3 +323,16 @@ def retire_rules(
                 known_rules.insert().values(rule_id=rule_id, retired_at=now, retired_by=by)
             )
     return list(rule_ids)
+
+
+def note_promotion(conn: sa.Connection, rule_id: str, by: str, reason: str) -> bool:
+    """Leave who promotes ``rule_id`` and why for the next run, which makes its signals
+    live (``engine.reconcile.change_mode``); False when the store does not know the rule
+    in shadow mode (it never ran: the next run introduces it live)."""
+    c = known_rules.c
+    done = conn.execute(
+        known_rules.update()
+        .where(c.rule_id == rule_id, c.mode == "shadow", c.retired_at.is_(None))
+        .values(mode_by=by, mode_reason=reason)
+    )
+    return bool(done.rowcount)

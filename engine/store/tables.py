@@ -106,6 +106,9 @@ signals = Table(
     Column("explained_reason", String(30)),
     Column("outcome", String(20)),
     Column("outcome_reason", String(30)),
+    # migration 0012 (issue 18): an episode of a rule in shadow mode: kept with its full
+    # history, in no mail, digest, escalation or agenda (``rules promote`` clears it)
+    Column("shadow", Boolean, nullable=False, server_default=text("false")),
     Index("ix_signals_case_rule", "case_ref", "rule_id"),
     Index("ix_signals_regievoerder", "regievoerder"),
     Index(
@@ -190,6 +193,28 @@ known_rules = Table(
     Column("introduced_run_id", Integer),
     Column("retired_at", DateTime(timezone=True)),
     Column("retired_by", String(64)),
+    # migration 0012 (issue 18): the rule's mode as last reconciled (live | shadow; NULL:
+    # live): a change is noticed at the next night and written as events; who asked for the
+    # change and why (``rules promote``), until the next night applies it
+    Column("mode", String(10)),
+    Column("mode_by", String(64)),
+    Column("mode_reason", Text),
+)
+
+rule_events = Table(  # issue 18: every change of a rule's mode (live | shadow)
+    "rule_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),  # mode_changed
+    Column("from_mode", String(10), nullable=False),
+    Column("to_mode", String(10), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("by", String(64)),  # NULL: noticed by a run after the rule file was edited
+    Column("reason", Text),  # why (``rules promote --reason``); about the rule, never a case
+    Column("open_signals", Integer, nullable=False),  # open episodes that changed mode
+    Column("run_id", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 explanations = Table(

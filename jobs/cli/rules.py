@@ -210,7 +210,10 @@ def explain_command(
 @click.group(
     "rules",
     cls=LazyGroup,
-    lazy_subcommands={"retire": "regiesignaal.jobs.cli.signals.rules_retire"},
+    lazy_subcommands={
+        "retire": "regiesignaal.jobs.cli.signals.rules_retire",
+        "promote": "regiesignaal.jobs.cli.signals.rules_promote",
+    },
 )
 def rules_group() -> None:
     """Regels controleren, testen en bekijken."""
@@ -234,6 +237,39 @@ def rules_check(ctx: click.Context, rules_dir: Path | None) -> None:
         f"velden, {len(ruledir.factors)} prioriteitsfactoren (versie {escape(ruledir.version)}).",
         markup=True,
     )
+    shadow = [r.id for r in ruledir.rules if r.shadow]
+    if shadow:
+        console.print(
+            f"In schaduw (mode: shadow; nergens gemaild): {escape(', '.join(shadow))}. "
+            "Live zetten: regiesignaal rules promote ID --by ... --reason ...",
+            markup=True,
+        )
+
+
+@rules_group.command("list")
+@click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def rules_list(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
+    """Elke regel met ernst, modus (live of shadow), eigenaar en titel."""
+    ruledir = checked_rules(settings_of(ctx), rules_dir)
+    if fmt == "json":
+        for r in ruledir.rules:
+            click.echo(
+                json.dumps(
+                    {"id": r.id, "severity": r.severity, "mode": r.mode, "enabled": r.enabled,
+                     "owner": r.owner, "title": r.title},
+                    ensure_ascii=False,
+                )
+            )  # fmt: skip
+        return
+    table = cli_table(
+        "id", "ernst", "modus", "eigenaar", "titel", title=f"Regels ({len(ruledir.rules)})"
+    )
+    for r in ruledir.rules:
+        mode = r.mode if r.enabled else f"{r.mode} (uit)"
+        table.add_row(r.id, r.severity, mode, r.owner, r.title)
+    print_table(console, table)
 
 
 @rules_group.command("test")

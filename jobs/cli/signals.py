@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -570,4 +571,64 @@ def rules_retire(ctx: click.Context, rule_ids: tuple[str, ...], by: str) -> None
     console.print(
         f"Ingetrokken: {', '.join(done)}. De volgende run sluit hun open signalen "
         "(reden rule_retired)."
+    )
+
+
+@click.command("promote")
+@click.argument("rule_id", type=ID)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
+@click.option("--reason", required=True, type=REASON, help="Waarom de regel nu live gaat.")
+@click.pass_context
+def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> None:
+    """Maak een regel in schaduw (mode: shadow) live: de regel 'mode: shadow' gaat uit het
+    bestand, en zijn open signalen tellen als bestaand (nooit als nieuw)."""
+    from regiesignaal.engine.language.catalogue import suggest
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+    from regiesignaal.engine.language.rulefile.mode import ModeEditError, make_live, write_text
+
+    settings = _settings(ctx)
+    ruledir = load_rule_dir(settings.rules_dir)
+    if not ruledir.ok:
+        err.print(
+            "De regelmap heeft problemen; los die eerst op ('regiesignaal rules check').",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    rule = next((r for r in ruledir.rules if r.id == rule_id.strip()), None)
+    if rule is None:
+        hint = suggest(rule_id.strip().upper(), [r.id for r in ruledir.rules])
+        err.print(
+            "Die regel staat niet in de regelmap." + (f" {hint}" if hint else ""),
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    if not rule.shadow:
+        err.print(f"Regel {rule.id} draait al live.", style="red", markup=False)
+        sys.exit(1)
+    _staff_check(settings, by, None)
+    path = Path(rule.path)
+    try:
+        before = make_live(path)
+    except ModeEditError as exc:
+        err.print(f"{rule.path}: {exc}", style="red", markup=False)
+        sys.exit(1)
+    after = next((r for r in load_rule_dir(settings.rules_dir).rules if r.id == rule.id), None)
+    if after is None or after.shadow:
+        write_text(path, before)
+        err.print(
+            f"{rule.path}: na de wijziging klopt de regel niet meer; het bestand is "
+            "teruggezet. Verwijder 'mode: shadow' zelf en controleer met 'rules check'.",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    with _store(ctx, write=True) as conn:
+        noted = history.note_promotion(conn, rule.id, by.strip(), reason.strip())
+    first = "" if noted else " Hij heeft nog geen nacht in schaduw gedraaid."
+    console.print(
+        f"Regel {rule.id} is live gezet in {rule.path}.{first} De volgende run mailt zijn "
+        "signalen; wat hij dan vindt telt als bestaand (niet als nieuw) en de "
+        "escalatietermijn begint die nacht."
     )

@@ -97,6 +97,8 @@ TEMPLATE_NAMES = (
     "team_digest.txt",
     "rule_report.html",
     "rule_report.txt",
+    "rule_report_shadow.html",
+    "rule_report_shadow.txt",
 )
 """The templates an operator may override (same names in ``[mail] templates_dir``)."""
 

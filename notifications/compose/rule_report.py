@@ -81,6 +81,35 @@ BAR_PX = 24
 SVG_WIDTH, SVG_HEIGHT = 120, 28
 
 
+@dataclass(frozen=True)
+class ShadowDay:
+    day: dt.date
+    fired: int  # cases the rule fired on that day
+    opened: int  # of which new that day (it would have been new in the mail)
+
+
+@dataclass(frozen=True)
+class ShadowStats:
+    """What a rule in shadow mode would have done (issue 18)."""
+
+    rule: RuleInfo
+    since: dt.date | None  # first night the store saw the rule (None: not yet)
+    open_now: int  # cases it fires on now
+    new_in_window: int  # episodes opened in the window, baseline excepted
+    escalated_now: int  # open episodes whose escalation clock has run out
+    per_team: tuple[tuple[str, int], ...]  # open now per team, most first
+    per_day: tuple[ShadowDay, ...]  # the last days, oldest first
+    overlap_cases: int  # of open_now, cases with a live rule's signal open too
+    overlap: tuple[tuple[RuleInfo, int], ...]  # those live rules, most cases first
+
+
+@dataclass(frozen=True)
+class ShadowReport:
+    as_of: dt.date
+    days: int
+    rules: list[ShadowStats]
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{round(100 * value)}%"
 
@@ -172,17 +201,48 @@ TEXT_COLUMNS = ("afg", "nieuw", "wijz", "toel", "wd", "esc", "open")
 TEXT_WIDTHS = (8, 7, 6, 6, 6, 6, 7)
 
 
+def _label(rule: RuleInfo, show_rule_ids: bool) -> str:
+    """A rule as the report names it: its neutral code and title ("R01 Titel"); the page
+    for the policy owners' folder puts the rule id in front (never in mail)."""
+    label = f"{rule.mail_code} {rule.mail_title}" if rule.mail_code else rule.mail_title
+    return f"{rule.rule_id}: {label}" if show_rule_ids else label
+
+
+def shadow_context(shadow: ShadowReport | None, show_rule_ids: bool) -> list[dict[str, Any]]:
+    """The template values of the shadow rules' section (empty: no rule in shadow mode)."""
+    if shadow is None:
+        return []
+    return [
+        {
+            "label": _label(s.rule, show_rule_ids),
+            "since": format_date(s.since) if s.since is not None else "",
+            "open_now": s.open_now,
+            "new": s.new_in_window,
+            "escalated": s.escalated_now,
+            "days": shadow.days,
+            "per_team": [f"{team} {n}" for team, n in s.per_team],
+            "per_day": [
+                {"day": format_date(d.day), "fired": d.fired, "opened": d.opened} for d in s.per_day
+            ],
+            "overlap_cases": s.overlap_cases,
+            "overlap": [f"{_label(r, show_rule_ids)} {n}" for r, n in s.overlap],
+        }
+        for s in shadow.rules
+    ]
+
+
 def compose_rule_report(
-    report: RuleReport, *, show_rule_ids: bool, templates_dir: Path | None = None
+    report: RuleReport,
+    *,
+    show_rule_ids: bool,
+    templates_dir: Path | None = None,
+    shadow: ShadowReport | None = None,
 ) -> ComposedMessage:
-    """The report as a message (``show_rule_ids=False``: for mail) or a page."""
+    """The report as a message (``show_rule_ids=False``: for mail) or a page; with
+    ``shadow`` a section on what the rules in shadow mode would have done."""
     rows: list[dict[str, Any]] = []
     for stats in report.rules:
-        label = stats.rule.mail_title
-        if stats.rule.mail_code:
-            label = f"{stats.rule.mail_code} {label}"
-        if show_rule_ids:
-            label = f"{stats.rule.rule_id}: {label}"
+        label = _label(stats.rule, show_rule_ids)
         w = stats.window
         cells = {
             "fired": str(w.fired),
@@ -216,6 +276,7 @@ def compose_rule_report(
         "notes": list(report.notes),
         "text_header": _text_row(TEXT_COLUMNS, TEXT_WIDTHS),
         "flagged": sum(1 for r in rows if r["flags"]),
+        "shadow_rows": shadow_context(shadow, show_rule_ids),
     }
     return ComposedMessage(
         subject=subject,
@@ -224,11 +285,13 @@ def compose_rule_report(
     )
 
 
-def write_rule_report_page(report: RuleReport, directory: Path) -> Path:
+def write_rule_report_page(
+    report: RuleReport, directory: Path, shadow: ShadowReport | None = None
+) -> Path:
     """Write ``regelrapport.html`` (with rule ids) into ``directory``; returns its path.
     Written to a temporary file first and renamed, so a reader never sees half a page."""
     directory.mkdir(parents=True, exist_ok=True)
-    page = compose_rule_report(report, show_rule_ids=True).html
+    page = compose_rule_report(report, show_rule_ids=True, shadow=shadow).html
     target = directory / "regelrapport.html"
     tmp = directory / ".regelrapport.html.tmp"
     tmp.write_text(page, encoding="utf-8")

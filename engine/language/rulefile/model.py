@@ -116,6 +116,7 @@ RULE_KEYS = {
     "warn_before": False,
     "since": False,
     "challenge": False,
+    "mode": False,
     "tests": False,
 }
 
@@ -123,6 +124,12 @@ RULE_KEYS = {
 KINDS = ("actie", "vastlegging")
 """What a rule asks (issue 16): to do something (``actie``, the default) or to record
 something (``vastlegging``). Per case, recording gaps collapse into one line in mail."""
+
+
+MODES = ("live", "shadow")
+"""How a rule runs (issue 18): ``live`` (the default) or ``shadow``: evaluated every night
+with its full history, but in no mail, digest, escalation or agenda; the rule report shows
+what it would have done until ``regiesignaal rules promote`` makes it live."""
 
 
 SINCE_KEYS = {"field": True, "after": False, "label": False}
@@ -241,6 +248,12 @@ class Rule:
     basis: str = ""
     """What the rule rests on (issue 18): a recommendation R1-R4 of the inspectorate's
     report, a work instruction or a legal article; shown in ``rules register``."""
+    mode: str = "live"
+    """``live`` or ``shadow`` (see ``MODES``)."""
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
 
     def active_on(self, as_of: dt.date) -> bool:
         if not self.enabled:

@@ -23,6 +23,7 @@ from regiesignaal.engine.language.rulefile.model import (
     KINDS,
     MAIL_CODE,
     MAIL_TITLE_MAX,
+    MODES,
     OVERDUE_KEYS,
     RULE_ID,
     RULE_KEYS,
@@ -142,6 +143,14 @@ def parse_rule(
             "'kind' zegt wat de regel vraagt: actie (iets doen) of vastlegging (iets vastleggen)",
             suggest(str(kind), KINDS) or f"kies uit {', '.join(KINDS)}",
         )
+    mode = node.get("mode", MODES[0])
+    if mode not in MODES:
+        ctx.add(
+            pos_of(node, "mode", value=True),
+            "'mode' zegt hoe de regel draait: live (gemaild, de standaard) of shadow "
+            "(proefdraaien: geteld in het regelrapport, nergens gemaild)",
+            suggest(str(mode), MODES) or f"kies uit {', '.join(MODES)}",
+        )
     covers = parse_covers(node, rule_id, ctx)
     warn_before = parse_warn_before(node, ctx)
     since = parse_since(node, catalogue, ctx)
@@ -215,6 +224,7 @@ def parse_rule(
         since=since,
         challenge=texts["challenge"],
         basis=texts["basis"],
+        mode=str(mode),
     )
 
 

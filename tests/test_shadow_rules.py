@@ -1,0 +1,430 @@
+"""Issue 18, shadow rules: ``mode: shadow`` in a rule file. A shadow rule is evaluated every
+night by both evaluators with its full history, but is in no mail, digest, escalation or
+agenda; the rule report shows what it would have done; ``rules promote`` (or removing the
+line by hand) makes it live with its open hits as existing ("bestaand"), never new; every
+change of mode is an event."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email
+import json
+import shutil
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from regiesignaal.engine.language.casefile import parse_case
+from regiesignaal.engine.language.compiler import compile_rules
+from regiesignaal.engine.language.dates import Duration, add_working_days
+from regiesignaal.engine.language.evaluator import Evaluator
+from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+from regiesignaal.engine.language.rulefile.mode import ModeEditError, without_shadow_line
+from regiesignaal.engine.reconcile import Fired, RuleInfo, reconcile
+from regiesignaal.engine.source.load import load_cases, load_staff_file
+from regiesignaal.engine.store import history, migrate
+from regiesignaal.engine.store.tables import known_rules, rule_events, signal_events, signals
+from regiesignaal.fixtures.generator import generate
+from regiesignaal.jobs.cli import main
+from regiesignaal.jobs.config import Settings, load_settings
+from regiesignaal.jobs.mail_preview import compose_preview
+from regiesignaal.jobs.pipeline import RunOptions, run, upgrade_store
+from regiesignaal.notifications.case_manager import iter_case_manager_lists
+from regiesignaal.notifications.delivery.mailserver import MailCatcher
+from regiesignaal.notifications.delivery.settings import SmtpSettings
+from regiesignaal.notifications.rule_report import shadow_report
+from regiesignaal.notifications.shared import RuleMeta
+
+AS_OF = dt.date(2026, 3, 2)  # a Monday
+RULES = Path(__file__).resolve().parents[1] / "rules"
+SHADOW = "CONTACT-30D"
+
+BASE = """\
+id: X-A
+title: Test
+mail_title: Contact nodig
+description: Ernst low.
+severity: low
+owner: team-kwaliteit
+when:
+  latest_contact_on: {older_than: 5d}
+expected_action: Neem contact op.
+"""
+
+
+# --- the rule file ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["schaduw", "[shadow]", "1", "Shadow", "geheim_woord"])
+def test_a_bad_mode_is_named_where_it_stands_without_its_value(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "derived.yaml").write_text((RULES / "derived.yaml").read_text("utf-8"), "utf-8")
+    (tmp_path / "x-a.yaml").write_text(BASE + f"mode: {bad}\n", encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    (problem,) = rd.problems
+    assert problem.line == 10 and problem.path.endswith("x-a.yaml")
+    assert "'mode' zegt hoe de regel draait" in problem.message
+    assert "geheim_woord" not in str(problem) and "schaduw" not in problem.hint
+
+
+@pytest.mark.parametrize(("extra", "mode"), [("", "live"), ("mode: live\n", "live"),
+                                             ("mode: shadow\n", "shadow")])  # fmt: skip
+def test_mode_is_optional_and_live_by_default(tmp_path: Path, extra: str, mode: str) -> None:
+    (tmp_path / "derived.yaml").write_text((RULES / "derived.yaml").read_text("utf-8"), "utf-8")
+    (tmp_path / "x-a.yaml").write_text(BASE + extra, encoding="utf-8")
+    rd = load_rule_dir(tmp_path)
+    assert rd.ok, rd.problems
+    assert rd.rules[0].mode == mode and rd.rules[0].shadow == (mode == "shadow")
+
+
+def test_the_json_schema_knows_mode() -> None:
+    schema = json.loads((RULES.parent / "schema" / "rule.schema.json").read_text("utf-8"))
+    assert schema["$defs"]["rule"]["properties"]["mode"]["enum"] == ["live", "shadow"]
+
+
+def test_promote_removes_only_the_shadow_line() -> None:
+    text = BASE.replace("owner:", "mode: 'shadow'  # proef tot mei\nowner:") + "# slot\n"
+    assert without_shadow_line(text) == BASE + "# slot\n"
+    with pytest.raises(ModeEditError):
+        without_shadow_line(BASE)
+    with pytest.raises(ModeEditError):  # nested, not the rule's own key
+        without_shadow_line(BASE + "tests:\n  - mode: shadow\n")
+
+
+def test_both_evaluators_fire_a_shadow_rule_alike(tmp_path: Path) -> None:
+    rules = _rules_with_shadow(tmp_path)
+    rd = load_rule_dir(rules)
+    assert rd.ok and next(r for r in rd.rules if r.id == SHADOW).shadow
+    compiled = compile_rules(rd, AS_OF)
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    generate(200, 3, AS_OF, folder / "cases.jsonl", folder / "staff.jsonl")
+    cases = [parse_case(json.loads(x)) for x in (folder / "cases.jsonl").open(encoding="utf-8")]
+    python, durable = Evaluator(compiled, "python"), Evaluator(compiled, "durable")
+    fired = 0
+    for case in cases:
+        if case.get("status", "open") != "open":
+            continue
+        a, b = python.fired(case), durable.fired(case)
+        assert a == b, case["case_ref"]
+        fired += SHADOW in a
+    assert fired > 5
+
+
+# --- the state machine --------------------------------------------------------------------
+
+
+def _fired(*keys: str) -> dict[tuple[str, str], Fired]:
+    return {(k, "S"): Fired("high", "rv-1", "T1") for k in keys}
+
+
+def test_promotion_makes_open_hits_baseline_with_a_fresh_clock(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = sa.create_engine(db_url)
+    shadow = {"S": RuleInfo("high", escalate_after=Duration(2, "wd"), shadow=True)}
+    live = {"S": RuleInfo("high", escalate_after=Duration(2, "wd"))}
+    days = [add_working_days(AS_OF, n) for n in range(8)]
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, _fired("Z-1"), {"Z-1", "Z-2"}, shadow, days[0], 1, baseline=True)
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, shadow, days[1], 2, baseline=True)
+            counts = reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, shadow, days[4], 3,
+                               baseline=True)  # fmt: skip
+            rows = {r.case_ref: r for r in conn.execute(sa.select(signals))}
+            assert all(r.shadow for r in rows.values())
+            assert rows["Z-1"].baseline and not rows["Z-2"].baseline  # first night: baseline
+            assert rows["Z-2"].escalated_on is not None, "the clock runs in shadow too"
+            assert counts.still_open == 2
+            # the file edited by hand: the next night notices it
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, live, days[5], 4, baseline=True)
+            rows = {r.case_ref: r for r in conn.execute(sa.select(signals))}
+            assert not any(r.shadow for r in rows.values())
+            assert all(r.baseline for r in rows.values()), "promoted hits are bestaand"
+            assert all(r.escalated_on is None for r in rows.values()), "escalation starts again"
+            assert all(r.clock_start >= days[5] for r in rows.values())
+            events = conn.execute(
+                sa.select(signal_events.c.case_ref, signal_events.c.details).where(
+                    signal_events.c.kind == "mode_changed"
+                )
+            ).all()
+            assert sorted(e.case_ref for e in events) == ["Z-1", "Z-2"]
+            assert all(e.details["from"] == "shadow" and e.details["to"] == "live" for e in events)
+            (ev,) = conn.execute(sa.select(rule_events)).all()
+            assert (ev.from_mode, ev.to_mode, ev.by, ev.open_signals) == ("shadow", "live", None, 2)
+            # the same night again changes nothing
+            again = reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, live, days[5], 4,
+                              baseline=True)  # fmt: skip
+            assert again.new == 0
+            assert conn.execute(sa.select(sa.func.count()).select_from(rule_events)).scalar() == 1
+            # live -> shadow: kept, history kept, marked again
+            reconcile(conn, _fired("Z-1"), {"Z-1", "Z-2"}, shadow, days[6], 5, baseline=True)
+            rows = {r.case_ref: r for r in conn.execute(sa.select(signals))}
+            assert rows["Z-1"].shadow and rows["Z-1"].closed_on is None
+            kinds = [k for (k,) in conn.execute(sa.select(rule_events.c.to_mode).order_by("id"))]
+            assert kinds == ["live", "shadow"]
+            assert (
+                conn.execute(
+                    sa.select(known_rules.c.mode).where(known_rules.c.rule_id == "S")
+                ).scalar()
+                == "shadow"
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_shadow_rule_covers_nothing(sqlite_url: str) -> None:
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    rules = {"W": RuleInfo("high", covers=("N",), shadow=True), "N": RuleInfo("high")}
+    fired = {("Z-1", "W"): Fired("high", "rv-1", "T1"), ("Z-1", "N"): Fired("high", "rv-1", "T1")}
+    try:
+        with engine.begin() as conn:
+            counts = reconcile(conn, fired, {"Z-1"}, rules, AS_OF, 1)
+            assert counts.covered == 0
+    finally:
+        engine.dispose()
+
+
+def test_promote_records_who_and_why(sqlite_url: str) -> None:
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    shadow = {"S": RuleInfo("high", shadow=True)}
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, AS_OF, 1, baseline=True)
+            assert history.note_promotion(conn, "S", "bo-1", "proef geslaagd")
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, {"S": RuleInfo("high")},
+                      add_working_days(AS_OF, 1), 2, baseline=True)  # fmt: skip
+            rows = {r.case_ref: r for r in conn.execute(sa.select(signals))}
+            (ev,) = conn.execute(sa.select(rule_events)).all()
+            details = conn.execute(
+                sa.select(signal_events.c.details).where(signal_events.c.kind == "mode_changed")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert rows["Z-1"].baseline and not rows["Z-1"].shadow
+    assert rows["Z-2"].baseline, "what it finds on the night it goes live is bestaand too"
+    assert (ev.by, ev.reason) == ("bo-1", "proef geslaagd")
+    assert details["by"] == "bo-1" and "reason" not in details  # free text stays on the rule
+
+
+# --- through real runs ----------------------------------------------------------------------
+
+
+def _rules_with_shadow(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / f"{SHADOW.lower()}.yaml"
+    text = path.read_text("utf-8")
+    path.write_text(text.replace("\nowner:", "\nmode: shadow\nowner:", 1), "utf-8")
+    return rules
+
+
+def _settings(source_url: str, store_url: str, port: int, rules: Path, report: Path) -> Settings:
+    return dataclasses.replace(
+        load_settings(env={}),
+        source_url=source_url,
+        store_url=store_url,
+        rules_dir=rules,
+        workers=1,
+        grace_days=0,
+        rule_report_dir=report,
+        smtp=SmtpSettings(host="127.0.0.1", port=port, tls="none", timeout_seconds=10),
+    )
+
+
+def _texts(directory: Path, seen: set[Path]) -> dict[str, str]:
+    out = {}
+    for path in sorted(directory.glob("*.eml")):
+        if path in seen:
+            continue
+        seen.add(path)
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        parts = [
+            p.get_content()  # type: ignore[attr-defined]
+            for p in msg.walk()
+            if p.get_content_type() in ("text/plain", "text/html") and not p.is_multipart()
+        ]
+        out[str(msg["To"])] = "\n".join(parts)
+    return out
+
+
+@pytest.mark.slow
+def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(300, 5, AS_OF, cases, staff)
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    source = sa.create_engine(source_url)
+    load_staff_file(source, staff)
+    load_cases(source, cases)
+    source.dispose()
+    rules = _rules_with_shadow(tmp_path)
+    pack = {r.id: r for r in load_rule_dir(rules).rules}
+    title = pack[SHADOW].mail_title
+    assert not any(title in r.mail_title for rid, r in pack.items() if rid != SHADOW)
+    days = [add_working_days(AS_OF, n) for n in range(4)]
+    store = sa.create_engine(db_url)
+    report = tmp_path / "report"
+    mails: list[dict[str, str]] = []
+    with MailCatcher(tmp_path / "mail") as catcher:
+        settings = _settings(source_url, db_url, catcher.port, rules, report)
+        upgrade_store(settings)
+        seen: set[Path] = set()
+        run(settings, RunOptions(days[0]))
+        mails.append(_texts(tmp_path / "mail", seen))
+        run(settings, RunOptions(days[1]))
+        mails.append(_texts(tmp_path / "mail", seen))
+        page = (report / "regelrapport.html").read_text("utf-8")
+        officer = next(
+            s["id"]
+            for s in map(json.loads, staff.read_text().splitlines())
+            if s["role"] == "beleid"
+        )
+        preview = compose_preview(settings, officer, days[1]).message.text
+        assert "REGELS IN SCHADUW" in preview and title in preview, "mail preview as a run"
+        with store.connect() as conn:
+            in_shadow = conn.execute(
+                sa.select(signals.c.id, signals.c.case_ref).where(
+                    signals.c.rule_id == SHADOW, signals.c.closed_on.is_(None)
+                )
+            ).all()
+            assert (
+                conn.execute(
+                    sa.select(sa.func.count()).where(signals.c.rule_id == SHADOW, ~signals.c.shadow)
+                ).scalar()
+                == 0
+            )
+            meta = {rid: RuleMeta.of(r) for rid, r in pack.items()}
+            lists = list(iter_case_manager_lists(conn, days[1], meta, lambda c: c, {}))
+            assert not [ln for _, found in lists for ln in found.lines if ln.rule_id == SHADOW]
+        # the policy owner removes the line by hand: the next night makes the rule live
+        path = rules / f"{SHADOW.lower()}.yaml"
+        path.write_text(without_shadow_line(path.read_text("utf-8")), "utf-8")
+        run(settings, RunOptions(days[2]))
+        mails.append(_texts(tmp_path / "mail", seen))
+    with store.connect() as conn:
+        after = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(signals).where(signals.c.id.in_([r.id for r in in_shadow]))
+            )
+        }
+        promoted = conn.execute(
+            sa.select(sa.func.count()).where(
+                signal_events.c.kind == "mode_changed", signal_events.c.rule_id == SHADOW
+            )
+        ).scalar()
+        lists = list(
+            iter_case_manager_lists(
+                conn, days[2], {rid: RuleMeta.of(r) for rid, r in pack.items()}, lambda c: c, {}
+            )
+        )
+    store.dispose()
+
+    assert len(in_shadow) >= 10
+    roles = {s["email"]: s["role"] for s in map(json.loads, staff.read_text().splitlines())}
+    for night in mails[:2]:
+        assert night, "the other rules are mailed"
+        for to, text in night.items():
+            assert SHADOW not in text
+            if roles.get(to) == "beleid":  # the rule report: what it would have done
+                assert "REGELS IN SCHADUW" in text and title in text
+            else:
+                assert title not in text
+    assert "Regels in schaduw" in page and SHADOW in page
+    assert [t for t in mails[2].values() if title in t], "live: mailed"
+    assert all(not r.shadow and r.baseline for r in after.values() if r.closed_on is None)
+    assert promoted >= len([r for r in after.values() if r.closed_on is None])
+    shown = [ln for _, found in lists for ln in found.lines if ln.rule_id == SHADOW]
+    before = {r.case_ref for r in in_shadow}
+    assert [ln for ln in shown if ln.case_ref in before]
+    assert not [ln for ln in shown if ln.is_new or not ln.baseline], "no new on that night"
+    for text in mails[2].values():
+        assert SHADOW not in text
+
+
+def test_shadow_report_per_team_per_day_and_overlap(sqlite_url: str) -> None:
+    from regiesignaal.notifications.compose.rule_report import RuleInfo as Info
+    from regiesignaal.notifications.compose.rule_report import RuleReport, compose_rule_report
+
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    rules = {"S": RuleInfo("high", shadow=True), "L": RuleInfo("high")}
+    day2 = add_working_days(AS_OF, 1)
+    f1 = {(c, "S"): Fired("high", "rv-1", "T1" if c < "Z-3" else "T2") for c in ("Z-1", "Z-3")}
+    f2 = dict(f1) | {("Z-2", "S"): Fired("high", "rv-1", "T1"),
+                     ("Z-1", "L"): Fired("high", "rv-1", "T1")}  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, f1, {"Z-1", "Z-2", "Z-3"}, rules, AS_OF, 1, baseline=True)
+            reconcile(conn, f2, {"Z-1", "Z-2", "Z-3"}, rules, day2, 2, baseline=True)
+            shadow = {"S": Info("S", "Schaduwtitel", "R90")}
+            live = {"L": Info("L", "Live titel", "R01")}
+            rep = shadow_report(conn, day2, shadow, live, days=3)
+    finally:
+        engine.dispose()
+    (s,) = rep.rules
+    assert s.open_now == 3 and s.since == AS_OF
+    assert s.per_team == (("T1", 2), ("T2", 1))
+    assert [(d.day, d.fired, d.opened) for d in s.per_day] == [
+        (AS_OF - dt.timedelta(days=1), 0, 0), (AS_OF, 2, 0), (day2, 3, 1)
+    ]  # fmt: skip
+    assert s.overlap_cases == 1 and s.overlap == ((live["L"], 1),)
+    mail = compose_rule_report(RuleReport(day2, []), show_rule_ids=False, shadow=rep)
+    assert "regels in schaduw" in mail.text.lower() and "R90 Schaduwtitel" in mail.html
+    assert "R01 Live titel 1" in mail.text
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(40, 3, AS_OF, cases, staff)
+    source = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    engine = sa.create_engine(source)
+    load_staff_file(engine, staff)
+    load_cases(engine, cases)
+    engine.dispose()
+    rules = _rules_with_shadow(tmp_path)
+    monkeypatch.setenv("REGIESIGNAAL_SOURCE_URL", source)
+    monkeypatch.setenv("REGIESIGNAAL_STORE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(rules))
+    monkeypatch.delenv("REGIESIGNAAL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_rules_promote_list_and_check_on_the_command_line(env: Path) -> None:
+    assert _cli("db", "upgrade").exit_code == 0
+    staff = [json.loads(x) for x in (env / "staff.jsonl").read_text().splitlines()]
+    owner = staff[0]["id"]
+    listed = [json.loads(x) for x in _cli("rules", "list", "--format", "json").output.splitlines()]
+    assert {r["id"]: r["mode"] for r in listed}[SHADOW] == "shadow"
+    checked = _cli("rules", "check")
+    assert checked.exit_code == 0 and f"In schaduw (mode: shadow; nergens gemaild): {SHADOW}" in (
+        checked.output
+    )
+    unknown = _cli("rules", "promote", "CONTACT-30X", "--by", owner, "--reason", "x")
+    assert unknown.exit_code == 1 and "CONTACT-30D" in unknown.output
+    assert "CONTACT-30X" not in unknown.output
+    live = _cli("rules", "promote", "VG-FIRST", "--by", owner, "--reason", "x")
+    assert live.exit_code == 1 and "al live" in live.output
+    stranger = _cli("rules", "promote", SHADOW, "--by", "j.jansen", "--reason", "x")
+    assert stranger.exit_code == 1 and "j.jansen" not in stranger.output
+    assert "mode: shadow" in (env / "rules" / "contact-30d.yaml").read_text("utf-8")
+    before = (RULES / "contact-30d.yaml").read_text("utf-8")
+    done = _cli("rules", "promote", SHADOW, "--by", owner, "--reason", "proef geslaagd")
+    assert done.exit_code == 0, done.output
+    assert (env / "rules" / "contact-30d.yaml").read_text("utf-8") == before
+    again = _cli("rules", "promote", SHADOW, "--by", owner, "--reason", "x")
+    assert again.exit_code == 1
