@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from regiesignaal.engine.store.tables import signal_events, signals, silence_events, silences
+from regiesignaal.engine.store.tables import (
+    rule_events,
+    runs,
+    signal_events,
+    signals,
+    silence_events,
+    silences,
+)
 from regiesignaal.jobs.demo.demo import run_demo
-from regiesignaal.jobs.demo.nights import LAPSE_RULE, SILENCED_RULE
+from regiesignaal.jobs.demo.nights import LAPSE_RULE, SHADOW_RULE, SILENCED_RULE
 
 
 @pytest.mark.slow
@@ -28,6 +35,13 @@ def test_a_five_night_demo_shows_a_lapse_a_silence_and_the_rule_report(tmp_path:
                 .where(signal_events.c.kind == "explanation_lapsed")
             ).all()
             silence = conn.execute(sa.select(silences)).one()
+            promoted = conn.execute(sa.select(rule_events)).all()
+            last_night = conn.execute(sa.select(sa.func.max(runs.c.as_of))).scalar()
+            shadow_rows = conn.execute(
+                sa.select(signals.c.opened_on, signals.c.baseline, signals.c.shadow).where(
+                    signals.c.rule_id == SHADOW_RULE
+                )
+            ).all()
             kinds = conn.execute(
                 sa.select(silence_events.c.kind, silence_events.c.by).order_by(silence_events.c.id)
             ).all()
@@ -42,3 +56,12 @@ def test_a_five_night_demo_shows_a_lapse_a_silence_and_the_rule_report(tmp_path:
     assert LAPSE_RULE in page and SILENCED_RULE in page
     config = (directory / "regiesignaal.toml").read_text(encoding="utf-8")
     assert "[report]" in config
+    # the rule rehearsed in shadow for four nights was promoted before the last one: one
+    # change of mode with who and why, and none of its findings counts as new
+    assert [(e.rule_id, e.from_mode, e.to_mode, e.by) for e in promoted] == [
+        (SHADOW_RULE, "shadow", "live", "beleid-demo")
+    ]
+    assert promoted[0].as_of == last_night and promoted[0].open_signals > 0
+    assert shadow_rows and all(r.baseline for r in shadow_rows)
+    assert not any(r.shadow for r in shadow_rows if r.opened_on == last_night)
+    assert "mode: shadow" not in (directory / "regels" / "contact-21d.yaml").read_text()

@@ -91,7 +91,7 @@ def print_summary(summary: Any) -> None:
     r = summary.reconcile
     console.print(
         f"Nieuw: {r.get('new', 0)} (heropend {r.get('reopened', 0)}), "
-        f"bestaand (eerste nacht): {r.get('baseline', 0)}, "
+        f"bestaand (eerste nacht of live gezet): {r.get('baseline', 0)}, "
         f"nog open: {r.get('still_open', 0)}, tijdelijk afwezig: {r.get('in_gap', 0)}, "
         f"geëscaleerd: {r.get('escalated_today', 0)}, "
         f"met toelichting: {r.get('explained', 0)}, "

@@ -27,6 +27,10 @@ from regiesignaal.notifications.delivery.settings import SmtpSettings
 
 DEMO_MARKER = ".regiesignaal-demo"
 
+SHADOW_NIGHTS = 5
+"""From this many nights on the demo rehearses a rule in shadow and promotes it before the
+last night (jobs/demo/nights.py)."""
+
 
 class DemoRefused(Exception):
     pass
@@ -62,7 +66,13 @@ def run_demo(
     marker.write_text(
         "Deze map is gemaakt door 'regiesignaal demo' en wordt elke keer vervangen.\n"
     )
-    from regiesignaal.jobs.demo.nights import Evolution, operator_explanation, policy_silence
+    from regiesignaal.jobs.demo.nights import (
+        Evolution,
+        operator_explanation,
+        policy_silence,
+        promote_shadow_rule,
+        rules_with_shadow_rule,
+    )
     from regiesignaal.jobs.demo.nights import nights as night_dates
 
     days = night_dates(today_amsterdam(), nights) if nights > 1 else [today_amsterdam()]
@@ -85,6 +95,11 @@ def run_demo(
     base = load_settings(env={})
     if rules_dir is not None:
         base = dataclasses.replace(base, rules_dir=Path(rules_dir).resolve())
+    rehearse = nights >= SHADOW_NIGHTS  # a rule rehearsed in shadow, promoted before the last
+    if rehearse:
+        base = dataclasses.replace(
+            base, rules_dir=rules_with_shadow_rule(base.rules_dir, directory / "regels")
+        )
     report_dir = directory / "regelrapport"
     config_file = write_demo_config(directory, source_url, store_url, base.rules_dir, report_dir)
     with MailCatcher(mail_dir) as catcher:
@@ -118,6 +133,12 @@ def run_demo(
                     silence = policy_silence(store_url, day, _rule_ids(settings))
                     if silence is not None:
                         story.append(f"nacht 3: stilte {silence} voor één regel en één team")
+                last = i == len(days) - 1
+                if rehearse and last and promote_shadow_rule(settings.rules_dir, store_url):
+                    story.append(
+                        f"nacht {i + 1}: regel in schaduw live gezet (regels in "
+                        f"{settings.rules_dir}); zijn signalen tellen als bestaand"
+                    )
                 if i == 3 and explained_case is not None:
                     story.append(
                         f"nacht 4: zaak {explained_case} kreeg een tweede vertrekwens; "

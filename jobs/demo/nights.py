@@ -12,7 +12,11 @@ The governance story (issue 18), when there are enough nights: the operator's ex
 (night 2) is given on an unexplored departure wish; on night 3 a policy owner silences one
 rule for one team for three working days (a source-system incident); on night 4 a second,
 late-recorded departure wish lands in the explained case, so the rule's inputs change and
-the explanation lapses ("toelichting vervallen: gegevens gewijzigd").
+the explanation lapses ("toelichting vervallen: gegevens gewijzigd"). From five nights on
+the demo runs a copy of the rule folder with one extra rule in shadow (``SHADOW_RULE``, a
+stricter contact norm being rehearsed): it runs from the first night, is mailed to nobody,
+and the rule report shows what it would do; before the last night the policy owner
+promotes it, and its findings that night are "bestaand", not new.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +186,68 @@ def policy_silence(store_url: str, day: dt.date, rule_ids: set[str]) -> int | No
                 day,
                 rule_ids,
                 team=str(team),
+            )
+    finally:
+        engine.dispose()
+
+
+SHADOW_RULE = "CONTACT-21D"
+"""The rule the demo's policy owner rehearses in shadow and promotes before the last night."""
+
+SHADOW_RULE_FILE = """\
+# Een proef van de beleidseigenaar in de demo: eerst in schaduw, dan live.
+id: CONTACT-21D
+title: Geen contact in 21 dagen (proef in schaduw)
+mail_title: Contactmoment langer dan 21 dagen geleden
+mail_code: R23
+description: >
+  Proef van de beleidseigenaar: een strengere norm dan CONTACT-30D, voor alle locaties. De
+  laatste datum van contacten en gesprekken (of de overdrachtsdatum als er geen zijn) ligt
+  meer dan 21 dagen voor de peildatum. De regel draait eerst in schaduw: het regelrapport
+  laat zien wat hij zou doen, per team, per dag en naast welke regels, voordat hij live gaat.
+severity: medium
+owner: team-kwaliteit
+basis: "R2 (Inspectie JenV, Verantwoord Vertrek, 2022)"
+mode: shadow
+when:
+  latest_contact_on: {older_than: 21d}
+expected_action: Neem contact op met de vreemdeling en leg het contact vast.
+kind: actie
+escalate_after: 10wd
+tests:
+  - name: contact 22 dagen geleden gaat af
+    as_of: 2026-03-02
+    case: {opened_on: 2026-01-01, contacts: [{on: 2026-02-08}]}
+    expect: fires
+  - name: contact 21 dagen geleden gaat niet af
+    as_of: 2026-03-02
+    case: {opened_on: 2026-01-01, contacts: [{on: 2026-02-09}]}
+    expect: does_not_fire
+"""
+
+
+def rules_with_shadow_rule(rules_dir: Path, target: Path) -> Path:
+    """A copy of ``rules_dir`` in ``target`` with ``SHADOW_RULE`` added in shadow mode;
+    returns ``target``."""
+    shutil.copytree(rules_dir, target)
+    (target / "contact-21d.yaml").write_text(SHADOW_RULE_FILE, encoding="utf-8")
+    return target
+
+
+def promote_shadow_rule(rules_dir: Path, store_url: str) -> bool:
+    """Promote ``SHADOW_RULE`` as ``regiesignaal rules promote`` does: remove its
+    ``mode: shadow`` line and leave who and why for the next run. False: not in shadow."""
+    from regiesignaal.engine.language.rulefile.mode import make_live
+
+    make_live(rules_dir / "contact-21d.yaml")
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            return history.note_promotion(
+                conn,
+                SHADOW_RULE,
+                "beleid-demo",
+                "Vier nachten in schaduw bekeken: weinig overlap, werkbaar aantal per team",
             )
     finally:
         engine.dispose()
