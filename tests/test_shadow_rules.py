@@ -376,7 +376,47 @@ def test_shadow_report_per_team_per_day_and_overlap(sqlite_url: str) -> None:
     assert s.overlap_cases == 1 and s.overlap == ((live["L"], 1),)
     mail = compose_rule_report(RuleReport(day2, []), show_rule_ids=False, shadow=rep)
     assert "regels in schaduw" in mail.text.lower() and "R90 Schaduwtitel" in mail.html
-    assert "R01 Live titel 1" in mail.text
+    assert "R01 Live titel (1)" in mail.text
+
+
+def test_the_shadow_section_shows_working_days_since_the_first_night_and_the_top_overlap() -> None:
+    """A weekend or a day before the rule existed is no run, not a zero; the overlap names
+    the five live rules sharing most cases and counts the rest."""
+    from regiesignaal.notifications.compose.rule_report import (
+        RuleInfo as Info,
+    )
+    from regiesignaal.notifications.compose.rule_report import (
+        RuleReport,
+        ShadowDay,
+        ShadowReport,
+        ShadowStats,
+        compose_rule_report,
+        shadow_context,
+    )
+
+    friday = dt.date(2026, 3, 6)  # the rule's first night
+    week = [friday + dt.timedelta(days=n) for n in range(-2, 5)]  # wed .. tue
+    live = [(Info(f"L{n}", f"Live {n}", f"R{n:02d}"), 10 - n) for n in range(8)]
+    stats = ShadowStats(
+        rule=Info("S", "Schaduw", "R90"),
+        since=friday,
+        open_now=12,
+        new_in_window=3,
+        escalated_now=0,
+        per_team=(("T1", 12),),
+        per_day=tuple(ShadowDay(d, 0 if d < friday else 12, 1) for d in week),
+        overlap_cases=9,
+        overlap=tuple(live),
+    )
+    (row,) = shadow_context(ShadowReport(week[-1], 7, [stats]), show_rule_ids=False)
+    assert [d["day"] for d in row["per_day"]] == ["vr 06-03", "ma 09-03", "di 10-03"]
+    assert row["overlap"] == [f"R0{n} Live {n} ({10 - n})" for n in range(5)]
+    assert row["overlap_more"] == 3
+    report = compose_rule_report(
+        RuleReport(week[-1], []), show_rule_ids=False, shadow=ShadowReport(week[-1], 7, [stats])
+    )
+    assert "en 3 andere regels" in report.text and "en 3 andere regels" in report.html
+    assert "R05 Live 5" not in report.text and "za 07-03" not in report.html
 
 
 # --- the command line ---------------------------------------------------------------------

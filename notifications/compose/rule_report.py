@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from regiesignaal.engine.language.casefile import EXPLANATION_REASONS
+from regiesignaal.engine.language.dates import is_working_day
 from regiesignaal.notifications.compose.render import format_date, render_template
 from regiesignaal.notifications.delivery.message import ComposedMessage
 
@@ -208,27 +209,48 @@ def _label(rule: RuleInfo, show_rule_ids: bool) -> str:
     return f"{rule.rule_id}: {label}" if show_rule_ids else label
 
 
+SHADOW_OVERLAP_SHOWN = 5
+"""Live rules named in a shadow rule's overlap, most shared cases first; the rest counted."""
+
+WEEKDAYS = ("ma", "di", "wo", "do", "vr", "za", "zo")
+
+
 def shadow_context(shadow: ShadowReport | None, show_rule_ids: bool) -> list[dict[str, Any]]:
-    """The template values of the shadow rules' section (empty: no rule in shadow mode)."""
+    """The template values of the shadow rules' section (empty: no rule in shadow mode).
+    Per day only the working days since the rule's first night (no run, no figure: a
+    weekend or a day before the rule existed is not a zero); the overlap names the
+    ``SHADOW_OVERLAP_SHOWN`` live rules sharing most cases and counts the rest."""
     if shadow is None:
         return []
-    return [
-        {
-            "label": _label(s.rule, show_rule_ids),
-            "since": format_date(s.since) if s.since is not None else "",
-            "open_now": s.open_now,
-            "new": s.new_in_window,
-            "escalated": s.escalated_now,
-            "days": shadow.days,
-            "per_team": [f"{team} {n}" for team, n in s.per_team],
-            "per_day": [
-                {"day": format_date(d.day), "fired": d.fired, "opened": d.opened} for d in s.per_day
-            ],
-            "overlap_cases": s.overlap_cases,
-            "overlap": [f"{_label(r, show_rule_ids)} {n}" for r, n in s.overlap],
-        }
-        for s in shadow.rules
-    ]
+    rows = []
+    for s in shadow.rules:
+        days = [
+            {
+                "day": f"{WEEKDAYS[d.day.weekday()]} {d.day.strftime('%d-%m')}",
+                "fired": d.fired,
+                "opened": d.opened,
+            }
+            for d in s.per_day
+            if is_working_day(d.day) and (s.since is None or d.day >= s.since)
+        ]
+        rows.append(
+            {
+                "label": _label(s.rule, show_rule_ids),
+                "since": format_date(s.since) if s.since is not None else "",
+                "open_now": s.open_now,
+                "new": s.new_in_window,
+                "escalated": s.escalated_now,
+                "days": shadow.days,
+                "per_team": [f"{team} {n}" for team, n in s.per_team],
+                "per_day": days,
+                "overlap_cases": s.overlap_cases,
+                "overlap": [
+                    f"{_label(r, show_rule_ids)} ({n})" for r, n in s.overlap[:SHADOW_OVERLAP_SHOWN]
+                ],
+                "overlap_more": max(0, len(s.overlap) - SHADOW_OVERLAP_SHOWN),
+            }
+        )
+    return rows
 
 
 def compose_rule_report(
