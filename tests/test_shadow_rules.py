@@ -301,6 +301,23 @@ def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
             meta = {rid: RuleMeta.of(r) for rid, r in pack.items()}
             lists = list(iter_case_manager_lists(conn, days[1], meta, lambda c: c, {}))
             assert not [ln for _, found in lists for ln in found.lines if ln.rule_id == SHADOW]
+        # monitoring counts them apart; the case's history marks them
+        from regiesignaal.jobs.ops.health import metrics_text
+
+        metrics = metrics_text(settings, store)
+        assert f"regiesignaal_shadow_signals_open {len(in_shadow)}" in metrics
+        live_open = sum(
+            int(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("regiesignaal_signals_open{")
+        )
+        with store.connect() as conn:
+            all_open = conn.execute(
+                sa.select(sa.func.count()).where(signals.c.closed_on.is_(None))
+            ).scalar()
+            shown_case = history.signal_histories(conn, in_shadow[0].case_ref, days[1])
+        assert live_open == all_open - len(in_shadow)
+        assert [h.signal["shadow"] for h in shown_case if h.signal["rule_id"] == SHADOW] == [True]
         # the policy owner removes the line by hand: the next night makes the rule live
         path = rules / f"{SHADOW.lower()}.yaml"
         path.write_text(without_shadow_line(path.read_text("utf-8")), "utf-8")

@@ -86,6 +86,7 @@ def _record(row: Any, today: dt.date) -> dict[str, Any]:
         "explained_until": row.explained_until,
         "explanation_expired_on": row.explanation_expired_on,
         "gap_since": row.gap_since,
+        "shadow": bool(row.shadow),  # of a rule in shadow mode: shown to nobody per person
     }
 
 

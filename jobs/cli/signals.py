@@ -240,7 +240,8 @@ def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
         s = h.signal
         console.print(
             f"[bold]Signaal {s['id']}[/bold]  zaak {escape(str(s['case_ref']))}  regel "
-            f"{escape(str(s['rule_id']))}  ernst {s['severity']}  status: {STATE_NL[s['state']]}",
+            f"{escape(str(s['rule_id']))}  ernst {s['severity']}  status: {STATE_NL[s['state']]}"
+            + ("  [dim](regel in schaduw: niet gemaild)[/dim]" if s.get("shadow") else ""),
             markup=True,
         )
         line = (

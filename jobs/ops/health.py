@@ -359,9 +359,17 @@ def metrics_text(settings: Settings, store: sa.Engine, now: dt.datetime | None =
         open_by_severity: dict[str, int] = dict(
             conn.execute(
                 sa.select(signals.c.severity, sa.func.count())
-                .where(signals.c.closed_on.is_(None))
+                .where(signals.c.closed_on.is_(None), signals.c.shadow.is_(False))
                 .group_by(signals.c.severity)
             ).all()
+        )
+        open_in_shadow = int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    signals.c.closed_on.is_(None), signals.c.shadow.is_(True)
+                )
+            ).scalar()
+            or 0
         )
         outbox_by_status: dict[str, int] = dict(
             conn.execute(
@@ -398,6 +406,11 @@ def metrics_text(settings: Settings, store: sa.Engine, now: dt.datetime | None =
         "regiesignaal_signals_open",
         "Open signalen per ernst.",
         [({"severity": str(s)}, int(open_by_severity.get(s, 0))) for s in severities],
+    )
+    out.metric(
+        "regiesignaal_shadow_signals_open",
+        "Open signalen van regels in schaduw (mode: shadow; aan niemand getoond).",
+        [({}, open_in_shadow)],
     )
     statuses = [*OUTBOX_STATUSES, *sorted(set(outbox_by_status) - set(OUTBOX_STATUSES))]
     out.metric(
