@@ -1234,7 +1234,11 @@ def change_mode(
             conn.execute(stmt, params[start : start + INSERT_CHUNK])
     for start in range(0, len(events), EVENT_CHUNK):
         insert_rows(conn, signal_events, EVENT_COLUMNS, events[start : start + EVENT_CHUNK])
-    conn.execute(known_rules.update().where(known_rules.c.rule_id == rule_id).values(mode=to_mode))
+    conn.execute(
+        known_rules.update()
+        .where(known_rules.c.rule_id == rule_id)
+        .values(mode=to_mode, mode_by=None, mode_reason=None)
+    )
     conn.execute(
         rule_events.insert().values(
             rule_id=rule_id,
@@ -1250,6 +1254,15 @@ def change_mode(
         )
     )
     return len(rows)
+
+
+def clear_mode_note(conn: Connection, rule_id: str) -> None:
+    """Drop the note ``rules promote`` left for ``rule_id`` (its mode did not change)."""
+    conn.execute(
+        known_rules.update()
+        .where(known_rules.c.rule_id == rule_id)
+        .values(mode_by=None, mode_reason=None)
+    )
 
 
 def check_forward(conn: Connection, as_of: dt.date) -> None:
@@ -1360,6 +1373,10 @@ def reconcile_in_ranges(
     for rid in sorted(active_rules.keys() & stored_modes.keys()):
         wanted = MODE_SHADOW if active_rules[rid].shadow else MODE_LIVE
         stored = stored_modes[rid]
+        # a promotion's note is for the promotion it was left for, used once: a demotion
+        # (always a hand edit) is nobody's, and a promotion undone before its night
+        # leaves the note to no later change
+        note = wanted == MODE_LIVE
         if stored.mode != wanted:
             change_mode(
                 conn,
@@ -1368,12 +1385,14 @@ def reconcile_in_ranges(
                 as_of,
                 run_id,
                 ruleset_version,
-                by=stored.by,
-                reason=stored.reason,
+                by=stored.by if note else None,
+                reason=stored.reason if note else None,
                 spread_days=policy.baseline_spread_days,
             )
             if wanted == MODE_LIVE:
                 promoted.add(rid)
+        elif stored.by is not None or stored.reason is not None:
+            clear_mode_note(conn, rid)
     live_rules = {rid for rid, info in active_rules.items() if not info.shadow}
     silenced = active_silences(conn, as_of)
     total = ReconcileCounts()

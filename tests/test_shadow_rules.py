@@ -212,6 +212,43 @@ def test_promote_records_who_and_why(sqlite_url: str) -> None:
     assert details["by"] == "bo-1" and "reason" not in details  # free text stays on the rule
 
 
+def test_a_promotion_note_is_credited_to_that_promotion_only(sqlite_url: str) -> None:
+    """A note left by rules promote is used once: a later hand edit (back to shadow, or
+    live again after the promotion was undone before its night) is nobody's."""
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    shadow, live = {"S": RuleInfo("high", shadow=True)}, {"S": RuleInfo("high")}
+    days = [add_working_days(AS_OF, n) for n in range(5)]
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, days[0], 1, baseline=True)
+            # promoted, then put back in shadow by hand before the night
+            assert history.note_promotion(conn, "S", "bo-1", "proef geslaagd")
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, days[1], 2, baseline=True)
+            assert conn.execute(sa.select(sa.func.count()).select_from(rule_events)).scalar() == 0
+            # a later promotion by hand: not bo-1's
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, live, days[2], 3, baseline=True)
+            # promoted by bo-2 the right way, then demoted by hand: the demotion is nobody's
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, days[3], 4, baseline=True)
+            assert history.note_promotion(conn, "S", "bo-2", "tweede proef")
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, live, days[4], 5, baseline=True)
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, add_working_days(days[4], 1), 6,
+                      baseline=True)  # fmt: skip
+            events = conn.execute(
+                sa.select(rule_events.c.to_mode, rule_events.c.by, rule_events.c.reason).order_by(
+                    rule_events.c.id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(e) for e in events] == [
+        ("live", None, None),
+        ("shadow", None, None),
+        ("live", "bo-2", "tweede proef"),
+        ("shadow", None, None),
+    ]
+
+
 # --- through real runs ----------------------------------------------------------------------
 
 
