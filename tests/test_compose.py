@@ -357,6 +357,29 @@ def test_what_was_resolved_since_the_last_list_is_said() -> None:
     assert "opgelost sinds je vorige lijst: 3 signalen in 2 zaken" in msg.text
 
 
+def test_a_lapsed_explanation_is_told_even_when_its_case_is_not_shown_today() -> None:
+    """Issue 18: the reader set the signal aside; when the case changed under the
+    explanation they hear of it, one line, whatever the case's rank."""
+    urgent = [line(f"ZK-{i:03d}", severity="critical", escalated=True) for i in range(12)]
+    lapsed = dataclasses.replace(
+        line("ZK-900", severity="low", mail_code="R04", mail_title="Geen recent contact"),
+        is_new=True,
+        reopened=True,
+        explanation_lapsed=True,
+    )
+    old_lapse = dataclasses.replace(line("ZK-901", severity="low"), explanation_lapsed=True)
+    msg = compose_case_manager(RECIPIENT, AS_OF, [*urgent, lapsed, old_lapse])
+    assert "ZK-900" not in today_refs(msg)
+    told = section(msg.text, "Toelichting vervallen")
+    assert "Zaak ZK-900: Geen recent contact (R04)" in told
+    assert "ZK-901" not in told, "told once, on the list after it lapsed"
+    assert "Toelichting vervallen" in msg.html and "ZK-900" in msg.html
+    # shown today in full: marked there, not told twice
+    few = compose_case_manager(RECIPIENT, AS_OF, [lapsed])
+    assert "ZK-900" in today_refs(few) and "Toelichting vervallen ==" not in few.text
+    assert "toelichting vervallen: gegevens gewijzigd" in " ".join(few.text.split())
+
+
 def test_the_whole_list_is_attached_or_in_the_mail_on_its_weekday() -> None:
     lines = [line(f"ZK-{i:03d}") for i in range(30)]
     attached = compose_case_manager(RECIPIENT, AS_OF, lines)

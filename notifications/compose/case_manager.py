@@ -313,6 +313,21 @@ def _case_view(
     }
 
 
+def returned_lines(rest: Sequence[CaseGroup]) -> list[SignalLine]:
+    """The signals of cases not shown today whose explanation lapsed since the reader's
+    last list because the case changed (issue 18): the reader set them aside, so they are
+    told, one line each, even when the case itself does not make "Vandaag"."""
+    return [ln for g in rest for ln in g.lines if ln.explanation_lapsed and ln.is_new]
+
+
+def _returned_view(line: SignalLine) -> dict[str, Any]:
+    return {
+        "case_ref": line.case_ref,
+        "link": safe_link(line.link),
+        "title": _title(line.mail_title, line.mail_code),
+    }
+
+
 def _upcoming_view(item: UpcomingLine, as_of: dt.date) -> dict[str, Any]:
     left = (item.due_on - as_of).days
     when = "vandaag" if left <= 0 else ("morgen" if left == 1 else f"over {format_days(left)}")
@@ -413,6 +428,7 @@ def compose_case_manager(
     del recipient  # nothing about the recipient appears in the message
     sections = split_daily(lines, as_of, options)
     counts = daily_counts(lines, sections, upcoming)
+    returned = returned_lines(sections.rest)
     soon = sorted(upcoming, key=lambda u: (u.due_on, u.case_ref, u.mail_title))
     shown_soon = soon[: options.daily_items]
     attach, weekly = _full_list_days(options, as_of)
@@ -434,6 +450,8 @@ def compose_case_manager(
             for n, g in enumerate(sections.today, 1)
         ],
         "today_title": f"Vandaag ({count_nl(len(sections.today), 'zaak', 'zaken')})",
+        "returned": [_returned_view(ln) for ln in returned[: options.daily_items]],
+        "returned_more": max(0, len(returned) - options.daily_items),
         "soon": [_upcoming_view(u, as_of) for u in shown_soon],
         "soon_more": len(soon) - len(shown_soon),
         "resolved": list(resolved[:RESOLVED_SHOWN]),
