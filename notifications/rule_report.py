@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import working_days_between
-from regiesignaal.engine.store.tables import known_rules, runs, signals
+from regiesignaal.engine.store.tables import known_rules, rule_events, runs, signals
 from regiesignaal.notifications.compose.rule_report import (
     RuleInfo,
     RuleReport,
@@ -395,6 +395,7 @@ def shadow_report(
                 if case_ref in open_cases[rid]:
                     overlap[rid][other] += 1
                     overlap_cases[rid].add(case_ref)
+    # in shadow since its first night, or since it was last put back in shadow
     since = dict(
         conn.execute(
             sa.select(known_rules.c.rule_id, known_rules.c.introduced_on).where(
@@ -402,6 +403,12 @@ def shadow_report(
             )
         ).all()
     )
+    for rid, day in conn.execute(
+        sa.select(rule_events.c.rule_id, sa.func.max(rule_events.c.as_of))
+        .where(rule_events.c.rule_id.in_(ids), rule_events.c.to_mode == "shadow")
+        .group_by(rule_events.c.rule_id)
+    ):
+        since[rid] = day
     out = []
     for rid in sorted(ids, key=lambda r: (shadow_rules[r].mail_code or "~", r)):
         out.append(
@@ -409,7 +416,12 @@ def shadow_report(
                 rule=shadow_rules[rid],
                 since=since.get(rid),
                 open_now=len(open_cases[rid]),
-                new_in_window=sum(opened[rid].values()),
+                # only what it did in shadow: not while it was live before being put back
+                new_in_window=sum(
+                    n
+                    for day, n in opened[rid].items()
+                    if since.get(rid) is None or day >= since[rid]
+                ),
                 escalated_now=escalated[rid],
                 per_team=tuple(sorted(teams[rid].items(), key=lambda kv: (-kv[1], kv[0]))),
                 per_day=tuple(ShadowDay(day, fired[rid][day], opened[rid][day]) for day in window),

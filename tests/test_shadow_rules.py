@@ -473,6 +473,33 @@ def test_the_shadow_section_shows_working_days_since_the_first_night_and_the_top
     assert "R05 Live 5" not in report.text and "za 07-03" not in report.html
 
 
+def test_a_rule_put_back_in_shadow_reports_from_that_night(sqlite_url: str) -> None:
+    """After live -> shadow the section counts from the night it went back, not what it
+    did while live."""
+    from regiesignaal.notifications.compose.rule_report import RuleInfo as Info
+    from regiesignaal.notifications.rule_report import shadow_report
+
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    shadow, live = {"S": RuleInfo("high", shadow=True)}, {"S": RuleInfo("high")}
+    days = [add_working_days(AS_OF, n) for n in range(4)]
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, _fired("Z-1"), {"Z-1", "Z-2"}, live, days[0], 1, baseline=True)
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, live, days[1], 2,
+                      baseline=True)  # fmt: skip
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, shadow, days[2], 3,
+                      baseline=True)  # fmt: skip
+            reconcile(conn, _fired("Z-1", "Z-2"), {"Z-1", "Z-2"}, shadow, days[3], 4,
+                      baseline=True)  # fmt: skip
+            rep = shadow_report(conn, days[3], {"S": Info("S", "Schaduw", "R90")}, {}, days=7)
+    finally:
+        engine.dispose()
+    (s,) = rep.rules
+    assert s.since == days[2] and s.open_now == 2
+    assert s.new_in_window == 0, "Z-2 opened while the rule was live"
+
+
 # --- the command line ---------------------------------------------------------------------
 
 
