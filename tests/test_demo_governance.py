@@ -18,7 +18,7 @@ from regiesignaal.engine.store.tables import (
     silences,
 )
 from regiesignaal.jobs.demo.demo import run_demo
-from regiesignaal.jobs.demo.nights import LAPSE_RULE, SHADOW_RULE, SILENCED_RULE
+from regiesignaal.jobs.demo.nights import LAPSE_RULE, POLICY_OWNER, SHADOW_RULE, SILENCED_RULE
 
 
 @pytest.mark.slow
@@ -50,16 +50,18 @@ def test_a_five_night_demo_shows_a_lapse_a_silence_and_the_rule_report(tmp_path:
     # the explained signal lapsed on the changed case and is open again, not closed
     assert [(r.rule_id, r.closed_on) for r in lapsed] == [(LAPSE_RULE, None)]
     assert silence.rule_id == SILENCED_RULE and silence.team is not None
-    assert silence.reason and silence.created_by == "beleid-demo"
-    assert kinds[0] == ("added", "beleid-demo")
+    assert silence.reason and silence.created_by == POLICY_OWNER
+    assert kinds[0] == ("added", POLICY_OWNER)
     page = (directory / "regelrapport" / "regelrapport.html").read_text(encoding="utf-8")
     assert LAPSE_RULE in page and SILENCED_RULE in page
     config = (directory / "regiesignaal.toml").read_text(encoding="utf-8")
     assert "[report]" in config
+    # the demo runs its own copy of the rules: following the guide never edits the pack
+    assert str((directory / "regels").resolve()) in config
     # the rule rehearsed in shadow for four nights was promoted before the last one: one
     # change of mode with who and why, and none of its findings counts as new
     assert [(e.rule_id, e.from_mode, e.to_mode, e.by) for e in promoted] == [
-        (SHADOW_RULE, "shadow", "live", "beleid-demo")
+        (SHADOW_RULE, "shadow", "live", POLICY_OWNER)
     ]
     assert promoted[0].as_of == last_night and promoted[0].open_signals > 0
     assert shadow_rows and all(r.baseline for r in shadow_rows)

@@ -68,10 +68,10 @@ def run_demo(
     )
     from regiesignaal.jobs.demo.nights import (
         Evolution,
+        copy_rules,
         operator_explanation,
         policy_silence,
         promote_shadow_rule,
-        rules_with_shadow_rule,
     )
     from regiesignaal.jobs.demo.nights import nights as night_dates
 
@@ -96,10 +96,8 @@ def run_demo(
     if rules_dir is not None:
         base = dataclasses.replace(base, rules_dir=Path(rules_dir).resolve())
     rehearse = nights >= SHADOW_NIGHTS  # a rule rehearsed in shadow, promoted before the last
-    if rehearse:
-        base = dataclasses.replace(
-            base, rules_dir=rules_with_shadow_rule(base.rules_dir, directory / "regels")
-        )
+    rules_copy = copy_rules(base.rules_dir, directory / "regels", with_shadow_rule=rehearse)
+    base = dataclasses.replace(base, rules_dir=rules_copy)
     report_dir = directory / "regelrapport"
     config_file = write_demo_config(directory, source_url, store_url, base.rules_dir, report_dir)
     with MailCatcher(mail_dir) as catcher:

@@ -151,6 +151,9 @@ def operator_explanation(store_url: str, day: dt.date) -> str | None:
         engine.dispose()
 
 
+POLICY_OWNER = "bl-001"
+"""The generated policy officer (role ``beleid``) who silences and promotes in the demo."""
+
 SILENCED_RULE = "CONTACT-14D"
 """The rule the policy owner silences for one team in the demo."""
 
@@ -182,7 +185,7 @@ def policy_silence(store_url: str, day: dt.date, rule_ids: set[str]) -> int | No
                 SILENCED_RULE,
                 add_working_days(day, 2),
                 "Storing in de contactregistratie van de bron; contacten ontbreken tijdelijk",
-                "beleid-demo",
+                POLICY_OWNER,
                 day,
                 rule_ids,
                 team=str(team),
@@ -226,11 +229,13 @@ tests:
 """
 
 
-def rules_with_shadow_rule(rules_dir: Path, target: Path) -> Path:
-    """A copy of ``rules_dir`` in ``target`` with ``SHADOW_RULE`` added in shadow mode;
-    returns ``target``."""
+def copy_rules(rules_dir: Path, target: Path, *, with_shadow_rule: bool = False) -> Path:
+    """A copy of ``rules_dir`` in ``target`` (the demo's own rules: a policy owner who tries
+    the guide edits this copy, never the installed pack), with ``SHADOW_RULE`` added in
+    shadow mode when ``with_shadow_rule``; returns ``target``."""
     shutil.copytree(rules_dir, target)
-    (target / "contact-21d.yaml").write_text(SHADOW_RULE_FILE, encoding="utf-8")
+    if with_shadow_rule:
+        (target / "contact-21d.yaml").write_text(SHADOW_RULE_FILE, encoding="utf-8")
     return target
 
 
@@ -246,7 +251,7 @@ def promote_shadow_rule(rules_dir: Path, store_url: str) -> bool:
             return history.note_promotion(
                 conn,
                 SHADOW_RULE,
-                "beleid-demo",
+                POLICY_OWNER,
                 "Vier nachten in schaduw bekeken: weinig overlap, werkbaar aantal per team",
             )
     finally:
