@@ -549,3 +549,28 @@ def test_rules_promote_list_and_check_on_the_command_line(env: Path) -> None:
     assert (env / "rules" / "contact-30d.yaml").read_text("utf-8") == before
     again = _cli("rules", "promote", SHADOW, "--by", owner, "--reason", "x")
     assert again.exit_code == 1
+
+
+def test_every_event_kind_in_the_store_reads_in_dutch(db_url: str, tmp_path: Path) -> None:
+    """signals show names each event the runs wrote in Dutch, a change of mode with from,
+    to and who (a tester saw a bare 'mode_changed')."""
+    from regiesignaal.jobs.cli.signals import EVENT_NL, describe_event
+
+    migrate.upgrade(db_url)
+    engine = sa.create_engine(db_url)
+    shadow, live = {"S": RuleInfo("high", shadow=True)}, {"S": RuleInfo("high")}
+    try:
+        with engine.begin() as conn:
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, shadow, AS_OF, 1, baseline=True)
+            assert history.note_promotion(conn, "S", "bo-1", "proef geslaagd")
+            reconcile(conn, _fired("Z-1"), {"Z-1"}, live, add_working_days(AS_OF, 1), 2,
+                      baseline=True)  # fmt: skip
+            events = [dict(e) for e in conn.execute(sa.select(signal_events)).mappings()]
+    finally:
+        engine.dispose()
+    promoted = [describe_event(e) for e in events if e["kind"] == "mode_changed"]
+    assert promoted == [
+        "regel van modus gewisseld (in schaduw -> live: vanaf nu gemaild, als bestaand; "
+        f"door bo-1; escalatieklok vanaf {events[-1]['details']['clock_start']})"
+    ]
+    assert {"opened", "mode_changed", "covered", "uncovered"} <= EVENT_NL.keys()

@@ -59,7 +59,11 @@ EVENT_NL = {
     "case_closed": "gesloten: zaak gesloten",
     "rule_removed": "gesloten: regel staat uit",
     "rule_retired": "gesloten: regel ingetrokken",
+    "mode_changed": "regel van modus gewisseld",
+    "covered": "omvat door een ander signaal",
+    "uncovered": "niet meer omvat",
 }
+MODE_NL = {"shadow": "in schaduw", "live": "live"}
 REASON_NL = {
     "resolved": "regel gaat niet meer af",
     "case_closed": "zaak gesloten of ontbreekt",
@@ -212,6 +216,17 @@ def describe_event(event: dict[str, Any]) -> str:
         extra.append(REASON_NL.get(d.get("reason", ""), str(d.get("reason"))))
     elif kind == "gap_ended":
         extra.append(f"afwezig sinds {d.get('gap_since')}")
+    elif kind == "mode_changed":
+        to = d.get("to")
+        extra.append(
+            f"{MODE_NL.get(str(d.get('from')), '-')} -> {MODE_NL.get(str(to), '-')}"
+            + (": niet meer gemaild" if to == "shadow" else ": vanaf nu gemaild, als bestaand")
+        )
+        extra.append(f"door {d['by']}" if d.get("by") else "regelbestand aangepast")
+        if d.get("clock_start"):
+            extra.append(f"escalatieklok vanaf {d['clock_start']}")
+        if d.get("escalation_reset"):
+            extra.append(f"escalatie in schaduw ({d['escalation_reset']}) vervalt")
     elif kind in ("resolved", "case_closed", "rule_removed", "rule_retired"):
         extra.append(f"laatst gezien {d.get('last_seen_on')}")
     return f"{text} ({'; '.join(extra)})" if extra else text
