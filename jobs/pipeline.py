@@ -88,6 +88,7 @@ class RunSummary:
     ruleset_version: str
     cases: int = 0
     signals_per_rule: dict[str, int] = field(default_factory=dict)
+    shadow_rules: list[str] = field(default_factory=list)  # rules in shadow mode tonight
     reconcile: dict[str, int] = field(default_factory=dict)
     messages_enqueued: dict[str, int] = field(default_factory=dict)
     delivery: DeliveryReport | None = None
@@ -545,6 +546,7 @@ def _after_extract(
         )
     per_rule = spool.per_rule
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
+    summary.shadow_rules = sorted(cr.rule.id for cr in compiled.rules if cr.rule.shadow)
 
     rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
     with _stage(store, summary, "reconcile", d):

@@ -535,6 +535,10 @@ def test_rules_promote_list_and_check_on_the_command_line(env: Path) -> None:
     assert checked.exit_code == 0 and f"In schaduw (mode: shadow; nergens gemaild): {SHADOW}" in (
         checked.output
     )
+    night = _cli("run", "--as-of", AS_OF.isoformat(), "--no-mail")
+    assert night.exit_code == 0, night.output
+    assert f"{SHADOW} (schaduw: niet gemaild)" in night.output
+    assert "vervallen (gegevens gewijzigd): 0" in " ".join(night.output.split())
     unknown = _cli("rules", "promote", "CONTACT-30X", "--by", owner, "--reason", "x")
     assert unknown.exit_code == 1 and "CONTACT-30D" in unknown.output
     assert "CONTACT-30X" not in unknown.output

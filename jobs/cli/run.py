@@ -84,9 +84,10 @@ def print_summary(summary: Any) -> None:
         markup=True,
     )
     console.print(f"Open zaken gelezen: {summary.cases}")
+    shadow = set(getattr(summary, "shadow_rules", ()))
     table = cli_table("regel", "signalen", title="Signalen per regel")
     for rule_id, n in summary.signals_per_rule.items():
-        table.add_row(rule_id, str(n))
+        table.add_row(rule_id + (" (schaduw: niet gemaild)" if rule_id in shadow else ""), str(n))
     print_table(console, table)
     r = summary.reconcile
     console.print(
@@ -95,7 +96,8 @@ def print_summary(summary: Any) -> None:
         f"nog open: {r.get('still_open', 0)}, tijdelijk afwezig: {r.get('in_gap', 0)}, "
         f"geëscaleerd: {r.get('escalated_today', 0)}, "
         f"met toelichting: {r.get('explained', 0)}, "
-        f"toelichting verlopen: {r.get('explanation_expired', 0)}"
+        f"toelichting verlopen: {r.get('explanation_expired', 0)}, "
+        f"vervallen (gegevens gewijzigd): {r.get('explanation_lapsed', 0)}"
     )
     console.print(
         f"Gesloten: opgelost {r.get('resolved', 0)}, zaak gesloten {r.get('closed_case', 0)}, "
