@@ -107,8 +107,10 @@ class Thresholds:
         return (
             f"Een regel krijgt een 'let op' als zijn signaal open staat op meer dan "
             f"{round(100 * self.volume_share)}% van de open zaken, of (vanaf "
-            f"{self.flag_min_closed} afgesloten signalen in de laatste {self.flag_weeks} "
-            f"weken) meer dan {round(100 * self.not_applicable_share)}% daarvan de "
+            f"{self.flag_min_closed} afgesloten "
+            f"{'signaal' if self.flag_min_closed == 1 else 'signalen'} in de laatste "
+            f"{self.flag_weeks} {'week' if self.flag_weeks == 1 else 'weken'}) meer dan "
+            f"{round(100 * self.not_applicable_share)}% daarvan de "
             f"toelichting 'niet van toepassing' kreeg of minder dan "
             f"{round(100 * self.min_resolved_by_change)}% werd opgelost door een wijziging "
             "in de zaak. Instelbaar in [report]."

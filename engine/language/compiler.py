@@ -35,7 +35,9 @@ class RuleSetError(Exception):
 
     def __init__(self, problems: list[Any]):
         self.problems = problems
-        super().__init__(f"{len(problems)} probleem/problemen in de regels")
+        super().__init__(
+            f"{len(problems)} {'probleem' if len(problems) == 1 else 'problemen'} in de regels"
+        )
 
 
 MAX_ENGINE_RULES = 400

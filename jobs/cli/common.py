@@ -162,7 +162,9 @@ def fail_on_problems(ruledir: RuleDir) -> None:
         for p in ruledir.problems:
             click.echo(str(p), err=True)  # unwrapped: editors jump to path:line:column
         err.print(
-            f"[red]{len(ruledir.problems)} probleem/problemen in {escape(str(ruledir.root))}; "
+            f"[red]{len(ruledir.problems)} "
+            f"{'probleem' if len(ruledir.problems) == 1 else 'problemen'} in "
+            f"{escape(str(ruledir.root))}; "
             "herstel ze en probeer opnieuw.[/red]",
             markup=True,
         )

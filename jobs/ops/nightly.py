@@ -81,6 +81,10 @@ TIME_LIMIT_REPEAT = 30.0  # seconds: the limit is raised again while the night g
 TIME_LIMIT_BACKSTOP = 120.0  # seconds after the limit: the process ends whatever it does
 
 
+def _problems(n: int) -> str:
+    return f"{n} probleem" if n == 1 else f"{n} problemen"
+
+
 @contextmanager
 def time_limit(minutes: float, on_backstop: Callable[[], None] | None = None) -> Iterator[None]:
     """Raise :class:`TimeLimit` in the main thread once ``minutes`` have passed (and every
@@ -377,7 +381,7 @@ def _locked_night(
                 "export_refused",
                 [
                     f"De levering {pulled.export_name} in de dropmap is geweigerd "
-                    f"({len(pulled.problems)} probleem/problemen); de gegevens van de vorige "
+                    f"({_problems(len(pulled.problems))}); de gegevens van de vorige "
                     "levering blijven staan en er is geen signaal gesloten.",
                     f"Run {run_id} (peildatum {day}) is daarom niet gestart.",
                 ],
@@ -395,9 +399,9 @@ def _locked_night(
                 settings,
                 "rules",
                 [
-                    f"De regels in {settings.rules_dir} bevatten {len(ruledir.problems)} "
-                    f"probleem/problemen; run {run_id} (peildatum {day}) is niet gestart en "
-                    "er is niets verstuurd.",
+                    f"De regels in {settings.rules_dir} bevatten "
+                    f"{_problems(len(ruledir.problems))}; run {run_id} (peildatum {day}) is "
+                    "niet gestart en er is niets verstuurd.",
                     "Herstel ze (zie 'regiesignaal rules check') en draai de nacht opnieuw "
                     f"('regiesignaal nightly --as-of {day}').",
                 ],

@@ -17,7 +17,7 @@ from typing import Any
 
 from regiesignaal.engine.language.casefile import EXPLANATION_REASONS
 from regiesignaal.engine.language.dates import is_working_day
-from regiesignaal.notifications.compose.render import format_date, render_template
+from regiesignaal.notifications.compose.render import count_nl, format_date, render_template
 from regiesignaal.notifications.delivery.message import ComposedMessage
 
 
@@ -238,16 +238,21 @@ def shadow_context(shadow: ShadowReport | None, show_rule_ids: bool) -> list[dic
                 "label": _label(s.rule, show_rule_ids),
                 "since": format_date(s.since) if s.since is not None else "",
                 "open_now": s.open_now,
+                "open_text": count_nl(s.open_now, "zaak", "zaken"),
                 "new": s.new_in_window,
                 "escalated": s.escalated_now,
                 "days": shadow.days,
                 "per_team": [f"{team} {n}" for team, n in s.per_team],
                 "per_day": days,
+                "per_day_text": "; ".join(f"{d['day']} {d['fired']} ({d['opened']})" for d in days),
                 "overlap_cases": s.overlap_cases,
                 "overlap": [
                     f"{_label(r, show_rule_ids)} ({n})" for r, n in s.overlap[:SHADOW_OVERLAP_SHOWN]
                 ],
                 "overlap_more": max(0, len(s.overlap) - SHADOW_OVERLAP_SHOWN),
+                "overlap_more_text": count_nl(
+                    max(0, len(s.overlap) - SHADOW_OVERLAP_SHOWN), "andere regel", "andere regels"
+                ),
             }
         )
     return rows
