@@ -58,3 +58,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'db.sqlite'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on ``db_url`` with every table of the store created (no migrations)."""
+    from regiesignaal.engine.store.tables import metadata
+
+    engine = sa.create_engine(db_url)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

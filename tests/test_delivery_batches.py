@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,16 +39,6 @@ pytestmark = pytest.mark.slow
 AS_OF = dt.date(2026, 11, 28)
 T0 = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)
 BIN = Path(sys.executable).parent / "regiesignaal"
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def enqueue(engine: sa.Engine, recipients: list[str]) -> None:

@@ -33,16 +33,6 @@ LATER = T0 + dt.timedelta(hours=3)
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def enqueue(engine: sa.Engine, recipients: list[str], kind: str = "regievoerder") -> None:
     with engine.begin() as conn:
         for n, rid in enumerate(recipients):

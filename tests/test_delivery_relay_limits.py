@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -29,16 +28,6 @@ AS_OF = dt.date(2026, 11, 28)
 T0 = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def enqueue(engine: sa.Engine, n: int) -> None:

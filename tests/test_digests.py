@@ -6,7 +6,6 @@ The dates: 2026-11-27 is a Friday, 11-28 and 11-29 the weekend, 11-30 a Monday.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from regiesignaal.engine.language.dates import is_working_day, parse_duration
-from regiesignaal.engine.store.tables import metadata, signals
+from regiesignaal.engine.store.tables import signals
 from regiesignaal.notifications.case_manager import case_manager_lines
 from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
 from regiesignaal.notifications.team_digest import TeamDigests, team_digests
@@ -36,16 +35,6 @@ STAFF: dict[str, dict[str, Any]] = {
 
 def link(case_ref: str) -> str:
     return f"https://zaaksysteem.example/zaken/{case_ref}"
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def add(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from faultsmtp import FaultServer, Plan
 from ops_support import enqueue_lists, outbox_rows
 
-from regiesignaal.engine.store.tables import metadata, runs
+from regiesignaal.engine.store.tables import runs
 from regiesignaal.jobs.config import Settings
 from regiesignaal.jobs.ops.mail_retry import RETRY_JOB_ID, add_retry_job, retry_mail
 from regiesignaal.notifications.delivery import outbox as ob
@@ -27,16 +26,6 @@ NIGHT = dt.datetime(2026, 11, 27, 5, 0, tzinfo=dt.UTC)
 OPERATOR = "beheer@dtv.example"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def settings_for(port: int, **smtp: object) -> Settings:

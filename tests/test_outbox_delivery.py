@@ -9,7 +9,6 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -34,16 +33,6 @@ AS_OF = dt.date(2026, 11, 28)
 T0 = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)
 SECRET_BODY = "geheime-inhoud-7Q3"
 NONE = {status: 0 for status in ob.STATUSES}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def message(n: int) -> ComposedMessage:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from regiesignaal.engine.store.tables import metadata, signals
+from regiesignaal.engine.store.tables import signals
 from regiesignaal.notifications.case_manager import OWN_MIN_CASES, own_figures
 from regiesignaal.notifications.compose.case_manager import (
     Figures,
@@ -34,16 +32,6 @@ STAFF = {
     "tl-1": {"role": "teamleider", "team": "T1", "name": "Fien Leider"},
 }
 OPEN_CASES = {"rv-1": 10, "rv-2": 5, "rv-3": 20, "rv-4": OWN_MIN_CASES - 1, "rv-9": 8}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def add(engine: sa.Engine, rv: str, n: int = 1, **kw: object) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from regiesignaal.engine.store.tables import metadata, runs, signals
+from regiesignaal.engine.store.tables import runs, signals
 from regiesignaal.notifications.compose.rule_report import (
     BLOCKS,
     RuleInfo,
@@ -24,16 +23,6 @@ from regiesignaal.notifications.rule_report import Thresholds, _median, rule_rep
 
 AS_OF = dt.date(2026, 11, 30)  # a Monday
 RULES = {"A-1": RuleInfo("A-1", "Titel A", "R01"), "B-2": RuleInfo("B-2", "Titel B")}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def day(n: int | dt.date) -> dt.date:
