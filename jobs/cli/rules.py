@@ -5,7 +5,8 @@ field catalogue), ``jobs.preview`` and ``engine.language.evaluator.explain_case`
 ``rules retire`` over ``engine.store.history``.
 
 Exit codes: 0 done (``rules check``: every file checks; ``rules test``: every test passes);
-1 problems found, or a case or folder not found; 2 configuration error.
+1 problems found, or a case or folder not found; 2 configuration error; 3 ``rules register``
+wrote the entry but fields are still to fill by the organisation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from rich.markup import escape
 
 from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.jobs.cli.common import (
+    CONTACT,
     ID,
+    REASON,
+    URL,
     LazyGroup,
     as_of_option,
     checked_rules,
@@ -393,10 +397,26 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
     show_default=True,
     help="Map voor algoritmeregister.json en algoritmeregister.md.",
 )
-@click.option("--contact", help="Contactadres (een functionele mailbox, geen persoon).")
-@click.option("--website", help="Webpagina over het systeem.")
-@click.option("--dpia", help="Kenmerk en datum van de DPIA.")
-@click.option("--iama", help="Kenmerk en datum van het IAMA.")
+@click.option(
+    "--contact",
+    type=CONTACT,
+    help="Contactadres: een functionele mailbox (geen persoon) of een webadres (https://...).",
+)
+@click.option("--website", type=URL, help="Webpagina over het systeem (https://...).")
+@click.option(
+    "--documentation-url",
+    "documentation_urls",
+    type=URL,
+    multiple=True,
+    help="Webadres van openbare documentatie (https://...); mag vaker.",
+)
+@click.option(
+    "--legal-basis",
+    type=REASON,
+    help="De wettelijke basis zoals de organisatie die vaststelt (bijv. 'art. 4 Wet ...').",
+)
+@click.option("--dpia", type=REASON, help="Kenmerk en datum van de DPIA.")
+@click.option("--iama", type=REASON, help="Kenmerk en datum van het IAMA.")
 @as_of_option
 @click.pass_context
 def rules_register(
@@ -405,22 +425,43 @@ def rules_register(
     out: Path,
     contact: str | None,
     website: str | None,
+    documentation_urls: tuple[str, ...],
+    legal_basis: str | None,
     dpia: str | None,
     iama: str | None,
     as_of: dt.date | None,
 ) -> None:
-    """Schrijf de regelset als beschrijving voor het Algoritmeregister (JSON en Markdown)."""
-    from regiesignaal.engine.language.register import RegisterDetails, write_register
+    """Schrijf de regelset als beschrijving voor het Algoritmeregister (JSON en Markdown).
+
+    Exit 3 als er nog velden door de organisatie in te vullen zijn (de bestanden worden wel
+    geschreven)."""
+    from regiesignaal.engine.language.register import (
+        LABELS_NL,
+        RegisterDetails,
+        build_register,
+        to_fill,
+        write_entry,
+    )
 
     settings = settings_of(ctx)
     ruledir = checked_rules(settings, rules_dir)
     if not ruledir.rules:
         err.print("De regelmap bevat geen regels; er is niets te beschrijven.", style="red")
         sys.exit(1)
-    given = {"contact_email": contact, "website": website, "dpia": dpia, "iama": iama}
-    details = RegisterDetails(**{k: v.strip() for k, v in given.items() if v and v.strip()})
+    given = {
+        "contact_email": contact,
+        "website": website,
+        "dpia": dpia,
+        "iama": iama,
+        "legal_basis": legal_basis,
+    }
+    details = RegisterDetails(
+        **{k: v.strip() for k, v in given.items() if v and v.strip()},
+        documentation=tuple(dict.fromkeys(documentation_urls)),
+    )
+    entry = build_register(ruledir, as_of or today_of(settings), details)
     try:
-        paths = write_register(ruledir, out, as_of or today_of(settings), details)
+        paths = write_entry(entry, out)
     except OSError as exc:
         err.print(
             f"Kan niet schrijven in de map bij --out ({type(exc).__name__}); kies een map "
@@ -437,3 +478,23 @@ def rules_register(
             "vul de grondslag aan voordat u publiceert.[/]",
             markup=True,
         )
+    open_fields = to_fill(entry)
+    if open_fields:
+        options = {
+            "contact_email": "--contact",
+            "website": "--website",
+            "documentation": "--documentation-url",
+            "lawful_basis": "--legal-basis",
+            "dpia": "--dpia",
+            "iama": "--iama",
+        }
+        console.print(
+            "Nog in te vullen voordat u publiceert: "
+            + ", ".join(
+                f"{LABELS_NL[k]} ({k}" + (f", optie {options[k]})" if k in options else ")")
+                for k in open_fields
+            )
+            + ". Geef ze mee en schrijf opnieuw.",
+            markup=False,
+        )
+        sys.exit(3)
