@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -55,21 +57,38 @@ def preview_command(
     """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
     from regiesignaal.jobs.pipeline import RunRefused
     from regiesignaal.jobs.preview import diff as preview_diff
-    from regiesignaal.jobs.preview import last_run
+    from regiesignaal.jobs.preview import last_run, last_run_rules
     from regiesignaal.jobs.preview import preview as run_preview
 
     settings = settings_of(ctx)
     ruledir = checked_rules(settings, rules_dir)
     last = last_run(settings) if diff else None
     day = as_of or (last.as_of if last is not None else today_of(settings))
-    try:
-        compiled, extracted = run_preview(settings, ruledir, day)
-        if diff:
-            current = rules_of(settings, None) if rules_dir else None
-            change = preview_diff(settings, ruledir, extracted, current, day)
-    except RunRefused as exc:
-        err.print(str(exc), style="red", markup=False)
-        sys.exit(1)
+    with tempfile.TemporaryDirectory(prefix="regiesignaal-vorige-regels-") as kept:
+        current = None
+        against = str(settings.rules_dir)
+        if diff and rules_dir:
+            current = rules_of(settings, None)
+        elif diff:
+            if last is not None and last.ruleset_version not in (None, ruledir.version):
+                current = last_run_rules(settings, str(last.ruleset_version), Path(kept))
+            if current is None:
+                _nothing_to_compare(settings.rules_dir, last, ruledir.version, fmt)
+                return
+            against = f"de regels van de laatste run (versie {last and last.ruleset_version})"
+            click.echo(
+                f"let op: de regels in {settings.rules_dir} zijn gewijzigd sinds de laatste run "
+                f"(versie {last and last.ruleset_version}, nu {ruledir.version}); vergeleken "
+                "worden de regels van die run (uit de opslag) met de map zoals hij nu is.",
+                err=fmt == "json",
+            )
+        try:
+            compiled, extracted = run_preview(settings, ruledir, day)
+            if diff:
+                change = preview_diff(settings, ruledir, extracted, current, day)
+        except RunRefused as exc:
+            err.print(str(exc), style="red", markup=False)
+            sys.exit(1)
     hits, n_cases = extracted.hits, extracted.open_count
     for case_ref, kind in sorted(extracted.unreadable.items()):
         click.echo(
@@ -83,36 +102,34 @@ def preview_command(
                 team = change.after[(case_ref, rule_id)]
                 click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id,
                                        "team": team}))  # fmt: skip
+            shadowed = change.to_shadow
             for case_ref, rule_id in sorted(change.closed):
                 team = change.before[(case_ref, rule_id)]
-                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id,
+                kind = "shadow" if (case_ref, rule_id) in shadowed else "close"
+                click.echo(json.dumps({"change": kind, "case_ref": case_ref, "rule": rule_id,
                                        "team": team}))  # fmt: skip
             for o in change.overlaps:
                 also = dict(o.also)
                 click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
                                        "alone": o.alone, "also": also}))  # fmt: skip
             return
-        current_rules = settings.rules_dir
-        stale = last is not None and last.ruleset_version not in (None, ruledir.version)
-        if stale and last is not None and not rules_dir:
-            console.print(
-                f"let op: de regels in {current_rules} zijn gewijzigd sinds de laatste run "
-                f"(versie {last.ruleset_version}, nu {ruledir.version}).",
-                markup=False,
-            )
         table = cli_table(
             "regel",
             "nu",
             "zou openen",
             "zou sluiten",
             "daarna",
-            title=f"Effect van {ruledir.root} t.o.v. {current_rules} per {day} "
-            f"({n_cases} open zaken)",
+            title=f"Effect van {ruledir.root} t.o.v. {against} per {day} ({n_cases} open zaken)",
         )
         for r, now_n, open_n, close_n, after_n in change.per_rule():
             table.add_row(r, str(now_n), f"+{open_n}", f"-{close_n}", str(after_n))
         print_table(console, table)
-        console.print(f"Totaal: +{len(change.opened)} openen, -{len(change.closed)} sluiten.")
+        shadowed = change.to_shadow
+        closing = len(change.closed) - len(shadowed)
+        total = f"Totaal: +{len(change.opened)} openen, -{closing} sluiten."
+        if shadowed:
+            total += f" Niet meer gemaild: {len(shadowed)} (blijven open in schaduw)."
+        console.print(total)
         changes = change.changes()
         if changes:
             console.print("Per gewijzigde regel:")
@@ -386,6 +403,26 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
         kind = TYPE_NAMES_NL[f.type] + (f": {', '.join(f.values)}" if f.values else "")
         table.add_row(group, f.name, kind, f.description)
     print_table(console, table)
+
+
+def _nothing_to_compare(folder: Path, last: Any, version: str, fmt: str) -> None:
+    """``preview --diff`` without ``--rules`` and no earlier rule set to compare with: say
+    so, and how to compare (never "+0 / -0" as if a change did nothing)."""
+    if last is None or last.ruleset_version is None:
+        why = "er is nog geen geslaagde run om mee te vergelijken"
+    elif last.ruleset_version == version:
+        why = f"de regels in {folder} zijn dezelfde als die van de laatste run"
+    else:
+        why = (
+            f"de regels in {folder} zijn gewijzigd sinds de laatste run (versie "
+            f"{last.ruleset_version}, nu {version}), maar de opslag bewaart de regels van "
+            "die run niet meer"
+        )
+    click.echo(
+        f"Zonder --rules wordt niets vergeleken: {why}. Om een wijziging te zien: kopieer de "
+        "map, wijzig de kopie en vergelijk met 'regiesignaal preview --diff --rules KOPIE'.",
+        err=fmt == "json",
+    )
 
 
 @rules_group.command("register")
