@@ -12,9 +12,21 @@ the other rules (``engine.overlap``).
 
 Shadow rules (issue 18): the diff counts the signals that would be shown, so a rule in
 ``mode: shadow`` counts as giving none. A rule put live (``mode: shadow`` removed) opens
-its hits ("live gezet"; the run will show them as existing, not new), a rule put in
-shadow closes them ("in schaduw gezet"); a rule in shadow on the candidate side reports
-its hits on their own line ("in schaduw: N signalen, niet gemaild") and its overlap.
+its hits ("live gezet"; the run will show them as existing, not new); a rule put in
+shadow ("in schaduw gezet") closes nothing: its signals stay open in shadow and are no
+longer mailed, and it says so ("niet meer gemaild: N (blijven open in schaduw)"), apart
+from the total of signals that close. A rule in shadow on the candidate side reports its
+hits on their own line ("in schaduw: N signalen, niet gemaild") and its overlap. Overlap
+is counted against live rules only: a live rule is never told that a shadow rule (which
+mails nothing) already covers its cases.
+
+A removed rule says that the next run refuses while it has open signals, until it is
+retired on purpose (``regiesignaal rules retire``; ``jobs.pipeline._check_rule_set``).
+
+Without a candidate folder (``--rules``) the configured folder is compared with the rule
+set the last run used, when it differs and the store still keeps that set
+(``engine.store.rulesets``, see ``last_run_rules``); otherwise nothing is compared and the
+command says so.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -113,6 +126,29 @@ def last_run(settings: Settings) -> LastRun | None:
     return LastRun(row.as_of, row.ruleset_version) if row is not None else None
 
 
+def last_run_rules(settings: Settings, version: str, directory: Path) -> RuleDir | None:
+    """The rule set ``version`` (the last run's) from the store, written into the empty
+    ``directory`` and loaded from there; None when the store does not keep it (any more),
+    it cannot be read, or it does not load to the same version."""
+    from regiesignaal.engine.language.rulefile.folder import load_rule_dir
+    from regiesignaal.engine.store import rulesets
+
+    store = sa.create_engine(settings.store_url, **engine_options(settings.store_url))
+    try:
+        kept = rulesets.of_version(store, version)
+    except sa.exc.DBAPIError:
+        return None
+    finally:
+        store.dispose()
+    if kept is None:
+        return None
+    try:
+        ruledir = load_rule_dir(rulesets.write_files(kept.files, directory))
+    except (OSError, ValueError):
+        return None
+    return ruledir if ruledir.version == version and not ruledir.problems else None
+
+
 @dataclass
 class RuleChange:
     """What the change of rules does to one rule's signals."""
@@ -135,18 +171,37 @@ class RuleChange:
     def examples_closed(self) -> list[str]:
         return [c for c, _ in self.closed[:EXAMPLES]]
 
+    @property
+    def to_shadow(self) -> bool:
+        """Put in shadow: its signals stay open (in shadow), they are no longer mailed."""
+        return "in schaduw gezet" in self.status
+
     def lines(self) -> list[str]:
         """Dutch report lines for the policy owner."""
-        out = [
-            f"{self.rule_id} ({self.status}): +{len(self.opened)} openen, "
-            f"-{len(self.closed)} sluiten ({self.before} -> {self.after} signalen)"
-        ]
+        if self.to_shadow:
+            head = (
+                f"{self.rule_id} ({self.status}): +{len(self.opened)} openen, niet meer "
+                f"gemaild: {len(self.closed)} (blijven open in schaduw)"
+            )
+        else:
+            head = (
+                f"{self.rule_id} ({self.status}): +{len(self.opened)} openen, "
+                f"-{len(self.closed)} sluiten ({self.before} -> {self.after} signalen)"
+            )
+        out = [head]
         for team, (o, c) in sorted(self.per_team.items()):
             out.append(f"  team {team}: +{o} / -{c}")
         if self.opened:
             out.append("  bijvoorbeeld nieuw: " + ", ".join(self.examples_opened))
         if self.closed:
-            out.append("  bijvoorbeeld gesloten: " + ", ".join(self.examples_closed))
+            what = "niet meer gemaild" if self.to_shadow else "gesloten"
+            out.append(f"  bijvoorbeeld {what}: " + ", ".join(self.examples_closed))
+        if self.status == "verwijderd":
+            out.append(
+                "  let op: heeft deze regel open signalen, dan weigert de volgende run tot u "
+                f"hem bewust intrekt: regiesignaal rules retire {self.rule_id} (de signalen "
+                "sluiten dan met reden rule_retired)"
+            )
         if self.shadow_hits is not None:
             out.append(f"  in schaduw: {self.shadow_hits} signalen, niet gemaild (regelrapport)")
         if self.overlap is not None:
@@ -172,6 +227,11 @@ class Diff:
     @property
     def closed(self) -> set[Key]:
         return set(self.before) - set(self.after)
+
+    @property
+    def to_shadow(self) -> set[Key]:
+        """The closed keys of rules put in shadow: they stay open, no longer mailed."""
+        return {k for k in self.closed if "in schaduw gezet" in self.statuses.get(k[1], "")}
 
     @property
     def rules(self) -> list[str]:
@@ -260,10 +320,16 @@ def diff(
     statuses.update({r: "verwijderd" for r in gone})
     changed = {r: s for r, s in statuses.items() if s != "verwijderd"}
     shadow_before = {r.id for r in current.rules if r.shadow}
+    live_hits = [h for h in after.hits if h.rule_id not in shadow_after]
+    found = overlaps(live_hits, {r: s for r, s in changed.items() if r not in shadow_after})
+    for rule_id, status in changed.items():  # a shadow rule: its own hits against live ones
+        if rule_id in shadow_after:
+            own = [h for h in after.hits if h.rule_id == rule_id]
+            found += overlaps([*live_hits, *own], {rule_id: status})
     return Diff(
         _keys(before.hits, shadow_before),
         _keys(after.hits, shadow_after),
         statuses,
-        overlaps(after.hits, changed),
+        sorted(found, key=lambda o: o.rule_id),
         shadow_hits,
     )

@@ -92,11 +92,58 @@ def store_with_gaps(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_unchanged_rules_give_nothing_without_as_of(store_with_gaps: Path) -> None:
     """Reported: "+92 openen, -199 sluiten" without --as-of (the date moved on) and
     "-192 sluiten" for signals in their grace gap; the diff now uses the store's last as-of
-    date and does not compare with the store at all."""
-    out = cli("preview", "--diff")
+    date and does not compare with the store's signals at all."""
+    out = cli("preview", "--diff", "--rules", str(store_with_gaps))
     assert "Totaal: +0 openen, -0 sluiten." in out.output
     assert f"per {NIGHT2}" in out.output, "the default date is the store's last as-of date"
     assert "Per gewijzigde regel" not in out.output
+
+
+NOTHING = "Zonder --rules wordt niets vergeleken"
+
+
+def test_without_rules_and_unchanged_it_says_nothing_is_compared(store_with_gaps: Path) -> None:
+    out = cli("preview", "--diff")
+    assert NOTHING in out.output and "dezelfde als die van de laatste run" in out.output
+    assert "--rules KOPIE" in out.output, "says how to compare"
+    assert "Totaal" not in out.output, "never '+0 / -0' as if a change did nothing"
+    js = cli("preview", "--diff", "--format", "json")
+    assert js.stdout == "" and NOTHING in js.stderr
+
+
+def test_a_folder_edited_in_place_is_compared_with_the_last_runs_rules(
+    store_with_gaps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a tester: after editing the configured folder in place, ``preview --diff``
+    said "de regels ... zijn gewijzigd" and then "+0 openen, -0 sluiten": it compared the
+    folder with itself. The store keeps the rule set the last run used: compare with that."""
+    unedited = with_contact_days(copy_rules(tmp_path, "onbewerkt"), 60)
+    path = store_with_gaps / "contact-30d.yaml"
+    path.write_text(path.read_text().replace("{older_than: 60d}", "{older_than: 20d}"))
+    out = cli("preview", "--diff").output
+    assert "zijn gewijzigd sinds de laatste run" in out and "uit de opslag" in out
+    assert NOTHING not in out
+    assert "CONTACT-30D (gewijzigd): +" in out
+    total = next(line for line in out.splitlines() if line.startswith("Totaal:"))
+    assert total != "Totaal: +0 openen, -0 sluiten."
+    # the same as comparing a copy of the last run's folder with the edited one
+    monkeypatch.setenv("REGIESIGNAAL_RULES_DIR", str(unedited))
+    same = cli("preview", "--diff", "--rules", str(store_with_gaps)).output
+    assert total in same
+
+
+def test_an_edited_folder_whose_last_rules_are_not_kept_says_so(
+    store_with_gaps: Path, env: Path
+) -> None:
+    store = sa.create_engine(f"sqlite:///{env / 'store.sqlite'}")
+    with store.begin() as conn:
+        conn.execute(sa.text("DELETE FROM rule_sets"))
+    store.dispose()
+    path = store_with_gaps / "contact-30d.yaml"
+    path.write_text(path.read_text().replace("{older_than: 60d}", "{older_than: 20d}"))
+    out = cli("preview", "--diff").output
+    assert NOTHING in out and "bewaart de regels van die run niet meer" in out
+    assert "--rules KOPIE" in out and "Totaal" not in out
 
 
 def test_unchanged_rules_give_nothing_with_as_of_and_a_copied_folder(
@@ -140,6 +187,51 @@ def test_a_changed_threshold_opens_exactly_the_difference(env: Path, tmp_path: P
     for team in teams:
         assert f"  team {team}: +" in section
     assert "daarvan signaleert geen andere regel" in section, "the overlap of the changed rule"
+    removed = section.split("WISH-UNEXPLORED (verwijderd)", 1)[1]
+    assert "regiesignaal rules retire WISH-UNEXPLORED" in removed, "the next run refuses"
+
+
+def _shadow_copy(rules: Path, rule_file: str, new_id: str, days: int) -> None:
+    """A new rule in shadow: a copy of ``rule_file`` without its tests, at ``days``."""
+    text = (rules / rule_file).read_text().split("\ntests:", 1)[0] + "\n"
+    text = text.replace("id: CONTACT-30D", f"id: {new_id}").replace("mail_code: R04\n", "")
+    text = text.replace("{older_than: 30d}", f"{{older_than: {days}d}}")
+    text = text.replace("severity: medium\n", "severity: medium\nmode: shadow\n")
+    (rules / f"{new_id.lower()}.yaml").write_text(text)
+
+
+def test_overlap_of_a_live_rule_ignores_rules_in_shadow(env: Path, tmp_path: Path) -> None:
+    """Found by a tester: "elke zaak van CONTACT-30D heeft al CONTACT-21D" while CONTACT-21D
+    was in shadow and mailed nothing."""
+    candidate = with_contact_days(copy_rules(tmp_path, "kandidaat"), 35)
+    _shadow_copy(candidate, "contact-30d.yaml", "CONTACT-21D", 21)
+    args = ("preview", "--diff", "--rules", str(candidate), "--as-of", str(AS_OF))
+    lines = [json.loads(x) for x in cli(*args, "--format", "json").output.splitlines()]
+    found = {o["overlap"]: o for o in lines if "overlap" in o}
+    assert set(found) == {"CONTACT-30D", "CONTACT-21D"}
+    assert "CONTACT-21D" not in found["CONTACT-30D"]["also"], "live against live only"
+    assert found["CONTACT-21D"]["also"].get("CONTACT-30D"), "a shadow rule against live ones"
+    out = cli(*args).output
+    assert "heeft al CONTACT-21D" not in out and "ook door CONTACT-21D" not in out
+
+
+def test_a_rule_put_in_shadow_closes_nothing(env: Path, tmp_path: Path) -> None:
+    """Found by a tester: "-272 sluiten ... bijvoorbeeld gesloten" for a rule put in shadow,
+    whose signals stay open in shadow."""
+    candidate = copy_rules(tmp_path, "kandidaat")
+    path = candidate / "contact-30d.yaml"
+    path.write_text(
+        path.read_text().replace("severity: medium\n", "severity: medium\nmode: shadow\n")
+    )
+    args = ("preview", "--diff", "--rules", str(candidate), "--as-of", str(AS_OF))
+    lines = [json.loads(x) for x in cli(*args, "--format", "json").output.splitlines()]
+    kinds = {c["change"] for c in lines if "change" in c}
+    assert kinds == {"shadow"}, kinds
+    n = len(lines) - sum("overlap" in c for c in lines)
+    out = cli(*args).output
+    assert "Totaal: +0 openen, -0 sluiten. Niet meer gemaild: " + str(n) in out
+    assert f"niet meer gemaild: {n} (blijven open in schaduw)" in out
+    assert "bijvoorbeeld gesloten" not in out and "bijvoorbeeld niet meer gemaild" in out
 
 
 keys = st.dictionaries(

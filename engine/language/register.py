@@ -4,12 +4,21 @@
 register's metadata standard (algoritmes.overheid.nl): the algorithm (``name``,
 ``organization``, ``description_short``, ``type``, ``category``, ``status``), its use
 (``goal``, ``impact``, ``proportionality``, ``decision_making_process``,
-``documentation``), the law (``competent_authority``, ``lawful_basis``, ``iama``,
+``documentation``), the law (``competent_authority``, ``lawful_basis``, ``policy_basis``, ``iama``,
 ``iama_description``, ``dpia``, ``dpia_description``, ``objection_procedure``), its
 application (``description``, ``source_data``, ``methods_and_models``), oversight
 (``monitoring``, ``human_intervention``, ``risks``, ``performance_standard``) and metadata
 (``contact_email``, ``lang``, ``revision_date``), plus ``rules``: per rule what it checks,
-on which data, its basis and its owner.
+on which data, its basis, its owner and its mode.
+
+``lawful_basis`` (the register's "Wettelijke basis") holds legal articles only: the
+organisation's own statement (``--legal-basis``) and every part of a rule's ``basis`` (parts
+are separated by ``;``) that ``is_legal_article`` recognises. A recommendation of the
+inspectorate or a work instruction is not a legal basis: those parts go to ``policy_basis``
+("Beleidskader"), a field of this product's own beside the standard's. Both are
+de-duplicated. ``documentation`` holds the URLs given (``--documentation-url``), never a
+path in the repository. A field the organisation still has to fill holds ``TO_FILL``;
+``to_fill`` names them.
 
 Everything comes from the rule files and the organisation's details given on the command
 line; nothing from the source or the store, so the entry holds no personal data.
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +40,22 @@ TO_FILL = "in te vullen door de organisatie"
 """The value of a reference the product cannot know (the DPIA's and IAMA's)."""
 
 NO_BASIS = "geen grondslag vastgelegd in het regelbestand"
+
+SHADOW_NL = "in schaduw: draait mee zonder gevolgen voor zaken"
+LIVE_NL = "in gebruik"
+
+LAWS = (
+    r"Vw\.? 2000|Vb\.? 2000|VV 2000|Vreemdelingenwet(?: 2000)?|Vreemdelingenbesluit(?: 2000)?"
+    r"|U?AVG|WOR|Awb|Wpg|Wjsg|Wet [A-Za-z]|[A-Za-z]+(?:wet|richtlijn|verordening|besluit)\b"
+    r"|\d{2,4}/\d+/E[GU]\b|\(E[GU]\) \d{2,4}/\d+"
+)
+LEGAL_ARTICLE = re.compile(
+    rf"\b(?:art\.|artikel|artt?\.)\s*\d+[a-z]?\b.*?(?:{LAWS})", re.IGNORECASE | re.DOTALL
+)
+"""The heuristic for a legal article: ``art.``/``artikel`` with a number, followed (in the
+same ``;``-part) by a law: an abbreviation (Vw 2000, Vb 2000, AVG, UAVG, WOR, Awb, Wpg,
+Wjsg), a name ending in -wet, -richtlijn, -verordening or -besluit, "Wet ...", or an EU
+reference (2008/115/EG). Anything else (R1-R4, a work instruction) is policy."""
 
 SEVERITY_NL = {"low": "laag", "medium": "middel", "high": "hoog", "critical": "kritiek"}
 
@@ -51,6 +77,7 @@ REGISTER_FIELDS = (
     "documentation",
     "competent_authority",
     "lawful_basis",
+    "policy_basis",
     "iama",
     "iama_description",
     "dpia",
@@ -83,7 +110,44 @@ RULE_FIELDS = (
     "effective_from",
     "effective_until",
     "enabled",
+    "mode",
 )
+
+LABELS_NL = {
+    "name": "Naam",
+    "organization": "Organisatie",
+    "department": "Afdeling",
+    "description_short": "Korte beschrijving",
+    "type": "Type algoritme",
+    "category": "Thema",
+    "website": "Website",
+    "status": "Status",
+    "goal": "Doel en impact",
+    "impact": "Impact",
+    "proportionality": "Afwegingen",
+    "decision_making_process": "Besluitvorming",
+    "documentation": "Documentatie",
+    "competent_authority": "Verantwoordelijke",
+    "lawful_basis": "Wettelijke basis",
+    "policy_basis": "Beleidskader",
+    "iama": "IAMA",
+    "iama_description": "Toelichting IAMA",
+    "dpia": "DPIA",
+    "dpia_description": "Toelichting DPIA",
+    "objection_procedure": "Bezwaarprocedure",
+    "description": "Werking",
+    "source_data": "Gegevens",
+    "methods_and_models": "Technische werking",
+    "monitoring": "Monitoring",
+    "human_intervention": "Menselijke tussenkomst",
+    "risks": "Risicobeheer",
+    "performance_standard": "Prestatienorm",
+    "contact_email": "Contactgegevens",
+    "lang": "Taal",
+    "revision_date": "Datum laatste wijziging",
+    "ruleset_version": "Versie van de regelset",
+}
+"""The Markdown's labels: the register website's, for the JSON keys of its standard."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +161,35 @@ class RegisterDetails:
     dpia: str = TO_FILL
     iama: str = TO_FILL
     status: str = "in_gebruik"
+    legal_basis: str = ""
+    """The organisation's own statement of the legal basis (``--legal-basis``)."""
+    documentation: tuple[str, ...] = ()
+    """URLs of the public documentation (``--documentation-url``)."""
+
+
+def is_legal_article(text: str) -> bool:
+    """True when ``text`` (one ``;``-part of a ``basis``) cites a legal article (see
+    ``LEGAL_ARTICLE``)."""
+    return LEGAL_ARTICLE.search(text) is not None
+
+
+def split_basis(rules: list[Rule]) -> tuple[list[str], list[str]]:
+    """(legal articles, policy) over the ``basis`` of ``rules``, each in first-seen order
+    of the sorted rules and de-duplicated."""
+    legal: list[str] = []
+    policy: list[str] = []
+    for rule in sorted(rules, key=lambda r: r.id):
+        for part in (rule.basis or "").split(";"):
+            text = " ".join(part.split())
+            target = legal if is_legal_article(text) else policy
+            if text and text not in target:
+                target.append(text)
+    return legal, policy
+
+
+def to_fill(entry: dict[str, Any]) -> list[str]:
+    """The top-level fields the organisation still has to fill, in register order."""
+    return [k for k in REGISTER_FIELDS if isinstance(entry.get(k), str) and TO_FILL in entry[k]]
 
 
 def _duration(value: Any) -> str:
@@ -138,6 +231,7 @@ def rule_entry(rule: Rule, ruledir: RuleDir) -> dict[str, Any]:
         "effective_from": rule.effective_from.isoformat() if rule.effective_from else "",
         "effective_until": rule.effective_until.isoformat() if rule.effective_until else "",
         "enabled": rule.enabled,
+        "mode": SHADOW_NL if rule.shadow else LIVE_NL,
     }
 
 
@@ -148,7 +242,10 @@ def build_register(
     ``REGISTER_FIELDS``."""
     d = details or RegisterDetails()
     rules = [rule_entry(r, ruledir) for r in sorted(ruledir.rules, key=lambda r: r.id)]
-    bases = sorted({part.strip() for r in ruledir.rules for part in r.basis.split(";") if r.basis})
+    legal, policy = split_basis(list(ruledir.rules))
+    statement = " ".join(d.legal_basis.split())
+    if statement and statement not in legal:
+        legal.insert(0, statement)
     entry: dict[str, Any] = {
         "name": "regiesignaal: kwaliteitssignalen bij vertrekplannen",
         "organization": d.organization,
@@ -186,9 +283,10 @@ def build_register(
             "zaaksysteem of legt met een reden vast waarom de regel niet van toepassing is; "
             "elk besluit in een zaak blijft een menselijk besluit."
         ),
-        "documentation": "docs/rule-language.md, docs/regels-schrijven.md, docs/privacy.md",
+        "documentation": ", ".join(d.documentation) if d.documentation else TO_FILL,
         "competent_authority": "Staatssecretaris van Justitie en Veiligheid",
-        "lawful_basis": "; ".join(bases) if bases else NO_BASIS,
+        "lawful_basis": "; ".join(legal) if legal else TO_FILL,
+        "policy_basis": "; ".join(policy) if policy else NO_BASIS,
         "iama": d.iama,
         "iama_description": (
             "Impact Assessment Mensenrechten en Algoritmes: kenmerk en datum invullen in 'iama'."
@@ -254,10 +352,10 @@ def register_markdown(entry: dict[str, Any]) -> str:
         text = ", ".join(value) if isinstance(value, list) else str(value)
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"# {entry['name']}", "", "| veld | waarde |", "|---|---|"]
+    lines = [f"# {entry['name']}", "", "| Veld | Waarde |", "|---|---|"]
     for key in REGISTER_FIELDS:
         if key != "rules":
-            lines.append(f"| {key} | {cell(entry[key])} |")
+            lines.append(f"| {LABELS_NL[key]} | {cell(entry[key])} |")
     lines += ["", "## Regels", ""]
     for rule in entry["rules"]:
         lines += [
@@ -274,6 +372,8 @@ def register_markdown(entry: dict[str, Any]) -> str:
                 for d in rule["data"]
             ),
         ]
+        if rule["mode"] != LIVE_NL:
+            lines.append(f"- **Werking**: {rule['mode']}")
         if not rule["enabled"]:
             lines.append("- **Staat uit**")
         lines.append("")
@@ -285,6 +385,11 @@ def write_register(
 ) -> list[Path]:
     """Write ``algoritmeregister.json`` and ``algoritmeregister.md`` into ``out``."""
     entry = build_register(ruledir, revision_date, details)
+    return write_entry(entry, out)
+
+
+def write_entry(entry: dict[str, Any], out: Path) -> list[Path]:
+    """Write a built entry as ``algoritmeregister.json`` and ``.md`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "algoritmeregister.json", out / "algoritmeregister.md"
     json_path.write_text(json.dumps(entry, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -82,6 +82,16 @@ def last_good(store: sa.Engine) -> StoredRuleSet | None:
     return StoredRuleSet(str(row.version), dict(row.files), row.checked_at)
 
 
+def of_version(store: sa.Engine, version: str) -> StoredRuleSet | None:
+    """The kept rule set ``version`` (e.g. the one a run used), or None when it is not
+    (or no longer) kept."""
+    with store.connect() as conn:
+        row = conn.execute(sa.select(rule_sets).where(rule_sets.c.version == version)).first()
+    if row is None:
+        return None
+    return StoredRuleSet(str(row.version), dict(row.files), row.checked_at)
+
+
 def write_files(files: dict[str, str], directory: Path) -> Path:
     """Write a stored rule set into the (empty, own) ``directory``; returns it.
 

@@ -102,10 +102,58 @@ class NumberType(click.ParamType):
         return number
 
 
+class UrlType(TextType):
+    """A web address: ``https://`` or ``http://`` with a host, at most ``max_length``
+    characters, no spaces, control, invisible or bidi characters (``javascript:``,
+    ``file:`` and the like are refused). Messages never repeat the value."""
+
+    name = "url"
+
+    def __init__(self, max_length: int = 500) -> None:
+        super().__init__(max_length)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from urllib.parse import urlsplit
+
+        text = super().convert(value, param, ctx).strip()
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme.lower() not in ("https", "http") or not parts.hostname:
+            self.fail("is geen webadres; gebruik https://... (of http://...)", param, ctx)
+        if any(c.isspace() for c in text):
+            self.fail("bevat een spatie; een webadres heeft er geen", param, ctx)
+        return text
+
+
+class ContactType(TextType):
+    """A contact: one e-mail address (checked by ``engine.language.addresses``) or a web
+    address (``UrlType``). Messages never repeat the value."""
+
+    name = "contact"
+
+    def __init__(self) -> None:
+        super().__init__(500)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from regiesignaal.engine.language.addresses import AddressError, check_address
+
+        text = super().convert(value, param, ctx).strip()
+        if "://" in text:
+            return URL.convert(text, param, ctx)
+        try:
+            return check_address(text)
+        except AddressError as exc:
+            self.fail(f"is geen e-mailadres of webadres ({exc})", param, ctx)
+
+
 ROW_ID = NumberType(1, 2**63 - 1)
 """A row id in the store (runs, signals, explanations)."""
 ID = IdType()
 REASON = TextType()
+URL = UrlType()
+CONTACT = ContactType()
 
 
 as_of_option = click.option(

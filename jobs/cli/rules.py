@@ -5,7 +5,8 @@ field catalogue), ``jobs.preview`` and ``engine.language.evaluator.explain_case`
 ``rules retire`` over ``engine.store.history``.
 
 Exit codes: 0 done (``rules check``: every file checks; ``rules test``: every test passes);
-1 problems found, or a case or folder not found; 2 configuration error.
+1 problems found, or a case or folder not found; 2 configuration error; 3 ``rules register``
+wrote the entry but fields are still to fill by the organisation.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
 
 from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.jobs.cli.common import (
+    CONTACT,
     ID,
+    REASON,
+    URL,
     LazyGroup,
     as_of_option,
     checked_rules,
@@ -51,21 +57,38 @@ def preview_command(
     """Toon de signalen die de regels geven, zonder iets op te slaan of te versturen."""
     from regiesignaal.jobs.pipeline import RunRefused
     from regiesignaal.jobs.preview import diff as preview_diff
-    from regiesignaal.jobs.preview import last_run
+    from regiesignaal.jobs.preview import last_run, last_run_rules
     from regiesignaal.jobs.preview import preview as run_preview
 
     settings = settings_of(ctx)
     ruledir = checked_rules(settings, rules_dir)
     last = last_run(settings) if diff else None
     day = as_of or (last.as_of if last is not None else today_of(settings))
-    try:
-        compiled, extracted = run_preview(settings, ruledir, day)
-        if diff:
-            current = rules_of(settings, None) if rules_dir else None
-            change = preview_diff(settings, ruledir, extracted, current, day)
-    except RunRefused as exc:
-        err.print(str(exc), style="red", markup=False)
-        sys.exit(1)
+    with tempfile.TemporaryDirectory(prefix="regiesignaal-vorige-regels-") as kept:
+        current = None
+        against = str(settings.rules_dir)
+        if diff and rules_dir:
+            current = rules_of(settings, None)
+        elif diff:
+            if last is not None and last.ruleset_version not in (None, ruledir.version):
+                current = last_run_rules(settings, str(last.ruleset_version), Path(kept))
+            if current is None:
+                _nothing_to_compare(settings.rules_dir, last, ruledir.version, fmt)
+                return
+            against = f"de regels van de laatste run (versie {last and last.ruleset_version})"
+            click.echo(
+                f"let op: de regels in {settings.rules_dir} zijn gewijzigd sinds de laatste run "
+                f"(versie {last and last.ruleset_version}, nu {ruledir.version}); vergeleken "
+                "worden de regels van die run (uit de opslag) met de map zoals hij nu is.",
+                err=fmt == "json",
+            )
+        try:
+            compiled, extracted = run_preview(settings, ruledir, day)
+            if diff:
+                change = preview_diff(settings, ruledir, extracted, current, day)
+        except RunRefused as exc:
+            err.print(str(exc), style="red", markup=False)
+            sys.exit(1)
     hits, n_cases = extracted.hits, extracted.open_count
     for case_ref, kind in sorted(extracted.unreadable.items()):
         click.echo(
@@ -79,36 +102,34 @@ def preview_command(
                 team = change.after[(case_ref, rule_id)]
                 click.echo(json.dumps({"change": "open", "case_ref": case_ref, "rule": rule_id,
                                        "team": team}))  # fmt: skip
+            shadowed = change.to_shadow
             for case_ref, rule_id in sorted(change.closed):
                 team = change.before[(case_ref, rule_id)]
-                click.echo(json.dumps({"change": "close", "case_ref": case_ref, "rule": rule_id,
+                kind = "shadow" if (case_ref, rule_id) in shadowed else "close"
+                click.echo(json.dumps({"change": kind, "case_ref": case_ref, "rule": rule_id,
                                        "team": team}))  # fmt: skip
             for o in change.overlaps:
                 also = dict(o.also)
                 click.echo(json.dumps({"overlap": o.rule_id, "status": o.status, "cases": o.cases,
                                        "alone": o.alone, "also": also}))  # fmt: skip
             return
-        current_rules = settings.rules_dir
-        stale = last is not None and last.ruleset_version not in (None, ruledir.version)
-        if stale and last is not None and not rules_dir:
-            console.print(
-                f"let op: de regels in {current_rules} zijn gewijzigd sinds de laatste run "
-                f"(versie {last.ruleset_version}, nu {ruledir.version}).",
-                markup=False,
-            )
         table = cli_table(
             "regel",
             "nu",
             "zou openen",
             "zou sluiten",
             "daarna",
-            title=f"Effect van {ruledir.root} t.o.v. {current_rules} per {day} "
-            f"({n_cases} open zaken)",
+            title=f"Effect van {ruledir.root} t.o.v. {against} per {day} ({n_cases} open zaken)",
         )
         for r, now_n, open_n, close_n, after_n in change.per_rule():
             table.add_row(r, str(now_n), f"+{open_n}", f"-{close_n}", str(after_n))
         print_table(console, table)
-        console.print(f"Totaal: +{len(change.opened)} openen, -{len(change.closed)} sluiten.")
+        shadowed = change.to_shadow
+        closing = len(change.closed) - len(shadowed)
+        total = f"Totaal: +{len(change.opened)} openen, -{closing} sluiten."
+        if shadowed:
+            total += f" Niet meer gemaild: {len(shadowed)} (blijven open in schaduw)."
+        console.print(total)
         changes = change.changes()
         if changes:
             console.print("Per gewijzigde regel:")
@@ -384,6 +405,26 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
     print_table(console, table)
 
 
+def _nothing_to_compare(folder: Path, last: Any, version: str, fmt: str) -> None:
+    """``preview --diff`` without ``--rules`` and no earlier rule set to compare with: say
+    so, and how to compare (never "+0 / -0" as if a change did nothing)."""
+    if last is None or last.ruleset_version is None:
+        why = "er is nog geen geslaagde run om mee te vergelijken"
+    elif last.ruleset_version == version:
+        why = f"de regels in {folder} zijn dezelfde als die van de laatste run"
+    else:
+        why = (
+            f"de regels in {folder} zijn gewijzigd sinds de laatste run (versie "
+            f"{last.ruleset_version}, nu {version}), maar de opslag bewaart de regels van "
+            "die run niet meer"
+        )
+    click.echo(
+        f"Zonder --rules wordt niets vergeleken: {why}. Om een wijziging te zien: kopieer de "
+        "map, wijzig de kopie en vergelijk met 'regiesignaal preview --diff --rules KOPIE'.",
+        err=fmt == "json",
+    )
+
+
 @rules_group.command("register")
 @click.argument("rules_dir", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option(
@@ -393,10 +434,26 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
     show_default=True,
     help="Map voor algoritmeregister.json en algoritmeregister.md.",
 )
-@click.option("--contact", help="Contactadres (een functionele mailbox, geen persoon).")
-@click.option("--website", help="Webpagina over het systeem.")
-@click.option("--dpia", help="Kenmerk en datum van de DPIA.")
-@click.option("--iama", help="Kenmerk en datum van het IAMA.")
+@click.option(
+    "--contact",
+    type=CONTACT,
+    help="Contactadres: een functionele mailbox (geen persoon) of een webadres (https://...).",
+)
+@click.option("--website", type=URL, help="Webpagina over het systeem (https://...).")
+@click.option(
+    "--documentation-url",
+    "documentation_urls",
+    type=URL,
+    multiple=True,
+    help="Webadres van openbare documentatie (https://...); mag vaker.",
+)
+@click.option(
+    "--legal-basis",
+    type=REASON,
+    help="De wettelijke basis zoals de organisatie die vaststelt (bijv. 'art. 4 Wet ...').",
+)
+@click.option("--dpia", type=REASON, help="Kenmerk en datum van de DPIA.")
+@click.option("--iama", type=REASON, help="Kenmerk en datum van het IAMA.")
 @as_of_option
 @click.pass_context
 def rules_register(
@@ -405,22 +462,43 @@ def rules_register(
     out: Path,
     contact: str | None,
     website: str | None,
+    documentation_urls: tuple[str, ...],
+    legal_basis: str | None,
     dpia: str | None,
     iama: str | None,
     as_of: dt.date | None,
 ) -> None:
-    """Schrijf de regelset als beschrijving voor het Algoritmeregister (JSON en Markdown)."""
-    from regiesignaal.engine.language.register import RegisterDetails, write_register
+    """Schrijf de regelset als beschrijving voor het Algoritmeregister (JSON en Markdown).
+
+    Exit 3 als er nog velden door de organisatie in te vullen zijn (de bestanden worden wel
+    geschreven)."""
+    from regiesignaal.engine.language.register import (
+        LABELS_NL,
+        RegisterDetails,
+        build_register,
+        to_fill,
+        write_entry,
+    )
 
     settings = settings_of(ctx)
     ruledir = checked_rules(settings, rules_dir)
     if not ruledir.rules:
         err.print("De regelmap bevat geen regels; er is niets te beschrijven.", style="red")
         sys.exit(1)
-    given = {"contact_email": contact, "website": website, "dpia": dpia, "iama": iama}
-    details = RegisterDetails(**{k: v.strip() for k, v in given.items() if v and v.strip()})
+    given = {
+        "contact_email": contact,
+        "website": website,
+        "dpia": dpia,
+        "iama": iama,
+        "legal_basis": legal_basis,
+    }
+    details = RegisterDetails(
+        **{k: v.strip() for k, v in given.items() if v and v.strip()},
+        documentation=tuple(dict.fromkeys(documentation_urls)),
+    )
+    entry = build_register(ruledir, as_of or today_of(settings), details)
     try:
-        paths = write_register(ruledir, out, as_of or today_of(settings), details)
+        paths = write_entry(entry, out)
     except OSError as exc:
         err.print(
             f"Kan niet schrijven in de map bij --out ({type(exc).__name__}); kies een map "
@@ -437,3 +515,23 @@ def rules_register(
             "vul de grondslag aan voordat u publiceert.[/]",
             markup=True,
         )
+    open_fields = to_fill(entry)
+    if open_fields:
+        options = {
+            "contact_email": "--contact",
+            "website": "--website",
+            "documentation": "--documentation-url",
+            "lawful_basis": "--legal-basis",
+            "dpia": "--dpia",
+            "iama": "--iama",
+        }
+        console.print(
+            "Nog in te vullen voordat u publiceert: "
+            + ", ".join(
+                f"{LABELS_NL[k]} ({k}" + (f", optie {options[k]})" if k in options else ")")
+                for k in open_fields
+            )
+            + ". Geef ze mee en schrijf opnieuw.",
+            markup=False,
+        )
+        sys.exit(3)
