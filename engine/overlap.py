@@ -71,13 +71,16 @@ class Overlap:
 
     def lines(self) -> list[str]:
         """Dutch report lines."""
-        head = f"{self.rule_id} ({self.status}): {self.cases} zaken"
+        head = f"{self.rule_id} ({self.status}): {_cases(self.cases)}"
         if not self.cases:
             return [head + "."]
-        out = [head + f"; {self.alone} daarvan signaleert geen andere regel."]
+        out = [
+            head + f"; {_cases(self.alone)} daarvan "
+            f"{'signaleert' if self.alone == 1 else 'signaleren'} geen andere regel."
+        ]
         for other, n in self.also:
             share = 100 * n / self.cases
-            out.append(f"  ook door {other}: {n} zaken ({share:.0f}%)")
+            out.append(f"  ook door {other}: {_cases(n)} ({share:.0f}%)")
         if self.also and self.also[0][1] == self.cases:
             out.append(
                 f"  let op: elke zaak van {self.rule_id} heeft al {self.also[0][0]}; "
@@ -103,3 +106,7 @@ def overlaps(hits: Iterable[Hit], rules: Mapping[str, str]) -> list[Overlap]:
         also = tuple(sorted(others.items(), key=lambda kv: (-kv[1], kv[0])))
         out.append(Overlap(rule_id, status, len(mine), also, alone))
     return out
+
+
+def _cases(n: int) -> str:
+    return f"{n} zaak" if n == 1 else f"{n} zaken"

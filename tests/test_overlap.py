@@ -65,7 +65,7 @@ def test_overlap_counts_cases_per_other_rule() -> None:
     assert "  ook door OLD: 2 zaken (100%)" in o.lines()
     assert any("is dit hetzelfde gat?" in line for line in o.lines())
     (lonely,) = overlaps([hit("D", "NEW")], {"NEW": "nieuw"})
-    assert lonely.lines() == ["NEW (nieuw): 1 zaken; 1 daarvan signaleert geen andere regel."]
+    assert lonely.lines() == ["NEW (nieuw): 1 zaak; 1 zaak daarvan signaleert geen andere regel."]
 
 
 @pytest.mark.slow
