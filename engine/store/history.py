@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.language.casefile import EXPLANATION_REASONS, REASON_OTHER, format_reason
 from regiesignaal.engine.language.catalogue import suggest
+from regiesignaal.engine.language.freetext import ID_MAX, TEXT_MAX, text_message
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import engine_options, sqlite_file
 from regiesignaal.engine.store.tables import explanations, known_rules, runs, signal_events, signals
@@ -46,6 +47,14 @@ def open_store(store_url: str) -> sa.Engine:
             "'regiesignaal db upgrade' uit"
         )
     return sa.create_engine(store_url, **engine_options(store_url))
+
+
+def _check_text(value: str, label: str, max_length: int = ID_MAX) -> None:
+    """HistoryError when ``value`` is empty, too long or holds control or invisible
+    characters (the command line's own check, for callers of this API)."""
+    message = text_message(value, label, max_length)
+    if message is not None:
+        raise HistoryError(message)
 
 
 def reference_date(conn: sa.Connection, default: dt.date) -> dt.date:
@@ -233,6 +242,10 @@ def add_explanation(
         raise HistoryError("bij reden 'anders' hoort een toelichting: geef die met --text")
     if not by.strip():
         raise HistoryError("geef uw medewerker-id op met --by")
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(case_ref, "Het zaaknummer")
+    if text.strip():
+        _check_text(text, "De toelichting (--text)", TEXT_MAX)
     if source is not None:
         check_subjects(source)
     result = conn.execute(
@@ -269,6 +282,7 @@ def revoke_explanation(
         raise HistoryError(f"toelichting {explanation_id} is al ingetrokken")
     if not by.strip():
         raise HistoryError("geef uw medewerker-id op met --by")
+    _check_text(by, "Het medewerker-id (--by)")
     conn.execute(
         explanations.update()
         .where(c.id == explanation_id)
@@ -330,6 +344,8 @@ def note_promotion(conn: sa.Connection, rule_id: str, by: str, reason: str) -> b
     """Leave who promotes ``rule_id`` and why for the next run, which makes its signals
     live (``engine.reconcile.change_mode``); False when the store does not know the rule
     in shadow mode (it never ran: the next run introduces it live)."""
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(reason, "De reden (--reason)", TEXT_MAX)
     c = known_rules.c
     done = conn.execute(
         known_rules.update()

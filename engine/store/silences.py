@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.catalogue import suggest
+from regiesignaal.engine.language.freetext import ID_MAX, TEXT_MAX, text_message
 from regiesignaal.engine.store.tables import silence_events, silences
 
 SYSTEM = "regiesignaal"
@@ -28,7 +29,7 @@ SYSTEM = "regiesignaal"
 
 ENDED_REASON = "einddatum verstreken"
 
-REASON_MAX = 500
+REASON_MAX = TEXT_MAX
 
 
 class SilenceError(Exception):
@@ -100,6 +101,14 @@ def silenced_clause(table: sa.Table, as_of: dt.date) -> sa.ColumnElement[bool]:
     )
 
 
+def _check_text(value: str, label: str, max_length: int = ID_MAX) -> None:
+    """SilenceError when ``value`` is empty, too long or holds control or invisible
+    characters (the command line's own check, for callers of this API)."""
+    message = text_message(value, label, max_length)
+    if message is not None:
+        raise SilenceError(message)
+
+
 def _event(
     conn: sa.Connection,
     silence_id: int,
@@ -156,6 +165,12 @@ def add_silence(
         raise SilenceError(f"de reden is langer dan {REASON_MAX} tekens; maak haar korter")
     if not by.strip():
         raise SilenceError("geef uw medewerker-id op met --by")
+    _check_text(reason, "De reden (--reason)", REASON_MAX)
+    _check_text(by, "Het medewerker-id (--by)")
+    if team is not None:
+        _check_text(team, "Het team (--team)")
+    if location is not None:
+        _check_text(location, "De locatie (--location)")
     stamp = now or dt.datetime.now(dt.UTC)
     result = conn.execute(
         silences.insert().values(
@@ -195,6 +210,8 @@ def expire_silence(
         raise SilenceError("geef uw medewerker-id op met --by")
     if not reason.strip():
         raise SilenceError("geef een reden op met --reason")
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(reason, "De reden (--reason)", REASON_MAX)
     conn.execute(
         silences.update().where(c.id == silence_id).values(expired_on=today, expired_by=by.strip())
     )

@@ -23,6 +23,7 @@ from regiesignaal.engine.language.casefile import shown_key
 from regiesignaal.jobs.cli.common import (
     ID,
     LazyGroup,
+    TextType,
     as_of_option,
     checked_rules,
     console,
@@ -32,6 +33,9 @@ from regiesignaal.jobs.cli.common import (
     today_of,
 )
 from regiesignaal.jobs.cli.tables import cli_table, print_table
+
+TEXT200 = TextType(200)
+"""A register detail (contact, website, DPIA, IAMA): one line of text."""
 
 
 @click.command("preview")
@@ -393,10 +397,12 @@ def rules_fields(ctx: click.Context, rules_dir: Path | None, fmt: str) -> None:
     show_default=True,
     help="Map voor algoritmeregister.json en algoritmeregister.md.",
 )
-@click.option("--contact", help="Contactadres (een functionele mailbox, geen persoon).")
-@click.option("--website", help="Webpagina over het systeem.")
-@click.option("--dpia", help="Kenmerk en datum van de DPIA.")
-@click.option("--iama", help="Kenmerk en datum van het IAMA.")
+@click.option(
+    "--contact", type=TEXT200, help="Contactadres (een functionele mailbox, geen persoon)."
+)
+@click.option("--website", type=TEXT200, help="Webpagina over het systeem.")
+@click.option("--dpia", type=TEXT200, help="Kenmerk en datum van de DPIA.")
+@click.option("--iama", type=TEXT200, help="Kenmerk en datum van het IAMA.")
 @as_of_option
 @click.pass_context
 def rules_register(

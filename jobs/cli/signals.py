@@ -448,12 +448,14 @@ def _staff_check(settings: Settings, by: str, team: str | None) -> None:
 
 
 @silences_group.command("add")
-@click.option("--rule", "rule", required=True, help="De id van de regel.")
-@click.option("--team", help="Alleen voor dit team (team-id).")
-@click.option("--location", help="Alleen voor deze locatie (locatie-id).")
+@click.option("--rule", "rule", required=True, type=ID, help="De id van de regel.")
+@click.option("--team", type=ID, help="Alleen voor dit team (team-id).")
+@click.option("--location", type=ID, help="Alleen voor deze locatie (locatie-id).")
 @click.option("--until", "until", required=True, callback=_date, help="Tot en met; JJJJ-MM-DD.")
-@click.option("--reason", required=True, help="Waarom (bijv. storing in het bronsysteem).")
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--reason", required=True, type=REASON, help="Waarom (bijv. storing in het bronsysteem)."
+)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
 @click.option(
     "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
 )
@@ -544,9 +546,11 @@ SILENCE_EVENT_NL = {"added": "toegevoegd", "expired": "beëindigd", "ended": "ve
 
 
 @silences_group.command("expire")
-@click.argument("silence_id", type=int)
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
-@click.option("--reason", default="handmatig beëindigd", show_default=True, help="Waarom.")
+@click.argument("silence_id", type=ROW_ID)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
+@click.option(
+    "--reason", default="handmatig beëindigd", show_default=True, type=REASON, help="Waarom."
+)
 @click.option("--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag).")
 @click.pass_context
 def silences_expire(
