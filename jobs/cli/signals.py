@@ -407,10 +407,13 @@ silences_group = click.Group(
 )
 
 
-def _staff_check(settings: Settings, by: str, team: str | None) -> None:
-    """Exit 1 when ``--by`` (or ``--team``) is not in the staff directory; 2 when the
-    source cannot be read. Never repeats the value typed."""
-    from regiesignaal.engine.source.read import load_staff
+def _staff_check(
+    settings: Settings, by: str, team: str | None, location: str | None = None
+) -> None:
+    """Exit 1 when ``--by`` (or ``--team``) is not in the staff directory, or ``--location``
+    is no case's location in the source; 2 when the source cannot be read. Never repeats
+    the value typed."""
+    from regiesignaal.engine.source.read import load_staff, location_exists
     from regiesignaal.jobs.pipeline import RunRefused, source_engine
 
     try:
@@ -420,6 +423,7 @@ def _staff_check(settings: Settings, by: str, team: str | None) -> None:
         sys.exit(2)
     try:
         staff = load_staff(source)
+        known_location = location is None or location_exists(source, location.strip())
     except sa.exc.SQLAlchemyError as exc:
         err.print(
             f"De brondatabase is niet te lezen ({type(exc).__name__}); controleer source_url.",
@@ -441,6 +445,15 @@ def _staff_check(settings: Settings, by: str, team: str | None) -> None:
         err.print(
             "Het team bij --team staat niet in het personeelsbestand; gebruik het team-id "
             "zoals in het teamoverzicht (of laat --team weg voor de hele dienst).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
+    if not known_location:
+        err.print(
+            "De locatie bij --location komt bij geen enkele zaak in de bron voor; gebruik "
+            "het locatie-id zoals in het teamoverzicht (of laat --location weg voor de hele "
+            "dienst).",
             style="red",
             markup=False,
         )
@@ -473,35 +486,56 @@ def silences_add(
     """Zet een regel stil: de signalen blijven bestaan maar gaan niet in de e-mail en
     escaleren niet; het teamoverzicht telt ze. Eindigt vanzelf na --until."""
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir
-    from regiesignaal.engine.store.silences import SilenceError, add_silence
+    from regiesignaal.engine.store.silences import (
+        SILENCE_MAX_DAYS,
+        SilenceError,
+        add_silence,
+        overlapping,
+        silence_end,
+    )
 
     settings = _settings(ctx)
     if team is not None and location is not None:
         err.print("Kies --team of --location, niet beide.", style="red", markup=False)
         sys.exit(1)
     rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
-    _staff_check(settings, by, team)
+    _staff_check(settings, by, team, location)
+    start = as_of or _today(ctx)
+    scope_team = team.strip() if team else None
+    scope_location = location.strip() if location else None
     with _store(ctx, write=True) as conn:
         try:
+            earlier = overlapping(
+                conn, rule, scope_team, scope_location, start, silence_end(start, until)
+            )
             new_id = add_silence(
-                conn,
-                rule,
-                until,
-                reason,
-                by,
-                as_of or _today(ctx),
-                rule_ids,
-                team=team,
-                location=location,
+                conn, rule, until, reason, by, start, rule_ids, team=team, location=location
             )
         except SilenceError as exc:
-            err.print(str(exc), style="red", markup=False)
+            err.print(_sentence(str(exc)), style="red", markup=False)
             sys.exit(1)
+    end = silence_end(start, until)
     scope = "het team" if team else "de locatie" if location else "de hele dienst"
     console.print(
-        f"Stilte {new_id} vastgelegd voor {scope} tot en met {until.isoformat()}; "
+        f"Stilte {new_id} vastgelegd voor {scope} tot en met {end.isoformat()}; "
         "de volgende run past haar toe."
     )
+    if end < until:
+        err.print(
+            f"Let op: een stilte duurt hooguit 1 jaar ({SILENCE_MAX_DAYS} dagen); de "
+            f"einddatum is ingekort tot {end.isoformat()}. Verleng haar later met een nieuwe "
+            "stilte, of zet de regel uit of in schaduw in zijn bestand.",
+            style="yellow",
+            markup=False,
+        )
+    for other in earlier:
+        err.print(
+            f"Let op: stilte {other} zet deze regel voor dezelfde groep (of de hele dienst) "
+            "al (deels) stil in deze periode. Vervangt de nieuwe haar, beëindig haar dan met "
+            f"'regiesignaal silences expire {other} --by ...'.",
+            style="yellow",
+            markup=False,
+        )
 
 
 @silences_group.command("list")
@@ -536,10 +570,24 @@ def silences_list(ctx: click.Context, include_ended: bool, fmt: str) -> None:
             str(r["until"]),
             r["state"],
             r["created_by"],
-            r["reason"],
+            _short(r["reason"]),
             story,
         )
     print_table(console, table)
+
+
+TABLE_REASON_MAX = 60
+"""Characters of a reason the table shows; ``--format json`` gives it in full."""
+
+
+def _short(text: str, limit: int = TABLE_REASON_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _sentence(message: str) -> str:
+    """A store's message as a sentence of the command line: capital first, full stop."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "?", "!")) else message + "."
 
 
 SILENCE_EVENT_NL = {"added": "toegevoegd", "expired": "beëindigd", "ended": "verlopen"}
