@@ -220,7 +220,8 @@ def add_explanation(
     """Record an explanation; returns its id. The next run applies it to the signal.
 
     ``reason`` is a code of ``casefile.EXPLANATION_REASONS``; ``text`` a free text beside
-    it, required for ``anders``. Stored as ``code`` or ``code: text``. With ``source``
+    it, required for ``anders``. Stored as ``code`` or ``code: text``, at most ``TEXT_MAX``
+    characters all told (the limit holds for what is stored). With ``source``
     (what the command line read from the source) an unknown or closed case and an unknown
     staff id are refused; without it (the demo, older callers) they are not checked.
     """
@@ -246,6 +247,13 @@ def add_explanation(
     _check_text(case_ref, "Het zaaknummer")
     if text.strip():
         _check_text(text, "De toelichting (--text)", TEXT_MAX)
+    stored = format_reason(code, text)
+    if len(stored) > TEXT_MAX:
+        raise HistoryError(
+            f"De toelichting (--text) is te lang: met de reden ervoor wordt hooguit {TEXT_MAX} "
+            f"tekens bewaard, dus bij reden '{code}' hooguit {TEXT_MAX - len(code) - 2} "
+            "tekens; maak haar korter."
+        )
     if source is not None:
         check_subjects(source)
     result = conn.execute(
@@ -253,12 +261,32 @@ def add_explanation(
             case_ref=case_ref,
             rule_id=rule_id,
             until=until,
-            reason=format_reason(code, text),
+            reason=stored,
             created_by=by.strip(),
             created_at=now or dt.datetime.now(dt.UTC),
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def explanations_in_force(
+    conn: sa.Connection, case_ref: str, rule_id: str, today: dt.date
+) -> list[tuple[int, dt.date]]:
+    """(id, until) of the command-line explanations of this case and rule that are not
+    revoked and still hold on ``today``, by id. A new one is added beside them; the run
+    uses the one that lasts longest (``episodes.load_stored_explanations``)."""
+    c = explanations.c
+    rows = conn.execute(
+        sa.select(c.id, c.until)
+        .where(
+            c.case_ref == case_ref,
+            c.rule_id == rule_id,
+            c.revoked_at.is_(None),
+            c.until >= today,
+        )
+        .order_by(c.id)
+    )
+    return [(int(r.id), r.until) for r in rows]
 
 
 def list_explanations(conn: sa.Connection, include_revoked: bool = False) -> list[dict[str, Any]]:

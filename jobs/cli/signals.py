@@ -317,7 +317,9 @@ def explanations_add(
     settings = _settings(ctx)
     rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
     source = _source_check(settings, case_ref.strip(), by.strip())
+    today = as_of or _today(ctx)
     with _store(ctx, write=True) as conn:
+        earlier = history.explanations_in_force(conn, case_ref, rule, today)
         new_id = history.add_explanation(
             conn,
             case_ref,
@@ -325,12 +327,21 @@ def explanations_add(
             until,
             reason,
             by,
-            as_of or _today(ctx),
+            today,
             rule_ids,
             text=text or "",
             source=source,
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
+    for other, other_until in earlier:
+        err.print(
+            f"Let op: toelichting {other} (tot en met {other_until.isoformat()}) voor deze "
+            "zaak en regel is niet ingetrokken; van beide telt die het langst geldt. "
+            f"Vervangt de nieuwe haar, trek haar dan in met 'regiesignaal explanations "
+            f"revoke {other} --by ...'.",
+            style="yellow",
+            markup=False,
+        )
 
 
 def _source_check(settings: Settings, case_ref: str, by: str) -> history.SourceCheck:
