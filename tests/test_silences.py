@@ -469,3 +469,18 @@ def test_silences_edge_cases_on_the_command_line(env: Path) -> None:
     assert "…" in table.output
     listed = _cli("silences", "list", "--format", "json").output.splitlines()
     assert json.loads(listed[-1])["reason"] == long_reason.strip()
+
+
+def test_refusals_on_the_command_line_are_sentences(env: Path) -> None:
+    """Tester's item 5: a refusal starts with a capital and ends with a full stop."""
+    assert _cli("db", "upgrade").exit_code == 0
+    staff = [json.loads(x) for x in (env / "staff.jsonl").read_text().splitlines()]
+    lead = next(s for s in staff if s["role"] == "teamleider")
+    typo = _cli("silences", "add", "--rule", "vg-frist", "--until", "2099-01-01", "--reason",
+                "x", "--by", lead["id"])  # fmt: skip
+    missing = _cli("silences", "expire", "99", "--by", lead["id"])
+    revoke = _cli("explanations", "revoke", "99", "--by", lead["id"])
+    for result in (typo, missing, revoke):
+        text = result.output.strip()
+        assert result.exit_code == 1 and text[0].isupper() and text.endswith((".", "?")), text
+    assert typo.output.startswith("De regel bestaat niet")

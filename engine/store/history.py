@@ -227,22 +227,22 @@ def add_explanation(
     """
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
-        raise HistoryError(f"de regel bestaat niet in de regelmap; {hint}")
+        raise HistoryError(f"De regel bestaat niet in de regelmap; {hint}")
     if until < today:
         raise HistoryError(
-            f"de einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
+            f"De einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
         )
     code = reason.strip().lower()
     if code not in EXPLANATION_REASONS:
         raise HistoryError(
-            "de reden is geen van de vaste redenen; kies met --reason een van: "
+            "De reden is geen van de vaste redenen; kies met --reason een van: "
             + ", ".join(EXPLANATION_REASONS)
             + " (bij 'anders' een toelichting met --text)"
         )
     if code == REASON_OTHER and not text.strip():
-        raise HistoryError("bij reden 'anders' hoort een toelichting: geef die met --text")
+        raise HistoryError("Bij reden 'anders' hoort een toelichting: geef die met --text")
     if not by.strip():
-        raise HistoryError("geef uw medewerker-id op met --by")
+        raise HistoryError("Geef uw medewerker-id op met --by")
     _check_text(by, "Het medewerker-id (--by)")
     _check_text(case_ref, "Het zaaknummer")
     if text.strip():
@@ -304,12 +304,12 @@ def revoke_explanation(
     row = conn.execute(sa.select(explanations).where(c.id == explanation_id)).first()
     if row is None:
         raise HistoryError(
-            f"toelichting {explanation_id} bestaat niet; zie 'regiesignaal explanations list'"
+            f"Toelichting {explanation_id} bestaat niet; zie 'regiesignaal explanations list'"
         )
     if row.revoked_at is not None:
-        raise HistoryError(f"toelichting {explanation_id} is al ingetrokken")
+        raise HistoryError(f"Toelichting {explanation_id} is al ingetrokken")
     if not by.strip():
-        raise HistoryError("geef uw medewerker-id op met --by")
+        raise HistoryError("Geef uw medewerker-id op met --by")
     _check_text(by, "Het medewerker-id (--by)")
     conn.execute(
         explanations.update()

@@ -214,25 +214,25 @@ def add_silence(
     before the last run's as-of date."""
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
-        raise SilenceError(f"de regel bestaat niet in de regelmap; {hint}")
+        raise SilenceError(f"De regel bestaat niet in de regelmap; {hint}")
     if team is not None and location is not None:
-        raise SilenceError("kies --team of --location, niet beide")
+        raise SilenceError("Kies --team of --location, niet beide")
     if team is not None and not team.strip():
         raise SilenceError("--team is leeg; geef een team-id op of laat --team weg")
     if location is not None and not location.strip():
         raise SilenceError("--location is leeg; geef een locatie-id op of laat --location weg")
     if until < today:
         raise SilenceError(
-            f"de einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
+            f"De einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
         )
     _not_before_last_run(conn, today, "De begindatum")
     until = silence_end(today, until)
     if not reason.strip():
-        raise SilenceError("geef een reden op met --reason")
+        raise SilenceError("Geef een reden op met --reason")
     if len(reason.strip()) > REASON_MAX:
-        raise SilenceError(f"de reden is langer dan {REASON_MAX} tekens; maak haar korter")
+        raise SilenceError(f"De reden is langer dan {REASON_MAX} tekens; maak haar korter")
     if not by.strip():
-        raise SilenceError("geef uw medewerker-id op met --by")
+        raise SilenceError("Geef uw medewerker-id op met --by")
     _check_text(reason, "De reden (--reason)", REASON_MAX)
     _check_text(by, "Het medewerker-id (--by)")
     if team is not None:
@@ -270,14 +270,14 @@ def expire_silence(
     row = conn.execute(sa.select(silences).where(c.id == silence_id)).first()
     if row is None:
         raise SilenceError(
-            f"stilte {silence_id} bestaat niet; zie 'regiesignaal silences list --all'"
+            f"Stilte {silence_id} bestaat niet; zie 'regiesignaal silences list --all'"
         )
     if row.expired_on is not None or row.ended_on is not None:
-        raise SilenceError(f"stilte {silence_id} is al beëindigd")
+        raise SilenceError(f"Stilte {silence_id} is al beëindigd")
     if not by.strip():
-        raise SilenceError("geef uw medewerker-id op met --by")
+        raise SilenceError("Geef uw medewerker-id op met --by")
     if not reason.strip():
-        raise SilenceError("geef een reden op met --reason")
+        raise SilenceError("Geef een reden op met --reason")
     _check_text(by, "Het medewerker-id (--by)")
     _check_text(reason, "De reden (--reason)", REASON_MAX)
     _not_before_last_run(conn, today, "De datum van beëindigen")

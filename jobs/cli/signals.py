@@ -82,13 +82,13 @@ def _store(ctx: click.Context, write: bool = False) -> Iterator[sa.Connection]:
     try:
         engine = history.open_store(settings.store_url)
     except history.HistoryError as exc:
-        err.print(str(exc), style="red", markup=False)
+        err.print(_sentence(str(exc)), style="red", markup=False)
         sys.exit(2)
     try:
         with engine.begin() if write else engine.connect() as conn:
             yield conn
     except history.HistoryError as exc:
-        err.print(str(exc), style="red", markup=False)
+        err.print(_sentence(str(exc)), style="red", markup=False)
         sys.exit(1)
     finally:
         engine.dispose()
@@ -102,6 +102,12 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
     if value is None:
         return None
     return check_date(value)
+
+
+def _sentence(message: str) -> str:
+    """A store's message as a sentence of the command line: capital first, full stop."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "?", "!")) else message + "."
 
 
 def _json(record: dict[str, Any]) -> str:
@@ -242,7 +248,7 @@ def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
         found = history.signal_histories(conn, ref, history.reference_date(conn, _today(ctx)))
     if not found:
         err.print(
-            "geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'",
+            "Geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'.",
             style="red",
             markup=False,
         )
@@ -595,12 +601,6 @@ def _short(text: str, limit: int = TABLE_REASON_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _sentence(message: str) -> str:
-    """A store's message as a sentence of the command line: capital first, full stop."""
-    message = message[:1].upper() + message[1:]
-    return message if message.endswith((".", "?", "!")) else message + "."
-
-
 SILENCE_EVENT_NL = {"added": "toegevoegd", "expired": "beëindigd", "ended": "verlopen"}
 
 
@@ -623,7 +623,7 @@ def silences_expire(
         try:
             expire_silence(conn, silence_id, by, reason, as_of or _today(ctx))
         except SilenceError as exc:
-            err.print(str(exc), style="red", markup=False)
+            err.print(_sentence(str(exc)), style="red", markup=False)
             sys.exit(1)
     console.print(f"Stilte {silence_id} beëindigd.")
 
