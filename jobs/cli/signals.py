@@ -695,7 +695,13 @@ def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> Non
         sys.exit(1)
     after = next((r for r in load_rule_dir(settings.rules_dir).rules if r.id == rule.id), None)
     if after is None or after.shadow:
-        write_text(path, before)
+        try:
+            write_text(path, before)
+        except ModeEditError as exc:
+            err.print(
+                f"{rule.path}: {exc} Zet de vorige versie zelf terug.", style="red", markup=False
+            )
+            sys.exit(1)
         err.print(
             f"{rule.path}: na de wijziging klopt de regel niet meer; het bestand is "
             "teruggezet. Verwijder 'mode: shadow' zelf en controleer met 'rules check'.",
