@@ -255,33 +255,59 @@ def _parse_url(value: Any) -> str:
     return text
 
 
+NUMBER_NOTE = "zonder aanhalingstekens, bijv. {example}"
+"""In the file a number is a TOML number: ``flag_weeks = 8``, not ``"8"`` (a text)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _int_parser(minimum: int, maximum: int) -> Callable[[Any], int]:
+    """A TOML integer in [minimum, maximum]; text (``"8"``) and floats (``8.0``) are
+    refused. The environment's text goes through :func:`_env_int_parser`."""
+
     def parse(value: Any) -> int:
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                value = None
         if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
+            not isinstance(value, int)
+            or isinstance(value, bool)
             or not (minimum <= value <= maximum)
         ):
-            raise ValueError(f"verwacht een geheel getal van {minimum} tot en met {maximum}")
+            note = NUMBER_NOTE.format(example=max(minimum, min(maximum, 8)))
+            raise ValueError(
+                f"verwacht een geheel getal van {minimum} tot en met {maximum} ({note})"
+            )
         return value
 
     return parse
 
 
-def _parse_timeout(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= 3600):
-        raise ValueError("verwacht een aantal seconden groter dan 0 en hoogstens 3600")
-    return float(value)
+def _env_int_parser(minimum: int, maximum: int) -> Callable[[Any], int]:
+    """An environment variable (always text) holding a whole number in [minimum, maximum]."""
+    strict = _int_parser(minimum, maximum)
+
+    def parse(value: Any) -> int:
+        text = value.strip() if isinstance(value, str) else ""
+        if len(text) > 25 or not text.lstrip("+-").isdigit() or not text.isascii():
+            raise ValueError(f"verwacht een geheel getal van {minimum} tot en met {maximum}")
+        return strict(int(text))
+
+    return parse
+
+
+def _seconds_parser(maximum: int) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if not _number(value) or not (0 < value <= maximum):
+            raise ValueError(
+                f"verwacht een aantal seconden groter dan 0 en hoogstens {maximum} "
+                f"({NUMBER_NOTE.format(example=30)})"
+            )
+        return float(value)
+
+    return parse
+
+
+_parse_timeout = _seconds_parser(3600)
 
 
 def _parse_bool(value: Any) -> bool:
@@ -329,8 +355,12 @@ def _parse_full_list(value: Any) -> str:
 
 
 def _parse_share(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ValueError("verwacht een deel tussen 0 en 1, bijv. 0.25 (een kwart)")
+    """A share: a TOML number greater than 0 and at most 1 (1: every case)."""
+    if not _number(value) or not 0 < value <= 1:
+        raise ValueError(
+            "verwacht een deel groter dan 0 en hoogstens 1, "
+            f"{NUMBER_NOTE.format(example='0.25 (een kwart)')}"
+        )
     return float(value)
 
 
@@ -429,15 +459,7 @@ def _parse_sender(value: Any) -> str:
         raise ValueError(f"geen bruikbaar afzenderadres: {exc}") from None
 
 
-def _parse_deadline(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= 86400):
-        raise ValueError("verwacht een aantal seconden groter dan 0 en hoogstens 86400")
-    return float(value)
+_parse_deadline = _seconds_parser(86400)
 
 
 def _parse_ca_file(value: Any) -> str:
@@ -565,17 +587,17 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REGIESIGNAAL_STORE_URL": ("store_url", _parse_url),
     "REGIESIGNAAL_RULES_DIR": ("rules_dir", _parse_path),
     "REGIESIGNAAL_SMTP_HOST": ("smtp.host", _parse_str),
-    "REGIESIGNAAL_SMTP_PORT": ("smtp.port", _int_parser(1, 65535)),
+    "REGIESIGNAAL_SMTP_PORT": ("smtp.port", _env_int_parser(1, 65535)),
     "REGIESIGNAAL_SMTP_TLS": ("smtp.tls", _parse_tls),
     "REGIESIGNAAL_SMTP_USER": ("smtp.user", _parse_optional_str),
     PASSWORD_ENV: ("smtp.password", _parse_optional_str),
     "REGIESIGNAAL_SMTP_SENDER": ("smtp.sender", _parse_sender),
     "REGIESIGNAAL_SMTP_CA_FILE": ("smtp.ca_file", _parse_ca_file),
-    "REGIESIGNAAL_SMTP_BATCH_SIZE": ("smtp.batch_size", _int_parser(1, 1000)),
-    "REGIESIGNAAL_SMTP_CONNECTIONS": ("smtp.connections", _int_parser(1, 8)),
+    "REGIESIGNAAL_SMTP_BATCH_SIZE": ("smtp.batch_size", _env_int_parser(1, 1000)),
+    "REGIESIGNAAL_SMTP_CONNECTIONS": ("smtp.connections", _env_int_parser(1, 8)),
     "REGIESIGNAAL_CASE_LINK": ("case_link_template", _parse_link_template),
-    "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _int_parser(1, 1_000_000)),
-    "REGIESIGNAAL_WORKERS": ("workers", _int_parser(1, 256)),
+    "REGIESIGNAAL_BATCH_SIZE": ("batch_size", _env_int_parser(1, 1_000_000)),
+    "REGIESIGNAAL_WORKERS": ("workers", _env_int_parser(1, 256)),
     "REGIESIGNAAL_CALENDAR_FILE": ("calendar_file", _parse_path),
     "REGIESIGNAAL_OPERATORS": ("operators", _parse_addresses),
     "REGIESIGNAAL_DROP_DIR": ("drop_dir", _parse_path),

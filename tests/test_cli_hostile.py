@@ -21,7 +21,9 @@ from regiesignaal.jobs.cli import main
 RULES = Path(__file__).resolve().parents[1] / "rules"
 AS_OF = dt.date(2026, 3, 2)
 
-IDS = ["", " ", "x" * 10_000, "a\x00b", "a\nb", "\u202eZ-1", "x\x1b[31m"]
+HIDDEN = ["a\x00b", "a\nb", "\u202eZ-1", "x\x1b[31m", "x\x1b[2Jy", "zero\u200bwidth", "a\u2028b"]
+"""Control and invisible characters: refused by every parameter that takes text."""
+IDS = ["", " ", "x" * 10_000, *HIDDEN]
 INTS = ["-5", "9" * 25, "abc", "", "1e9", "0x10", "²"]
 DATES = ["2026-13-45", "0001-01-01", "9999-12-31", "x" * 10_000, "", "2026-02-30", "²"]
 PATHS = ["", "x" * 5000, "/proc/version/x", "a\x00b"]
@@ -114,11 +116,25 @@ def _check(result: Result, value: str) -> None:
         assert word not in result.output, result.output
     if len(value) > 4 and result.exit_code and value not in PATHS:  # paths may be named
         assert value not in result.output, "the bad value is not repeated"
+    if value in HIDDEN:
+        assert result.exit_code in (1, 2), "control and invisible characters are refused"
 
 
 def test_every_command_is_walked() -> None:
     names = {" ".join(path) for path, _ in _commands()}
     assert {"runs show", "signals show", "demo", "intake manifest", "explanations add"} <= names
+
+
+def test_no_parameter_takes_unchecked_text() -> None:
+    """Every parameter that takes text has a checked type (IdType/TextType, a choice, a
+    path, a number) or a callback that checks it (dates, URLs): no bare click string."""
+    bare = [
+        f"{' '.join(path)} {param.name}"
+        for path, command in _commands()
+        for param in command.params
+        if isinstance(param.type, click.types.StringParamType) and param.callback is None
+    ]
+    assert bare == []
 
 
 @pytest.mark.parametrize(

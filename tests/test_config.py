@@ -234,8 +234,14 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
         ('[mail]\ndetail = "alles"\n', "'minimal'"),
         ("[mail]\nfull_cases = -1\n", "0 tot en met 10000"),
         ('[mail]\nstaff_names = "soms"\n', "true of false"),
-        ("[report]\nnot_applicable_share = 1.5\n", "deel tussen 0 en 1"),
-        ('[report]\nmin_resolved_by_change = "weinig"\n', "deel tussen 0 en 1"),
+        ("[report]\nnot_applicable_share = 1.5\n", "deel groter dan 0 en hoogstens 1"),
+        ('[report]\nmin_resolved_by_change = "weinig"\n', "deel groter dan 0 en hoogstens 1"),
+        ('[report]\nvolume_share = "0.25"\n', "zonder aanhalingstekens"),
+        ("[report]\nvolume_share = 0\n", "deel groter dan 0 en hoogstens 1"),
+        ('[report]\nflag_weeks = "8"\n', "zonder aanhalingstekens"),
+        ('[run]\nworkers = "4"\n', "geheel getal van 1 tot en met 256 (zonder aanhalingstekens"),
+        ("[run]\nworkers = 4.0\n", "geheel getal"),
+        ('[smtp]\ntimeout_seconds = "30"\n', "zonder aanhalingstekens"),
         ("[report]\nflag_weeks = 0\n", "1 tot en met 52"),
         ("[report]\nflag_min_closed = -3\n", "1 tot en met 100000"),
     ],
@@ -421,7 +427,15 @@ def test_report_thresholds_are_read_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, "[report]\nnot_applicable_share = 4.875\n"), env={})
     assert info.value.key == "report.not_applicable_share"
-    assert "verwacht een deel tussen 0 en 1" in str(info.value)
+    assert "verwacht een deel groter dan 0 en hoogstens 1" in str(info.value)
+    edge = load_settings(write(tmp_path, "[report]\nvolume_share = 1\n"), env={})
+    assert edge.report_volume_share == 1.0, "1 is allowed, as the message says"
+
+
+def test_numbers_from_the_environment_are_text_and_read_as_numbers(tmp_path: Path) -> None:
+    """An environment variable is always text: there '4' is a number (the file wants 4)."""
+    s = load_settings(write(tmp_path, ""), env={"REGIESIGNAAL_WORKERS": "4"})
+    assert s.workers == 4
 
 
 _MARK = "Geheim-waarde-7Q"

@@ -216,10 +216,11 @@ def test_an_explanation_lapses_when_the_facts_change_and_the_signal_returns(
     cli("run", "--as-of", str(day4), "--no-mail")  # the same explanation is not honoured again
     assert _signal(env, cmd_ref).explained_until is None
     assert _counts(env)["explanation_lapsed"] == 0
-    cli(
+    second = cli(
         "explanations", "add", cmd_ref, RULE, "--until", "2026-05-15", "--reason",
         "elders_geregeld", "--by", manager, "--as-of", str(day4),
     )  # fmt: skip
+    assert "Let op: toelichting 1 (tot en met 2026-04-30)" in second.output, "named, not replaced"
     day5 = dt.date(2026, 3, 6)
     cli("run", "--as-of", str(day5), "--no-mail")
     again = _signal(env, cmd_ref)
@@ -310,3 +311,30 @@ def test_the_state_machine_lapses_once_and_honours_a_new_explanation(
         assert kinds == ["opened", "explained", "explanation_lapsed", "explained"]
     finally:
         engine.dispose()
+
+
+def test_the_length_limit_holds_for_what_is_stored_and_a_second_one_is_named(
+    tmp_path: Path,
+) -> None:
+    """Tester's item 4: ``anders: `` plus 500 characters was stored as 508; now what is
+    stored is at most 500. A second explanation for the same case and rule is added (the
+    run uses the one that lasts longest) and the one already in force is named."""
+    from regiesignaal.engine.language.freetext import TEXT_MAX
+    from regiesignaal.engine.store.tables import metadata
+
+    store = sa.create_engine(f"sqlite:///{tmp_path / 's.sqlite'}")
+    metadata.create_all(store)
+    day = NIGHTS[0]
+    with store.begin() as conn:
+        with pytest.raises(history.HistoryError, match="hooguit 492 tekens"):
+            history.add_explanation(
+                conn, "Z-1", RULE, day, "anders", "rv", day, {RULE}, text="x" * 500
+            )
+        first = history.add_explanation(
+            conn, "Z-1", RULE, day, "anders", "rv", day, {RULE}, text="x" * 492
+        )
+        assert len(history.list_explanations(conn)[0]["reason"]) == TEXT_MAX
+        assert history.explanations_in_force(conn, "Z-1", RULE, day) == [(first, day)]
+        assert history.explanations_in_force(conn, "Z-2", RULE, day) == []
+        assert history.explanations_in_force(conn, "Z-1", RULE, day + dt.timedelta(days=1)) == []
+    store.dispose()

@@ -24,7 +24,12 @@ from regiesignaal.engine.language.compiler import compile_rules
 from regiesignaal.engine.language.dates import Duration, add_working_days
 from regiesignaal.engine.language.evaluator import Evaluator
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
-from regiesignaal.engine.language.rulefile.mode import ModeEditError, without_shadow_line
+from regiesignaal.engine.language.rulefile.mode import (
+    ModeEditError,
+    make_live,
+    without_shadow_line,
+    write_text,
+)
 from regiesignaal.engine.reconcile import Fired, RuleInfo, reconcile
 from regiesignaal.engine.source.load import load_cases, load_staff_file
 from regiesignaal.engine.store import history, migrate
@@ -93,6 +98,46 @@ def test_promote_removes_only_the_shadow_line() -> None:
         without_shadow_line(BASE)
     with pytest.raises(ModeEditError):  # nested, not the rule's own key
         without_shadow_line(BASE + "tests:\n  - mode: shadow\n")
+
+
+def test_promote_edits_the_file_in_place_byte_for_byte(tmp_path: Path) -> None:
+    """Line endings (CRLF), a BOM and the file's permissions stay as they were; only the
+    ``mode: shadow`` line goes."""
+    text = BASE.replace("owner:", "mode: shadow\nowner:").replace("\n", "\r\n")
+    path = tmp_path / "x-a.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    path.chmod(0o444)
+    before = make_live(path)
+    assert path.read_bytes() == b"\xef\xbb\xbf" + BASE.replace("\n", "\r\n").encode("utf-8")
+    assert path.stat().st_mode & 0o777 == 0o444
+    write_text(path, before)  # the way back (a folder that no longer checks) is exact too
+    assert path.read_bytes() == b"\xef\xbb\xbf" + text.encode("utf-8")
+    assert path.stat().st_mode & 0o777 == 0o444
+
+
+def test_promote_refuses_a_linked_rule_file_and_says_which_file_to_edit(tmp_path: Path) -> None:
+    real = tmp_path / "elders" / "real.yaml"
+    real.parent.mkdir()
+    real.write_text(BASE + "mode: shadow\n", encoding="utf-8")
+    link = tmp_path / "contact-21d.yaml"
+    link.symlink_to(real)
+    with pytest.raises(ModeEditError) as exc:
+        make_live(link)
+    assert link.is_symlink() and real.read_text("utf-8").endswith("mode: shadow\n")
+    assert str(real) in str(exc.value) and "koppeling" in str(exc.value)
+    hard = tmp_path / "hard.yaml"
+    hard.hardlink_to(real)
+    with pytest.raises(ModeEditError, match="koppeling"):
+        make_live(hard)
+    assert real.read_text("utf-8").endswith("mode: shadow\n")
+
+
+def test_the_message_says_what_the_file_must_look_like() -> None:
+    with pytest.raises(ModeEditError) as exc:
+        without_shadow_line(BASE + "tests:\n  - mode: shadow\n")
+    message = str(exc.value)
+    assert message[0].isupper() and "'mode: shadow'" in message
+    assert "aan het begin van een eigen regel" in message and "zelf" in message
 
 
 def test_both_evaluators_fire_a_shadow_rule_alike(tmp_path: Path) -> None:

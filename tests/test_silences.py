@@ -390,3 +390,97 @@ def test_a_silenced_rule_gives_no_reason_on_the_agenda(tmp_path: Path) -> None:
     elsewhere = [Silence(1, rule_id, None, place + "-x", AS_OF)]
     same = build_agenda(cases, [], pack, AS_OF, location=place, silences=elsewhere)
     assert [i.case_ref for i in same.items] == [i.case_ref for i in before.items]
+
+
+# --- edge cases (tester's item 3) -----------------------------------------------------------
+
+
+def _a_run(conn: sa.Connection, as_of: dt.date) -> None:
+    from regiesignaal.engine.store.tables import runs
+
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        runs.insert().values(
+            as_of=as_of, trigger="manual", status="succeeded", started_at=now, finished_at=now
+        )
+    )
+
+
+def test_a_silence_cannot_start_or_end_before_the_last_run(sqlite_url: str) -> None:
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            _a_run(conn, AS_OF)
+            early = AS_OF - dt.timedelta(days=30)
+            with pytest.raises(SilenceError, match="laatste run") as exc:
+                add_silence(conn, "R-1", AS_OF, "r", "tl-1", early, {"R-1"})
+            assert str(exc.value)[0].isupper() and AS_OF.isoformat() in str(exc.value)
+            sid = add_silence(
+                conn, "R-1", AS_OF + dt.timedelta(days=9), "r", "tl-1", AS_OF, {"R-1"}
+            )
+            with pytest.raises(SilenceError, match="laatste run"):
+                expire_silence(conn, sid, "tl-1", "klaar", early)
+    finally:
+        engine.dispose()
+
+
+def test_a_silence_lasts_at_most_a_year_and_overlap_is_named(sqlite_url: str) -> None:
+    from regiesignaal.engine.store.silences import SILENCE_MAX_DAYS, overlapping, silence_end
+
+    migrate.upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            far = dt.date(2999, 12, 31)
+            assert silence_end(AS_OF, far) == AS_OF + dt.timedelta(days=SILENCE_MAX_DAYS)
+            first = add_silence(conn, "R-1", far, "r", "tl-1", AS_OF, {"R-1"}, team="T1")
+            (row,) = list_silences(conn, AS_OF)
+            assert row["until"] == AS_OF + dt.timedelta(days=SILENCE_MAX_DAYS)
+            later = AS_OF + dt.timedelta(days=20)
+            assert overlapping(conn, "R-1", "T1", None, later, later) == [first]
+            assert overlapping(conn, "R-1", "T2", None, later, later) == []
+            assert overlapping(conn, "R-2", "T1", None, later, later) == []
+            whole = add_silence(conn, "R-1", later, "r", "tl-1", AS_OF, {"R-1"})
+            assert overlapping(conn, "R-1", "T2", None, AS_OF, later) == [whole]
+    finally:
+        engine.dispose()
+
+
+def test_silences_edge_cases_on_the_command_line(env: Path) -> None:
+    assert _cli("db", "upgrade").exit_code == 0
+    staff = [json.loads(x) for x in (env / "staff.jsonl").read_text().splitlines()]
+    lead = next(s for s in staff if s["role"] == "teamleider")
+    location = json.loads((env / "cases.jsonl").read_text().splitlines()[0])["location"]
+    base = ("silences", "add", "--rule", "VG-FIRST", "--reason", "beleid", "--by", lead["id"])
+    unknown = _cli(*base, "--until", "2099-01-01", "--location", "loc-nergens")
+    assert unknown.exit_code == 1 and "locatie bij --location" in unknown.output
+    assert "loc-nergens" not in unknown.output
+    far = _cli(*base, "--until", "2999-12-31", "--location", location)
+    assert far.exit_code == 0, far.output
+    assert "hooguit 1 jaar" in far.output and "2999" not in far.output
+    again = _cli(*base, "--until", "2099-01-01", "--location", location)
+    assert again.exit_code == 0 and "Let op: stilte 1 " in again.output
+    long_reason = "storing " * 60
+    assert _cli(*base[:-4], "--reason", long_reason, "--by", lead["id"], "--until",
+                "2099-01-01").exit_code == 0  # fmt: skip
+    table = _cli("silences", "list")
+    assert table.exit_code == 0 and long_reason.strip() not in table.output
+    assert "…" in table.output
+    listed = _cli("silences", "list", "--format", "json").output.splitlines()
+    assert json.loads(listed[-1])["reason"] == long_reason.strip()
+
+
+def test_refusals_on_the_command_line_are_sentences(env: Path) -> None:
+    """Tester's item 5: a refusal starts with a capital and ends with a full stop."""
+    assert _cli("db", "upgrade").exit_code == 0
+    staff = [json.loads(x) for x in (env / "staff.jsonl").read_text().splitlines()]
+    lead = next(s for s in staff if s["role"] == "teamleider")
+    typo = _cli("silences", "add", "--rule", "vg-frist", "--until", "2099-01-01", "--reason",
+                "x", "--by", lead["id"])  # fmt: skip
+    missing = _cli("silences", "expire", "99", "--by", lead["id"])
+    revoke = _cli("explanations", "revoke", "99", "--by", lead["id"])
+    for result in (typo, missing, revoke):
+        text = result.output.strip()
+        assert result.exit_code == 1 and text[0].isupper() and text.endswith((".", "?")), text
+    assert typo.output.startswith("De regel bestaat niet")

@@ -212,6 +212,13 @@ def staff_exists(engine: Engine, staff_id: str) -> bool:
         return conn.execute(stmt).first() is not None
 
 
+def location_exists(engine: Engine, location: str) -> bool:
+    """Whether some case in the source (any status) carries this neutral location id."""
+    stmt = select(cases.c.case_ref).where(cases.c.extra["location"].as_string() == location)
+    with engine.connect() as conn:
+        return conn.execute(stmt.limit(1)).first() is not None
+
+
 def count_cases(engine: Engine, status: str | None = "open") -> int:
     """The number of cases with ``status`` (all cases when None)."""
     stmt = select(func.count()).select_from(cases)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from regiesignaal.engine.language.casefile import EXPLANATION_REASONS, REASON_OTHER, format_reason
 from regiesignaal.engine.language.catalogue import suggest
+from regiesignaal.engine.language.freetext import ID_MAX, TEXT_MAX, text_message
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.db import engine_options, sqlite_file
 from regiesignaal.engine.store.tables import explanations, known_rules, runs, signal_events, signals
@@ -46,6 +47,14 @@ def open_store(store_url: str) -> sa.Engine:
             "'regiesignaal db upgrade' uit"
         )
     return sa.create_engine(store_url, **engine_options(store_url))
+
+
+def _check_text(value: str, label: str, max_length: int = ID_MAX) -> None:
+    """HistoryError when ``value`` is empty, too long or holds control or invisible
+    characters (the command line's own check, for callers of this API)."""
+    message = text_message(value, label, max_length)
+    if message is not None:
+        raise HistoryError(message)
 
 
 def reference_date(conn: sa.Connection, default: dt.date) -> dt.date:
@@ -211,28 +220,40 @@ def add_explanation(
     """Record an explanation; returns its id. The next run applies it to the signal.
 
     ``reason`` is a code of ``casefile.EXPLANATION_REASONS``; ``text`` a free text beside
-    it, required for ``anders``. Stored as ``code`` or ``code: text``. With ``source``
+    it, required for ``anders``. Stored as ``code`` or ``code: text``, at most ``TEXT_MAX``
+    characters all told (the limit holds for what is stored). With ``source``
     (what the command line read from the source) an unknown or closed case and an unknown
     staff id are refused; without it (the demo, older callers) they are not checked.
     """
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
-        raise HistoryError(f"de regel bestaat niet in de regelmap; {hint}")
+        raise HistoryError(f"De regel bestaat niet in de regelmap; {hint}")
     if until < today:
         raise HistoryError(
-            f"de einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
+            f"De einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
         )
     code = reason.strip().lower()
     if code not in EXPLANATION_REASONS:
         raise HistoryError(
-            "de reden is geen van de vaste redenen; kies met --reason een van: "
+            "De reden is geen van de vaste redenen; kies met --reason een van: "
             + ", ".join(EXPLANATION_REASONS)
             + " (bij 'anders' een toelichting met --text)"
         )
     if code == REASON_OTHER and not text.strip():
-        raise HistoryError("bij reden 'anders' hoort een toelichting: geef die met --text")
+        raise HistoryError("Bij reden 'anders' hoort een toelichting: geef die met --text")
     if not by.strip():
-        raise HistoryError("geef uw medewerker-id op met --by")
+        raise HistoryError("Geef uw medewerker-id op met --by")
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(case_ref, "Het zaaknummer")
+    if text.strip():
+        _check_text(text, "De toelichting (--text)", TEXT_MAX)
+    stored = format_reason(code, text)
+    if len(stored) > TEXT_MAX:
+        raise HistoryError(
+            f"De toelichting (--text) is te lang: met de reden ervoor wordt hooguit {TEXT_MAX} "
+            f"tekens bewaard, dus bij reden '{code}' hooguit {TEXT_MAX - len(code) - 2} "
+            "tekens; maak haar korter."
+        )
     if source is not None:
         check_subjects(source)
     result = conn.execute(
@@ -240,12 +261,32 @@ def add_explanation(
             case_ref=case_ref,
             rule_id=rule_id,
             until=until,
-            reason=format_reason(code, text),
+            reason=stored,
             created_by=by.strip(),
             created_at=now or dt.datetime.now(dt.UTC),
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def explanations_in_force(
+    conn: sa.Connection, case_ref: str, rule_id: str, today: dt.date
+) -> list[tuple[int, dt.date]]:
+    """(id, until) of the command-line explanations of this case and rule that are not
+    revoked and still hold on ``today``, by id. A new one is added beside them; the run
+    uses the one that lasts longest (``episodes.load_stored_explanations``)."""
+    c = explanations.c
+    rows = conn.execute(
+        sa.select(c.id, c.until)
+        .where(
+            c.case_ref == case_ref,
+            c.rule_id == rule_id,
+            c.revoked_at.is_(None),
+            c.until >= today,
+        )
+        .order_by(c.id)
+    )
+    return [(int(r.id), r.until) for r in rows]
 
 
 def list_explanations(conn: sa.Connection, include_revoked: bool = False) -> list[dict[str, Any]]:
@@ -263,12 +304,13 @@ def revoke_explanation(
     row = conn.execute(sa.select(explanations).where(c.id == explanation_id)).first()
     if row is None:
         raise HistoryError(
-            f"toelichting {explanation_id} bestaat niet; zie 'regiesignaal explanations list'"
+            f"Toelichting {explanation_id} bestaat niet; zie 'regiesignaal explanations list'"
         )
     if row.revoked_at is not None:
-        raise HistoryError(f"toelichting {explanation_id} is al ingetrokken")
+        raise HistoryError(f"Toelichting {explanation_id} is al ingetrokken")
     if not by.strip():
-        raise HistoryError("geef uw medewerker-id op met --by")
+        raise HistoryError("Geef uw medewerker-id op met --by")
+    _check_text(by, "Het medewerker-id (--by)")
     conn.execute(
         explanations.update()
         .where(c.id == explanation_id)
@@ -330,6 +372,8 @@ def note_promotion(conn: sa.Connection, rule_id: str, by: str, reason: str) -> b
     """Leave who promotes ``rule_id`` and why for the next run, which makes its signals
     live (``engine.reconcile.change_mode``); False when the store does not know the rule
     in shadow mode (it never ran: the next run introduces it live)."""
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(reason, "De reden (--reason)", TEXT_MAX)
     c = known_rules.c
     done = conn.execute(
         known_rules.update()

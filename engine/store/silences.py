@@ -21,14 +21,79 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.catalogue import suggest
-from regiesignaal.engine.store.tables import silence_events, silences
+from regiesignaal.engine.language.freetext import ID_MAX, TEXT_MAX, text_message
+from regiesignaal.engine.store.tables import runs, silence_events, silences
 
 SYSTEM = "regiesignaal"
 """``by`` of an event the run records (a silence that ended by itself)."""
 
 ENDED_REASON = "einddatum verstreken"
 
-REASON_MAX = 500
+REASON_MAX = TEXT_MAX
+
+SILENCE_MAX_DAYS = 365
+"""Longest silence: ``until`` lies at most this many days after the start; a later date is
+shortened to it (``silence_end``) and the command line says so. A rule that should stay
+quiet longer is switched off or put in shadow in its file."""
+
+
+def silence_end(start: dt.date, until: dt.date) -> dt.date:
+    """``until``, shortened to at most ``SILENCE_MAX_DAYS`` after ``start``."""
+    return min(until, start + dt.timedelta(days=SILENCE_MAX_DAYS))
+
+
+def last_run_date(conn: sa.Connection) -> dt.date | None:
+    """The as-of date of the latest successful run, None before the first."""
+    latest = conn.execute(
+        sa.select(sa.func.max(runs.c.as_of)).where(runs.c.status == "succeeded")
+    ).scalar()
+    return latest if isinstance(latest, dt.date) else None
+
+
+def _not_before_last_run(conn: sa.Connection, day: dt.date, what: str) -> None:
+    """SilenceError when ``day`` lies before the last run: nights already run stay as
+    they were (their mail went out, their escalations stand)."""
+    last = last_run_date(conn)
+    if last is not None and day < last:
+        raise SilenceError(
+            f"{what} (--as-of) ligt voor de laatste run ({last.isoformat()}); een stilte kan "
+            f"nachten die al gedraaid zijn niet veranderen. Kies {last.isoformat()} of later, "
+            "of laat --as-of weg (vandaag)"
+        )
+
+
+def overlapping(
+    conn: sa.Connection,
+    rule_id: str,
+    team: str | None,
+    location: str | None,
+    start: dt.date,
+    until: dt.date,
+) -> list[int]:
+    """Ids of the silences not ended that already silence ``rule_id`` for this scope (the
+    same team or location, or the whole service) somewhere between ``start`` and
+    ``until``."""
+    c = silences.c
+    whole = sa.and_(c.team.is_(None), c.location.is_(None))
+    same = sa.and_(
+        c.team.is_(None) if team is None else c.team == team,
+        c.location.is_(None) if location is None else c.location == location,
+    )
+    return [
+        int(i)
+        for i in conn.execute(
+            sa.select(c.id)
+            .where(
+                c.rule_id == rule_id,
+                sa.or_(whole, same),
+                c.starts_on <= until,
+                c.until >= start,
+                c.ended_on.is_(None),
+                sa.or_(c.expired_on.is_(None), c.expired_on > start),
+            )
+            .order_by(c.id)
+        ).scalars()
+    ]
 
 
 class SilenceError(Exception):
@@ -100,6 +165,14 @@ def silenced_clause(table: sa.Table, as_of: dt.date) -> sa.ColumnElement[bool]:
     )
 
 
+def _check_text(value: str, label: str, max_length: int = ID_MAX) -> None:
+    """SilenceError when ``value`` is empty, too long or holds control or invisible
+    characters (the command line's own check, for callers of this API)."""
+    message = text_message(value, label, max_length)
+    if message is not None:
+        raise SilenceError(message)
+
+
 def _event(
     conn: sa.Connection,
     silence_id: int,
@@ -136,26 +209,36 @@ def add_silence(
     location: str | None = None,
     now: dt.datetime | None = None,
 ) -> int:
-    """Record a silence from ``today`` up to and including ``until``; returns its id."""
+    """Record a silence from ``today`` up to and including ``until`` (shortened to
+    ``SILENCE_MAX_DAYS`` after ``today``); returns its id. Refused when ``today`` lies
+    before the last run's as-of date."""
     if rule_id not in rule_ids:
         hint = suggest(rule_id.strip().upper(), rule_ids) or "zie 'regiesignaal rules fields'"
-        raise SilenceError(f"de regel bestaat niet in de regelmap; {hint}")
+        raise SilenceError(f"De regel bestaat niet in de regelmap; {hint}")
     if team is not None and location is not None:
-        raise SilenceError("kies --team of --location, niet beide")
+        raise SilenceError("Kies --team of --location, niet beide")
     if team is not None and not team.strip():
         raise SilenceError("--team is leeg; geef een team-id op of laat --team weg")
     if location is not None and not location.strip():
         raise SilenceError("--location is leeg; geef een locatie-id op of laat --location weg")
     if until < today:
         raise SilenceError(
-            f"de einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
+            f"De einddatum ligt voor vandaag ({today.isoformat()}); kies een datum vanaf vandaag"
         )
+    _not_before_last_run(conn, today, "De begindatum")
+    until = silence_end(today, until)
     if not reason.strip():
-        raise SilenceError("geef een reden op met --reason")
+        raise SilenceError("Geef een reden op met --reason")
     if len(reason.strip()) > REASON_MAX:
-        raise SilenceError(f"de reden is langer dan {REASON_MAX} tekens; maak haar korter")
+        raise SilenceError(f"De reden is langer dan {REASON_MAX} tekens; maak haar korter")
     if not by.strip():
-        raise SilenceError("geef uw medewerker-id op met --by")
+        raise SilenceError("Geef uw medewerker-id op met --by")
+    _check_text(reason, "De reden (--reason)", REASON_MAX)
+    _check_text(by, "Het medewerker-id (--by)")
+    if team is not None:
+        _check_text(team, "Het team (--team)")
+    if location is not None:
+        _check_text(location, "De locatie (--location)")
     stamp = now or dt.datetime.now(dt.UTC)
     result = conn.execute(
         silences.insert().values(
@@ -187,14 +270,17 @@ def expire_silence(
     row = conn.execute(sa.select(silences).where(c.id == silence_id)).first()
     if row is None:
         raise SilenceError(
-            f"stilte {silence_id} bestaat niet; zie 'regiesignaal silences list --all'"
+            f"Stilte {silence_id} bestaat niet; zie 'regiesignaal silences list --all'"
         )
     if row.expired_on is not None or row.ended_on is not None:
-        raise SilenceError(f"stilte {silence_id} is al beëindigd")
+        raise SilenceError(f"Stilte {silence_id} is al beëindigd")
     if not by.strip():
-        raise SilenceError("geef uw medewerker-id op met --by")
+        raise SilenceError("Geef uw medewerker-id op met --by")
     if not reason.strip():
-        raise SilenceError("geef een reden op met --reason")
+        raise SilenceError("Geef een reden op met --reason")
+    _check_text(by, "Het medewerker-id (--by)")
+    _check_text(reason, "De reden (--reason)", REASON_MAX)
+    _not_before_last_run(conn, today, "De datum van beëindigen")
     conn.execute(
         silences.update().where(c.id == silence_id).values(expired_on=today, expired_by=by.strip())
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import sys
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from regiesignaal.engine.language.freetext import ID_MAX, TEXT_MAX, text_problem
 from regiesignaal.jobs.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -57,26 +57,24 @@ class IdType(click.ParamType):
 
     name = "id"
 
-    def __init__(self, max_length: int = 64) -> None:
+    def __init__(self, max_length: int = ID_MAX) -> None:
         self.max_length = max_length
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if not text.strip():
-            self.fail("is leeg", param, ctx)
-        if len(text) > self.max_length:
-            self.fail(f"is langer dan {self.max_length} tekens", param, ctx)
-        if not text.isprintable() or any(unicodedata.category(c) == "Cf" for c in text):
-            self.fail("bevat stuur- of onzichtbare tekens", param, ctx)
+        problem = text_problem(text, self.max_length)
+        if problem is not None:
+            self.fail(problem, param, ctx)
         return text
 
 
 class TextType(IdType):
-    """Free text (a reason): at most ``max_length`` characters, no control characters."""
+    """Free text (a reason): at most ``max_length`` characters, no control characters
+    (the engine's rule, :func:`engine.language.freetext.text_problem`)."""
 
     name = "tekst"
 
-    def __init__(self, max_length: int = 500) -> None:
+    def __init__(self, max_length: int = TEXT_MAX) -> None:
         super().__init__(max_length)
 
 

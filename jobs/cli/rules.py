@@ -39,6 +39,8 @@ from regiesignaal.jobs.cli.common import (
 )
 from regiesignaal.jobs.cli.tables import cli_table, print_table
 
+"""A register detail (contact, website, DPIA, IAMA): one line of text."""
+
 
 @click.command("preview")
 @as_of_option

@@ -82,13 +82,13 @@ def _store(ctx: click.Context, write: bool = False) -> Iterator[sa.Connection]:
     try:
         engine = history.open_store(settings.store_url)
     except history.HistoryError as exc:
-        err.print(str(exc), style="red", markup=False)
+        err.print(_sentence(str(exc)), style="red", markup=False)
         sys.exit(2)
     try:
         with engine.begin() if write else engine.connect() as conn:
             yield conn
     except history.HistoryError as exc:
-        err.print(str(exc), style="red", markup=False)
+        err.print(_sentence(str(exc)), style="red", markup=False)
         sys.exit(1)
     finally:
         engine.dispose()
@@ -102,6 +102,12 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
     if value is None:
         return None
     return check_date(value)
+
+
+def _sentence(message: str) -> str:
+    """A store's message as a sentence of the command line: capital first, full stop."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "?", "!")) else message + "."
 
 
 def _json(record: dict[str, Any]) -> str:
@@ -242,7 +248,7 @@ def signals_show(ctx: click.Context, ref: str, fmt: str) -> None:
         found = history.signal_histories(conn, ref, history.reference_date(conn, _today(ctx)))
     if not found:
         err.print(
-            "geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'",
+            "Geen signaal met dit id en geen zaak met signalen; zie 'regiesignaal signals list'.",
             style="red",
             markup=False,
         )
@@ -317,7 +323,9 @@ def explanations_add(
     settings = _settings(ctx)
     rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
     source = _source_check(settings, case_ref.strip(), by.strip())
+    today = as_of or _today(ctx)
     with _store(ctx, write=True) as conn:
+        earlier = history.explanations_in_force(conn, case_ref, rule, today)
         new_id = history.add_explanation(
             conn,
             case_ref,
@@ -325,12 +333,21 @@ def explanations_add(
             until,
             reason,
             by,
-            as_of or _today(ctx),
+            today,
             rule_ids,
             text=text or "",
             source=source,
         )
     console.print(f"Toelichting {new_id} vastgelegd; de volgende run past hem toe.")
+    for other, other_until in earlier:
+        err.print(
+            f"Let op: toelichting {other} (tot en met {other_until.isoformat()}) voor deze "
+            "zaak en regel is niet ingetrokken; van beide telt die het langst geldt. "
+            f"Vervangt de nieuwe haar, trek haar dan in met 'regiesignaal explanations "
+            f"revoke {other} --by ...'.",
+            style="yellow",
+            markup=False,
+        )
 
 
 def _source_check(settings: Settings, case_ref: str, by: str) -> history.SourceCheck:
@@ -407,10 +424,13 @@ silences_group = click.Group(
 )
 
 
-def _staff_check(settings: Settings, by: str, team: str | None) -> None:
-    """Exit 1 when ``--by`` (or ``--team``) is not in the staff directory; 2 when the
-    source cannot be read. Never repeats the value typed."""
-    from regiesignaal.engine.source.read import load_staff
+def _staff_check(
+    settings: Settings, by: str, team: str | None, location: str | None = None
+) -> None:
+    """Exit 1 when ``--by`` (or ``--team``) is not in the staff directory, or ``--location``
+    is no case's location in the source; 2 when the source cannot be read. Never repeats
+    the value typed."""
+    from regiesignaal.engine.source.read import load_staff, location_exists
     from regiesignaal.jobs.pipeline import RunRefused, source_engine
 
     try:
@@ -420,6 +440,7 @@ def _staff_check(settings: Settings, by: str, team: str | None) -> None:
         sys.exit(2)
     try:
         staff = load_staff(source)
+        known_location = location is None or location_exists(source, location.strip())
     except sa.exc.SQLAlchemyError as exc:
         err.print(
             f"De brondatabase is niet te lezen ({type(exc).__name__}); controleer source_url.",
@@ -445,15 +466,26 @@ def _staff_check(settings: Settings, by: str, team: str | None) -> None:
             markup=False,
         )
         sys.exit(1)
+    if not known_location:
+        err.print(
+            "De locatie bij --location komt bij geen enkele zaak in de bron voor; gebruik "
+            "het locatie-id zoals in het teamoverzicht (of laat --location weg voor de hele "
+            "dienst).",
+            style="red",
+            markup=False,
+        )
+        sys.exit(1)
 
 
 @silences_group.command("add")
-@click.option("--rule", "rule", required=True, help="De id van de regel.")
-@click.option("--team", help="Alleen voor dit team (team-id).")
-@click.option("--location", help="Alleen voor deze locatie (locatie-id).")
+@click.option("--rule", "rule", required=True, type=ID, help="De id van de regel.")
+@click.option("--team", type=ID, help="Alleen voor dit team (team-id).")
+@click.option("--location", type=ID, help="Alleen voor deze locatie (locatie-id).")
 @click.option("--until", "until", required=True, callback=_date, help="Tot en met; JJJJ-MM-DD.")
-@click.option("--reason", required=True, help="Waarom (bijv. storing in het bronsysteem).")
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
+@click.option(
+    "--reason", required=True, type=REASON, help="Waarom (bijv. storing in het bronsysteem)."
+)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
 @click.option(
     "--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag); JJJJ-MM-DD."
 )
@@ -471,35 +503,56 @@ def silences_add(
     """Zet een regel stil: de signalen blijven bestaan maar gaan niet in de e-mail en
     escaleren niet; het teamoverzicht telt ze. Eindigt vanzelf na --until."""
     from regiesignaal.engine.language.rulefile.folder import load_rule_dir
-    from regiesignaal.engine.store.silences import SilenceError, add_silence
+    from regiesignaal.engine.store.silences import (
+        SILENCE_MAX_DAYS,
+        SilenceError,
+        add_silence,
+        overlapping,
+        silence_end,
+    )
 
     settings = _settings(ctx)
     if team is not None and location is not None:
         err.print("Kies --team of --location, niet beide.", style="red", markup=False)
         sys.exit(1)
     rule_ids = {r.id for r in load_rule_dir(settings.rules_dir).rules}
-    _staff_check(settings, by, team)
+    _staff_check(settings, by, team, location)
+    start = as_of or _today(ctx)
+    scope_team = team.strip() if team else None
+    scope_location = location.strip() if location else None
     with _store(ctx, write=True) as conn:
         try:
+            earlier = overlapping(
+                conn, rule, scope_team, scope_location, start, silence_end(start, until)
+            )
             new_id = add_silence(
-                conn,
-                rule,
-                until,
-                reason,
-                by,
-                as_of or _today(ctx),
-                rule_ids,
-                team=team,
-                location=location,
+                conn, rule, until, reason, by, start, rule_ids, team=team, location=location
             )
         except SilenceError as exc:
-            err.print(str(exc), style="red", markup=False)
+            err.print(_sentence(str(exc)), style="red", markup=False)
             sys.exit(1)
+    end = silence_end(start, until)
     scope = "het team" if team else "de locatie" if location else "de hele dienst"
     console.print(
-        f"Stilte {new_id} vastgelegd voor {scope} tot en met {until.isoformat()}; "
+        f"Stilte {new_id} vastgelegd voor {scope} tot en met {end.isoformat()}; "
         "de volgende run past haar toe."
     )
+    if end < until:
+        err.print(
+            f"Let op: een stilte duurt hooguit 1 jaar ({SILENCE_MAX_DAYS} dagen); de "
+            f"einddatum is ingekort tot {end.isoformat()}. Verleng haar later met een nieuwe "
+            "stilte, of zet de regel uit of in schaduw in zijn bestand.",
+            style="yellow",
+            markup=False,
+        )
+    for other in earlier:
+        err.print(
+            f"Let op: stilte {other} zet deze regel voor dezelfde groep (of de hele dienst) "
+            "al (deels) stil in deze periode. Vervangt de nieuwe haar, beëindig haar dan met "
+            f"'regiesignaal silences expire {other} --by ...'.",
+            style="yellow",
+            markup=False,
+        )
 
 
 @silences_group.command("list")
@@ -534,19 +587,29 @@ def silences_list(ctx: click.Context, include_ended: bool, fmt: str) -> None:
             str(r["until"]),
             r["state"],
             r["created_by"],
-            r["reason"],
+            _short(r["reason"]),
             story,
         )
     print_table(console, table)
+
+
+TABLE_REASON_MAX = 60
+"""Characters of a reason the table shows; ``--format json`` gives it in full."""
+
+
+def _short(text: str, limit: int = TABLE_REASON_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 SILENCE_EVENT_NL = {"added": "toegevoegd", "expired": "beëindigd", "ended": "verlopen"}
 
 
 @silences_group.command("expire")
-@click.argument("silence_id", type=int)
-@click.option("--by", "by", required=True, help="Uw medewerker-id.")
-@click.option("--reason", default="handmatig beëindigd", show_default=True, help="Waarom.")
+@click.argument("silence_id", type=ROW_ID)
+@click.option("--by", "by", required=True, type=ID, help="Uw medewerker-id.")
+@click.option(
+    "--reason", default="handmatig beëindigd", show_default=True, type=REASON, help="Waarom."
+)
 @click.option("--as-of", "as_of", callback=_date, help="Vanaf deze datum (standaard vandaag).")
 @click.pass_context
 def silences_expire(
@@ -560,7 +623,7 @@ def silences_expire(
         try:
             expire_silence(conn, silence_id, by, reason, as_of or _today(ctx))
         except SilenceError as exc:
-            err.print(str(exc), style="red", markup=False)
+            err.print(_sentence(str(exc)), style="red", markup=False)
             sys.exit(1)
     console.print(f"Stilte {silence_id} beëindigd.")
 
@@ -632,7 +695,13 @@ def rules_promote(ctx: click.Context, rule_id: str, by: str, reason: str) -> Non
         sys.exit(1)
     after = next((r for r in load_rule_dir(settings.rules_dir).rules if r.id == rule.id), None)
     if after is None or after.shadow:
-        write_text(path, before)
+        try:
+            write_text(path, before)
+        except ModeEditError as exc:
+            err.print(
+                f"{rule.path}: {exc} Zet de vorige versie zelf terug.", style="red", markup=False
+            )
+            sys.exit(1)
         err.print(
             f"{rule.path}: na de wijziging klopt de regel niet meer; het bestand is "
             "teruggezet. Verwijder 'mode: shadow' zelf en controleer met 'rules check'.",
