@@ -484,3 +484,21 @@ def test_refusals_on_the_command_line_are_sentences(env: Path) -> None:
         text = result.output.strip()
         assert result.exit_code == 1 and text[0].isupper() and text.endswith((".", "?")), text
     assert typo.output.startswith("De regel bestaat niet")
+
+
+def test_a_location_is_known_when_a_case_carries_it(db_url: str, tmp_path: Path) -> None:
+    """`silences add --location` checks the id against the source, on SQLite and
+    PostgreSQL alike (a JSON lookup in the cases' extra fields)."""
+    from regiesignaal.engine.source.read import location_exists
+
+    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
+    generate(30, 3, AS_OF, cases, staff)
+    known = {json.loads(x).get("location") for x in cases.read_text().splitlines()} - {None}
+    engine = sa.create_engine(db_url)
+    try:
+        load_cases(engine, cases)
+        assert known and all(location_exists(engine, str(loc)) for loc in known)
+        assert not location_exists(engine, "loc-bestaat-niet")
+        assert not location_exists(engine, "' OR 1=1 --")
+    finally:
+        engine.dispose()
