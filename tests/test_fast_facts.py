@@ -418,3 +418,39 @@ def test_warnings_with_shared_facts_equal_every_day_built_on_generated_cases(
             shared += changes is not None and bool(changes)
             unshared += changes is None
     assert warned > 50 and shared > 10 and unshared > 10
+
+
+def test_warnings_skipping_unmoved_days_equal_every_day_built(tmp_path: Path) -> None:
+    """A rule is not evaluated again on a day ahead when the fact is the day before's and
+    no threshold that moved lies at its field's value (``moved_thresholds``): generated
+    cases with their dates spread over the thresholds of the pack (80 days back to 19
+    ahead), so values land on the moved constants too, give the warnings of building and
+    evaluating every day."""
+    import json
+
+    from regiesignaal.engine.language.casefile import parse_case
+    from regiesignaal.fixtures.generator import generate
+
+    def spread(value: Any, as_of: dt.date) -> Any:
+        if isinstance(value, dt.date):
+            return as_of + dt.timedelta(days=(value - as_of).days % 100 - 80)
+        if isinstance(value, dict):
+            return {k: spread(v, as_of) for k, v in value.items()}
+        if isinstance(value, list):
+            return [spread(v, as_of) for v in value]
+        return value
+
+    generate(300, 5, AS_OF, tmp_path / "cases.jsonl", tmp_path / "staff.jsonl")
+    raws = [json.loads(x) for x in (tmp_path / "cases.jsonl").open(encoding="utf-8")]
+    generated = [parse_case(r) for r in raws if r.get("status", "open") == "open"]
+    warned = 0
+    for shift in (-20, 0, 4, 9):
+        as_of = AS_OF + dt.timedelta(days=shift)
+        evaluator = Evaluator(compile_rules(PACK, as_of), "python")
+        assert any(m for day in evaluator._moved for m in day.values())  # thresholds move
+        for case in [*generated, *(spread(c, as_of) for c in generated)]:
+            fired = evaluator.fired(case)
+            got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+            assert got == upcoming_every_day_built(evaluator, case)
+            warned += bool(got)
+    assert warned > 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -121,6 +122,63 @@ def _dated_leaves(
             _dated_leaves([n.items[i] for n in nodes], out, groups)  # type: ignore[union-attr]
     elif isinstance(first, Neg):
         _dated_leaves([n.item for n in nodes], out, groups)  # type: ignore[union-attr]
+
+
+def _moved_leaves(a: Node, b: Node, out: list[tuple[str, int, int]]) -> None:
+    """Walk a rule's condition bound for two consecutive days in parallel; add (fact key,
+    lowest, highest constant) for each integer comparison whose constant differs. Raises
+    ``_Unshared`` when the two differ in any other way."""
+    if type(a) is not type(b):
+        raise _Unshared
+    if isinstance(a, Leaf):
+        assert isinstance(b, Leaf)
+        if a.field != b.field or a.op != b.op or a.missing_result != b.missing_result:
+            raise _Unshared
+        if a.value == b.value and type(a.value) is type(b.value):
+            return
+        if a.op not in ("lt", "le", "gt", "ge", "eq", "ne"):
+            raise _Unshared
+        if type(a.value) is not int or type(b.value) is not int:
+            raise _Unshared
+        out.append((a.field, min(a.value, b.value), max(a.value, b.value)))
+    elif isinstance(a, And | Or):
+        assert isinstance(b, And | Or)
+        if len(a.items) != len(b.items):
+            raise _Unshared
+        for x, y in zip(a.items, b.items, strict=True):
+            _moved_leaves(x, y, out)
+    elif isinstance(a, Neg):
+        assert isinstance(b, Neg)
+        _moved_leaves(a.item, b.item, out)
+    elif a != b:
+        raise _Unshared
+
+
+def moved_thresholds(
+    ahead: tuple[CompiledRuleSet, ...],
+) -> list[dict[str, tuple[tuple[str, int, int], ...] | None]]:
+    """Per day ahead after the first (index 0 is as_of + 2) and per warned rule: the
+    comparisons whose date threshold moved since the day before, as (fact key, lowest,
+    highest constant); None when the rule's condition changed in another way (or the rule
+    was not active the day before). On the same fact, a rule can only change its truth
+    from one day to the next when a moved comparison's field lies between its constants."""
+    out: list[dict[str, tuple[tuple[str, int, int], ...] | None]] = []
+    for prev, cur in itertools.pairwise(ahead):
+        before = {cr.rule.id: cr.bound for cr in prev.rules}
+        day: dict[str, tuple[tuple[str, int, int], ...] | None] = {}
+        for cr in cur.rules:
+            old = before.get(cr.rule.id)
+            moved: list[tuple[str, int, int]] = []
+            try:
+                if old is None:
+                    raise _Unshared
+                _moved_leaves(old, cr.bound, moved)
+            except _Unshared:
+                day[cr.rule.id] = None
+                continue
+            day[cr.rule.id] = tuple(moved)
+        out.append(day)
+    return out
 
 
 class AheadFacts:
@@ -236,6 +294,7 @@ class Evaluator:
         self._ahead: AheadFacts | None = AheadFacts(compiled) if compiled.ahead else None
         if self._ahead is not None and not self._ahead.shared:
             self._ahead = None
+        self._moved = moved_thresholds(compiled.ahead) if self._ahead is not None else []
         self._durable: Any = None
         if backend == "durable":
             from regiesignaal.engine.language.durable_backend import DurableEvaluator
@@ -289,10 +348,27 @@ class Evaluator:
         # the fact of an earlier day ahead, and how many change dates it had behind it
         changes: list[dt.date] | None = None
         kept: tuple[int, dict[str, Any]] | None = None
+        if self._ahead is not None and waiting:
+            changes = self._ahead.changes(case)
+        passed_before = -1  # the change dates behind the day before (changes known)
         for k, later in enumerate(self.compiled.ahead, start=1):
             if not waiting:
                 break
             fact: dict[str, Any] | None = None
+            passed = -1
+            if changes is not None:
+                passed = bisect.bisect_right(changes, later.as_of)
+            # the same fact as the day before: a rule that did not fire then can only fire
+            # today when a moved threshold passes the value of its field (``_moved``)
+            moved_today = (
+                self._moved[k - 2]
+                if k >= 2
+                and passed == passed_before >= 0
+                and kept is not None
+                and kept[0] == passed
+                else None
+            )
+            passed_before = passed
             for cr in later.rules:
                 rule_id = cr.rule.id
                 horizon = waiting.get(rule_id)
@@ -301,13 +377,20 @@ class Evaluator:
                 if k - 1 > horizon:
                     del waiting[rule_id]
                     continue
+                if moved_today is not None and kept is not None:
+                    moved = moved_today.get(rule_id)
+                    if moved is not None:
+                        same = kept[1]
+                        for key, lo, hi in moved:
+                            v = same.get(key)
+                            if v is not None and (type(v) is not int or lo <= v <= hi):
+                                break
+                        else:
+                            continue  # cannot have changed: still does not fire
                 if fact is None:
-                    if self._ahead is not None and k == 1:
-                        changes = self._ahead.changes(case)
                     if changes is None:
                         fact = build_fact(case, later)
                     else:
-                        passed = bisect.bisect_right(changes, later.as_of)
                         if kept is None or kept[0] != passed:
                             kept = (passed, build_fact(case, later))
                         fact = kept[1]
