@@ -454,3 +454,36 @@ def test_warnings_skipping_unmoved_days_equal_every_day_built(tmp_path: Path) ->
             assert got == upcoming_every_day_built(evaluator, case)
             warned += bool(got)
     assert warned > 100
+
+
+def test_todays_fact_serves_the_days_ahead_only_when_a_filter_cannot_tell_them_apart() -> None:
+    """The days ahead before the first change date take today's fact (``AheadFacts.today``):
+    a measure ending today still counts today (``until`` newer than 0 days) but no longer
+    tomorrow, so such a case builds every day, and VBL-10W warns of it exactly when
+    building every day does."""
+    evaluator = Evaluator(compile_rules(PACK, AS_OF), "python")
+    ahead = evaluator._ahead
+    assert ahead is not None and ahead.today
+    seen = set()
+    for ends in range(-2, 4):
+        for began in range(66, 72):
+            case = {
+                "case_ref": "Z-1",
+                "status": "open",
+                "opened_on": AS_OF - dt.timedelta(days=200),
+                "location_type": "vbl",
+                "measures": [
+                    {
+                        "kind": "vbl",
+                        "from": AS_OF - dt.timedelta(days=began),
+                        "until": AS_OF + dt.timedelta(days=ends),
+                    }
+                ],
+            }
+            if ends == 0:
+                assert ahead.changes(case) is None
+            fired = evaluator.fired(case)
+            got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+            assert got == upcoming_every_day_built(evaluator, case)
+            seen.add(any(rule == "VBL-10W" for rule, _ in got))
+    assert seen == {True, False}

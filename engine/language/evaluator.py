@@ -202,6 +202,7 @@ class AheadFacts:
         self.groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, date keys)
         self.events = tuple(name.partition(".")[::2] for name in sorted(EVENT_DATES))
         self.dated: list[tuple[str, str, int, int]] = []
+        self.today = False  # today's fact serves the days ahead before any change date
         self.shared = bool(ahead)
         if not self.shared:
             return
@@ -210,12 +211,19 @@ class AheadFacts:
         if any((later.case_fields, [d.field for d in later.derived]) != shape for later in ahead):
             self.shared = False
             return
+        # today's fact serves the days ahead before the first change date too, when it
+        # carries every field of theirs, derived the same way (the filters' constants of
+        # today count among the days' below)
+        derived_today = {d.field.name: d.field for d in compiled.derived}
+        self.today = set(first.case_fields) <= set(compiled.case_fields) and all(
+            derived_today.get(d.field.name) == d.field for d in first.derived
+        )
         try:
             for d in first.derived:
                 where = d.field.where
                 if where is not None:
                     groups = sorted({g for g, _ in d.field.sources})
-                    bound = [bind(where, later.as_of) for later in ahead]
+                    bound = [bind(where, later.as_of) for later in (compiled, *ahead)]
                     _dated_leaves(bound, self.dated, groups)
         except _Unshared:
             self.shared = False
@@ -335,11 +343,18 @@ class Evaluator:
     def fired(self, case: Mapping[str, Any]) -> list[str]:
         return self.fired_for_fact(build_fact(case, self.compiled))
 
-    def upcoming(self, case: Mapping[str, Any], fired_today: Iterable[str]) -> list[Upcoming]:
+    def upcoming(
+        self,
+        case: Mapping[str, Any],
+        fired_today: Iterable[str],
+        today: Mapping[str, Any] | None = None,
+    ) -> list[Upcoming]:
         """The warned rules that do not fire on ``case`` today but will within their
         ``warn_before`` if nothing changes: each rule is evaluated (plain Python, the same
         compiled conditions) on the case as it stands, with the facts and thresholds of
-        every next day in turn; the first day it fires gives its deadline (the day before)."""
+        every next day in turn; the first day it fires gives its deadline (the day before).
+        ``today`` is the case's fact of the as-of date when the caller has it (built here
+        otherwise, when the days ahead can use it)."""
         if not self._warned:
             return []
         as_of = self.compiled.as_of
@@ -347,14 +362,14 @@ class Evaluator:
         out: list[Upcoming] = []
         # the fact of an earlier day ahead, and how many change dates it had behind it
         changes: list[dt.date] | None = None
-        kept: tuple[int, dict[str, Any]] | None = None
+        kept: tuple[int, Mapping[str, Any]] | None = None
         if self._ahead is not None and waiting:
             changes = self._ahead.changes(case)
         passed_before = -1  # the change dates behind the day before (changes known)
         for k, later in enumerate(self.compiled.ahead, start=1):
             if not waiting:
                 break
-            fact: dict[str, Any] | None = None
+            fact: Mapping[str, Any] | None = None
             passed = -1
             if changes is not None:
                 passed = bisect.bisect_right(changes, later.as_of)
@@ -392,7 +407,12 @@ class Evaluator:
                         fact = build_fact(case, later)
                     else:
                         if kept is None or kept[0] != passed:
-                            kept = (passed, build_fact(case, later))
+                            if passed == 0 and self._ahead is not None and self._ahead.today:
+                                if today is None:
+                                    today = build_fact(case, self.compiled)
+                                kept = (passed, today)
+                            else:
+                                kept = (passed, build_fact(case, later))
                         fact = kept[1]
                 if cr.predicate(fact):
                     del waiting[rule_id]
@@ -427,7 +447,7 @@ class Evaluator:
                 fact = build_fact(case, self.compiled)
                 fired = self.fired_levels(fact)
                 bonus = self.compiled.case_bonus(fact) if fired else 0
-                soon = self.upcoming(case, fired) if upcoming is not None else []
+                soon = self.upcoming(case, fired, fact) if upcoming is not None else []
             except EvaluationMismatch:
                 raise
             except Exception as exc:
