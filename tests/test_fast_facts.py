@@ -487,3 +487,69 @@ def test_todays_fact_serves_the_days_ahead_only_when_a_filter_cannot_tell_them_a
             assert got == upcoming_every_day_built(evaluator, case)
             seen.add(any(rule == "VBL-10W" for rule, _ in got))
     assert seen == {True, False}
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    derived=st.one_of(derived_fields(), st.just(list(PACK.derived))),
+    case=cases(),
+    shift=st.integers(-30, 30),
+    squeeze=st.booleans(),
+)
+def test_warnings_equal_every_day_built_on_generated_rules(
+    data: st.DataObject, derived: list[DerivedField], case: dict, shift: int, squeeze: bool
+) -> None:
+    """Generated rules with ``warn_before`` (any condition over generated or the pack's
+    derived fields, with thresholds that move and records that change the facts within
+    the days ahead): the warnings of the shared facts and skipped days equal building and
+    evaluating every day."""
+    import dataclasses
+
+    conds = st.recursive(
+        rule_tests(derived),
+        lambda inner: st.one_of(
+            st.builds(lambda xs: All(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(lambda xs: Any_(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(Not, inner),
+        ),
+        max_leaves=4,
+    )
+    warns = st.sampled_from([Duration(3, "wd"), Duration(5, "wd"), Duration(4, "d")])
+    specs = data.draw(st.lists(st.tuples(conds, warns), min_size=1, max_size=3))
+    ruledir = RuleDir(root=Path("."), version="gen", derived=derived)
+    ruledir.rules = [
+        dataclasses.replace(make_rule(i, w, None), warn_before=warn)
+        for i, (w, warn) in enumerate(specs)
+    ]
+    as_of = AS_OF + dt.timedelta(days=shift)
+    assume(not engine_limit_problems(ruledir, as_of))
+    evaluator = Evaluator(compile_rules(ruledir, as_of), "python")
+    if squeeze:
+        case = near(case, as_of)
+    fired = evaluator.fired(case)
+    got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+    assert got == upcoming_every_day_built(evaluator, case)
+
+
+def test_a_record_dated_within_the_days_ahead_still_warns() -> None:
+    """A planned interview counts from its date on: a rule that fires on it warns of that
+    day, though the first day ahead's fact (no interview yet) has no moving threshold to
+    watch (the change date keeps every day built after it)."""
+    import dataclasses
+
+    ruledir = RuleDir(root=Path("."), version="gen", derived=list(PACK.derived))
+    when = Test("vertrekgesprek_count", "gt", 0)
+    ruledir.rules = [dataclasses.replace(make_rule(0, when, None), warn_before=Duration(5, "wd"))]
+    evaluator = Evaluator(compile_rules(ruledir, AS_OF), "python")
+    assert evaluator._ahead is not None
+    for days in range(1, 9):
+        case = {
+            "case_ref": "Z-1",
+            "status": "open",
+            "opened_on": AS_OF - dt.timedelta(days=100),
+            "interviews": [{"on": AS_OF + dt.timedelta(days=days), "kind": "vertrekgesprek"}],
+        }
+        got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, [])]
+        assert got == upcoming_every_day_built(evaluator, case)
+        assert got == [("G-0", AS_OF + dt.timedelta(days=days - 1))]

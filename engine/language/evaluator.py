@@ -303,6 +303,22 @@ class Evaluator:
         if self._ahead is not None and not self._ahead.shared:
             self._ahead = None
         self._moved = moved_thresholds(compiled.ahead) if self._ahead is not None else []
+        # per warned rule present on every day ahead: (fact key, lowest, highest) of the
+        # thresholds that move anywhere after the first day ahead, merged per key; a fact
+        # with no value in them, the same every day ahead, gives the first day's result on
+        # all of them
+        self._span: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        for rule_id in (cr.rule.id for cr in compiled.ahead[0].rules) if self._moved else ():
+            merged: dict[str, tuple[int, int]] = {}
+            for day in self._moved:
+                moved = day.get(rule_id)
+                if moved is None:
+                    break
+                for key, lo, hi in moved:
+                    a, b = merged.get(key, (lo, hi))
+                    merged[key] = (min(a, lo), max(b, hi))
+            else:
+                self._span[rule_id] = tuple((k, a, b) for k, (a, b) in sorted(merged.items()))
         self._durable: Any = None
         if backend == "durable":
             from regiesignaal.engine.language.durable_backend import DurableEvaluator
@@ -373,6 +389,26 @@ class Evaluator:
             passed = -1
             if changes is not None:
                 passed = bisect.bisect_right(changes, later.as_of)
+            if (
+                k == 2
+                and self._span
+                and kept is not None
+                and kept[0] == passed_before
+                and changes is not None
+                and bisect.bisect_right(changes, self.compiled.ahead[-1].as_of) == passed_before
+            ):
+                # the fact of the first day ahead serves every day: a rule that did not
+                # fire then and has no value among its moving thresholds never fires
+                same = kept[1]
+                for rule_id in [r for r in waiting if r in self._span]:
+                    for key, lo, hi in self._span[rule_id]:
+                        v = same.get(key)
+                        if v is not None and (type(v) is not int or lo <= v <= hi):
+                            break
+                    else:
+                        del waiting[rule_id]
+                if not waiting:
+                    break
             # the same fact as the day before: a rule that did not fire then can only fire
             # today when a moved threshold passes the value of its field (``_moved``)
             moved_today = (
