@@ -418,3 +418,138 @@ def test_warnings_with_shared_facts_equal_every_day_built_on_generated_cases(
             shared += changes is not None and bool(changes)
             unshared += changes is None
     assert warned > 50 and shared > 10 and unshared > 10
+
+
+def test_warnings_skipping_unmoved_days_equal_every_day_built(tmp_path: Path) -> None:
+    """A rule is not evaluated again on a day ahead when the fact is the day before's and
+    no threshold that moved lies at its field's value (``moved_thresholds``): generated
+    cases with their dates spread over the thresholds of the pack (80 days back to 19
+    ahead), so values land on the moved constants too, give the warnings of building and
+    evaluating every day."""
+    import json
+
+    from regiesignaal.engine.language.casefile import parse_case
+    from regiesignaal.fixtures.generator import generate
+
+    def spread(value: Any, as_of: dt.date) -> Any:
+        if isinstance(value, dt.date):
+            return as_of + dt.timedelta(days=(value - as_of).days % 100 - 80)
+        if isinstance(value, dict):
+            return {k: spread(v, as_of) for k, v in value.items()}
+        if isinstance(value, list):
+            return [spread(v, as_of) for v in value]
+        return value
+
+    generate(300, 5, AS_OF, tmp_path / "cases.jsonl", tmp_path / "staff.jsonl")
+    raws = [json.loads(x) for x in (tmp_path / "cases.jsonl").open(encoding="utf-8")]
+    generated = [parse_case(r) for r in raws if r.get("status", "open") == "open"]
+    warned = 0
+    for shift in (-20, 0, 4, 9):
+        as_of = AS_OF + dt.timedelta(days=shift)
+        evaluator = Evaluator(compile_rules(PACK, as_of), "python")
+        assert any(m for day in evaluator._moved for m in day.values())  # thresholds move
+        for case in [*generated, *(spread(c, as_of) for c in generated)]:
+            fired = evaluator.fired(case)
+            got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+            assert got == upcoming_every_day_built(evaluator, case)
+            warned += bool(got)
+    assert warned > 100
+
+
+def test_todays_fact_serves_the_days_ahead_only_when_a_filter_cannot_tell_them_apart() -> None:
+    """The days ahead before the first change date take today's fact (``AheadFacts.today``):
+    a measure ending today still counts today (``until`` newer than 0 days) but no longer
+    tomorrow, so such a case builds every day, and VBL-10W warns of it exactly when
+    building every day does."""
+    evaluator = Evaluator(compile_rules(PACK, AS_OF), "python")
+    ahead = evaluator._ahead
+    assert ahead is not None and ahead.today
+    seen = set()
+    for ends in range(-2, 4):
+        for began in range(66, 72):
+            case = {
+                "case_ref": "Z-1",
+                "status": "open",
+                "opened_on": AS_OF - dt.timedelta(days=200),
+                "location_type": "vbl",
+                "measures": [
+                    {
+                        "kind": "vbl",
+                        "from": AS_OF - dt.timedelta(days=began),
+                        "until": AS_OF + dt.timedelta(days=ends),
+                    }
+                ],
+            }
+            if ends == 0:
+                assert ahead.changes(case) is None
+            fired = evaluator.fired(case)
+            got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+            assert got == upcoming_every_day_built(evaluator, case)
+            seen.add(any(rule == "VBL-10W" for rule, _ in got))
+    assert seen == {True, False}
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    derived=st.one_of(derived_fields(), st.just(list(PACK.derived))),
+    case=cases(),
+    shift=st.integers(-30, 30),
+    squeeze=st.booleans(),
+)
+def test_warnings_equal_every_day_built_on_generated_rules(
+    data: st.DataObject, derived: list[DerivedField], case: dict, shift: int, squeeze: bool
+) -> None:
+    """Generated rules with ``warn_before`` (any condition over generated or the pack's
+    derived fields, with thresholds that move and records that change the facts within
+    the days ahead): the warnings of the shared facts and skipped days equal building and
+    evaluating every day."""
+    import dataclasses
+
+    conds = st.recursive(
+        rule_tests(derived),
+        lambda inner: st.one_of(
+            st.builds(lambda xs: All(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(lambda xs: Any_(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(Not, inner),
+        ),
+        max_leaves=4,
+    )
+    warns = st.sampled_from([Duration(3, "wd"), Duration(5, "wd"), Duration(4, "d")])
+    specs = data.draw(st.lists(st.tuples(conds, warns), min_size=1, max_size=3))
+    ruledir = RuleDir(root=Path("."), version="gen", derived=derived)
+    ruledir.rules = [
+        dataclasses.replace(make_rule(i, w, None), warn_before=warn)
+        for i, (w, warn) in enumerate(specs)
+    ]
+    as_of = AS_OF + dt.timedelta(days=shift)
+    assume(not engine_limit_problems(ruledir, as_of))
+    evaluator = Evaluator(compile_rules(ruledir, as_of), "python")
+    if squeeze:
+        case = near(case, as_of)
+    fired = evaluator.fired(case)
+    got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, fired)]
+    assert got == upcoming_every_day_built(evaluator, case)
+
+
+def test_a_record_dated_within_the_days_ahead_still_warns() -> None:
+    """A planned interview counts from its date on: a rule that fires on it warns of that
+    day, though the first day ahead's fact (no interview yet) has no moving threshold to
+    watch (the change date keeps every day built after it)."""
+    import dataclasses
+
+    ruledir = RuleDir(root=Path("."), version="gen", derived=list(PACK.derived))
+    when = Test("vertrekgesprek_count", "gt", 0)
+    ruledir.rules = [dataclasses.replace(make_rule(0, when, None), warn_before=Duration(5, "wd"))]
+    evaluator = Evaluator(compile_rules(ruledir, AS_OF), "python")
+    assert evaluator._ahead is not None
+    for days in range(1, 9):
+        case = {
+            "case_ref": "Z-1",
+            "status": "open",
+            "opened_on": AS_OF - dt.timedelta(days=100),
+            "interviews": [{"on": AS_OF + dt.timedelta(days=days), "kind": "vertrekgesprek"}],
+        }
+        got = [(u.rule_id, u.due_on) for u in evaluator.upcoming(case, [])]
+        assert got == upcoming_every_day_built(evaluator, case)
+        assert got == [("G-0", AS_OF + dt.timedelta(days=days - 1))]

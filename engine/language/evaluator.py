@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -123,6 +124,63 @@ def _dated_leaves(
         _dated_leaves([n.item for n in nodes], out, groups)  # type: ignore[union-attr]
 
 
+def _moved_leaves(a: Node, b: Node, out: list[tuple[str, int, int]]) -> None:
+    """Walk a rule's condition bound for two consecutive days in parallel; add (fact key,
+    lowest, highest constant) for each integer comparison whose constant differs. Raises
+    ``_Unshared`` when the two differ in any other way."""
+    if type(a) is not type(b):
+        raise _Unshared
+    if isinstance(a, Leaf):
+        assert isinstance(b, Leaf)
+        if a.field != b.field or a.op != b.op or a.missing_result != b.missing_result:
+            raise _Unshared
+        if a.value == b.value and type(a.value) is type(b.value):
+            return
+        if a.op not in ("lt", "le", "gt", "ge", "eq", "ne"):
+            raise _Unshared
+        if type(a.value) is not int or type(b.value) is not int:
+            raise _Unshared
+        out.append((a.field, min(a.value, b.value), max(a.value, b.value)))
+    elif isinstance(a, And | Or):
+        assert isinstance(b, And | Or)
+        if len(a.items) != len(b.items):
+            raise _Unshared
+        for x, y in zip(a.items, b.items, strict=True):
+            _moved_leaves(x, y, out)
+    elif isinstance(a, Neg):
+        assert isinstance(b, Neg)
+        _moved_leaves(a.item, b.item, out)
+    elif a != b:
+        raise _Unshared
+
+
+def moved_thresholds(
+    ahead: tuple[CompiledRuleSet, ...],
+) -> list[dict[str, tuple[tuple[str, int, int], ...] | None]]:
+    """Per day ahead after the first (index 0 is as_of + 2) and per warned rule: the
+    comparisons whose date threshold moved since the day before, as (fact key, lowest,
+    highest constant); None when the rule's condition changed in another way (or the rule
+    was not active the day before). On the same fact, a rule can only change its truth
+    from one day to the next when a moved comparison's field lies between its constants."""
+    out: list[dict[str, tuple[tuple[str, int, int], ...] | None]] = []
+    for prev, cur in itertools.pairwise(ahead):
+        before = {cr.rule.id: cr.bound for cr in prev.rules}
+        day: dict[str, tuple[tuple[str, int, int], ...] | None] = {}
+        for cr in cur.rules:
+            old = before.get(cr.rule.id)
+            moved: list[tuple[str, int, int]] = []
+            try:
+                if old is None:
+                    raise _Unshared
+                _moved_leaves(old, cr.bound, moved)
+            except _Unshared:
+                day[cr.rule.id] = None
+                continue
+            day[cr.rule.id] = tuple(moved)
+        out.append(day)
+    return out
+
+
 class AheadFacts:
     """The facts of one case for the days ahead (``warn_before``), built once and shared
     between days when they cannot differ (issue 19: eleven facts per case were most of
@@ -144,6 +202,7 @@ class AheadFacts:
         self.groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, date keys)
         self.events = tuple(name.partition(".")[::2] for name in sorted(EVENT_DATES))
         self.dated: list[tuple[str, str, int, int]] = []
+        self.today = False  # today's fact serves the days ahead before any change date
         self.shared = bool(ahead)
         if not self.shared:
             return
@@ -152,12 +211,19 @@ class AheadFacts:
         if any((later.case_fields, [d.field for d in later.derived]) != shape for later in ahead):
             self.shared = False
             return
+        # today's fact serves the days ahead before the first change date too, when it
+        # carries every field of theirs, derived the same way (the filters' constants of
+        # today count among the days' below)
+        derived_today = {d.field.name: d.field for d in compiled.derived}
+        self.today = set(first.case_fields) <= set(compiled.case_fields) and all(
+            derived_today.get(d.field.name) == d.field for d in first.derived
+        )
         try:
             for d in first.derived:
                 where = d.field.where
                 if where is not None:
                     groups = sorted({g for g, _ in d.field.sources})
-                    bound = [bind(where, later.as_of) for later in ahead]
+                    bound = [bind(where, later.as_of) for later in (compiled, *ahead)]
                     _dated_leaves(bound, self.dated, groups)
         except _Unshared:
             self.shared = False
@@ -236,6 +302,23 @@ class Evaluator:
         self._ahead: AheadFacts | None = AheadFacts(compiled) if compiled.ahead else None
         if self._ahead is not None and not self._ahead.shared:
             self._ahead = None
+        self._moved = moved_thresholds(compiled.ahead) if self._ahead is not None else []
+        # per warned rule present on every day ahead: (fact key, lowest, highest) of the
+        # thresholds that move anywhere after the first day ahead, merged per key; a fact
+        # with no value in them, the same every day ahead, gives the first day's result on
+        # all of them
+        self._span: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        for rule_id in (cr.rule.id for cr in compiled.ahead[0].rules) if self._moved else ():
+            merged: dict[str, tuple[int, int]] = {}
+            for day in self._moved:
+                moved = day.get(rule_id)
+                if moved is None:
+                    break
+                for key, lo, hi in moved:
+                    a, b = merged.get(key, (lo, hi))
+                    merged[key] = (min(a, lo), max(b, hi))
+            else:
+                self._span[rule_id] = tuple((k, a, b) for k, (a, b) in sorted(merged.items()))
         self._durable: Any = None
         if backend == "durable":
             from regiesignaal.engine.language.durable_backend import DurableEvaluator
@@ -276,11 +359,18 @@ class Evaluator:
     def fired(self, case: Mapping[str, Any]) -> list[str]:
         return self.fired_for_fact(build_fact(case, self.compiled))
 
-    def upcoming(self, case: Mapping[str, Any], fired_today: Iterable[str]) -> list[Upcoming]:
+    def upcoming(
+        self,
+        case: Mapping[str, Any],
+        fired_today: Iterable[str],
+        today: Mapping[str, Any] | None = None,
+    ) -> list[Upcoming]:
         """The warned rules that do not fire on ``case`` today but will within their
         ``warn_before`` if nothing changes: each rule is evaluated (plain Python, the same
         compiled conditions) on the case as it stands, with the facts and thresholds of
-        every next day in turn; the first day it fires gives its deadline (the day before)."""
+        every next day in turn; the first day it fires gives its deadline (the day before).
+        ``today`` is the case's fact of the as-of date when the caller has it (built here
+        otherwise, when the days ahead can use it)."""
         if not self._warned:
             return []
         as_of = self.compiled.as_of
@@ -288,11 +378,48 @@ class Evaluator:
         out: list[Upcoming] = []
         # the fact of an earlier day ahead, and how many change dates it had behind it
         changes: list[dt.date] | None = None
-        kept: tuple[int, dict[str, Any]] | None = None
+        kept: tuple[int, Mapping[str, Any]] | None = None
+        if self._ahead is not None and waiting:
+            changes = self._ahead.changes(case)
+        passed_before = -1  # the change dates behind the day before (changes known)
         for k, later in enumerate(self.compiled.ahead, start=1):
             if not waiting:
                 break
-            fact: dict[str, Any] | None = None
+            fact: Mapping[str, Any] | None = None
+            passed = -1
+            if changes is not None:
+                passed = bisect.bisect_right(changes, later.as_of)
+            if (
+                k == 2
+                and self._span
+                and kept is not None
+                and kept[0] == passed_before
+                and changes is not None
+                and bisect.bisect_right(changes, self.compiled.ahead[-1].as_of) == passed_before
+            ):
+                # the fact of the first day ahead serves every day: a rule that did not
+                # fire then and has no value among its moving thresholds never fires
+                same = kept[1]
+                for rule_id in [r for r in waiting if r in self._span]:
+                    for key, lo, hi in self._span[rule_id]:
+                        v = same.get(key)
+                        if v is not None and (type(v) is not int or lo <= v <= hi):
+                            break
+                    else:
+                        del waiting[rule_id]
+                if not waiting:
+                    break
+            # the same fact as the day before: a rule that did not fire then can only fire
+            # today when a moved threshold passes the value of its field (``_moved``)
+            moved_today = (
+                self._moved[k - 2]
+                if k >= 2
+                and passed == passed_before >= 0
+                and kept is not None
+                and kept[0] == passed
+                else None
+            )
+            passed_before = passed
             for cr in later.rules:
                 rule_id = cr.rule.id
                 horizon = waiting.get(rule_id)
@@ -301,15 +428,27 @@ class Evaluator:
                 if k - 1 > horizon:
                     del waiting[rule_id]
                     continue
+                if moved_today is not None and kept is not None:
+                    moved = moved_today.get(rule_id)
+                    if moved is not None:
+                        same = kept[1]
+                        for key, lo, hi in moved:
+                            v = same.get(key)
+                            if v is not None and (type(v) is not int or lo <= v <= hi):
+                                break
+                        else:
+                            continue  # cannot have changed: still does not fire
                 if fact is None:
-                    if self._ahead is not None and k == 1:
-                        changes = self._ahead.changes(case)
                     if changes is None:
                         fact = build_fact(case, later)
                     else:
-                        passed = bisect.bisect_right(changes, later.as_of)
                         if kept is None or kept[0] != passed:
-                            kept = (passed, build_fact(case, later))
+                            if passed == 0 and self._ahead is not None and self._ahead.today:
+                                if today is None:
+                                    today = build_fact(case, self.compiled)
+                                kept = (passed, today)
+                            else:
+                                kept = (passed, build_fact(case, later))
                         fact = kept[1]
                 if cr.predicate(fact):
                     del waiting[rule_id]
@@ -344,7 +483,7 @@ class Evaluator:
                 fact = build_fact(case, self.compiled)
                 fired = self.fired_levels(fact)
                 bonus = self.compiled.case_bonus(fact) if fired else 0
-                soon = self.upcoming(case, fired) if upcoming is not None else []
+                soon = self.upcoming(case, fired, fact) if upcoming is not None else []
             except EvaluationMismatch:
                 raise
             except Exception as exc:
