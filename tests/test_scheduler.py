@@ -160,7 +160,8 @@ def _seed(config: Path, next_run: dt.datetime) -> None:
 def test_a_night_missed_while_down_runs_once_on_return(
     tmp_path: Path, schedulers: list[Scheduler]
 ) -> None:
-    config = _config(tmp_path, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    scheduled = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # the configured time
+    config = _config(tmp_path, scheduled)
     night = dt.datetime.now(AMS).replace(microsecond=0) - dt.timedelta(seconds=30)
     _seed(config, night)  # the scheduler was down when this night was due
     store_url = _store(tmp_path)
@@ -170,7 +171,8 @@ def test_a_night_missed_while_down_runs_once_on_return(
     assert back.stop() == 0
     rows = _scheduled(store_url)
     assert [r.status for r in rows] == ["succeeded"], "exactly once"
-    assert rows[0].as_of == night.date()
+    # the night is the configured time's date (near midnight not the seeded job's)
+    assert rows[0].as_of == scheduled.astimezone(AMS).date()
     assert _next_run_time(store_url) > time.time() + 3600, "moved on to the next night"
     again = Scheduler(config, tmp_path / "again.log")  # a restart does not run it again
     schedulers.append(again)
