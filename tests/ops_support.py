@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import email
+from email import policy
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -83,3 +85,21 @@ def outbox_rows(engine: sa.Engine) -> list[ob.OutboxRow]:
         ids = conn.execute(sa.select(ob.outbox.c.id).order_by(ob.outbox.c.id)).scalars().all()
         found = [ob.get(conn, i) for i in ids]
     return [r for r in found if r is not None]
+
+
+def received_texts(directory: Path, seen: set[Path]) -> dict[str, str]:
+    """The text and HTML parts (the whole-list attachment included) of every .eml in
+    ``directory`` not yet in ``seen``, by recipient address; adds them to ``seen``."""
+    out = {}
+    for path in sorted(directory.glob("*.eml")):
+        if path in seen:
+            continue
+        seen.add(path)
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        parts = [
+            p.get_content()  # type: ignore[attr-defined]
+            for p in msg.walk()
+            if p.get_content_type() in ("text/plain", "text/html") and not p.is_multipart()
+        ]
+        out[str(msg["To"])] = "\n".join(parts)
+    return out

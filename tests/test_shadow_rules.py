@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email
 import json
 import shutil
-from email import policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from ops_support import make_source, received_texts
 
 from regiesignaal.engine.language.casefile import parse_case
 from regiesignaal.engine.language.compiler import compile_rules
@@ -319,31 +318,9 @@ def _settings(source_url: str, store_url: str, port: int, rules: Path, report: P
     )
 
 
-def _texts(directory: Path, seen: set[Path]) -> dict[str, str]:
-    out = {}
-    for path in sorted(directory.glob("*.eml")):
-        if path in seen:
-            continue
-        seen.add(path)
-        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        parts = [
-            p.get_content()  # type: ignore[attr-defined]
-            for p in msg.walk()
-            if p.get_content_type() in ("text/plain", "text/html") and not p.is_multipart()
-        ]
-        out[str(msg["To"])] = "\n".join(parts)
-    return out
-
-
 @pytest.mark.slow
 def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
-    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
-    generate(300, 5, AS_OF, cases, staff)
-    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
-    source = sa.create_engine(source_url)
-    load_staff_file(source, staff)
-    load_cases(source, cases)
-    source.dispose()
+    source_url, _, staff = make_source(tmp_path, cases=300, seed=5)
     rules = _rules_with_shadow(tmp_path)
     pack = {r.id: r for r in load_rule_dir(rules).rules}
     title = pack[SHADOW].mail_title
@@ -357,9 +334,9 @@ def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
         upgrade_store(settings)
         seen: set[Path] = set()
         run(settings, RunOptions(days[0]))
-        mails.append(_texts(tmp_path / "mail", seen))
+        mails.append(received_texts(tmp_path / "mail", seen))
         run(settings, RunOptions(days[1]))
-        mails.append(_texts(tmp_path / "mail", seen))
+        mails.append(received_texts(tmp_path / "mail", seen))
         page = (report / "regelrapport.html").read_text("utf-8")
         officer = next(
             s["id"]
@@ -404,7 +381,7 @@ def test_a_shadow_rule_through_real_runs(db_url: str, tmp_path: Path) -> None:
         path = rules / f"{SHADOW.lower()}.yaml"
         path.write_text(without_shadow_line(path.read_text("utf-8")), "utf-8")
         run(settings, RunOptions(days[2]))
-        mails.append(_texts(tmp_path / "mail", seen))
+        mails.append(received_texts(tmp_path / "mail", seen))
     with store.connect() as conn:
         after = {
             r.id: r

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email
 import json
 import shutil
-from email import policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from ops_support import make_source, received_texts
 
 from regiesignaal.engine.language.dates import Duration, add_working_days
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
@@ -171,33 +170,9 @@ def _settings(source_url: str, store_url: str, port: int) -> Settings:
     )
 
 
-def _texts(directory: Path, seen: set[Path]) -> dict[str, str]:
-    """The plain text plus the whole list (the attachment) of every message received
-    since ``seen``, by recipient address."""
-    out = {}
-    for path in sorted(directory.glob("*.eml")):
-        if path in seen:
-            continue
-        seen.add(path)
-        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        parts = [
-            p.get_content()  # type: ignore[attr-defined]
-            for p in msg.walk()
-            if p.get_content_type() in ("text/plain", "text/html") and not p.is_multipart()
-        ]
-        out[str(msg["To"])] = "\n".join(parts)
-    return out
-
-
 @pytest.mark.slow
 def test_a_silence_through_real_runs(db_url: str, tmp_path: Path) -> None:
-    cases, staff = tmp_path / "cases.jsonl", tmp_path / "staff.jsonl"
-    generate(300, 5, AS_OF, cases, staff)
-    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
-    source = sa.create_engine(source_url)
-    load_staff_file(source, staff)
-    load_cases(source, cases)
-    source.dispose()
+    source_url, _, staff = make_source(tmp_path, cases=300, seed=5)
     rules = {r.id: r for r in load_rule_dir(RULES).rules}
     staff_by_id = {s["id"]: s for s in map(json.loads, staff.read_text().splitlines())}
     day2, day3 = add_working_days(AS_OF, 1), add_working_days(AS_OF, 2)
@@ -207,7 +182,7 @@ def test_a_silence_through_real_runs(db_url: str, tmp_path: Path) -> None:
         upgrade_store(settings)
         run(settings, RunOptions(AS_OF))
         seen: set[Path] = set()
-        first_mail = _texts(tmp_path / "mail", seen)
+        first_mail = received_texts(tmp_path / "mail", seen)
         with store.connect() as conn:
             rows = conn.execute(
                 sa.select(
@@ -235,9 +210,9 @@ def test_a_silence_through_real_runs(db_url: str, tmp_path: Path) -> None:
                         team=team)  # fmt: skip
 
         run(settings, RunOptions(day2))
-        silenced_mail = _texts(tmp_path / "mail", seen)
+        silenced_mail = received_texts(tmp_path / "mail", seen)
         run(settings, RunOptions(day3))
-        after_mail = _texts(tmp_path / "mail", seen)
+        after_mail = received_texts(tmp_path / "mail", seen)
     with store.connect() as conn:
         now = {
             r.id: r
