@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -103,9 +103,10 @@ def calendar_for_workers() -> str | None:
     return str(files[1]) if len(files) > 1 else None
 
 
-HitSink = Callable[[str | None, list[Hit], list[Upcoming]], None]
+HitSink = Callable[[str | None, list[Hit], list[Upcoming], Collection[str]], None]
 """Receives, range by range in case_ref order, the last case_ref of the range (None for
-the last range), the range's hits and its warnings."""
+the last range), the range's hits, its warnings and the case_refs of its cases that could
+not be read."""
 
 OpenRefsSink = Callable[[str | None, list[str]], None]
 """Receives, range by range in case_ref order (before any is evaluated), the last case_ref
@@ -167,7 +168,12 @@ def evaluate_source(
             out.hits.extend(result.hits)
             out.upcoming.extend(result.upcoming)
         else:
-            sink(ranges[i][1] if i < len(ranges) - 1 else None, result.hits, result.upcoming)
+            sink(
+                ranges[i][1] if i < len(ranges) - 1 else None,
+                result.hits,
+                result.upcoming,
+                result.unreadable.keys(),
+            )
         out.unreadable.update(result.unreadable)
         out.explanation_refs.extend(result.explanation_refs)
     out.unknown_choices = count_unknown_choices(source, "open", exclude=out.unreadable)

@@ -1,14 +1,17 @@
 """Temporary files holding the run's hits and open case_refs range by range, so the main
 process never holds every hit, nor every open case, at once (issue 11): evaluation writes
 each case_ref range's open refs and fired keys as they come, reconcile reads them back one
-range at a time."""
+range at a time: afterwards (:meth:`HitSpool.chunks`), or while evaluation still goes on
+(:meth:`HitSpool.following`, from a thread of its own; issue 19)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
+import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from regiesignaal.engine import reconcile
@@ -20,25 +23,67 @@ from regiesignaal.engine.store.episodes import Key, KeyRange
 _Row = tuple[Any, ...]
 
 
+class SpoolAborted(Exception):
+    """The run stopped before reconcile had every range (:meth:`HitSpool.abort`)."""
+
+
 class HitSpool:
     """Hits per case_ref range in a temporary file (deleted on close).
 
-    :meth:`add` is a :data:`jobs.pipeline.HitSink`; :meth:`chunks` yields the ranges in
-    the form :func:`engine.reconcile.reconcile_in_ranges` takes. Counts per rule and the
-    priority bonus per case are kept in memory (small: one int per rule and per case
-    with a bonus)."""
+    :meth:`add` is a :data:`engine.evaluate.HitSink`; :meth:`chunks` and :meth:`following`
+    yield the ranges in the form :func:`engine.reconcile.reconcile_in_ranges` takes. Counts
+    per rule and the priority bonus per case are kept in memory (small: one int per rule
+    and per case with a bonus).
+
+    One thread adds (the run's main thread), one other may read with :meth:`following`
+    and :meth:`open_refs` at the same time: each range is one pickle written whole with
+    one unbuffered write and read back by its offset (``os.pread``), so the reader never
+    sees half a range."""
 
     def __init__(self, severity_of: Mapping[str, str]):
         self._severity_of = severity_of
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-")  # noqa: SIM115
-        self._refs: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-open-")  # noqa: SIM115
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-", buffering=0)  # noqa: SIM115
+        self._refs: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-open-", buffering=0)  # noqa: SIM115
         self._ranges: list[str | None] = []
+        self._spans: list[tuple[int, int]] = []  # (offset, length) of each range's pickle
         self._ref_ranges: list[str | None] = []
+        self._ref_spans: list[tuple[int, int]] = []
         self._refs_read = 0
+        self._changed = threading.Condition()
+        self._sealed = False  # every range is in, and the last may be handed out
+        self._aborted = False
         self.per_rule: Counter[str] = Counter()
         self.bonus: dict[str, int] = {}
 
-    def add(self, up_to: str | None, hits: list[Hit], upcoming: Sequence[Upcoming] = ()) -> None:
+    @staticmethod
+    def _append(file: IO[bytes], spans: list[tuple[int, int]], value: Any) -> None:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        offset = spans[-1][0] + spans[-1][1] if spans else 0
+        view = memoryview(data)
+        while view:  # a raw write may write less than asked
+            view = view[os.pwrite(file.fileno(), view, offset + len(data) - len(view)) :]
+        spans.append((offset, len(data)))
+
+    @staticmethod
+    def _read(file: IO[bytes], span: tuple[int, int]) -> Any:
+        offset, length = span
+        data = bytearray()
+        while len(data) < length:
+            part = os.pread(file.fileno(), length - len(data), offset + len(data))
+            if not part:
+                raise EOFError("spool file shorter than written")
+            data += part
+        return pickle.loads(bytes(data))
+
+    def add(
+        self,
+        up_to: str | None,
+        hits: list[Hit],
+        upcoming: Sequence[Upcoming] = (),
+        unreadable: Collection[str] = (),
+    ) -> None:
+        """The range ending at ``up_to`` (None: the last): its hits, its warnings and the
+        case_refs of its cases that could not be read (they stay untouched)."""
         rows: list[_Row] = []
         for h in hits:
             self.per_rule[h.rule_id] += 1
@@ -60,14 +105,30 @@ class HitSpool:
                 )
             )
         warned = [(u.case_ref, u.rule_id, u.regievoerder, u.team, u.due_on) for u in upcoming]
-        pickle.dump((rows, warned), self._file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._ranges.append(up_to)
+        self._append(self._file, self._spans, (rows, warned, sorted(unreadable)))
+        with self._changed:
+            self._ranges.append(up_to)
+            self._changed.notify_all()
 
     def add_open_refs(self, up_to: str | None, refs: list[str]) -> None:
         """The open case_refs of the range ending at ``up_to`` (a
-        :data:`jobs.pipeline.OpenRefsSink`); ranges come in case_ref order."""
-        pickle.dump(refs, self._refs, protocol=pickle.HIGHEST_PROTOCOL)
-        self._ref_ranges.append(up_to)
+        :data:`engine.evaluate.OpenRefsSink`); ranges come in case_ref order."""
+        self._append(self._refs, self._ref_spans, refs)
+        with self._changed:
+            self._ref_ranges.append(up_to)
+            self._changed.notify_all()
+
+    def seal(self) -> None:
+        """Every range is in: :meth:`following` may hand out the last one."""
+        with self._changed:
+            self._sealed = True
+            self._changed.notify_all()
+
+    def abort(self) -> None:
+        """The run stops: :meth:`following` raises :class:`SpoolAborted` in its reader."""
+        with self._changed:
+            self._aborted = True
+            self._changed.notify_all()
 
     def open_refs(self, bounds: KeyRange) -> set[str]:
         """The open case_refs of the range ``bounds`` that :meth:`chunks` yields now: called
@@ -78,34 +139,71 @@ class HitSpool:
             if bounds != (None, None):
                 raise ValueError("open case_refs asked for a range that was not recorded")
             return set()
-        if self._refs_read == 0:
-            self._refs.seek(0)
-        if self._refs_read >= len(self._ref_ranges) or (
-            self._ref_ranges[self._refs_read] != bounds[1]
-        ):
+        with self._changed:
+            ranges = list(self._ref_ranges)
+        if self._refs_read >= len(ranges) or ranges[self._refs_read] != bounds[1]:
             raise ValueError("open case_refs asked out of order or for another range")
+        refs: list[str] = self._read(self._refs, self._ref_spans[self._refs_read])
         self._refs_read += 1
-        refs: list[str] = pickle.load(self._refs)
         return set(refs)
 
     def chunks(
         self,
     ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired], dict[Key, Upcoming]]]:
-        """(range, fired keys of the range, warnings of the range) in case_ref order; the
-        ranges cover every case_ref (one unbounded range when nothing was added)."""
+        """(range, fired keys of the range, warnings of the range) in case_ref order, of
+        the ranges added so far; the ranges cover every case_ref (one unbounded range when
+        nothing was added)."""
         if not self._ranges:
             yield (None, None), {}, {}
             return
-        self._file.seek(0)
         above: str | None = None
-        for up_to in self._ranges:
-            rows: list[_Row]
-            warned: list[_Row]
-            rows, warned = pickle.load(self._file)
-            fired = {(r[0], r[1]): reconcile.Fired(*r[2:]) for r in rows}
-            upcoming = {(w[0], w[1]): Upcoming(*w) for w in warned}
+        for i, up_to in enumerate(list(self._ranges)):
+            fired, upcoming, _ = self._chunk(i)
             yield (above, up_to), fired, upcoming
             above = up_to
+
+    def _chunk(self, i: int) -> tuple[dict[Key, reconcile.Fired], dict[Key, Upcoming], list[str]]:
+        rows: list[_Row]
+        warned: list[_Row]
+        rows, warned, unreadable = self._read(self._file, self._spans[i])
+        fired = {(r[0], r[1]): reconcile.Fired(*r[2:]) for r in rows}
+        upcoming = {(w[0], w[1]): Upcoming(*w) for w in warned}
+        return fired, upcoming, unreadable
+
+    def following(
+        self, untouched: set[str]
+    ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired], dict[Key, Upcoming]]]:
+        """:meth:`chunks` while ranges are still being added, for a reader in another
+        thread: each range as soon as it is in, the last one (``up_to`` None) only once
+        the spool is sealed (:meth:`seal`), so that the run can still decide not to go on.
+        Each range's unreadable case_refs are added to ``untouched`` before it is yielded.
+
+        Raises :class:`SpoolAborted` when :meth:`abort` is called while it waits."""
+        above: str | None = None
+        i = 0
+        while True:
+            with self._changed:
+                while (
+                    not self._aborted
+                    and not (
+                        i < len(self._ranges) and (self._ranges[i] is not None or self._sealed)
+                    )
+                    and not (self._sealed and not self._ranges)
+                ):
+                    self._changed.wait()
+                if self._aborted:
+                    raise SpoolAborted
+                if not self._ranges:  # sealed without any range: no open case at all
+                    yield (None, None), {}, {}
+                    return
+                up_to = self._ranges[i]
+            fired, upcoming, unreadable = self._chunk(i)
+            untouched.update(unreadable)
+            yield (above, up_to), fired, upcoming
+            if up_to is None:
+                return
+            above = up_to
+            i += 1
 
     def close(self) -> None:
         self._file.close()

@@ -14,12 +14,16 @@ import multiprocessing
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.pool import Pool
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -500,6 +504,70 @@ def _pipeline(
         spool.close()
 
 
+class ReconcileBehind:
+    """Reconcile in a thread of its own while the workers still evaluate (issue 19).
+
+    The thread opens the store transaction that reconcile has always run in (on SQLite it
+    holds the store's write lock from the first range: nothing else in this process may
+    touch the store until :meth:`finish`), and
+    reconciles each case_ref range from the spool (``HitSpool.following``) as soon as its
+    hits are in; the last range waits for :meth:`finish`, which commits and returns the
+    counts. Leaving the ``with`` block any other way (an error, the time limit, a lost
+    lock, too many cases the engine could not judge) aborts the spool and rolls the
+    transaction back: as before, a run that stops after evaluation changes nothing. The
+    result is that of reconciling after evaluation: the ranges, their order and the
+    transaction are the same; only the waiting is gone.
+
+    ``reconcile_ranges``: ``engine.reconcile.reconcile_in_ranges`` with everything but the
+    connection, the chunks and the untouched case_refs bound.
+    """
+
+    def __init__(
+        self, store: sa.Engine, spool: HitSpool, reconcile_ranges: Callable[..., Any]
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._reconcile = reconcile_ranges
+        self._thread = threading.Thread(target=self._work, name="reconcile-behind", daemon=True)
+        self._counts: reconcile.ReconcileCounts | None = None
+        self._error: BaseException | None = None
+
+    def _work(self) -> None:
+        untouched: set[str] = set()  # grows range by range (HitSpool.following)
+        try:
+            with self._store.begin() as conn:
+                self._counts = self._reconcile(
+                    conn, self._spool.following(untouched), untouched_case_refs=untouched
+                )
+                ensure_lock(conn)  # a run that lost its lock commits nothing
+        except BaseException as exc:  # handed to the main thread
+            self._error = exc
+
+    def __enter__(self) -> ReconcileBehind:
+        self._thread.start()
+        return self
+
+    def finish(self) -> reconcile.ReconcileCounts:
+        """Every range is in: reconcile the last, commit, and give the counts. Raises
+        what the reconcile thread raised."""
+        self._spool.seal()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._counts is not None
+        return self._counts
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread.is_alive():  # left without finish(): roll back
+            self._spool.abort()
+            self._thread.join()
+
+
 def _after_extract(
     settings: Settings,
     options: RunOptions,
@@ -513,20 +581,44 @@ def _after_extract(
 ) -> None:
     as_of = options.as_of
     d = summary.durations
-    with _stage(store, summary, "extract_evaluate", d):
+    rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
+    active = {
+        rid: reconcile.RuleInfo(r.severity, r.escalate_after, r.max_explanation, r.covers, r.shadow)
+        for rid, r in rules_by_id.items()
+    }
+    reconcile_problems: list[str] = []
+    behind = ReconcileBehind(
+        store,
+        spool,
+        partial(
+            reconcile.reconcile_in_ranges,
+            open_case_refs=spool.open_refs,
+            active_rules=active,
+            as_of=as_of,
+            run_id=summary.run_id,
+            policy=reconcile.Policy(settings.grace_days, settings.baseline_spread_days),
+            baseline=True,
+            ruleset_version=compiled.version,
+            problems=reconcile_problems,
+        ),
+    )
+    with _stage(store, summary, "extract_evaluate", d), behind:
         staff = load_staff(source)
         extracted = evaluate_source(
             source, compiled, settings.batch_size, pool, spool.add, spool.add_open_refs
         )
-    checkpoint("evaluated")
-    summary.cases = extracted.open_count
-    engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
-    if engine_failed > max(10, extracted.open_count // 10):
-        # one case is that case's problem; this many is the engine's: stop, change nothing
-        raise RuntimeError(
-            f"de regelengine kon {engine_failed} van {extracted.open_count} zaken niet "
-            "beoordelen; de run stopt zonder iets te wijzigen"
-        )
+        checkpoint("evaluated")
+        summary.cases = extracted.open_count
+        engine_failed = sum(1 for k in extracted.unreadable.values() if k.startswith(ENGINE_SKIP))
+        if engine_failed > max(10, extracted.open_count // 10):
+            # one case is that case's problem; this many is the engine's: stop, change
+            # nothing (reconcile, behind, rolls back what it did)
+            raise RuntimeError(
+                f"de regelengine kon {engine_failed} van {extracted.open_count} zaken niet "
+                "beoordelen; de run stopt zonder iets te wijzigen"
+            )
+        with _timed(d, "reconcile"):
+            counts = behind.finish()
     for case_ref, kind in sorted(extracted.unreadable.items()):
         summary.problems.append(
             f"zaak {shown_key(case_ref)}: onleesbare gegevens in de brondatabase ({kind}); "
@@ -547,30 +639,8 @@ def _after_extract(
     per_rule = spool.per_rule
     summary.signals_per_rule = {r: per_rule.get(r, 0) for r in compiled.rule_ids}
     summary.shadow_rules = sorted(cr.rule.id for cr in compiled.rules if cr.rule.shadow)
-
-    rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
-    with _stage(store, summary, "reconcile", d):
-        active = {
-            rid: reconcile.RuleInfo(
-                r.severity, r.escalate_after, r.max_explanation, r.covers, r.shadow
-            )
-            for rid, r in rules_by_id.items()
-        }
-        with store.begin() as conn:
-            counts = reconcile.reconcile_in_ranges(
-                conn,
-                spool.chunks(),
-                spool.open_refs,
-                active,
-                as_of,
-                summary.run_id,
-                untouched_case_refs=set(extracted.unreadable),
-                policy=reconcile.Policy(settings.grace_days, settings.baseline_spread_days),
-                baseline=True,
-                ruleset_version=compiled.version,
-                problems=summary.problems,
-            )
-        summary.reconcile = counts.as_dict()
+    summary.problems.extend(reconcile_problems)
+    summary.reconcile = counts.as_dict()
     checkpoint("reconciled")
 
     with _stage(store, summary, "compose", d):

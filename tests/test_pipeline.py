@@ -421,3 +421,50 @@ def test_an_unreadable_case_is_skipped_and_keeps_its_signals(
         ).all()
     engine.dispose()
     assert len(still) == len(before) and all(closed is None for _, closed in still)
+
+
+class _StopAfterEvaluation(Exception):
+    pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reconcile_behind_evaluation_rolls_back_when_the_run_stops_after_it(
+    tmp_path: Path, dataset: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Issue 19: reconcile runs in a thread behind evaluation, in its one transaction. A
+    run that stops after evaluation (here: an error where the run checks what evaluation
+    gave) leaves no signal, event or known rule behind, and the store is free at once
+    for the next run, which then gives what a run always gave."""
+    import regiesignaal.jobs.pipeline as pipeline
+    from regiesignaal.engine.store.tables import known_rules, signal_events
+
+    source_url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    load_source(source_url, *dataset)
+    # ranges of 50 cases: reconcile has written most of them when the run stops
+    settings = dataclasses.replace(
+        make_settings(source_url, store_url, 1), workers=workers, batch_size=50
+    )
+    upgrade_store(settings)
+
+    def stop(point: str) -> None:
+        if point == "evaluated":
+            raise _StopAfterEvaluation
+
+    monkeypatch.setattr(pipeline, "checkpoint", stop)
+    with pytest.raises(_StopAfterEvaluation):
+        run(settings, RunOptions(AS_OF, deliver=False))
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            for table in (signals, signal_events, known_rules, outbox):
+                assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+            assert [r.status for r in conn.execute(sa.select(runs))] == ["failed"]
+        monkeypatch.setattr(pipeline, "checkpoint", lambda point: None)
+        again = run(settings, RunOptions(AS_OF, deliver=False))
+        assert again.status == "succeeded" and again.reconcile["baseline"] > 0
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(signals)).scalar()
+        assert stored == sum(again.signals_per_rule.values())
+    finally:
+        engine.dispose()

@@ -43,7 +43,7 @@ def test_ranges_and_open_refs_follow_the_case_index(source: sa.Engine, batch_siz
     opened: list[tuple[str | None, list[str]]] = []
     hit_ranges: list[str | None] = []
 
-    def hits(up_to: str | None, found: list[Hit], soon: list[Upcoming]) -> None:
+    def hits(up_to: str | None, found: list[Hit], soon: list[Upcoming], unreadable: Any) -> None:
         hit_ranges.append(up_to)
         above = opened[len(hit_ranges) - 1][1]
         assert all(h.case_ref in above for h in found)  # a range's hits are its own cases
@@ -88,3 +88,73 @@ def test_the_spool_refuses_a_range_it_did_not_record() -> None:
         empty.close()
     finally:
         spool.close()
+
+
+def _hit(case_ref: str) -> Hit:
+    return Hit(case_ref, "CONTACT-30D", "rv-001", "T-1", None)
+
+
+def test_a_reader_behind_gets_each_range_as_it_lands_and_the_last_only_once_sealed() -> None:
+    """Issue 19: reconcile reads the spool from a thread of its own while evaluation still
+    adds ranges; each range reaches it whole and in order, with its unreadable cases, and
+    the last waits for ``seal`` (the run may still decide not to go on)."""
+    import queue
+    import threading
+
+    spool = HitSpool({"CONTACT-30D": "medium"})
+    got: queue.Queue[Any] = queue.Queue()
+    untouched: set[str] = set()
+
+    def read() -> None:
+        for bounds, fired, _ in spool.following(untouched):
+            got.put((bounds, sorted(k[0] for k in fired), set(untouched)))
+        got.put("end")
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        spool.add("Z-2", [_hit("Z-1")], [], ["Z-2"])
+        assert got.get(timeout=5) == ((None, "Z-2"), ["Z-1"], {"Z-2"})
+        spool.add(None, [_hit("Z-3"), _hit("Z-4")], [], [])
+        with pytest.raises(queue.Empty):  # the last range waits for seal
+            got.get(timeout=0.3)
+        spool.seal()
+        assert got.get(timeout=5) == (("Z-2", None), ["Z-3", "Z-4"], {"Z-2"})
+        assert got.get(timeout=5) == "end"
+        reader.join(5)
+        # afterwards the same ranges read back whole
+        assert [b for b, *_ in spool.chunks()] == [(None, "Z-2"), ("Z-2", None)]
+    finally:
+        spool.close()
+
+
+def test_an_aborted_spool_stops_its_reader_and_a_sealed_empty_one_gives_one_range() -> None:
+    import threading
+
+    from regiesignaal.engine.spool import SpoolAborted
+
+    spool = HitSpool({})
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in spool.following(set()):
+                pass
+        except SpoolAborted as exc:
+            errors.append(exc)
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        spool.add("Z-2", [], [])
+        spool.abort()
+        reader.join(5)
+        assert not reader.is_alive() and len(errors) == 1
+    finally:
+        spool.close()
+    empty = HitSpool({})
+    try:
+        empty.seal()
+        assert [b for b, *_ in empty.following(set())] == [(None, None)]
+    finally:
+        empty.close()

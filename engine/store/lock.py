@@ -206,10 +206,13 @@ def run_lock(store: sa.Engine) -> Iterator[None]:
                 lock_conn.close()
 
 
-def ensure_lock() -> None:
+def ensure_lock(within: sa.Connection | None = None) -> None:
     """Raise :class:`LockLost` when this process took the run lock and no longer holds it
     (its PostgreSQL session ended, or its SQLite lock row was taken over). Does nothing
-    outside the lock."""
+    outside the lock.
+
+    ``within``: on SQLite, read the lock row in this connection (the caller's open write
+    transaction, which another connection of this process could not read past)."""
     if not _process_holds or not _holding:
         return
     store: sa.Engine = _holding["store"]
@@ -225,12 +228,16 @@ def ensure_lock() -> None:
             ).scalar()
             lock_conn.commit()
         else:
-            with store.connect() as conn:
-                held = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(run_lock_table)
-                    .where(run_lock_table.c.token == _holding["token"])
-                ).scalar()
+            count = (
+                sa.select(sa.func.count())
+                .select_from(run_lock_table)
+                .where(run_lock_table.c.token == _holding["token"])
+            )
+            if within is not None:
+                held = within.execute(count).scalar()
+            else:
+                with store.connect() as conn:
+                    held = conn.execute(count).scalar()
     except sa.exc.SQLAlchemyError:
         held = 0
     if not held:
