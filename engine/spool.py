@@ -188,15 +188,18 @@ class HitSpool:
                     and not (
                         i < len(self._ranges) and (self._ranges[i] is not None or self._sealed)
                     )
-                    and not (self._sealed and not self._ranges)
+                    and not (self._sealed and i >= len(self._ranges))
                 ):
                     self._changed.wait()
                 if self._aborted:
                     raise SpoolAborted
-                if not self._ranges:  # sealed without any range: no open case at all
-                    yield (None, None), {}, {}
-                    return
-                up_to = self._ranges[i]
+                empty = not self._ranges
+                if i >= len(self._ranges) and not empty:
+                    raise ValueError("the spool was sealed without its last (unbounded) range")
+                up_to = None if empty else self._ranges[i]
+            if empty:  # sealed without any range: no open case at all
+                yield (None, None), {}, {}
+                return
             fired, upcoming, unreadable = self._chunk(i)
             untouched.update(unreadable)
             yield (above, up_to), fired, upcoming

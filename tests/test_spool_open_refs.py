@@ -158,3 +158,11 @@ def test_an_aborted_spool_stops_its_reader_and_a_sealed_empty_one_gives_one_rang
         assert [b for b, *_ in empty.following(set())] == [(None, None)]
     finally:
         empty.close()
+    cut_short = HitSpool({})  # sealed, but its last range never came: an error, not a hang
+    try:
+        cut_short.add("Z-2", [], [])
+        cut_short.seal()
+        with pytest.raises(ValueError):
+            list(cut_short.following(set()))
+    finally:
+        cut_short.close()
