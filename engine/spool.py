@@ -1,8 +1,8 @@
 """Temporary files holding the run's hits and open case_refs range by range, so the main
 process never holds every hit, nor every open case, at once (issue 11): evaluation writes
 each case_ref range's open refs and fired keys as they come, reconcile reads them back one
-range at a time: afterwards (:meth:`HitSpool.chunks`), or while evaluation still goes on
-(:meth:`HitSpool.following`, from a thread of its own; issue 19)."""
+range at a time, while evaluation still goes on (:meth:`HitSpool.following`, from a
+thread of its own; issue 19)."""
 
 from __future__ import annotations
 
@@ -30,20 +30,20 @@ class SpoolAborted(Exception):
 class HitSpool:
     """Hits per case_ref range in a temporary file (deleted on close).
 
-    :meth:`add` is a :data:`engine.evaluate.HitSink`; :meth:`chunks` and :meth:`following`
-    yield the ranges in the form :func:`engine.reconcile.reconcile_in_ranges` takes. Counts
+    :meth:`add` is a :data:`engine.evaluate.HitSink`; :meth:`following` yields the
+    ranges in the form :func:`engine.reconcile.reconcile_in_ranges` takes. Counts
     per rule and the priority bonus per case are kept in memory (small: one int per rule
     and per case with a bonus).
 
     One thread adds (the run's main thread), one other may read with :meth:`following`
-    and :meth:`open_refs` at the same time: each range is one pickle written whole with
-    one unbuffered write and read back by its offset (``os.pread``), so the reader never
-    sees half a range."""
+    and :meth:`open_refs` at the same time: each range is one pickle, written whole
+    (``os.pwrite``) before it is recorded and read back by its offset (``os.pread``), so
+    the reader never sees half a range."""
 
     def __init__(self, severity_of: Mapping[str, str]):
         self._severity_of = severity_of
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-", buffering=0)  # noqa: SIM115
-        self._refs: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-open-", buffering=0)  # noqa: SIM115
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-hits-")  # noqa: SIM115
+        self._refs: IO[bytes] = tempfile.TemporaryFile(prefix="regiesignaal-open-")  # noqa: SIM115
         self._ranges: list[str | None] = []
         self._spans: list[tuple[int, int]] = []  # (offset, length) of each range's pickle
         self._ref_ranges: list[str | None] = []
@@ -131,7 +131,7 @@ class HitSpool:
             self._changed.notify_all()
 
     def open_refs(self, bounds: KeyRange) -> set[str]:
-        """The open case_refs of the range ``bounds`` that :meth:`chunks` yields now: called
+        """The open case_refs of the range ``bounds`` that :meth:`following` yields now: called
         once per range, in order (as ``reconcile_in_ranges`` does).
 
         Raises ValueError when the ranges of the open refs and of the hits differ."""
@@ -147,21 +147,6 @@ class HitSpool:
         self._refs_read += 1
         return set(refs)
 
-    def chunks(
-        self,
-    ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired], dict[Key, Upcoming]]]:
-        """(range, fired keys of the range, warnings of the range) in case_ref order, of
-        the ranges added so far; the ranges cover every case_ref (one unbounded range when
-        nothing was added)."""
-        if not self._ranges:
-            yield (None, None), {}, {}
-            return
-        above: str | None = None
-        for i, up_to in enumerate(list(self._ranges)):
-            fired, upcoming, _ = self._chunk(i)
-            yield (above, up_to), fired, upcoming
-            above = up_to
-
     def _chunk(self, i: int) -> tuple[dict[Key, reconcile.Fired], dict[Key, Upcoming], list[str]]:
         rows: list[_Row]
         warned: list[_Row]
@@ -173,9 +158,11 @@ class HitSpool:
     def following(
         self, untouched: set[str]
     ) -> Iterator[tuple[KeyRange, dict[Key, reconcile.Fired], dict[Key, Upcoming]]]:
-        """:meth:`chunks` while ranges are still being added, for a reader in another
-        thread: each range as soon as it is in, the last one (``up_to`` None) only once
-        the spool is sealed (:meth:`seal`), so that the run can still decide not to go on.
+        """(range, fired keys of the range, warnings of the range) in case_ref order,
+        covering every case_ref (one unbounded range when nothing was added), while ranges
+        are still being added, for a reader in another thread: each range as soon as it
+        is in, the last one (``up_to`` None) only once the spool is sealed (:meth:`seal`),
+        so that the run can still decide not to go on.
         Each range's unreadable case_refs are added to ``untouched`` before it is yielded.
 
         Raises :class:`SpoolAborted` when :meth:`abort` is called while it waits."""
