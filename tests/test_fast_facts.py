@@ -289,6 +289,19 @@ def rule_tests(draw: st.DrawFn, derived: list[DerivedField]) -> Cond:
     )
 
 
+def conditions(derived: list[DerivedField]) -> st.SearchStrategy[Cond]:
+    """Conditions of up to four tests over ``derived``, nested in all/any/not."""
+    return st.recursive(
+        rule_tests(derived),
+        lambda inner: st.one_of(
+            st.builds(lambda xs: All(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(lambda xs: Any_(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
+            st.builds(Not, inner),
+        ),
+        max_leaves=4,
+    )
+
+
 def make_rule(i: int, when: Cond, late: Cond | None) -> Rule:
     from regiesignaal.engine.language.rulefile.model import Overdue
 
@@ -305,15 +318,7 @@ def make_rule(i: int, when: Cond, late: Cond | None) -> Rule:
 def test_hits_equal_the_reference_on_generated_rules(
     data: st.DataObject, derived: list[DerivedField], cases: list[dict]
 ) -> None:
-    conds = st.recursive(
-        rule_tests(derived),
-        lambda inner: st.one_of(
-            st.builds(lambda xs: All(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
-            st.builds(lambda xs: Any_(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
-            st.builds(Not, inner),
-        ),
-        max_leaves=4,
-    )
+    conds = conditions(derived)
     specs = data.draw(
         st.lists(st.tuples(conds, st.one_of(st.none(), conds)), min_size=1, max_size=3)
     )
@@ -506,15 +511,7 @@ def test_warnings_equal_every_day_built_on_generated_rules(
     evaluating every day."""
     import dataclasses
 
-    conds = st.recursive(
-        rule_tests(derived),
-        lambda inner: st.one_of(
-            st.builds(lambda xs: All(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
-            st.builds(lambda xs: Any_(tuple(xs)), st.lists(inner, min_size=1, max_size=3)),
-            st.builds(Not, inner),
-        ),
-        max_leaves=4,
-    )
+    conds = conditions(derived)
     warns = st.sampled_from([Duration(3, "wd"), Duration(5, "wd"), Duration(4, "d")])
     specs = data.draw(st.lists(st.tuples(conds, warns), min_size=1, max_size=3))
     ruledir = RuleDir(root=Path("."), version="gen", derived=derived)
