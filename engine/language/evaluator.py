@@ -154,6 +154,17 @@ def _moved_leaves(a: Node, b: Node, out: list[tuple[str, int, int]]) -> None:
         raise _Unshared
 
 
+def _may_cross(fact: Mapping[str, Any], thresholds: Iterable[tuple[str, int, int]]) -> bool:
+    """Whether a value of ``fact`` lies within one of the ``thresholds`` (fact key, lowest,
+    highest constant), or is not a day number, so that a comparison could change its truth
+    as the threshold moves; False when every such field is missing or outside."""
+    for key, lo, hi in thresholds:
+        v = fact.get(key)
+        if v is not None and (type(v) is not int or lo <= v <= hi):
+            return True
+    return False
+
+
 def moved_thresholds(
     ahead: tuple[CompiledRuleSet, ...],
 ) -> list[dict[str, tuple[tuple[str, int, int], ...] | None]]:
@@ -399,13 +410,8 @@ class Evaluator:
             ):
                 # the fact of the first day ahead serves every day: a rule that did not
                 # fire then and has no value among its moving thresholds never fires
-                same = kept[1]
                 for rule_id in [r for r in waiting if r in self._span]:
-                    for key, lo, hi in self._span[rule_id]:
-                        v = same.get(key)
-                        if v is not None and (type(v) is not int or lo <= v <= hi):
-                            break
-                    else:
+                    if not _may_cross(kept[1], self._span[rule_id]):
                         del waiting[rule_id]
                 if not waiting:
                     break
@@ -430,14 +436,8 @@ class Evaluator:
                     continue
                 if moved_today is not None and kept is not None:
                     moved = moved_today.get(rule_id)
-                    if moved is not None:
-                        same = kept[1]
-                        for key, lo, hi in moved:
-                            v = same.get(key)
-                            if v is not None and (type(v) is not int or lo <= v <= hi):
-                                break
-                        else:
-                            continue  # cannot have changed: still does not fire
+                    if moved is not None and not _may_cross(kept[1], moved):
+                        continue  # cannot have changed: still does not fire
                 if fact is None:
                     if changes is None:
                         fact = build_fact(case, later)
