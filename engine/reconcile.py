@@ -1105,6 +1105,11 @@ def apply(
         apply_warnings(conn, plan.warnings, as_of, run_id)
     all_events = plan.events + (plan.warnings.events if plan.warnings is not None else [])
     now = _now()
+    ev = signal_events
+    # the events written below get ids above every id there is now (a sequence or SQLite's
+    # rowid only grows), so the two UPDATEs that give them their episode's or warning's id
+    # search the primary key from here instead of every event of every night before
+    newest = conn.execute(sa.select(sa.func.max(ev.c.id))).scalar() or 0 if all_events else 0
     for start in range(0, len(all_events), EVENT_CHUNK):
         insert_rows(
             conn,
@@ -1126,12 +1131,12 @@ def apply(
                 for e in all_events[start : start + EVENT_CHUNK]
             ],
         )
-    ev = signal_events
     if plan.events and plan.inserts:
         # events of episodes inserted above get their id from the one open episode per key
         conn.execute(
             sa.update(ev)
             .where(
+                ev.c.id > newest,
                 ev.c.signal_id.is_(None),
                 ev.c.warning_id.is_(None),
                 ev.c.kind.not_in(WARNING_EVENTS),
@@ -1141,7 +1146,7 @@ def apply(
     if plan.warnings is not None and plan.warnings.inserts:
         conn.execute(
             sa.update(ev)
-            .where(ev.c.warning_id.is_(None), ev.c.kind == "warned")
+            .where(ev.c.id > newest, ev.c.warning_id.is_(None), ev.c.kind == "warned")
             .values(warning_id=_open_row_id(warnings))
         )
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regiesignaal.engine.language.dates import Duration
+from regiesignaal.engine.language.evaluator import Upcoming
 from regiesignaal.engine.reconcile import Fired, Policy, RuleInfo, reconcile, reconcile_in_ranges
 from regiesignaal.engine.store import migrate
 from regiesignaal.engine.store.episodes import Key, KeyRange
@@ -157,3 +158,65 @@ def test_ranges_must_cover_every_case_ref(db_url: str) -> None:
             conn, [((None, "Z-005"), {}), (("Z-006", None), {})], set(), RULES, DAYS[0], 1
         )
     engine.dispose()
+
+
+GROWING = ("signals", "signal_events", "warnings", "signal_explanations")
+"""Tables that grow with every night's history (silences are made by people, a handful):
+a statement of one range that reads all of one of them makes a night cost more with
+every range and every night before it."""
+
+
+def test_no_statement_of_a_range_reads_a_whole_history_table(tmp_path: Any) -> None:
+    """Issue 19 at a million cases: each range's UPDATE that gives the new events their
+    warning id scanned every event ever written (500 ranges x millions of events). Every
+    statement reconcile runs, with its own parameters, is asked for SQLite's query plan;
+    none may SCAN a table that grows with the nights (an index SEARCH is fine)."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    statements: list[tuple[str, Any]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _seen(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if not statement.lstrip().upper().startswith(("PRAGMA", "EXPLAIN")):
+            statements.append((statement, params[0] if many and params else params))
+
+    rng = random.Random(7)
+    for run_id, day in enumerate(DAYS, start=1):
+        fired, open_cases = _night(rng, day)
+        chunks = []
+        for bounds, part in _ranges(fired, ["Z-003", "Z-007"]):
+            soon = {
+                (case, rule): Upcoming(case, rule, "rv-1", "T1", day + dt.timedelta(days=3))
+                for case in open_cases
+                if (bounds[0] is None or case > bounds[0])
+                and (bounds[1] is None or case <= bounds[1])
+                for rule in RULES
+                if (case, rule) not in part and rng.random() < 0.3
+            }
+            chunks.append((bounds, part, soon))
+        with engine.begin() as conn:
+            reconcile_in_ranges(
+                conn, chunks, open_cases, RULES, day, run_id, policy=Policy(grace_days=1)
+            )
+    sa.event.remove(engine, "before_cursor_execute", _seen)
+    # once a night, before the first range, not per range: the newest date stored (the
+    # night may not go back in time) and the mode of a retired rule back in the folder
+    once = ("SELECT max(signals.last_seen_on)", "SELECT DISTINCT signals.rule_id")
+    statements = [(s, p) for s, p in statements if not s.lstrip().startswith(once)]
+    assert any("warning_id" in s for s, _ in statements), "the scenario wrote warnings"
+    scans = set()
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        for statement, params in statements:
+            for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", params or ()):
+                detail = row[-1]
+                for table in GROWING:
+                    if detail.startswith(f"SCAN {table}") and (
+                        detail == f"SCAN {table}" or detail.startswith(f"SCAN {table} ")
+                    ):
+                        scans.add((detail, " ".join(statement.split())[:100]))
+    engine.dispose()
+    assert not scans, sorted(scans)
