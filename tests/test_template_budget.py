@@ -154,3 +154,41 @@ def test_the_product_templates_give_the_same_bytes_with_and_without_the_budget(
     )
     assert plain == budgeted
     assert "Z-59" in (plain.attachment_html or plain.html)
+
+
+def test_the_product_templates_read_no_dictionary_method_by_attribute() -> None:
+    """The product's sandbox looks a view dictionary's key up before its attributes
+    (issue 19); that gives what Jinja's own order gives only while no product template
+    reads a name of a ``dict`` method (``items``, ``get``, ...) by attribute. Every
+    attribute read in every product template is checked here."""
+    from jinja2 import nodes as jnodes
+
+    from regiesignaal.notifications.compose.render import TEMPLATE_DIR, environment
+
+    env = environment(None)
+    methods = {name for name in dir(dict) if not name.startswith("_")}
+    read: set[str] = set()
+    files = sorted(Path(TEMPLATE_DIR).glob("*.*"))
+    assert len(files) >= 10
+    for path in files:
+        tree = env.parse(path.read_text(encoding="utf-8"))
+        read |= {node.attr for node in tree.find_all(jnodes.Getattr)}
+    assert {"case_ref", "lines", "count"} <= read  # the walk sees the templates' reads
+    assert not read & methods, sorted(read & methods)
+
+
+def test_the_product_sandbox_gives_a_view_key_as_jinja_does() -> None:
+    """Keys, attributes of other objects, and a missing key: the same as Jinja's order."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    ours = budget.ProductSandbox(undefined=jinja2.StrictUndefined)
+    theirs = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    source = "{{ v.a }}|{{ v.count }}|{{ d.year }}|{{ s.upper() }}|{{ v.get('a') }}"
+    context = {"v": {"a": "<x>", "count": 3}, "d": AS_OF, "s": "ab"}
+    assert ours.from_string(source).render(context) == (theirs.from_string(source).render(context))
+    for env in (ours, theirs):
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string("{{ v.missing }}").render(context)
+        with pytest.raises(jinja2.exceptions.SecurityError):
+            env.from_string("{{ s.__class__.__mro__ }}").render(context)

@@ -188,6 +188,19 @@ class ProductSandbox(SandboxedEnvironment):
         assert isinstance(result, nodes.Template)
         return result
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``view.key`` on a view dictionary is its key, looked up first: Jinja asks for
+        the attribute first and falls back to the key on the ``AttributeError``, which cost
+        about a sixth of rendering the night's lists (issue 19). The same value as
+        Jinja's order as long as no template reads a dictionary method by attribute, which
+        the product's templates never do (``tests/test_template_budget.py``)."""
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
 
 def render_unbudgeted(template: Any, context: dict[str, Any]) -> str:
     """Render a template of :class:`ProductSandbox` (the product's own)."""
