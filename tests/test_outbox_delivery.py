@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regiesignaal.engine.store.tables import metadata, outbox
@@ -696,3 +696,61 @@ def test_build_message_rejects_header_injection() -> None:
     )
     with pytest.raises(ValueError):
         build_message(row, "regiesignaal@dtv.example", T0)
+
+
+NIGHT_STEP = st.tuples(
+    st.integers(0, 4),  # the night's as-of date, days after AS_OF (reruns go back)
+    st.lists(
+        st.tuples(st.sampled_from(["regievoerder", "teamleider"]), st.sampled_from("abc")),
+        max_size=6,
+    ),
+    st.lists(st.sampled_from(["sent", "failed", "sending"]), max_size=3),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(nights=st.lists(NIGHT_STEP, min_size=1, max_size=6))
+def test_settling_the_night_at_once_gives_what_settling_each_message_gives(
+    db_url: str, nights: list[tuple[int, list[tuple[str, str]], list[str]]]
+) -> None:
+    """The night queues with ``settle=False`` and settles once (``settle_queued``, issue
+    19): every sequence of nights, reruns of older dates and rows delivered between them
+    leaves each row in the status that settling every message on its own leaves."""
+    o = outbox.c
+    states = []
+    for settle in (True, False):
+        engine = sa.create_engine(db_url)
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        for run_id, (day, queued, delivered) in enumerate(nights, start=1):
+            as_of = AS_OF + dt.timedelta(days=day)
+            with engine.begin() as conn:
+                for kind, rid in queued:
+                    ob.enqueue(
+                        conn,
+                        run_id=run_id,
+                        as_of=as_of,
+                        kind=kind,
+                        recipient_id=rid,
+                        recipient_email=f"{rid}@dtv.example",
+                        message=message(run_id),
+                        sender_domain="dtv.example",
+                        settle=settle,
+                    )
+                if not settle:
+                    ob.settle_queued(conn, run_id=run_id, as_of=as_of)
+                pending = conn.execute(
+                    sa.select(o.id).where(o.status == "pending").order_by(o.id)
+                ).scalars()
+                for row_id, status in zip(list(pending), delivered, strict=False):
+                    conn.execute(outbox.update().where(o.id == row_id).values(status=status))
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(o.as_of, o.kind, o.recipient_id, o.status)).all()
+            states.append(sorted(tuple(r) for r in found))
+        metadata.drop_all(engine)
+        engine.dispose()
+    assert states[0] == states[1]
