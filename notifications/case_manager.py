@@ -46,14 +46,47 @@ from regiesignaal.notifications.shared import (
 
 
 @dataclass
+class LineRows:
+    """A case manager's signal rows, made into lines where the list is rendered (a
+    worker of the run: building 200,000 lines a night is as much work as reading them,
+    issue 19). ``rows``: (:data:`LineRow`, what the signal covers) of the signals that
+    are shown; ``new_after``: the date after which a signal is new for this reader;
+    ``bonus``: the case factors' bonus of these rows' cases."""
+
+    rows: list[tuple[LineRow, tuple[tuple[str, str], ...]]]
+    new_after: dt.date
+    as_of: dt.date
+    rules: Mapping[str, RuleMeta]
+    link: Callable[[str], str]
+    bonus: dict[str, int]
+
+    def lines(self) -> list[SignalLine]:
+        """The lines, in the order of ``rows``."""
+        make = _line_builder(self.as_of, self.rules, self.link, self.bonus, {})
+        made = (make(row, self.new_after, covers) for row, covers in self.rows)
+        return [line for line in made if line is not None]
+
+
+@dataclass
 class CaseManagerList:
-    """What one case manager's list holds."""
+    """What one case manager's list holds. With ``deferred`` (the night's lists), the
+    signal lines are still rows: :meth:`signal_lines` makes them."""
 
     lines: list[SignalLine] = field(default_factory=list)
     upcoming: list[UpcomingLine] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)  # case refs, sorted
     resolved_signals: int = 0
     own: OwnFigures | None = None  # "Jouw cijfers" (weekly, see own_figures)
+    deferred: LineRows | None = None
+
+    def signal_lines(self) -> list[SignalLine]:
+        """``lines``, or the lines of the ``deferred`` rows."""
+        return self.deferred.lines() if self.deferred is not None else self.lines
+
+    @property
+    def line_count(self) -> int:
+        """How many signal lines the list has (without making deferred ones)."""
+        return len(self.deferred.rows) if self.deferred is not None else len(self.lines)
 
 
 @dataclass
@@ -106,6 +139,8 @@ def iter_case_manager_lists(
     case_bonus: Mapping[str, int],
     last_reached: Mapping[str, dt.date] | None = None,
     problems: list[str] | None = None,
+    *,
+    defer: bool = False,
 ) -> Iterator[tuple[str, CaseManagerList]]:
     """(case manager, their list) one case manager at a time, ordered by staff id, for
     every case manager with signal lines or warnings.
@@ -116,7 +151,9 @@ def iter_case_manager_lists(
     holds the signals of :data:`MANAGERS_PER_READ` case managers (issue 11); every read is
     complete before the caller gets a list, so the caller may write on ``conn`` meanwhile
     (no open cursor on SQLite). Problems (signals without a case manager) go to
-    ``problems`` at the end."""
+    ``problems`` at the end. ``defer``: the lists hold their signal rows
+    (``CaseManagerList.deferred``) instead of lines, for a worker to make (``link`` must
+    then pickle)."""
     last_working_day = previous_working_day(as_of)
     reached = last_reached or {}
     # the escalation date of every line: one working-day shift per (start, duration)
@@ -191,11 +228,25 @@ def iter_case_manager_lists(
         for row in rows:
             if row[11] is not None and row[2] in rules:
                 covered.setdefault((row[1], row[11]), []).append(row[2])
+        if defer:
+            for manager in group:
+                lists[manager].deferred = LineRows(
+                    [], reached.get(manager, last_working_day), as_of, rules, link, {}
+                )
         for row in rows:
             if row[11] is not None:
                 continue
+            covers = _covered_titles(row[1], row[2], covered, rules)
+            if defer:
+                if shown_on(row, rules, as_of):
+                    deferred = lists[row[0]].deferred
+                    assert deferred is not None
+                    deferred.rows.append((row, covers))
+                    if row[1] in case_bonus:
+                        deferred.bonus[row[1]] = case_bonus[row[1]]
+                continue
             since = reached.get(row[0], last_working_day)
-            made = lines_of(row, since, _covered_titles(row[1], row[2], covered, rules))
+            made = lines_of(row, since, covers)
             if made is not None:
                 lists[row[0]].lines.append(made)
         del rows
@@ -218,7 +269,7 @@ def iter_case_manager_lists(
         for manager in group:
             found = lists.pop(manager)
             found.resolved = sorted(done.get(manager, ()))
-            if found.lines or found.upcoming:
+            if found.line_count or found.upcoming:
                 yield manager, found
     no_manager = sum(
         1
@@ -260,6 +311,13 @@ explained_until, reopened, baseline, began_on, covered_by, explanation_lapsed_on
 open signal."""
 
 
+def shown_on(row: LineRow, rules: Mapping[str, RuleMeta], as_of: dt.date) -> bool:
+    """Whether the signal of ``row`` is a line on ``as_of``: its rule is active and it is
+    not explained on that day (what :func:`_line_builder`'s lines leave out)."""
+    until = row[7]
+    return row[2] in rules and (until is None or until < as_of)
+
+
 def _line_builder(
     as_of: dt.date,
     rules: Mapping[str, RuleMeta],
@@ -278,7 +336,7 @@ def _line_builder(
          baseline, began_on, _covered_by, lapsed_on) = row  # fmt: skip
         meta = rules.get(rule_id)
         if meta is None or (until is not None and until >= as_of):
-            return None  # no longer active (reconcile closes it), or explained
+            return None  # no longer active (reconcile closes it), or explained: shown_on
         age_from = began_on if began_on is not None and began_on <= as_of else opened_on
         days_open = (as_of - age_from).days
         escalated = escalated_on is not None
@@ -440,7 +498,7 @@ def render_list(task: RenderTask) -> ComposedMessage:
     return compose_case_manager(
         Recipient(staff_id, email),
         as_of,
-        found.lines,
+        found.signal_lines(),
         mail_options,
         new_since=since,
         upcoming=found.upcoming,

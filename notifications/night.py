@@ -128,6 +128,7 @@ def queue_night(
                 recipient_email=email,
                 message=message,
                 sender_domain=sender_domain,
+                settle=False,  # settle_queued below, once for the night
             ):
                 night.enqueued[kind] += 1
 
@@ -151,11 +152,18 @@ def queue_night(
 
             def list_tasks() -> Iterator[RenderTask]:
                 for staff_id, found in iter_case_manager_lists(
-                    conn, as_of, meta, settings.case_link, bonus, reached, lines_problems
+                    conn,
+                    as_of,
+                    meta,
+                    settings.case_link,
+                    bonus,
+                    reached,
+                    lines_problems,
+                    defer=True,  # the workers make the lines (render_list)
                 ):
                     if ("regievoerder", staff_id) in queued:
                         continue
-                    email = address_of(staff, staff_id, problems, len(found.lines), allowed)
+                    email = address_of(staff, staff_id, problems, found.line_count, allowed)
                     if email is not None:
                         found.own = own.get(staff_id)
                         since = new_since(reached.get(staff_id), as_of)
@@ -229,6 +237,7 @@ def queue_night(
                 open_cases=open_cases,
             )
         )
+        outbox.settle_queued(conn, run_id=run_id, as_of=as_of)
     return night
 
 

@@ -6,16 +6,17 @@ The dates: 2026-11-27 is a Friday, 11-28 and 11-29 the weekend, 11-30 a Monday.
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regiesignaal.engine.language.dates import is_working_day, parse_duration
 from regiesignaal.engine.store.tables import signals
-from regiesignaal.notifications.case_manager import case_manager_lines
+from regiesignaal.notifications.case_manager import case_manager_lines, iter_case_manager_lists
 from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
 from regiesignaal.notifications.team_digest import TeamDigests, team_digests
 
@@ -413,3 +414,58 @@ def test_a_caught_up_digest_covers_the_whole_period(store: sa.Engine) -> None:
         ).digests["T1"]
     assert digest.missed_since == FRI and digest.period_start == FRI
     assert digest.totals.new == 1  # Friday's, which no digest showed
+
+
+# --- the night's lists: lines made where they are rendered (issue 19) ------------------
+
+SIGNAL = st.fixed_dictionaries(
+    {
+        "case_ref": st.sampled_from(["ZK-1", "ZK-2", "ZK-3", "ZK 4/ü"]),
+        "rule_id": st.sampled_from(["R1", "R2", "R-WEG"]),  # R-WEG: no longer active
+        "severity": st.sampled_from(["low", "medium", "high", "critical"]),
+        "rv": st.sampled_from(["rv-1", "rv-2", None]),
+        "opened_on": st.sampled_from([LONG_AGO, THU, FRI, MON]),
+        "escalated_on": st.sampled_from([None, FRI]),
+        "explained_until": st.sampled_from([None, SUN, MON, MON + dt.timedelta(days=9)]),
+    }
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(found=st.lists(SIGNAL, max_size=12), covered=st.booleans())
+def test_deferred_lines_are_the_lines_after_a_trip_to_a_worker(
+    store: sa.Engine, found: list[dict[str, Any]], covered: bool
+) -> None:
+    """The night hands each list's signal rows to a worker that makes the lines
+    (``defer=True``); after pickling there and back they are the lines made in place,
+    in order, as many as ``line_count`` says, for the same case managers."""
+    with store.begin() as conn:
+        conn.execute(signals.delete())
+    seen: set[tuple[str, str]] = set()
+    for values in found:
+        key = (values["case_ref"], values["rule_id"])
+        if key not in seen:  # one open episode per case and rule
+            seen.add(key)
+            add(store, **values)
+    if covered:  # R2 covers R1 on one case: R1 is named on R2's line
+        with store.begin() as conn:
+            c = signals.c
+            conn.execute(
+                signals.update()
+                .where(c.case_ref == "ZK-1", c.rule_id == "R1")
+                .values(covered_by="R2")
+            )
+    bonus = {"ZK-1": 30, "ZK 4/ü": 5}
+    reached = {"rv-2": THU}
+    with store.connect() as conn:
+        plain = list(iter_case_manager_lists(conn, MON, RULES, link, bonus, reached))
+        later = list(iter_case_manager_lists(conn, MON, RULES, link, bonus, reached, defer=True))
+    assert [m for m, _ in later] == [m for m, _ in plain]
+    for (_, made), (_, rows) in zip(plain, later, strict=True):
+        assert rows.lines == [] and rows.deferred is not None
+        assert rows.line_count == len(made.lines)
+        assert pickle.loads(pickle.dumps(rows)).signal_lines() == made.lines
