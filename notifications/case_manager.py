@@ -44,6 +44,10 @@ from regiesignaal.notifications.shared import (
     previous_working_day,
 )
 
+_ESCALATION_DAYS: dict[tuple[dt.date, Duration], dt.date] = {}
+"""The escalation day per (clock start, escalate_after), kept between the lists a worker
+makes: a pure function of the two (working days and Dutch holidays)."""
+
 
 @dataclass
 class LineRows:
@@ -62,7 +66,9 @@ class LineRows:
 
     def lines(self) -> list[SignalLine]:
         """The lines, in the order of ``rows``."""
-        make = _line_builder(self.as_of, self.rules, self.link, self.bonus, {})
+        if len(_ESCALATION_DAYS) > 50_000:  # (start, duration) pairs: bounded, kept small
+            _ESCALATION_DAYS.clear()
+        make = _line_builder(self.as_of, self.rules, self.link, self.bonus, _ESCALATION_DAYS)
         made = (make(row, self.new_after, covers) for row, covers in self.rows)
         return [line for line in made if line is not None]
 

@@ -43,9 +43,17 @@ SEVERITY_NL: dict[str, str] = {
 PERIOD_NL: dict[str, str] = {"daily": "dagoverzicht", "weekly": "weekoverzicht"}
 
 
+_DATE_TEXT: dict[dt.date, str] = {}
+
+
 def format_date(value: dt.date) -> str:
     """Dutch date format dd-mm-jjjj."""
-    return value.strftime("%d-%m-%Y")
+    text = _DATE_TEXT.get(value)  # a night shows a few hundred dates, each many times
+    if text is None:
+        if len(_DATE_TEXT) > 10_000:
+            _DATE_TEXT.clear()
+        text = _DATE_TEXT[value] = value.strftime("%d-%m-%Y")
+    return text
 
 
 def count_nl(n: int, singular: str, plural: str) -> str:
