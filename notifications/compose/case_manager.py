@@ -270,9 +270,11 @@ def _case_view(
     top = group.lines[0]
     actions = group.actions
     others = actions[actions_shown:] if actions_shown is not None else ()
+    full = detail == "full"
+    shown = full and in_full
     todo: list[str] = []
     lines = []
-    for ln in actions[: len(actions) - len(others)]:
+    for ln in actions[: len(actions) - len(others)] if shown else ():
         view = _line_view(ln, as_of)
         action = ln.expected_action.strip()
         view["todo"] = action if action and action not in todo else ""
@@ -287,8 +289,6 @@ def _case_view(
         summary.append(f"{new} nieuw")
     if escalated:
         summary.append(f"{escalated} geëscaleerd")
-    full = detail == "full"
-    shown = full and in_full
     return {
         "rank": rank,
         "case_ref": group.case_ref,
@@ -298,7 +298,7 @@ def _case_view(
         "top_severity_key": top.severity if top.severity in SEVERITY_NL else "low",
         "count_text": count_nl(len(group.lines), "signaal", "signalen"),
         "summary": ", ".join(summary) if full else "",
-        "lines": lines if shown else [],
+        "lines": lines,
         "others_text": (
             "Ook: " + "; ".join(_title(ln.mail_title, ln.mail_code) for ln in others)
             if others and shown
@@ -470,7 +470,7 @@ def compose_case_manager(
     # nothing)
     parts = ("text", "html", "fragment") if weekly else ("html",)
     full = (
-        compose_full_list(as_of, lines, options, upcoming=soon, parts=parts)
+        compose_full_list(as_of, lines, options, upcoming=soon, parts=parts, groups=sections.all)
         if attach or weekly
         else None
     )
@@ -493,11 +493,14 @@ def compose_full_list(
     *,
     upcoming: Sequence[UpcomingLine] = (),
     parts: Sequence[str] = ("text", "html", "fragment"),
+    groups: Sequence[CaseGroup] | None = None,
 ) -> dict[str, str]:
     """The whole list: every case in the ranking (the first ``full_cases`` in full, the
     rest one line each) and every warning: ``{"text", "html", "fragment"}`` (the HTML as a
-    page, and as a part of the weekly mail); only the ``parts`` asked for are rendered."""
-    groups = group_cases(lines, as_of)
+    page, and as a part of the weekly mail); only the ``parts`` asked for are rendered.
+    ``groups``: ``group_cases(lines, as_of)`` when the caller has it already."""
+    if groups is None:
+        groups = group_cases(lines, as_of)
     room = 0 if options.detail == "minimal" else options.full_cases
     context: dict[str, Any] = {
         "as_of": format_date(as_of),
