@@ -221,6 +221,10 @@ def team_digests(
     days = [d for d in trend_days(as_of, period) if first is None or d >= first]
     trend = _open_at(conn, days, teams_with_lead, rules)
 
+    team_trends: dict[str, Counter[dt.date]] = defaultdict(Counter)
+    for (t, _), per_day in trend.items():
+        team_trends[t].update(per_day)
+
     out = TeamDigests()
     for team in sorted(teams_with_lead):
         managers = [
@@ -246,10 +250,7 @@ def team_digests(
         ]
         team_start = starts.get(team, default_start)
         esc = sorted(escalations[team], key=lambda e: escalation_key(e, team_start))
-        team_trend = Counter[dt.date]()
-        for (t, _), per_day in trend.items():
-            if t == team:
-                team_trend.update(per_day)
+        team_trend = team_trends[team]
         out.digests[team] = TeamDigest(
             team=team,
             as_of=as_of,
