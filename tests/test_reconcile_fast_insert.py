@@ -133,3 +133,40 @@ def test_fast_insert_keeps_the_order_of_rows(db_url: str) -> None:
     engine.dispose()
     assert [r[0] for r in got] == [r[0] for r in rows]
     assert [r[1] for r in got] == [r[9] for r in rows]
+
+
+def test_remembered_dates_and_times_store_what_executemany_stores(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path remembers each date's and time's converted value within one insert
+    (issue 19); equal instants in other time zones stay apart, so every row stores what
+    SQLAlchemy's own executemany stores."""
+    migrate.upgrade(db_url)
+    engine = sa.create_engine(db_url)
+    amsterdam = dt.timezone(dt.timedelta(hours=1))
+    times = [NOW, NOW.astimezone(amsterdam), NOW, NOW.replace(tzinfo=None), None]
+    days = [DAYS[0], DAYS[1], DAYS[0], DAYS[0], DAYS[1]]
+    ev = signal_events.c
+    stored = []
+    for fast in (True, False):
+        monkeypatch.setattr(episodes, "FAST_INSERT", fast)
+        rows = [
+            (None, None, f"Z-{i}", "R", "opened", day, 1, None, {"i": i}, when or NOW)
+            for i, (day, when) in enumerate(zip(days * 3, times * 3, strict=True))
+        ]
+        with engine.begin() as conn:
+            conn.execute(signal_events.delete())
+            episodes.insert_rows(conn, signal_events, episodes.EVENT_COLUMNS, rows)
+        with engine.connect() as conn:
+            stored.append(
+                list(
+                    conn.execute(
+                        sa.select(ev.case_ref, ev.as_of, ev.created_at, ev.details).order_by(ev.id)
+                    )
+                )
+            )
+    engine.dispose()
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == 15
+    if db_url.startswith("sqlite"):  # SQLite keeps each zone's wall time: they differ
+        assert len({row[2] for row in stored[0]}) >= 2
