@@ -423,7 +423,7 @@ SIGNAL = st.fixed_dictionaries(
         "case_ref": st.sampled_from(["ZK-1", "ZK-2", "ZK-3", "ZK 4/ü"]),
         "rule_id": st.sampled_from(["R1", "R2", "R-WEG"]),  # R-WEG: no longer active
         "severity": st.sampled_from(["low", "medium", "high", "critical"]),
-        "rv": st.sampled_from(["rv-1", "rv-2", None]),
+        "rv": st.sampled_from(["rv-1", "rv-2", "rv-'; --", None]),
         "opened_on": st.sampled_from([LONG_AGO, THU, FRI, MON]),
         "escalated_on": st.sampled_from([None, FRI]),
         "explained_until": st.sampled_from([None, SUN, MON, MON + dt.timedelta(days=9)]),
