@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import URL, make_url
@@ -36,6 +35,7 @@ from sqlalchemy.exc import ArgumentError
 
 from regiesignaal.engine.language.dates import CalendarError, use_calendar_file
 from regiesignaal.engine.language.packaged import PACKAGED_RULES_DIR
+from regiesignaal.notifications.compose.render import CaseLink
 from regiesignaal.notifications.delivery.settings import SmtpSettings, TlsMode
 
 DigestMode = Literal["daily", "weekly"]
@@ -155,9 +155,11 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def case_link(self, case_ref: str) -> str:
-        """The link to a case; the reference is URL-encoded (``Z-7#intern`` -> ``Z-7%23intern``)."""
-        return self.case_link_template.format(case_ref=quote(case_ref, safe=""))
+    @property
+    def case_link(self) -> CaseLink:
+        """The link to a case, a function of its reference: ``case_link("Z-7#intern")`` is
+        the template with ``Z-7%23intern``."""
+        return CaseLink(self.case_link_template)
 
     def is_digest_day(self, day: dt.date) -> bool:
         """Whether team leads get their digest for as-of date ``day``."""

@@ -7,6 +7,7 @@ Notifications never import the configuration (``jobs`` sits above them); a calle
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +38,8 @@ class MailSettings(Protocol):
 
     @property
     def smtp(self) -> SmtpSettings: ...
-    def case_link(self, case_ref: str) -> str: ...
+    @property
+    def case_link(self) -> Callable[[str], str]: ...
     @property
     def digest(self) -> str: ...
     @property

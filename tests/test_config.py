@@ -471,3 +471,20 @@ def test_no_environment_variable_repeats_its_bad_value() -> None:
             refused += 1
             assert _MARK not in str(exc), name
     assert refused >= len(config.ENV_KEYS) // 2
+
+
+def test_the_case_link_carries_only_its_template(tmp_path: Path) -> None:
+    """The night hands ``case_link`` to its worker processes with every list (issue 19):
+    pickled, it holds the template and nothing else of the settings (no database URL,
+    no SMTP password), and links the same after the trip."""
+    import pickle
+
+    s = load_settings(
+        env={
+            "REGIESIGNAAL_STORE_URL": "postgresql+psycopg://rs:geheim-wachtwoord@db/store",
+            "REGIESIGNAAL_CASE_LINK": "https://zaken.example/z/{case_ref}?tab=plan",
+        }
+    )
+    sent = pickle.dumps(s.case_link)
+    assert b"geheim-wachtwoord" not in sent and b"store_url" not in sent
+    assert pickle.loads(sent)("Z-7#intern") == "https://zaken.example/z/Z-7%23intern?tab=plan"

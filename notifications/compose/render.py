@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 
@@ -78,6 +78,18 @@ def format_ratio(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:.1f}".replace(".", ",")
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    """The link to a case: ``template`` (``[mail] case_link_template``) with the reference
+    URL-encoded in ``{case_ref}`` (``Z-7#intern`` -> ``Z-7%23intern``). Carries nothing but
+    the template, so the worker processes that make the lines get only that (issue 19)."""
+
+    template: str
+
+    def __call__(self, case_ref: str) -> str:
+        return self.template.format(case_ref=quote(case_ref, safe=""))
 
 
 def safe_link(link: str) -> str | None:
