@@ -1109,7 +1109,9 @@ def apply(
     # the events written below get ids above every id there is now (a sequence or SQLite's
     # rowid only grows), so the two UPDATEs that give them their episode's or warning's id
     # search the primary key from here instead of every event of every night before
-    newest = conn.execute(sa.select(sa.func.max(ev.c.id))).scalar() or 0 if all_events else 0
+    newest = 0
+    if all_events:
+        newest = conn.execute(sa.select(sa.func.max(ev.c.id))).scalar() or 0
     for start in range(0, len(all_events), EVENT_CHUNK):
         insert_rows(
             conn,
