@@ -494,8 +494,7 @@ def _pipeline(
     pool: Pool | None,
     all_rule_ids: frozenset[str] = frozenset(),
 ) -> None:
-    rules_by_id = {cr.rule.id: cr.rule for cr in compiled.rules}
-    spool = HitSpool({rid: r.severity for rid, r in rules_by_id.items()})
+    spool = HitSpool({cr.rule.id: cr.rule.severity for cr in compiled.rules})
     try:
         _after_extract(
             settings, options, store, source, compiled, summary, pool, all_rule_ids, spool
