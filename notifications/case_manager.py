@@ -232,10 +232,10 @@ def iter_case_manager_lists(
             ).scalars()
         }
     )
+    stored = defer and conn.dialect.name == "sqlite"  # rows straight from the driver
     for start in range(0, len(managers), MANAGERS_PER_READ):
         group = managers[start : start + MANAGERS_PER_READ]
         lists: dict[str, CaseManagerList] = {m: CaseManagerList() for m in group}
-        stored = defer and conn.dialect.name == "sqlite"
         group_read = read.where(c.regievoerder.in_(group))
         rows: Sequence[LineRow] = (
             _stored_rows(conn, group_read) if stored else conn.execute(group_read).all()
@@ -393,9 +393,9 @@ def _line_builder(
     ) -> SignalLine | None:
         (_, case_ref, rule_id, severity, opened_on, clock_start, escalated_on, until, reopened,
          baseline, began_on, _covered_by, lapsed_on) = row  # fmt: skip
-        meta = rules.get(rule_id)
-        if meta is None or (until is not None and until >= as_of):
-            return None  # no longer active (reconcile closes it), or explained: shown_on
+        if not shown_on(row, rules, as_of):
+            return None  # no longer active (reconcile closes it), or explained
+        meta = rules[rule_id]
         age_from = began_on if began_on is not None and began_on <= as_of else opened_on
         days_open = (as_of - age_from).days
         escalated = escalated_on is not None
