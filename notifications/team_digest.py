@@ -240,7 +240,7 @@ def team_digests(
                 explained=explained[(team, rv)],
                 name=_own_name(staff, rv, team) if staff_names else None,
                 median_age_days=(
-                    float(statistics.median(sorted(ages[(team, rv)].elements())))
+                    float(statistics.median(list(ages[(team, rv)].elements())))
                     if ages[(team, rv)]
                     else None
                 ),
