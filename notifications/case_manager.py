@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,16 @@ MANAGERS_PER_READ = 64
 """Case managers whose open signals are read from the store with one query."""
 
 
+def bonuses_of(case_bonus: Mapping[str, int], case_refs: Collection[str]) -> dict[str, int]:
+    """The bonus of each of ``case_refs`` that has one in ``case_bonus``: read all at once
+    where the mapping can (``many``, as ``engine.spool.CaseBonus`` does: the night's
+    bonuses are in a file, not in memory), else one by one."""
+    many = getattr(case_bonus, "many", None)
+    if many is not None:
+        return dict(many(case_refs))
+    return {ref: case_bonus[ref] for ref in case_refs if ref in case_bonus}
+
+
 def iter_case_manager_lists(
     conn: sa.Connection,
     as_of: dt.date,
@@ -197,7 +207,6 @@ def iter_case_manager_lists(
         .where(c.closed_on.is_(None), c.gap_since.is_(None), ~quiet)
         .order_by(c.id)
     )
-    lines_of = _line_builder(as_of, rules, link, case_bonus, due_cache)
     w = warnings.c
     warned = sa.select(w.regievoerder, w.case_ref, w.rule_id, w.due_on).where(
         w.closed_on.is_(None), ~silenced_clause(warnings, as_of)
@@ -244,6 +253,8 @@ def iter_case_manager_lists(
         for row in rows:
             if row[11] is not None and row[2] in rules:
                 covered.setdefault((row[1], row[11]), []).append(row[2])
+        group_bonus = bonuses_of(case_bonus, {row[1] for row in rows})
+        lines_of = _line_builder(as_of, rules, link, group_bonus, due_cache)
         if defer:
             for manager in group:
                 lists[manager].deferred = LineRows(
@@ -258,8 +269,8 @@ def iter_case_manager_lists(
                     deferred = lists[row[0]].deferred
                     assert deferred is not None
                     deferred.rows.append((tuple(row), covers))
-                    if row[1] in case_bonus:
-                        deferred.bonus[row[1]] = case_bonus[row[1]]
+                    if row[1] in group_bonus:
+                        deferred.bonus[row[1]] = group_bonus[row[1]]
                 continue
             since = reached.get(row[0], last_working_day)
             made = lines_of(row, since, covers)

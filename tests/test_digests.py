@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regiesignaal.engine.language.dates import is_working_day, parse_duration
+from regiesignaal.engine.spool import CaseBonus
 from regiesignaal.engine.store.tables import signals
 from regiesignaal.notifications.case_manager import case_manager_lines, iter_case_manager_lists
 from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
@@ -461,9 +462,17 @@ def test_deferred_lines_are_the_lines_after_a_trip_to_a_worker(
             )
     bonus = {"ZK-1": 30, "ZK 4/ü": 5}
     reached = {"rv-2": THU}
-    with store.connect() as conn:
-        plain = list(iter_case_manager_lists(conn, MON, RULES, link, bonus, reached))
-        later = list(iter_case_manager_lists(conn, MON, RULES, link, bonus, reached, defer=True))
+    # the night's bonuses are in a file (engine.spool.CaseBonus), read per group of lists
+    in_file = CaseBonus()
+    in_file.add(bonus.items())
+    try:
+        with store.connect() as conn:
+            plain = list(iter_case_manager_lists(conn, MON, RULES, link, bonus, reached))
+            later = list(
+                iter_case_manager_lists(conn, MON, RULES, link, in_file, reached, defer=True)
+            )
+    finally:
+        in_file.close()
     assert [m for m, _ in later] == [m for m, _ in plain]
     for (_, made), (_, rows) in zip(plain, later, strict=True):
         assert rows.lines == [] and rows.deferred is not None

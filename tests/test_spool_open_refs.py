@@ -5,12 +5,15 @@ for them range by range."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from regiesignaal.engine.evaluate import evaluate_source
 from regiesignaal.engine.language.compiler import compile_rules
@@ -18,8 +21,9 @@ from regiesignaal.engine.language.evaluator import Hit, Upcoming
 from regiesignaal.engine.language.rulefile.folder import load_rule_dir
 from regiesignaal.engine.source.load import load_cases, load_staff_file
 from regiesignaal.engine.source.read import case_index
-from regiesignaal.engine.spool import HitSpool
+from regiesignaal.engine.spool import CaseBonus, HitSpool
 from regiesignaal.fixtures.generator import generate
+from regiesignaal.notifications.case_manager import bonuses_of
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 3, 2)
@@ -168,3 +172,56 @@ def test_an_aborted_spool_stops_its_reader_and_a_sealed_empty_one_gives_one_rang
             list(cut_short.following(set()))
     finally:
         cut_short.close()
+
+
+# --- the night's bonuses in a file (issue 19: 40 MB of case_refs at a million cases) -----
+
+REF = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.tuples(REF, st.integers(-(2**31), 2**31 - 1)), max_size=40)),
+    asked=st.lists(REF, max_size=1200),
+)
+def test_case_bonus_reads_back_what_a_dict_would_hold(
+    batches: list[list[tuple[str, int]]], asked: list[str]
+) -> None:
+    """``CaseBonus`` answers as the dict it replaces: the last bonus recorded per case_ref,
+    nothing for a case_ref without one, however many are asked at once (more than one
+    query's worth included) and whatever characters a case_ref holds."""
+    expected: dict[str, int] = {}
+    bonus = CaseBonus()
+    try:
+        for batch in batches:
+            bonus.add(batch)
+            expected.update(batch)
+        wanted = asked + list(expected)[:5]
+        assert bonus.many(wanted) == {r: expected[r] for r in wanted if r in expected}
+        assert bonuses_of(bonus, wanted) == bonuses_of(expected, wanted)
+        assert dict(bonus) == expected and len(bonus) == len(expected)
+        for ref in asked:
+            assert bonus.get(ref) == expected.get(ref)
+    finally:
+        bonus.close()
+
+
+def test_the_spool_keeps_each_case_s_bonus_and_no_other() -> None:
+    """Hits with a bonus record it per case; hits without one record nothing."""
+    spool = HitSpool({"R1": "low", "R2": "low"})
+    try:
+        spool.add(
+            "ZK-5",
+            [
+                Hit("ZK-1", "R1", "rv-1", "t", None, bonus=30),
+                Hit("ZK-1", "R2", "rv-1", "t", None, bonus=30),
+                Hit("ZK-2", "R1", "rv-1", "t", None),
+                Hit("ZK-3", "R1", None, None, None, bonus=-5),
+            ],
+        )
+        spool.add(None, [Hit("ZK-7", "R1", "rv-2", "t", None, bonus=2)])
+        assert dict(spool.bonus) == {"ZK-1": 30, "ZK-3": -5, "ZK-7": 2}
+    finally:
+        spool.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the spool: its file is gone
+        len(spool.bonus)
