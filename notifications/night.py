@@ -205,6 +205,7 @@ def queue_night(
                 settings.case_link,
                 period_starts=catch_up,
                 staff_names=settings.mail_staff_names,
+                escalations_kept=shape.escalations_shown,  # the rest are counted
             )
             problems.extend(result.problems)
             digest_tasks: list[DigestTask] = []

@@ -28,6 +28,7 @@ from regiesignaal.engine.store.tables import runs, signals
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
     SEVERITY_RANK,
+    EscalationCounts,
     EscalationLine,
     ManagerSummary,
     Recipient,
@@ -117,6 +118,7 @@ def team_digests(
     *,
     period_starts: Mapping[str, dt.date] | None = None,
     staff_names: bool = True,
+    escalations_kept: int | None = None,
 ) -> TeamDigests:
     """One digest per team that has a team lead; open signals of a team without a team
     lead (or without a team) are reported as problems, since no digest shows them.
@@ -124,6 +126,10 @@ def team_digests(
     ``period_starts`` moves a team's period start back (catch-up: the first day after
     the last digest that was sent, when a digest day was missed); such a digest has
     ``missed_since`` set. ``staff_names``: case managers carry their display name.
+    ``escalations_kept``: list only this many of a team's escalations, the most urgent
+    (``escalation_key``), and count the rest (``TeamDigest.escalations_rest``); None:
+    list all. Memory then holds at most a few times that many lines per team, however
+    many signals are escalated.
     """
     default_start = period_start(as_of, period)
     starts = {t: min(d, default_start) for t, d in (period_starts or {}).items()}
@@ -146,6 +152,14 @@ def team_digests(
     rule_open: dict[str, Counter[str]] = defaultdict(Counter)
     rule_new: dict[str, Counter[str]] = defaultdict(Counter)
     escalations: dict[str, list[EscalationLine]] = defaultdict(list)
+    counted: dict[str, EscalationCounts] = defaultdict(EscalationCounts)  # every escalation
+
+    def most_urgent(team: str) -> list[EscalationLine]:
+        """The team's listed escalations in order, cut to ``escalations_kept``."""
+        team_start = starts.get(team, default_start)
+        kept = sorted(escalations[team], key=lambda e: escalation_key(e, team_start))
+        return kept if escalations_kept is None else kept[:escalations_kept]
+
     without_lead: Counter[str] = Counter()
     silenced: Counter[str] = Counter()
     in_force = active_silences(conn, as_of)
@@ -186,20 +200,24 @@ def team_digests(
         if escalated_on is not None:
             escalated[(team, rv)] += 1
             meta = rules[rule_id]
-            escalations[team].append(
-                EscalationLine(
-                    case_ref,
-                    rule_id,
-                    meta.mail_title,
-                    (as_of - age_from).days,
-                    rv,
-                    link(case_ref),
-                    severity=severity,
-                    mail_code=meta.mail_code,
-                    escalated_on=escalated_on,
-                    location=location,
-                )
+            line = EscalationLine(
+                case_ref,
+                rule_id,
+                meta.mail_title,
+                (as_of - age_from).days,
+                rv,
+                link(case_ref),
+                severity=severity,
+                mail_code=meta.mail_code,
+                escalated_on=escalated_on,
+                location=location,
             )
+            listed = escalations[team]
+            listed.append(line)
+            if escalations_kept is not None:
+                counted[team].add((line,))
+                if len(listed) >= 4 * escalations_kept + 256:  # cut back now and then
+                    escalations[team] = most_urgent(team)
     earliest = min([default_start, *starts.values()])
     resolved: Counter[tuple[str, str]] = Counter()
     for team, rv, closed_on, n in conn.execute(
@@ -251,8 +269,8 @@ def team_digests(
             RuleCount(rid, rules[rid].mail_title, n, rule_new[team][rid], rules[rid].mail_code)
             for rid, n in sorted(rule_open[team].items(), key=lambda kv: (-kv[1], kv[0]))
         ]
-        team_start = starts.get(team, default_start)
-        esc = sorted(escalations[team], key=lambda e: escalation_key(e, team_start))
+        esc = most_urgent(team)
+        rest = counted[team].add(esc, -1) if escalations_kept is not None else None
         team_trend = team_trends[team]
         out.digests[team] = TeamDigest(
             team=team,
@@ -262,11 +280,12 @@ def team_digests(
             rules=rule_counts,
             escalations=esc,
             previous_open_signals=None if previous is None else previous.get(team, 0),
-            escalations_total=len(esc),
+            escalations_total=len(esc) + (rest.total if rest is not None else 0),
             period_start=starts.get(team, default_start),
             trend=tuple(TrendPoint(d, team_trend.get(d, 0)) for d in days),
             missed_since=starts[team] if starts.get(team, default_start) < default_start else None,
             silenced=silenced[team],
+            escalations_rest=rest if rest is not None and rest.total else None,
         )
     for team, n in sorted(without_lead.items(), key=lambda kv: (not kv[0], kv[0])):
         stand = "staat" if n == 1 else "staan"

@@ -18,6 +18,9 @@ from regiesignaal.engine.language.dates import is_working_day, parse_duration
 from regiesignaal.engine.spool import CaseBonus
 from regiesignaal.engine.store.tables import signals
 from regiesignaal.notifications.case_manager import case_manager_lines, iter_case_manager_lists
+from regiesignaal.notifications.compose.model import Recipient, TeamDigest
+from regiesignaal.notifications.compose.render import MailOptions
+from regiesignaal.notifications.compose.team_digest import compose_team_digest
 from regiesignaal.notifications.shared import RuleMeta, is_new, period_start, previous_working_day
 from regiesignaal.notifications.team_digest import TeamDigests, team_digests
 
@@ -52,6 +55,7 @@ def add(
     close_reason: str | None = None,
     escalated_on: dt.date | None = None,
     explained_until: dt.date | None = None,
+    location: str | None = None,
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -69,6 +73,7 @@ def add(
                 close_reason=close_reason if closed_on else None,
                 escalated_on=escalated_on,
                 explained_until=explained_until,
+                location=location,
             )
         )
 
@@ -232,6 +237,83 @@ def test_the_escalation_list_keeps_every_escalation_in_order(store: sa.Engine) -
     assert digest.escalations_not_listed == 0
     assert digest.totals.escalated == total  # all escalated now; the explained one not
     assert digest.escalations[0].case_ref == f"ZK-{total - 1:03d}"  # the oldest first
+
+
+ESCALATION = st.fixed_dictionaries(
+    {
+        "rule_id": st.sampled_from(["R1", "R2"]),
+        "severity": st.sampled_from(["low", "medium", "high", "critical"]),
+        "rv": st.sampled_from(["rv-1", "rv-2"]),
+        "opened_on": st.sampled_from([LONG_AGO - dt.timedelta(days=200), LONG_AGO, THU]),
+        "escalated_on": st.sampled_from([LONG_AGO, THU, FRI, MON]),
+        "location": st.sampled_from([None, "", "L1", "L2"]),
+    }
+)
+
+
+def _same_mail_listing_only_the_shown(store: sa.Engine, period: str, kept: int) -> TeamDigest:
+    """The digest that lists only ``kept`` escalations and counts the rest gives the same
+    mail, byte for byte, as the one listing every escalation; returns the capped one."""
+    options = MailOptions(escalations_shown=kept, compare_case_managers=True)
+    with store.connect() as conn:
+        every = team_digests(conn, MON, period, STAFF, {"rv-1": 10}, RULES, link)
+        capped = team_digests(
+            conn, MON, period, STAFF, {"rv-1": 10}, RULES, link, escalations_kept=kept
+        )
+    assert set(capped.digests) == set(every.digests)
+    lead = Recipient("tl-1", "tl@example.org")
+    for team, digest in capped.digests.items():
+        full = every.digests[team]
+        assert digest.escalations == full.escalations[:kept]
+        assert digest.escalations_total == full.escalations_total == len(full.escalations)
+        assert compose_team_digest(lead, digest, options) == compose_team_digest(
+            lead, full, options
+        )
+    return capped.digests["T1"]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    found=st.lists(ESCALATION, max_size=15),
+    kept=st.integers(0, 4),
+    period=st.sampled_from(["daily", "weekly"]),
+)
+def test_a_digest_that_counts_the_escalations_it_does_not_show_mails_the_same(
+    store: sa.Engine, found: list[dict[str, Any]], kept: int, period: str
+) -> None:
+    """Issue 19: at a million cases a line per escalation held hundreds of megabytes; the
+    night keeps the ``escalations_shown`` most urgent per team and counts the rest (per
+    signal, age and location), and the team lead's mail does not change."""
+    with store.begin() as conn:
+        conn.execute(signals.delete())
+    for i, values in enumerate(found):
+        add(store, f"ZK-{i:02d}", **values)
+    _same_mail_listing_only_the_shown(store, period, kept)
+
+
+def test_a_team_with_hundreds_of_escalations_keeps_only_the_shown(store: sa.Engine) -> None:
+    """Past a few times the number shown the list is cut back while the signals are read
+    (the most urgent stay, in order): the mail is still the same."""
+    severities = ["low", "medium", "high", "critical"]
+    for i in range(700):
+        add(
+            store,
+            f"ZK-{i:03d}",
+            rule_id="R1" if i % 3 else "R2",
+            severity=severities[i % 4],
+            opened_on=LONG_AGO - dt.timedelta(days=i % 150),
+            escalated_on=MON if i % 7 == 0 else LONG_AGO,
+            location=("L1", "L2", None)[i % 3],
+        )
+    for kept in (0, 1, 10):
+        digest = _same_mail_listing_only_the_shown(store, "daily", kept)
+        assert len(digest.escalations) == kept
+        rest = digest.escalations_rest
+        assert rest is not None and rest.total == 700 - kept
 
 
 def test_signals_of_teams_without_a_team_lead_are_reported(store: sa.Engine) -> None:

@@ -11,6 +11,8 @@ appear are the display names of a team's own case managers in their team lead's 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -160,6 +162,41 @@ class EscalationLine:
     location: str | None = None  # the case's neutral location id
 
 
+@dataclass
+class EscalationCounts:
+    """Escalations counted rather than listed: how many per rule id, per number of days
+    open and per location id (None: no location). A digest lists only the most urgent
+    escalations; the rest are counts (issue 19: at a million cases one line per
+    escalation would be hundreds of megabytes)."""
+
+    by_rule: Counter[str] = field(default_factory=Counter)
+    by_days: Counter[int] = field(default_factory=Counter)
+    by_location: Counter[str | None] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_rule.values())
+
+    def update(self, other: EscalationCounts) -> EscalationCounts:
+        """Count ``other``'s escalations in too; returns self."""
+        self.by_rule.update(other.by_rule)
+        self.by_days.update(other.by_days)
+        self.by_location.update(other.by_location)
+        return self
+
+    def add(self, lines: Iterable[EscalationLine], sign: int = 1) -> EscalationCounts:
+        """Count ``lines`` in (``sign`` -1: out again); returns self."""
+        for e in lines:
+            self.by_rule[e.rule_id] += sign
+            self.by_days[e.days_open] += sign
+            self.by_location[e.location] += sign
+        if sign < 0:  # what was counted out entirely is not there
+            for counts in (self.by_rule, self.by_days, self.by_location):
+                for key in [k for k, n in counts.items() if n == 0]:
+                    del counts[key]
+        return self
+
+
 @dataclass(frozen=True)
 class TeamTotals:
     """Team totals, summed over the case managers of a digest."""
@@ -193,7 +230,9 @@ class TeamDigest:
     the days since the previous working day). ``previous_open_signals`` is the team's
     open signal count at the end of the day before the period, counted like the open
     figures, for the trend; None when unknown (the first run). ``escalations`` may be
-    capped; ``escalations_total`` is the number before the cap (None: not capped).
+    capped (the most urgent first, see ``team_digest.escalation_key``);
+    ``escalations_total`` is the number before the cap (None: not capped) and
+    ``escalations_rest`` counts the ones left out (None: none left out).
     """
 
     team: str
@@ -214,6 +253,7 @@ class TeamDigest:
     silenced: int = 0
     """Open signals of the team that a silence (``regiesignaal silences``) keeps out of
     the case managers' mail; counted here, not in the other figures (issue 18)."""
+    escalations_rest: EscalationCounts | None = None
 
     @property
     def escalations_not_listed(self) -> int:

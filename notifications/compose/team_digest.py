@@ -13,6 +13,7 @@ from typing import Any
 
 from regiesignaal.notifications.compose.model import (
     SEVERITIES,
+    EscalationCounts,
     EscalationLine,
     Recipient,
     TeamDigest,
@@ -139,14 +140,15 @@ def _escalation_view(
     }
 
 
-def rest_counts(rest: Sequence[EscalationLine]) -> dict[str, list[tuple[str, int]]]:
+def rest_counts(rest: EscalationCounts) -> dict[str, list[tuple[str, int]]]:
     """The escalations not shown in full, counted per age of the gap and per location (most
     first); never per case manager. (Per signal they are counted in "Per signaal".)"""
     by_age: Counter[str] = Counter()
     by_location: Counter[str] = Counter()
-    for e in rest:
-        by_age[next(label for limit, label in AGE_BUCKETS if e.days_open < limit)] += 1
-        by_location[e.location or "(geen locatie)"] += 1
+    for days, n in rest.by_days.items():
+        by_age[next(label for limit, label in AGE_BUCKETS if days < limit)] += n
+    for location, n in rest.by_location.items():
+        by_location[location or "(geen locatie)"] += n
     ages = [(label, by_age[label]) for _, label in AGE_BUCKETS if by_age[label]]
     return {
         "age": ages,
@@ -185,8 +187,11 @@ def compose_team_digest(
             trend = f"{diff:+d} ten opzichte van de vorige periode ({previous})"
     rules = sorted(digest.rules, key=lambda r: (-r.open, -r.new, r.mail_title, r.mail_code))
     shown = digest.escalations[: options.escalations_shown]
-    rest = digest.escalations[options.escalations_shown :]
-    rest_by_rule = Counter(e.rule_id for e in rest)
+    # the rest: the listed ones past those shown, and those the digest only counted
+    rest = EscalationCounts().add(digest.escalations[options.escalations_shown :])
+    if digest.escalations_rest is not None:
+        rest.update(digest.escalations_rest)
+    rest_by_rule = rest.by_rule
     period_days = [p.day for p in digest.trend]
     context: dict[str, Any] = {
         "team": team_label(digest.team),
@@ -244,10 +249,10 @@ def compose_team_digest(
             for r in rules
         ],
         "escalations": [_escalation_view(e, options, names) for e in shown],
-        "escalations_total": len(digest.escalations),
+        "escalations_total": len(shown) + rest.total,
         "escalations_shown": len(shown),
-        "escalations_more": len(rest),
-        "rest": rest_counts(rest) if rest else None,
+        "escalations_more": rest.total,
+        "rest": rest_counts(rest) if rest.total else None,
     }
     subject = team_digest_subject(digest)
     context["subject"] = subject
