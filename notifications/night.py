@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regiesignaal.engine.language.dates import is_working_day
+from regiesignaal.engine.memory import release_free_memory
 from regiesignaal.notifications.case_manager import (
     RenderTask,
     iter_case_manager_lists,
@@ -180,6 +181,9 @@ def queue_night(
                 for (staff_id, address, *_), message in zip(group, messages, strict=True):
                     queue("regievoerder", staff_id, address, message)
                 group, messages = following, rendering
+                # the group's messages (100 KB each) are queued and gone: without this
+                # the C allocator keeps their memory and the process creeps (issue 19)
+                release_free_memory()
             problems.extend(lines_problems)
         # weekly digests go out on their weekday whatever it is; daily ones on working days;
         # a digest that was missed goes out with the next run (catch-up)
@@ -224,6 +228,8 @@ def queue_night(
             rendered = _render_all(pool, render_digest, digest_tasks)
             for (lead, email, *_), message in zip(digest_tasks, rendered, strict=True):
                 queue("teamleider", lead, email, message)
+            del result, digest_tasks, rendered
+            release_free_memory()
         email_of = partial(address_of, staff, problems=problems, n=1, allowed=allowed)
         problems.extend(
             queue_rule_report(
