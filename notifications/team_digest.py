@@ -145,7 +145,6 @@ def team_digests(
     # open signals per severity (in the order of SEVERITIES) per (team, case manager): a
     # list of four ints, a quarter of a Counter's memory (16,667 of them at a million cases)
     open_sev: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(SEVERITIES))
-    severity_at = {name: i for i, name in enumerate(SEVERITIES)}
     # the age in days of every open signal per (team, case manager), four bytes each: as
     # lists of ints or counts per number of days they were 30 MB at a million cases (issue 19)
     ages: dict[tuple[str, str], array[int]] = defaultdict(lambda: array("i"))
@@ -193,8 +192,8 @@ def team_digests(
         if is_explained:
             explained[(team, rv)] += 1
             continue
-        if severity in severity_at:
-            open_sev[(team, rv)][severity_at[severity]] += 1
+        if severity in SEVERITY_RANK:  # the rank is the index in SEVERITIES
+            open_sev[(team, rv)][SEVERITY_RANK[severity]] += 1
         age_from = began_on if began_on is not None and began_on <= as_of else opened_on
         ages[(team, rv)].append((as_of - age_from).days)
         rule_open[team][rule_id] += 1
