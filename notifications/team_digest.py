@@ -154,13 +154,17 @@ def team_digests(
     rule_open: dict[str, Counter[str]] = defaultdict(Counter)
     rule_new: dict[str, Counter[str]] = defaultdict(Counter)
     escalations: dict[str, list[EscalationLine]] = defaultdict(list)
-    counted: dict[str, EscalationCounts] = defaultdict(EscalationCounts)  # every escalation
+    cut: dict[str, EscalationCounts] = {}  # per team the escalations cut from the list
 
     def most_urgent(team: str) -> list[EscalationLine]:
-        """The team's listed escalations in order, cut to ``escalations_kept``."""
+        """The team's listed escalations in order, cut to ``escalations_kept``; what is cut
+        is counted in ``cut``."""
         team_start = starts.get(team, default_start)
         kept = sorted(escalations[team], key=lambda e: escalation_key(e, team_start))
-        return kept if escalations_kept is None else kept[:escalations_kept]
+        if escalations_kept is not None and len(kept) > escalations_kept:
+            cut.setdefault(team, EscalationCounts()).add(kept[escalations_kept:])
+            del kept[escalations_kept:]
+        return kept
 
     without_lead: Counter[str] = Counter()
     silenced: Counter[str] = Counter()
@@ -217,10 +221,8 @@ def team_digests(
             )
             listed = escalations[team]
             listed.append(line)
-            if escalations_kept is not None:
-                counted[team].add((line,))
-                if len(listed) >= 4 * escalations_kept + 256:  # cut back now and then
-                    escalations[team] = most_urgent(team)
+            if escalations_kept is not None and len(listed) >= 4 * escalations_kept + 256:
+                escalations[team] = most_urgent(team)  # cut back now and then
     earliest = min([default_start, *starts.values()])
     resolved: Counter[tuple[str, str]] = Counter()
     for team, rv, closed_on, n in conn.execute(
@@ -273,7 +275,7 @@ def team_digests(
             for rid, n in sorted(rule_open[team].items(), key=lambda kv: (-kv[1], kv[0]))
         ]
         esc = most_urgent(team)
-        rest = counted[team].add(esc, -1) if escalations_kept is not None else None
+        rest = cut.get(team)
         team_trend = team_trends[team]
         out.digests[team] = TeamDigest(
             team=team,
@@ -288,7 +290,7 @@ def team_digests(
             trend=tuple(TrendPoint(d, n) for d, n in zip(days, team_trend, strict=True)),
             missed_since=starts[team] if starts.get(team, default_start) < default_start else None,
             silenced=silenced[team],
-            escalations_rest=rest if rest is not None and rest.total else None,
+            escalations_rest=rest,
         )
     for team, n in sorted(without_lead.items(), key=lambda kv: (not kv[0], kv[0])):
         stand = "staat" if n == 1 else "staan"

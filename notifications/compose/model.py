@@ -184,16 +184,12 @@ class EscalationCounts:
         self.by_location.update(other.by_location)
         return self
 
-    def add(self, lines: Iterable[EscalationLine], sign: int = 1) -> EscalationCounts:
-        """Count ``lines`` in (``sign`` -1: out again); returns self."""
+    def add(self, lines: Iterable[EscalationLine]) -> EscalationCounts:
+        """Count ``lines`` in; returns self."""
         for e in lines:
-            self.by_rule[e.rule_id] += sign
-            self.by_days[e.days_open] += sign
-            self.by_location[e.location] += sign
-        if sign < 0:  # what was counted out entirely is not there
-            for counts in (self.by_rule, self.by_days, self.by_location):
-                for key in [k for k, n in counts.items() if n == 0]:
-                    del counts[key]
+            self.by_rule[e.rule_id] += 1
+            self.by_days[e.days_open] += 1
+            self.by_location[e.location] += 1
         return self
 
 
